@@ -1,0 +1,5 @@
+//go:build !race
+
+package hmac256
+
+const raceEnabled = false

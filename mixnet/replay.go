@@ -1,0 +1,242 @@
+package mixnet
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+)
+
+const replayTagSize = 16
+
+// ReplayTag identifies a packet at one hop. It is derived from the hop's
+// shared secret, so only that hop can compute it, and a replayed packet
+// (same ephemeral key, same hop key) always yields the same tag.
+type ReplayTag [replayTagSize]byte
+
+// DefaultReplayCapacity is the number of tags a replay cache holds unless
+// configured otherwise: 4 Mi tags, 70 minutes of traffic at 1,000
+// packets/s. A cache costs about 36 bytes per tag held (measured: 144 MiB
+// when this one is full).
+const DefaultReplayCapacity = 4 << 20
+
+// ReplayCache remembers the replay tags a hop has seen under one mix key
+// (one key epoch). Its memory is bounded by its capacity: when full it
+// refuses new packets with ErrReplayCacheFull rather than forgetting old
+// tags, because forgetting would let those packets be replayed. Operators
+// size the capacity for the traffic of an epoch; keys, and with them
+// caches, rotate every epoch.
+//
+// A cache opened with OpenReplayCache also appends every tag to a journal
+// file, so that after a restart within the epoch it still refuses packets
+// it saw before. A tag is on disk once Sync returns; a relay calls Sync
+// before it releases the packets whose tags it added, so that a crash
+// cannot forget a tag whose packet already left.
+//
+// A ReplayCache is safe for concurrent use.
+type ReplayCache struct {
+	mu       sync.Mutex
+	epoch    uint64
+	capacity int
+	seen     map[ReplayTag]struct{}
+	file     *os.File // nil for a memory-only cache
+	w        *bufio.Writer
+	err      error // sticky journal write error
+	closed   bool
+}
+
+// NewReplayCache returns a memory-only cache for the given epoch that holds
+// at most capacity tags.
+func NewReplayCache(epoch uint64, capacity int) (*ReplayCache, error) {
+	if capacity < 1 {
+		return nil, fmt.Errorf("mixnet: replay cache capacity %d must be positive", capacity)
+	}
+	return &ReplayCache{epoch: epoch, capacity: capacity, seen: make(map[ReplayTag]struct{})}, nil
+}
+
+// Journal file layout (all integers big endian):
+//
+//	magic "SNRJ" (4) | format version 1 (1) | zero (3) | epoch (8) | key ID (32)
+//	then one 16-byte tag per record.
+//
+// A record cut short by a crash is discarded on open.
+const (
+	journalMagic      = "SNRJ"
+	journalVersion    = 1
+	journalHeaderSize = 48
+)
+
+func journalHeader(epoch uint64, keyID *[32]byte) []byte {
+	h := make([]byte, journalHeaderSize)
+	copy(h, journalMagic)
+	h[4] = journalVersion
+	binary.BigEndian.PutUint64(h[8:], epoch)
+	copy(h[16:], keyID[:])
+	return h
+}
+
+// OpenReplayCache opens (or creates, with mode 0600) the journal at path for
+// the given epoch and key ID (the mix public key the tags belong to), loads
+// the tags it holds, and appends new ones to it. A journal written for
+// another epoch or key is refused.
+func OpenReplayCache(path string, epoch uint64, keyID [32]byte, capacity int) (*ReplayCache, error) {
+	c, err := NewReplayCache(epoch, capacity)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("mixnet: open replay journal: %w", err)
+	}
+	fail := func(err error) (*ReplayCache, error) {
+		f.Close()
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return fail(fmt.Errorf("mixnet: replay journal: %w", err))
+	}
+	if st.Size() == 0 {
+		if _, err := f.Write(journalHeader(epoch, &keyID)); err != nil {
+			return fail(fmt.Errorf("mixnet: write replay journal header: %w", err))
+		}
+		if err := f.Sync(); err != nil {
+			return fail(fmt.Errorf("mixnet: sync replay journal: %w", err))
+		}
+	} else {
+		valid, err := readJournal(bufio.NewReader(f), epoch, &keyID, capacity, c.seen)
+		if err != nil {
+			return fail(fmt.Errorf("replay journal %s: %w", path, err))
+		}
+		if valid != st.Size() {
+			// Drop a torn final record so appends stay aligned.
+			if err := f.Truncate(valid); err != nil {
+				return fail(fmt.Errorf("mixnet: truncate replay journal: %w", err))
+			}
+		}
+		if _, err := f.Seek(valid, io.SeekStart); err != nil {
+			return fail(fmt.Errorf("mixnet: seek replay journal: %w", err))
+		}
+	}
+	c.file = f
+	c.w = bufio.NewWriterSize(f, 64*replayTagSize)
+	return c, nil
+}
+
+// readJournal loads the tags of a journal into seen and returns the length
+// of its valid prefix (header and whole records). It reads at most
+// capacity records; more is an error, never unbounded memory.
+func readJournal(r io.Reader, epoch uint64, keyID *[32]byte, capacity int, seen map[ReplayTag]struct{}) (int64, error) {
+	hdr := make([]byte, journalHeaderSize)
+	if _, err := io.ReadFull(r, hdr); err != nil {
+		return 0, fmt.Errorf("%w: journal header: %v", ErrMalformed, err)
+	}
+	if string(hdr[:4]) != journalMagic || hdr[4] != journalVersion || hdr[5]|hdr[6]|hdr[7] != 0 {
+		return 0, fmt.Errorf("%w: not a version %d replay journal", ErrMalformed, journalVersion)
+	}
+	if e := binary.BigEndian.Uint64(hdr[8:]); e != epoch {
+		return 0, fmt.Errorf("journal is for epoch %d, not %d", e, epoch)
+	}
+	if !bytes.Equal(hdr[16:48], keyID[:]) {
+		return 0, errors.New("journal belongs to another mix key")
+	}
+	valid := int64(journalHeaderSize)
+	var tag ReplayTag
+	for {
+		_, err := io.ReadFull(r, tag[:])
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return valid, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read journal: %w", err)
+		}
+		if _, dup := seen[tag]; !dup {
+			if len(seen) >= capacity {
+				return 0, fmt.Errorf("journal holds more than the capacity of %d tags", capacity)
+			}
+			seen[tag] = struct{}{}
+		}
+		valid += replayTagSize
+	}
+}
+
+// Epoch returns the key epoch the cache belongs to.
+func (c *ReplayCache) Epoch() uint64 { return c.epoch }
+
+// Len returns the number of tags held.
+func (c *ReplayCache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.seen)
+}
+
+// Capacity returns the most tags the cache will hold.
+func (c *ReplayCache) Capacity() int { return c.capacity }
+
+// Add records tag. It returns ErrReplay if the tag was already present and
+// ErrReplayCacheFull if the cache is full; in both cases the packet must be
+// dropped.
+func (c *ReplayCache) Add(tag ReplayTag) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return errors.New("mixnet: replay cache is closed")
+	}
+	if _, ok := c.seen[tag]; ok {
+		return ErrReplay
+	}
+	if len(c.seen) >= c.capacity {
+		return ErrReplayCacheFull
+	}
+	c.seen[tag] = struct{}{}
+	if c.w != nil && c.err == nil {
+		_, c.err = c.w.Write(tag[:])
+	}
+	return nil
+}
+
+// Sync writes buffered tags to the journal and flushes it to stable
+// storage. It reports any earlier write error. It is a no-op for a
+// memory-only cache.
+func (c *ReplayCache) Sync() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.syncLocked()
+}
+
+func (c *ReplayCache) syncLocked() error {
+	if c.file == nil || c.closed {
+		return c.err
+	}
+	if c.err == nil {
+		c.err = c.w.Flush()
+	}
+	if c.err == nil {
+		c.err = c.file.Sync()
+	}
+	if c.err != nil {
+		return fmt.Errorf("mixnet: replay journal: %w", c.err)
+	}
+	return nil
+}
+
+// Close syncs and closes the journal. The cache refuses further tags.
+func (c *ReplayCache) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	err := c.syncLocked()
+	c.closed = true
+	if c.file != nil {
+		if cerr := c.file.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("mixnet: close replay journal: %w", cerr)
+		}
+	}
+	return err
+}
