@@ -9,19 +9,31 @@ import (
 // BenchmarkX25519 is the baseline: one raw X25519 operation, the only
 // public-key operation an unwrap needs.
 func BenchmarkX25519(b *testing.B) {
-	rng := detRand(1)
-	var s1, s2 [32]byte
-	rng.Read(s1[:])
-	rng.Read(s2[:])
-	a, _ := ecdh.X25519().NewPrivateKey(s1[:])
-	p, _ := ecdh.X25519().NewPrivateKey(s2[:])
-	pub := p.PublicKey()
+	a, pub := x25519Pair(b, 1)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := a.ECDH(pub); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// x25519Pair returns a private key and another key's public half, for
+// timing the raw X25519 operation.
+func x25519Pair(b *testing.B, seed uint64) (*ecdh.PrivateKey, *ecdh.PublicKey) {
+	rng := detRand(seed)
+	var s1, s2 [32]byte
+	rng.Read(s1[:])
+	rng.Read(s2[:])
+	a, err := ecdh.X25519().NewPrivateKey(s1[:])
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := ecdh.X25519().NewPrivateKey(s2[:])
+	if err != nil {
+		b.Fatal(err)
+	}
+	return a, p.PublicKey()
 }
 
 // benchPackets builds count distinct packets for a path through nodes.
@@ -65,13 +77,7 @@ func BenchmarkUnwrapVsX25519(b *testing.B) {
 	nodes := newTestNodes(b, g, 3, 4)
 	pkts := benchPackets(b, nodes, 1024)
 	work := make([]byte, g.PacketSize())
-	rng := detRand(5)
-	var s1, s2 [32]byte
-	rng.Read(s1[:])
-	rng.Read(s2[:])
-	a, _ := ecdh.X25519().NewPrivateKey(s1[:])
-	p, _ := ecdh.X25519().NewPrivateKey(s2[:])
-	pub := p.PublicKey()
+	a, pub := x25519Pair(b, 5)
 	var tu, tx time.Duration
 	i := 0
 	for b.Loop() {
