@@ -25,7 +25,9 @@ import (
 	"time"
 
 	"github.com/sealnet/sealnet/internal/fuzzcheck"
+	"github.com/sealnet/sealnet/internal/linktest"
 	"github.com/sealnet/sealnet/mixnet"
+	"github.com/sealnet/sealnet/mixnet/link"
 )
 
 func main() {
@@ -231,7 +233,76 @@ func run(root string) error {
 	if err := os.WriteFile(filepath.Join(root, "mixnet", "testdata", "vectors.json"), append(out, '\n'), 0o644); err != nil {
 		return err
 	}
-	return writeCorpora(root, fuzzUnwrap)
+	if err := writeCorpora(root, fuzzUnwrap); err != nil {
+		return err
+	}
+	return writeLinkCorpora(root)
+}
+
+// writeLinkCorpora records real sessions of the deterministic link pairs
+// that mixnet/link's fuzz targets rebuild (seeds in mixnet/link/fuzz_test.go).
+func writeLinkCorpora(root string) error {
+	g := mixnet.DefaultGeometry()
+	dir := filepath.Join(root, "mixnet", "link")
+	for _, target := range []string{"FuzzFrames", "FuzzHandshake"} {
+		if err := os.RemoveAll(filepath.Join(dir, "testdata", "fuzz", target)); err != nil {
+			return err
+		}
+	}
+	s, err := linktest.Pair(g, link.KindPeer, "fuzz frames")
+	if err != nil {
+		return err
+	}
+	go func() {
+		for {
+			if _, err := s.Listener.ReadPacket(); err != nil {
+				return
+			}
+		}
+	}()
+	pkt := func(b byte) []byte { return bytes.Repeat([]byte{b}, g.PacketSize()) }
+	for _, write := range []func() error{
+		func() error { return s.Dialer.WritePacket(pkt(1)) },
+		func() error { return s.Dialer.WritePadding() },
+		func() error { return s.Dialer.WritePacket(pkt(2)) },
+	} {
+		if err := write(); err != nil {
+			return err
+		}
+	}
+	stream := s.Sent()
+	s.Close()
+	rec := 2 + link.FrameSize(g)
+	frames := map[string][]byte{
+		"packet-padding-packet": stream,
+		"one-frame":             stream[:rec],
+		"truncated":             stream[:rec+100],
+		"bad-length":            append([]byte{0x0a, 0x00}, stream[2:rec]...),
+		"empty":                 nil,
+	}
+	for name, b := range frames {
+		if err := fuzzcheck.WriteSeed(dir, "FuzzFrames", name, b); err != nil {
+			return err
+		}
+	}
+	for _, kind := range []link.Kind{link.KindPeer, link.KindClient} {
+		hs, err := linktest.Pair(g, kind, "fuzz handshake")
+		if err != nil {
+			return err
+		}
+		hs.Close()
+		name := "peer"
+		if kind == link.KindClient {
+			name = "client"
+		}
+		if err := fuzzcheck.WriteSeed(dir, "FuzzHandshake", name, hs.Handshake); err != nil {
+			return err
+		}
+		if err := fuzzcheck.WriteSeed(dir, "FuzzHandshake", name+"-truncated", hs.Handshake[:len(hs.Handshake)/2]); err != nil {
+			return err
+		}
+	}
+	return fuzzcheck.WriteSeed(dir, "FuzzHandshake", "unknown-kind", []byte{0x09, 0x00, 0x20})
 }
 
 func writeCorpora(root string, packets [][]byte) error {

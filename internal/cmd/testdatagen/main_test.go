@@ -45,7 +45,7 @@ func TestCommittedTestdataIsCurrent(t *testing.T) {
 		t.Fatalf("only %d files generated", n)
 	}
 	// And nothing committed under a generated corpus is left over.
-	for _, dir := range []string{"mixnet/testdata/fuzz", "internal/lioness/testdata/fuzz"} {
+	for _, dir := range []string{"mixnet/testdata/fuzz", "internal/lioness/testdata/fuzz", "mixnet/link/testdata/fuzz"} {
 		filepath.WalkDir(filepath.Join(repo, dir), func(path string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
 				return err

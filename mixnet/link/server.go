@@ -1,0 +1,172 @@
+package link
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+)
+
+// Listener accepts links, enforces connection caps, runs the handshakes and
+// hands each established link to Handle on its own goroutine. Serve owns
+// every goroutine it starts and returns only after all of them are done.
+type Listener struct {
+	Config Config
+	// Kinds of link accepted.
+	Kinds []Kind
+	// Authorize approves each handshaking peer (required).
+	Authorize Authorizer
+	// MaxConns caps established and handshaking links together. Default 1024.
+	MaxConns int
+	// MaxConnsPerPeer caps links per peer key (peer links) or per remote IP
+	// (client links). Default 4.
+	MaxConnsPerPeer int
+	// Handle serves one link; the link is closed when Handle returns. It
+	// must return when ctx is done.
+	Handle func(ctx context.Context, c *Conn)
+	// Logger for refused and failed links; nil discards.
+	Logger *slog.Logger
+
+	mu      sync.Mutex
+	total   int
+	perPeer map[string]int
+	conns   map[net.Conn]struct{}
+}
+
+// Serve accepts on ln until ctx is done, then closes ln and every link and
+// waits for their goroutines.
+func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
+	if l.MaxConns <= 0 {
+		l.MaxConns = 1024
+	}
+	if l.MaxConnsPerPeer <= 0 {
+		l.MaxConnsPerPeer = 4
+	}
+	if l.Config.Stats == nil {
+		l.Config.Stats = new(Stats)
+	}
+	log := l.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	l.mu.Lock()
+	l.perPeer = make(map[string]int)
+	l.conns = make(map[net.Conn]struct{})
+	l.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	stop := context.AfterFunc(ctx, func() {
+		ln.Close()
+		l.mu.Lock()
+		for c := range l.conns {
+			c.Close()
+		}
+		l.mu.Unlock()
+	})
+	defer stop()
+
+	var err error
+	for {
+		var nc net.Conn
+		nc, err = ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+				break
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			break
+		}
+		if !l.admit(nc) {
+			l.Config.Stats.ConnsRefused.Add(1)
+			log.Debug("link refused: connection cap", "total", l.MaxConns)
+			nc.Close()
+			continue
+		}
+		wg.Go(func() {
+			defer l.release(nc, "")
+			l.serveConn(ctx, nc, log)
+		})
+	}
+	cancel()
+	wg.Wait()
+	return err
+}
+
+func (l *Listener) admit(nc net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.total >= l.MaxConns {
+		return false
+	}
+	l.total++
+	l.conns[nc] = struct{}{}
+	return true
+}
+
+func (l *Listener) release(nc net.Conn, peer string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if peer != "" {
+		if l.perPeer[peer]--; l.perPeer[peer] <= 0 {
+			delete(l.perPeer, peer)
+		}
+		return
+	}
+	l.total--
+	delete(l.conns, nc)
+}
+
+func (l *Listener) serveConn(ctx context.Context, nc net.Conn, log *slog.Logger) {
+	var peerKey string
+	authorize := func(kind Kind, static [32]byte, remote net.Addr) error {
+		if err := l.Authorize(kind, static, remote); err != nil {
+			return err
+		}
+		key := string(static[:])
+		if kind == KindClient {
+			key = "ip:" + hostOf(remote)
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.perPeer[key] >= l.MaxConnsPerPeer {
+			return ErrTooManyConns
+		}
+		l.perPeer[key]++
+		peerKey = key
+		return nil
+	}
+	c, err := Server(ctx, nc, l.Config, l.Kinds, authorize)
+	if err != nil {
+		l.Config.Stats.HandshakesFailed.Add(1)
+		// The remote address of a refused link is an operator concern,
+		// not user metadata: relays and authorities are public nodes, and
+		// client links log no address.
+		log.Debug("link handshake failed", "err", err)
+		if peerKey != "" {
+			l.release(nc, peerKey)
+		}
+		return
+	}
+	l.Config.Stats.HandshakesOK.Add(1)
+	defer l.release(nc, peerKey)
+	defer c.Close()
+	l.Handle(ctx, c)
+}
+
+func hostOf(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	h, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return h
+}
