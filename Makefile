@@ -35,13 +35,15 @@ fuzz-smoke:
 fuzz:
 	scripts/fuzz.sh $(FUZZLONG)
 
-## bench: packet benchmarks; BenchmarkUnwrapVsX25519 reports the unwrap/x25519 ratio
+## bench: packet and relay benchmarks, each with its same-run baseline (docs/benchmarks.md)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./mixnet/ ./internal/lioness/ ./internal/hmac256/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./mixnet/ ./mixnet/mix/ ./internal/lioness/ ./internal/hmac256/
+	$(GO) test -run '^$$' -bench RelayThroughput -benchtime 30000x ./relay/
+	$(GO) test -run '^$$' -bench RelayMemory -benchtime 1x ./relay/
 
 ## testdata: regenerate test vectors and fuzz seed corpora (deterministic)
 testdata:
-	$(GO) run ./internal/cmd/testdatagen
+	$(GO) generate ./...
 
 clean:
 	rm -rf bin

@@ -23,6 +23,9 @@ type command struct {
 var commands = map[string]command{
 	"version":  {"print the version", runVersion},
 	"geometry": {"print the packet geometry this build uses, and its hash", runGeometry},
+	"relay":    {"run a mix node or provider: relay --config relay.toml", runRelay},
+	"dirauth":  {"run a directory authority: dirauth --config dirauth.toml", runDirauth},
+	"testnet":  {"run a whole network on loopback: testnet up --dir DIR", runTestnet},
 }
 
 // errUsage marks a command-line mistake: exit status 2 after the usage.

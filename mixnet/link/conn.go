@@ -1,10 +1,12 @@
 package link
 
 import (
+	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -25,11 +27,13 @@ type Conn struct {
 	send   *noise.CipherState
 	sent   uint64
 	wbuf   []byte
+	bbuf   []byte // batch buffer for WritePackets
 	closed bool
 
 	recv  *noise.CipherState
 	rcvd  uint64
 	rbuf  []byte
+	br    *bufio.Reader // one read syscall brings in many frames
 	stats *Stats
 }
 
@@ -41,6 +45,7 @@ func newConn(nc net.Conn, cfg *Config, kind Kind, peer [32]byte, send, recv *noi
 		send: send, recv: recv,
 		wbuf:  make([]byte, 2+fs),
 		rbuf:  make([]byte, 2+fs),
+		br:    bufio.NewReaderSize(nc, 16*(2+fs)),
 		stats: cfg.Stats,
 	}
 }
@@ -80,35 +85,85 @@ func (c *Conn) WritePadding() error { return c.writeFrame(framePadding, nil) }
 func (c *Conn) writeFrame(typ byte, body []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	b, err := c.sealFrame(c.wbuf[:0], typ, body)
+	if err != nil {
+		return err
+	}
+	return c.flush(b)
+}
+
+// WritePackets sends several packets, each in its own frame, with one
+// write to the connection. It returns how many were sent in full before an
+// error.
+func (c *Conn) WritePackets(pkts [][]byte) (int, error) {
+	for _, p := range pkts {
+		if len(p) != c.bodySize {
+			return 0, fmt.Errorf("link: packet of %d bytes, want %d", len(p), c.bodySize)
+		}
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	need := len(pkts) * (2 + c.frameSize)
+	if cap(c.bbuf) < need {
+		c.bbuf = make([]byte, 0, need)
+	}
+	b := c.bbuf[:0]
+	sealed := 0
+	var err error
+	for _, p := range pkts {
+		if b, err = c.sealFrame(b, framePacket, p); err != nil {
+			break
+		}
+		sealed++
+	}
+	if sealed > 0 {
+		if werr := c.flush(b); werr != nil {
+			return 0, werr
+		}
+	}
+	return sealed, err
+}
+
+// sealFrame appends one encrypted frame to b. The caller holds wmu.
+func (c *Conn) sealFrame(b []byte, typ byte, body []byte) ([]byte, error) {
 	if c.closed {
-		return net.ErrClosed
+		return b, net.ErrClosed
 	}
 	if c.sent >= c.cfg.MaxFrames {
-		return ErrSessionExhausted
+		return b, ErrSessionExhausted
 	}
-	b := c.wbuf
-	binary.BigEndian.PutUint16(b, uint16(c.frameSize))
-	pt := b[2 : 2+1+c.bodySize]
-	pt[0] = typ
+	off := len(b)
+	b = binary.BigEndian.AppendUint16(b, uint16(c.frameSize))
+	b = append(b, typ)
 	if body == nil {
-		clear(pt[1:])
+		n := len(b)
+		b = slices.Grow(b, c.bodySize)[:n+c.bodySize]
+		clear(b[n:])
 	} else {
-		copy(pt[1:], body)
+		b = append(b, body...)
 	}
-	if _, err := c.send.Encrypt(pt[:0], nil, pt); err != nil {
-		return fmt.Errorf("link: encrypt: %w", err)
+	pt := b[off+2:]
+	b, err := c.send.Encrypt(b[:off+2], nil, pt)
+	if err != nil {
+		return b[:off], fmt.Errorf("link: encrypt: %w", err)
 	}
 	c.sent++
 	if c.sent%rekeyFrames == 0 {
 		c.send.Rekey()
 	}
+	c.stats.frameOut(typ)
+	return b, nil
+}
+
+// flush writes sealed frames under the write deadline. The caller holds
+// wmu.
+func (c *Conn) flush(b []byte) error {
 	if err := c.nc.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout)); err != nil {
 		return err
 	}
 	if _, err := c.nc.Write(b); err != nil {
 		return fmt.Errorf("link: write: %w", err)
 	}
-	c.stats.frameOut(typ)
 	return nil
 }
 
@@ -130,10 +185,14 @@ func (c *Conn) readFrame() (byte, []byte, error) {
 	if c.rcvd >= c.cfg.MaxFrames {
 		return 0, nil, ErrSessionExhausted
 	}
-	if err := c.nc.SetReadDeadline(time.Now().Add(c.cfg.ReadTimeout)); err != nil {
-		return 0, nil, err
+	// A deadline matters only when the next frame must come from the
+	// network; a frame already buffered is read without waiting.
+	if c.br.Buffered() < len(c.rbuf) {
+		if err := c.nc.SetReadDeadline(time.Now().Add(c.cfg.ReadTimeout)); err != nil {
+			return 0, nil, err
+		}
 	}
-	if _, err := io.ReadFull(c.nc, c.rbuf[:2]); err != nil {
+	if _, err := io.ReadFull(c.br, c.rbuf[:2]); err != nil {
 		return 0, nil, err
 	}
 	// The length is checked before reading the body: every frame has the
@@ -141,7 +200,7 @@ func (c *Conn) readFrame() (byte, []byte, error) {
 	if n := int(binary.BigEndian.Uint16(c.rbuf)); n != c.frameSize {
 		return 0, nil, fmt.Errorf("%w: length %d, want %d", ErrFrame, n, c.frameSize)
 	}
-	if _, err := io.ReadFull(c.nc, c.rbuf[2:]); err != nil {
+	if _, err := io.ReadFull(c.br, c.rbuf[2:]); err != nil {
 		return 0, nil, err
 	}
 	typ, body, err := c.openFrame(c.rbuf[2:])

@@ -8,6 +8,9 @@ import (
 	"time"
 )
 
+// maxBatch is the most queued packets an Outbound writes at once.
+const maxBatch = 16
+
 // Outbound keeps a link to one node open and sends queued packets on it.
 // Send never blocks; Run, on one goroutine owned by the caller, dials,
 // handshakes, writes, sends padding when idle, and dials again after a
@@ -83,7 +86,7 @@ func (o *Outbound) Run(ctx context.Context) error {
 			}
 		}
 	}()
-	var pending []byte // taken from the queue but not yet written
+	var pending [][]byte // taken from the queue but not yet written
 	backoff := 50 * time.Millisecond
 	for {
 		c, err := o.dial(ctx)
@@ -104,9 +107,7 @@ func (o *Outbound) Run(ctx context.Context) error {
 		pending, err = o.write(ctx, c, pending)
 		c.Close()
 		if ctx.Err() != nil {
-			if pending != nil {
-				o.cfg.Stats.Dropped.Add(1)
-			}
+			o.cfg.Stats.Dropped.Add(uint64(len(pending)))
 			return ctx.Err()
 		}
 		if errors.Is(err, ErrSessionExhausted) {
@@ -134,7 +135,8 @@ func (o *Outbound) dial(ctx context.Context) (*Conn, error) {
 }
 
 // write sends pending and then queued packets on c until an error, an idle
-// close, or ctx. It returns the packet it failed to write, if any.
+// close, or ctx. It returns the packets it took but could not write, which
+// the next session sends first.
 //
 // The listening end never writes after the handshake, so a read on c can
 // only end in EOF or an error: a watcher goroutine waits for that and ends
@@ -142,7 +144,7 @@ func (o *Outbound) dial(ctx context.Context) (*Conn, error) {
 // connection the other end has already closed. A packet written in the
 // moment before the close is noticed can still be lost; end-to-end
 // acknowledgements recover it.
-func (o *Outbound) write(ctx context.Context, c *Conn, pending []byte) ([]byte, error) {
+func (o *Outbound) write(ctx context.Context, c *Conn, pending [][]byte) ([][]byte, error) {
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	gone := make(chan struct{})
@@ -164,25 +166,37 @@ func (o *Outbound) write(ctx context.Context, c *Conn, pending []byte) ([]byte, 
 	timer := time.NewTimer(idle)
 	defer timer.Stop()
 	for {
-		if pending != nil {
-			if err := c.WritePacket(pending); err != nil {
+		if len(pending) > 0 {
+			// Take whatever else is queued and write it in one go.
+		more:
+			for len(pending) < maxBatch {
+				select {
+				case p := <-o.queue:
+					pending = append(pending, p)
+				default:
+					break more
+				}
+			}
+			n, err := c.WritePackets(pending)
+			pending = pending[n:]
+			if err != nil {
 				return pending, err
 			}
-			pending = nil
 			timer.Reset(idle)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return pending, ctx.Err()
 		case <-gone:
-			return nil, net.ErrClosed
-		case pending = <-o.queue:
+			return pending, net.ErrClosed
+		case p := <-o.queue:
+			pending = append(pending[:0], p)
 		case <-timer.C:
 			if o.opts.Padding <= 0 {
-				return nil, nil // idle: close before the listener times out
+				return pending, nil // idle: close before the listener times out
 			}
 			if err := c.WritePadding(); err != nil {
-				return nil, err
+				return pending, err
 			}
 			timer.Reset(idle)
 		}

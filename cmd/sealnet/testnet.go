@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/sealnet/sealnet/internal/daemon"
+	"github.com/sealnet/sealnet/internal/testnet"
+)
+
+func runTestnet(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "up" {
+		fmt.Fprintln(stderr, "Usage: sealnet testnet up --dir DIR [flags]\n\nStarts a whole network on loopback (see README.md).")
+		return errUsage
+	}
+	fs := newFlagSet("testnet up", "testnet up --dir DIR [flags]", stderr)
+	dir := fs.String("dir", "", "folder for every config, key, log and the directory document (created if missing, reused if present)")
+	layers := fs.Int("layers", 3, "mix layers (new networks only)")
+	width := fs.Int("width", 2, "mixes per layer (new networks only)")
+	providers := fs.Int("providers", 2, "providers (new networks only)")
+	auths := fs.Int("authorities", 1, "directory authorities (new networks only)")
+	threshold := fs.Int("threshold", 0, "authority signatures a document needs; default a majority (new networks only)")
+	epoch := fs.Duration("epoch", 0, "epoch length, default 20m (new networks only)")
+	metricsOn := fs.Bool("metrics", true, "give every node a Prometheus metrics address (new networks only)")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if *dir == "" {
+		fmt.Fprintln(stderr, "sealnet testnet up: --dir is required")
+		fs.Usage()
+		return errUsage
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	var nw *testnet.Network
+	if testnet.Exists(*dir) {
+		if nw, err = testnet.Open(*dir); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "testnet: using the network in %s\n", *dir)
+	} else {
+		nw, err = testnet.Create(*dir, testnet.Spec{
+			Layers: *layers, Width: *width, Providers: *providers,
+			Authorities: *auths, Threshold: *threshold, EpochPeriod: *epoch, Metrics: *metricsOn,
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "testnet: created a network in %s\n", nw.Dir)
+	}
+	ctx, stop := daemon.SignalContext(context.Background())
+	defer stop()
+	if err := testnet.Up(ctx, nw, exe, stdout); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,615 @@
+// Package dirauth is the directory authority (`sealnet dirauth`): it
+// collects the descriptors that allowlisted nodes publish, builds one
+// network document per epoch, signs it, gathers the signatures of its peer
+// authorities over the same bytes, and serves the result.
+//
+// Agreement without a voting protocol: every node publishes to every
+// authority well before the epoch; each authority, at the same point of
+// the schedule (Lead before the epoch starts), merges its peers'
+// descriptors into its own set, picks deterministically between
+// conflicting descriptors of one node, and builds the canonical document.
+// Authorities that saw the same descriptors produce identical bytes, so
+// their signatures combine; if they diverge, the document lacks the
+// threshold of signatures and clients keep their last good document. The
+// authority says so in its log.
+package dirauth
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sealnet/sealnet/internal/keystore"
+	"github.com/sealnet/sealnet/mixnet"
+	"github.com/sealnet/sealnet/mixnet/directory"
+)
+
+// Options are the parts of an authority that tests replace.
+type Options struct {
+	Logger *slog.Logger
+	Clock  func() time.Time
+}
+
+// Server is a running authority.
+type Server struct {
+	cfg     Config
+	geo     mixnet.Geometry
+	priv    ed25519.PrivateKey
+	log     *slog.Logger
+	now     func() time.Time
+	allowed map[mixnet.NodeID]Node
+	peers   []peer
+	client  *http.Client
+	started time.Time
+
+	mu     sync.Mutex
+	descs  map[uint64]map[mixnet.NodeID][]byte // signed descriptors by epoch
+	docs   map[uint64]*directory.SignedDocument
+	warned map[string]bool
+}
+
+type peer struct {
+	url string
+	key ed25519.PublicKey
+}
+
+// New loads (or creates) the authority's identity key and its stored state.
+func New(cfg Config, opts Options) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	priv, created, err := keystore.Identity(filepath.Join(cfg.DataDir, "keys"))
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:     cfg,
+		geo:     mixnet.DefaultGeometry(),
+		priv:    priv,
+		log:     opts.Logger,
+		now:     opts.Clock,
+		allowed: make(map[mixnet.NodeID]Node),
+		client:  &http.Client{Timeout: 5 * time.Second},
+		descs:   make(map[uint64]map[mixnet.NodeID][]byte),
+		docs:    make(map[uint64]*directory.SignedDocument),
+		warned:  make(map[string]bool),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.started = s.now()
+	if created {
+		s.log.Info("created authority identity key", "public_key", hex.EncodeToString(s.PublicKey()))
+	}
+	for _, n := range cfg.Nodes {
+		k, _ := parseKey(n.IdentityKey)
+		s.allowed[mixnet.NodeID(sha256.Sum256(k))] = n
+	}
+	for _, p := range cfg.Peers {
+		k, _ := parseKey(p.Key)
+		s.peers = append(s.peers, peer{url: strings.TrimRight(p.URL, "/"), key: k})
+	}
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// PublicKey returns the key documents are signed with.
+func (s *Server) PublicKey() ed25519.PublicKey { return s.priv.Public().(ed25519.PublicKey) }
+
+func (s *Server) period() time.Duration { return s.cfg.EpochPeriod.D() }
+
+func (s *Server) epoch() uint64 { return directory.EpochAt(s.now(), s.period()) }
+
+func (s *Server) docPath(e uint64) string {
+	return filepath.Join(s.cfg.DataDir, "documents", "epoch-"+strconv.FormatUint(e, 10)+".bin")
+}
+
+func (s *Server) descDir(e uint64) string {
+	return filepath.Join(s.cfg.DataDir, "descriptors", "epoch-"+strconv.FormatUint(e, 10))
+}
+
+// load restores descriptors and documents of the current and next epochs.
+func (s *Server) load() error {
+	e := s.epoch()
+	for _, x := range []uint64{e - 1, e, e + 1} {
+		if b, err := os.ReadFile(s.docPath(x)); err == nil {
+			sd, err := directory.ParseSignedDocument(b)
+			if err != nil {
+				s.log.Warn("ignoring stored document", "epoch", x, "err", err)
+			} else {
+				s.docs[x] = sd
+			}
+		}
+		entries, _ := os.ReadDir(s.descDir(x))
+		for _, ent := range entries {
+			b, err := os.ReadFile(filepath.Join(s.descDir(x), ent.Name()))
+			if err != nil {
+				continue
+			}
+			if _, err := s.check(b, x); err == nil {
+				s.storeDescriptor(x, b, false)
+			}
+		}
+	}
+	return nil
+}
+
+func writeAtomic(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// check parses a signed descriptor and applies the allowlist.
+func (s *Server) check(b []byte, wantEpoch uint64) (*directory.Descriptor, error) {
+	d, err := directory.ParseDescriptor(b)
+	if err != nil {
+		return nil, err
+	}
+	n, ok := s.allowed[d.ID()]
+	if !ok {
+		return nil, fmt.Errorf("node %q is not in this authority's allowlist", d.Name)
+	}
+	if d.Name != n.Name || string(d.Role) != n.Role || d.Layer != n.Layer || d.Domain != n.Domain {
+		return nil, fmt.Errorf("descriptor of %q does not match its allowlist entry (name %q, role %s, layer %d, domain %q)", d.Name, n.Name, n.Role, n.Layer, n.Domain)
+	}
+	if d.GeometryHash != s.geo.Hash() {
+		return nil, fmt.Errorf("node %q uses another packet geometry (%v…), this network uses %v…", d.Name, d.GeometryHash.String()[:12], s.geo.Hash().String()[:12])
+	}
+	if wantEpoch != 0 && d.Epoch != wantEpoch {
+		return nil, fmt.Errorf("descriptor is for epoch %d, not %d", d.Epoch, wantEpoch)
+	}
+	return d, nil
+}
+
+func (s *Server) storeDescriptor(e uint64, b []byte, persist bool) {
+	d, _ := directory.ParseDescriptor(b)
+	id := d.ID()
+	if s.descs[e] == nil {
+		s.descs[e] = make(map[mixnet.NodeID][]byte)
+	}
+	s.descs[e][id] = b
+	if persist {
+		if err := writeAtomic(filepath.Join(s.descDir(e), hex.EncodeToString(id[:])+".bin"), b); err != nil {
+			s.log.Warn("cannot store descriptor", "err", err)
+		}
+	}
+}
+
+// Submit accepts a descriptor for the current or next epoch.
+func (s *Server) Submit(b []byte) error {
+	d, err := s.check(b, 0)
+	if err != nil {
+		return err
+	}
+	e := s.epoch()
+	if d.Epoch != e && d.Epoch != e+1 {
+		return fmt.Errorf("descriptor is for epoch %d; this authority takes epochs %d and %d (check the node's clock)", d.Epoch, e, e+1)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if doc := s.docs[d.Epoch]; doc != nil {
+		if old := s.descs[d.Epoch][d.ID()]; old != nil && bytes.Equal(old, b) {
+			return nil
+		}
+		return fmt.Errorf("the document for epoch %d is already published; descriptor not accepted", d.Epoch)
+	}
+	s.storeDescriptor(d.Epoch, b, true)
+	return nil
+}
+
+// Run serves the API on ln and runs the schedule until ctx is done.
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      20 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    8 << 10,
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.schedule(ctx)
+	}()
+	stop := context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	})
+	defer stop()
+	s.log.Info("directory authority listening", "addr", ln.Addr().String(), "epoch", s.epoch(), "period", s.period())
+	err := srv.Serve(ln)
+	<-done
+	s.client.CloseIdleConnections()
+	if errors.Is(err, http.ErrServerClosed) {
+		return ctx.Err()
+	}
+	return err
+}
+
+// schedule builds documents when due and collects peer signatures.
+func (s *Server) schedule(ctx context.Context) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	lastCollect := time.Time{}
+	for {
+		s.tick(ctx, &lastCollect)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) tick(ctx context.Context, lastCollect *time.Time) {
+	now := s.now()
+	e := directory.EpochAt(now, s.period())
+	for _, x := range []uint64{e, e + 1} {
+		s.mu.Lock()
+		have := s.docs[x] != nil
+		s.mu.Unlock()
+		if !have && s.due(x, e, now) {
+			s.finalize(ctx, x)
+		}
+	}
+	if time.Since(*lastCollect) >= time.Second && len(s.peers) > 0 {
+		*lastCollect = time.Now()
+		for _, x := range []uint64{e, e + 1} {
+			s.collect(ctx, x)
+		}
+	}
+	s.prune(e)
+}
+
+// due reports whether the document for epoch x should be built now.
+func (s *Server) due(x, current uint64, now time.Time) bool {
+	if x > current {
+		return !now.Before(directory.EpochStart(x, s.period()).Add(-s.cfg.Lead.D()))
+	}
+	// The current epoch has no document (first start, or all authorities
+	// were down): build it as soon as every node has published, or after
+	// the bootstrap wait.
+	s.mu.Lock()
+	all := len(s.descs[x]) >= len(s.allowed)
+	s.mu.Unlock()
+	return all || now.Sub(s.started) >= s.cfg.BootstrapWait.D()
+}
+
+func (s *Server) warnOnce(key, msg string, args ...any) {
+	s.mu.Lock()
+	seen := s.warned[key]
+	s.warned[key] = true
+	s.mu.Unlock()
+	if !seen {
+		s.log.Warn(msg, args...)
+	}
+}
+
+// finalize merges peers' descriptors for epoch x, builds and signs the
+// document.
+func (s *Server) finalize(ctx context.Context, x uint64) {
+	for _, p := range s.peers {
+		for _, b := range s.fetchDescriptors(ctx, p, x) {
+			if _, err := s.check(b, x); err != nil {
+				continue
+			}
+			s.mu.Lock()
+			id := mustID(b)
+			old := s.descs[x][id]
+			// Conflicting descriptors of one node: keep the smaller bytes,
+			// a rule every authority applies alike.
+			if old == nil || bytes.Compare(b, old) < 0 {
+				s.storeDescriptor(x, b, true)
+			}
+			s.mu.Unlock()
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	doc := &directory.Document{Epoch: x, Period: s.period(), Geometry: s.geo, Layers: make([][]*directory.Descriptor, s.cfg.Layers)}
+	for _, b := range s.descs[x] {
+		d, err := directory.ParseDescriptor(b)
+		if err != nil {
+			continue
+		}
+		if d.Role == directory.RoleProvider {
+			doc.Providers = append(doc.Providers, d)
+		} else {
+			doc.Layers[d.Layer-1] = append(doc.Layers[d.Layer-1], d)
+		}
+	}
+	for i, l := range doc.Layers {
+		if len(l) == 0 {
+			s.mu.Unlock()
+			s.warnOnce(fmt.Sprintf("empty-%d-%d", x, i), "cannot build the document yet: a layer has no mix", "epoch", x, "layer", i+1)
+			s.mu.Lock()
+			return
+		}
+	}
+	if len(doc.Providers) == 0 {
+		s.mu.Unlock()
+		s.warnOnce(fmt.Sprintf("noprov-%d", x), "cannot build the document yet: no provider has published", "epoch", x)
+		s.mu.Lock()
+		return
+	}
+	sd, err := directory.NewSignedDocument(doc)
+	if err != nil {
+		s.log.Error("cannot build the document", "epoch", x, "err", err)
+		return
+	}
+	if err := sd.AddSignature(directory.SignDocument(sd.Raw, s.priv)); err != nil {
+		s.log.Error("cannot sign the document", "epoch", x, "err", err)
+		return
+	}
+	s.docs[x] = sd
+	s.persistLocked(x)
+	nodes := len(doc.Providers)
+	for _, l := range doc.Layers {
+		nodes += len(l)
+	}
+	s.log.Info("built the network document", "epoch", x, "nodes", nodes, "of", len(s.allowed))
+}
+
+func mustID(b []byte) mixnet.NodeID {
+	d, _ := directory.ParseDescriptor(b)
+	return d.ID()
+}
+
+func (s *Server) persistLocked(x uint64) {
+	b, err := s.docs[x].Marshal()
+	if err == nil {
+		err = writeAtomic(s.docPath(x), b)
+	}
+	if err != nil {
+		s.log.Warn("cannot store the document", "epoch", x, "err", err)
+	}
+}
+
+func (s *Server) fetch(ctx context.Context, url string, max int) ([]byte, int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, int64(max)+1))
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(b) > max {
+		return nil, 0, fmt.Errorf("response over %d bytes", max)
+	}
+	return b, resp.StatusCode, nil
+}
+
+func (s *Server) fetchDescriptors(ctx context.Context, p peer, x uint64) [][]byte {
+	b, status, err := s.fetch(ctx, p.url+"/v1/descriptors/"+strconv.FormatUint(x, 10), directory.MaxNodes*(directory.MaxDescriptorSize+4))
+	if err != nil || status != http.StatusOK {
+		s.warnOnce("peer-desc-"+p.url+strconv.FormatUint(x, 10), "cannot fetch a peer's descriptors", "peer", p.url, "epoch", x, "status", status, "err", err)
+		return nil
+	}
+	var out [][]byte
+	for len(b) >= 4 {
+		n := int(binary.BigEndian.Uint32(b))
+		if n > directory.MaxDescriptorSize || n > len(b)-4 {
+			break
+		}
+		out = append(out, b[4:4+n])
+		b = b[4+n:]
+	}
+	return out
+}
+
+// collect asks each peer for its signature over the same document.
+func (s *Server) collect(ctx context.Context, x uint64) {
+	s.mu.Lock()
+	sd := s.docs[x]
+	s.mu.Unlock()
+	if sd == nil {
+		return
+	}
+	hash := sha256.Sum256(sd.Raw)
+	for _, p := range s.peers {
+		if hasKey(sd, p.key) {
+			continue
+		}
+		b, status, err := s.fetch(ctx, p.url+"/v1/signature/"+strconv.FormatUint(x, 10), 32+ed25519.SignatureSize)
+		if err != nil || status != http.StatusOK || len(b) != 32+ed25519.SignatureSize {
+			continue // not built yet, or unreachable: try again later
+		}
+		if !bytes.Equal(b[:32], hash[:]) {
+			s.warnOnce("diverge-"+p.url+strconv.FormatUint(x, 10), "a peer authority signed a different document; clients will see fewer signatures", "peer", p.url, "epoch", x)
+			continue
+		}
+		s.mu.Lock()
+		if err := sd.AddSignature(directory.Signature{Key: p.key, Sig: b[32:]}); err != nil {
+			s.log.Warn("a peer's signature does not verify", "peer", p.url, "epoch", x)
+		} else {
+			s.persistLocked(x)
+		}
+		s.mu.Unlock()
+	}
+}
+
+func hasKey(sd *directory.SignedDocument, k ed25519.PublicKey) bool {
+	for _, sig := range sd.Signatures {
+		if sig.Key.Equal(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// prune forgets epochs before current-1.
+func (s *Server) prune(current uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for e := range s.docs {
+		if e+1 < current {
+			delete(s.docs, e)
+			os.Remove(s.docPath(e))
+		}
+	}
+	for e := range s.descs {
+		if e+1 < current {
+			delete(s.descs, e)
+			os.RemoveAll(s.descDir(e))
+		}
+	}
+}
+
+// Handler serves the authority API:
+//
+//	POST /v1/descriptor          a signed descriptor (204, or 400 with the reason)
+//	GET  /v1/document/{epoch}    the signed document (404 until built)
+//	GET  /v1/signature/{epoch}   SHA-256 of the document || this authority's signature
+//	GET  /v1/descriptors/{epoch} the descriptors held, each prefixed by a 4-byte length
+//	GET  /v1/status              JSON for operators
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/descriptor", func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, directory.MaxDescriptorSize))
+		if err != nil {
+			http.Error(w, "descriptor too large or unreadable", http.StatusRequestEntityTooLarge)
+			return
+		}
+		if err := s.Submit(b); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	epochOf := func(w http.ResponseWriter, r *http.Request) (uint64, bool) {
+		e, err := strconv.ParseUint(r.PathValue("epoch"), 10, 64)
+		if err != nil {
+			http.Error(w, "bad epoch", http.StatusBadRequest)
+			return 0, false
+		}
+		return e, true
+	}
+	mux.HandleFunc("GET /v1/document/{epoch}", func(w http.ResponseWriter, r *http.Request) {
+		e, ok := epochOf(w, r)
+		if !ok {
+			return
+		}
+		s.mu.Lock()
+		sd := s.docs[e]
+		var b []byte
+		var err error
+		if sd != nil {
+			b, err = sd.Marshal()
+		}
+		s.mu.Unlock()
+		if sd == nil || err != nil {
+			http.Error(w, "no document for this epoch yet", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write(b)
+	})
+	mux.HandleFunc("GET /v1/signature/{epoch}", func(w http.ResponseWriter, r *http.Request) {
+		e, ok := epochOf(w, r)
+		if !ok {
+			return
+		}
+		s.mu.Lock()
+		sd := s.docs[e]
+		var out []byte
+		if sd != nil {
+			h := sha256.Sum256(sd.Raw)
+			for _, sig := range sd.Signatures {
+				if sig.Key.Equal(s.PublicKey()) {
+					out = append(h[:], sig.Sig...)
+				}
+			}
+		}
+		s.mu.Unlock()
+		if out == nil {
+			http.Error(w, "no document for this epoch yet", http.StatusNotFound)
+			return
+		}
+		w.Write(out)
+	})
+	mux.HandleFunc("GET /v1/descriptors/{epoch}", func(w http.ResponseWriter, r *http.Request) {
+		e, ok := epochOf(w, r)
+		if !ok {
+			return
+		}
+		s.mu.Lock()
+		ids := make([]string, 0, len(s.descs[e]))
+		byID := make(map[string][]byte)
+		for id, b := range s.descs[e] {
+			k := string(id[:])
+			ids = append(ids, k)
+			byID[k] = b
+		}
+		s.mu.Unlock()
+		sort.Strings(ids)
+		var out []byte
+		for _, k := range ids {
+			out = binary.BigEndian.AppendUint32(out, uint32(len(byID[k])))
+			out = append(out, byID[k]...)
+		}
+		w.Write(out)
+	})
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		e := s.epoch()
+		type docStatus struct {
+			Epoch      uint64 `json:"epoch"`
+			Signatures int    `json:"signatures"`
+		}
+		st := struct {
+			Name        string         `json:"name"`
+			Epoch       uint64         `json:"epoch"`
+			Period      string         `json:"period"`
+			Descriptors map[string]int `json:"descriptors"`
+			Documents   []docStatus    `json:"documents"`
+			PublicKey   string         `json:"public_key"`
+		}{Name: s.cfg.Name, Epoch: e, Period: s.period().String(), Descriptors: map[string]int{}, PublicKey: hex.EncodeToString(s.PublicKey())}
+		s.mu.Lock()
+		for x, m := range s.descs {
+			st.Descriptors[strconv.FormatUint(x, 10)] = len(m)
+		}
+		for x, d := range s.docs {
+			st.Documents = append(st.Documents, docStatus{x, len(d.Signatures)})
+		}
+		s.mu.Unlock()
+		sort.Slice(st.Documents, func(i, j int) bool { return st.Documents[i].Epoch < st.Documents[j].Epoch })
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(st)
+	})
+	return mux
+}

@@ -1,0 +1,313 @@
+package testnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sealnet/sealnet/internal/dirauth"
+	"github.com/sealnet/sealnet/mixnet/directory"
+	"github.com/sealnet/sealnet/relay"
+)
+
+// InProcess runs a network inside this process (for tests): the same
+// daemons as the subprocesses, with real TCP listeners and Noise links.
+type InProcess struct {
+	Net         *Network
+	Authorities []*dirauth.Server
+	Nodes       map[string]*relay.Node
+	stops       map[string]func() error
+	opts        InProcessOptions
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	mu          sync.Mutex
+	errs        []error
+}
+
+// InProcessOptions customise an in-process network.
+type InProcessOptions struct {
+	Logger *slog.Logger
+	// Listener, if set, may wrap each node's listener (to observe links).
+	Listener func(name string, ln net.Listener) net.Listener
+	// Deliverer, if set, gives a provider its deliverer.
+	Deliverer func(name string) relay.Deliverer
+	// Relay, if set, may change each relay's configuration.
+	Relay func(name string, cfg *relay.Config)
+	// Skip names nodes and authorities not to start.
+	Skip map[string]bool
+}
+
+// StartInProcess starts the network's authorities and nodes.
+func StartInProcess(nw *Network, opts InProcessOptions) (*InProcess, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &InProcess{Net: nw, Nodes: make(map[string]*relay.Node), stops: make(map[string]func() error), opts: opts, cancel: cancel}
+	fail := func(err error) (*InProcess, error) {
+		p.Stop()
+		return nil, err
+	}
+	for _, a := range nw.Authorities {
+		if opts.Skip[a.Name] {
+			continue
+		}
+		cfg, err := nw.AuthorityConfig(a)
+		if err != nil {
+			return fail(err)
+		}
+		s, err := dirauth.New(*cfg, dirauth.Options{Logger: log.With("authority", a.Name)})
+		if err != nil {
+			return fail(err)
+		}
+		ln, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			return fail(err)
+		}
+		p.Authorities = append(p.Authorities, s)
+		p.wg.Go(func() { p.record(s.Run(ctx, ln)) })
+	}
+	for _, n := range nw.Nodes {
+		if opts.Skip[n.Name] {
+			continue
+		}
+		if err := p.StartNode(n.Name); err != nil {
+			return fail(err)
+		}
+	}
+	return p, nil
+}
+
+// StartNode starts (or restarts, after StopNode) the named node.
+func (p *InProcess) StartNode(name string) error {
+	var n Node
+	for _, x := range p.Net.Nodes {
+		if x.Name == name {
+			n = x
+		}
+	}
+	if n.Name == "" {
+		return fmt.Errorf("testnet: no node %q", name)
+	}
+	opts := p.opts
+	cfg, err := p.Net.RelayConfig(n)
+	if err != nil {
+		return err
+	}
+	if opts.Relay != nil {
+		opts.Relay(n.Name, cfg)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	if opts.Listener != nil {
+		ln = opts.Listener(n.Name, ln)
+	}
+	ro := relay.Options{Logger: opts.Logger, Listener: ln}
+	if opts.Deliverer != nil {
+		ro.Deliverer = opts.Deliverer(n.Name)
+	}
+	node, err := relay.New(*cfg, ro)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	p.mu.Lock()
+	p.Nodes[n.Name] = node
+	p.stops[n.Name] = func() error {
+		cancel()
+		return <-done
+	}
+	p.mu.Unlock()
+	p.wg.Go(func() {
+		err := node.Run(ctx)
+		p.record(err)
+		done <- err
+	})
+	return nil
+}
+
+// StopNode stops the named node and waits for it.
+func (p *InProcess) StopNode(name string) error {
+	p.mu.Lock()
+	stop := p.stops[name]
+	delete(p.stops, name)
+	p.mu.Unlock()
+	if stop == nil {
+		return fmt.Errorf("testnet: node %q is not running", name)
+	}
+	err := stop()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+func (p *InProcess) record(err error) {
+	if err != nil && !errors.Is(err, context.Canceled) {
+		p.mu.Lock()
+		p.errs = append(p.errs, err)
+		p.mu.Unlock()
+	}
+}
+
+// Stop stops everything and waits for every goroutine.
+func (p *InProcess) Stop() error {
+	p.mu.Lock()
+	stops := p.stops
+	p.stops = map[string]func() error{}
+	p.mu.Unlock()
+	for _, stop := range stops {
+		stop()
+	}
+	p.cancel()
+	p.wg.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return errors.Join(p.errs...)
+}
+
+// WaitDocument polls the authorities until a document for the current
+// epoch verifies, or ctx ends.
+func (nw *Network) WaitDocument(ctx context.Context) (*directory.SignedDocument, error) {
+	dc, err := nw.DirClient("")
+	if err != nil {
+		return nil, err
+	}
+	defer dc.Close()
+	for {
+		e := directory.EpochAt(time.Now(), nw.Spec.EpochPeriod)
+		sd, err := dc.Fetch(ctx, e)
+		if err == nil {
+			return sd, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("testnet: no document for epoch %d: %w (last error: %v)", e, ctx.Err(), err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Up runs the network as subprocesses of exe (the sealnet binary): one per
+// authority and node, each logging to logs/NAME.log. It waits for the
+// first document, writes it to directory/, prints a summary to w, and
+// runs until ctx ends; then it stops every process (SIGTERM, then SIGKILL
+// after 10 s) and waits for them.
+func Up(ctx context.Context, nw *Network, exe string, w io.Writer) error {
+	logDir := nw.Path("logs")
+	if err := os.MkdirAll(logDir, 0o700); err != nil {
+		return err
+	}
+	type proc struct {
+		name string
+		cmd  *exec.Cmd
+		done chan struct{} // closed when the process has exited
+		err  error         // its exit status, valid once done is closed
+	}
+	exited := make(chan *proc, 64)
+	var procs []*proc
+	start := func(name string, args ...string) error {
+		f, err := os.OpenFile(filepath.Join(logDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return err
+		}
+		cmd := exec.Command(exe, args...)
+		cmd.Stdout, cmd.Stderr = f, f
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // our SIGINT is ours to forward
+		if err := cmd.Start(); err != nil {
+			f.Close()
+			return fmt.Errorf("start %s: %w", name, err)
+		}
+		p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+		go func() {
+			p.err = cmd.Wait()
+			f.Close()
+			close(p.done)
+			select {
+			case exited <- p:
+			default:
+			}
+		}()
+		procs = append(procs, p)
+		return nil
+	}
+	stopAll := func() {
+		for _, p := range procs {
+			p.cmd.Process.Signal(syscall.SIGTERM)
+		}
+		deadline := time.After(10 * time.Second)
+		for _, p := range procs {
+			select {
+			case <-p.done:
+			case <-deadline:
+				p.cmd.Process.Kill()
+				<-p.done
+			}
+		}
+	}
+	for _, a := range nw.Authorities {
+		if err := start(a.Name, "dirauth", "--config", nw.Path(a.Config)); err != nil {
+			stopAll()
+			return err
+		}
+	}
+	for _, n := range nw.Nodes {
+		if err := start(n.Name, "relay", "--config", nw.Path(n.Config)); err != nil {
+			stopAll()
+			return err
+		}
+	}
+	fmt.Fprintf(w, "testnet: started %d authorities and %d nodes on loopback; logs in %s\n", len(nw.Authorities), len(nw.Nodes), logDir)
+
+	wctx, cancel := context.WithTimeout(ctx, 2*nw.Spec.EpochPeriod/4+90*time.Second)
+	sd, err := nw.WaitDocument(wctx)
+	cancel()
+	if err != nil {
+		stopAll()
+		return fmt.Errorf("%w; see the logs in %s", err, logDir)
+	}
+	b, err := sd.Marshal()
+	if err == nil {
+		path := nw.Path(filepath.Join("directory", "document-"+strconv.FormatUint(sd.Doc.Epoch, 10)+".bin"))
+		if err = os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
+			err = os.WriteFile(path, b, 0o644)
+		}
+	}
+	if err != nil {
+		stopAll()
+		return err
+	}
+	fmt.Fprintf(w, "testnet: network document for epoch %d is signed and published (directory/)\n", sd.Doc.Epoch)
+	for _, a := range nw.Authorities {
+		fmt.Fprintf(w, "  %-12s %s  sealnet dirauth --config %s\n", a.Name, a.URL, nw.Path(a.Config))
+	}
+	for _, n := range nw.Nodes {
+		fmt.Fprintf(w, "  %-12s %s  sealnet relay --config %s\n", n.Name, n.Address, nw.Path(n.Config))
+	}
+	fmt.Fprintln(w, "testnet: running; press Ctrl-C to stop")
+
+	select {
+	case <-ctx.Done():
+	case p := <-exited:
+		stopAll()
+		return fmt.Errorf("testnet: %s exited on its own (%v); see %s", p.name, p.err, filepath.Join(logDir, p.name+".log"))
+	}
+	stopAll()
+	fmt.Fprintln(w, "testnet: stopped")
+	return nil
+}

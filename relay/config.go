@@ -1,0 +1,264 @@
+package relay
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"runtime"
+	"time"
+
+	"github.com/sealnet/sealnet/internal/config"
+	"github.com/sealnet/sealnet/mixnet"
+	"github.com/sealnet/sealnet/mixnet/directory"
+	"github.com/sealnet/sealnet/mixnet/mix"
+)
+
+// Config is a relay's configuration file (TOML). docs/relay.md describes
+// every key; Validate fills in the defaults.
+type Config struct {
+	// Name labels the node in the directory and in logs: 1-64 of [a-z0-9-].
+	Name string `toml:"name"`
+	// Role is "mix" or "provider".
+	Role string `toml:"role"`
+	// Layer is a mix's layer, 1 to the number of layers.
+	Layer int `toml:"layer"`
+	// Domain is a provider's domain: its users are name@domain.
+	Domain string `toml:"domain"`
+	// Listen is the address of the link listener.
+	Listen string `toml:"listen"`
+	// Address is the address published in the directory; default Listen.
+	Address string `toml:"address"`
+	// DataDir holds keys, replay journals and cached documents.
+	DataDir string `toml:"data_dir"`
+	// LogLevel is debug, info (default), warn or error.
+	LogLevel string `toml:"log_level"`
+	// Metrics is the local address of the Prometheus endpoint; "" is off.
+	Metrics string `toml:"metrics"`
+
+	Directory DirectoryConfig `toml:"directory"`
+	Mixing    MixingConfig    `toml:"mixing"`
+	Cover     CoverConfig     `toml:"cover"`
+	Limits    LimitsConfig    `toml:"limits"`
+}
+
+// DirectoryConfig says which authorities to trust.
+type DirectoryConfig struct {
+	Authorities []AuthorityConfig `toml:"authorities"`
+	// Threshold is how many authority signatures a document needs.
+	// Default: a majority.
+	Threshold int `toml:"threshold"`
+	// EpochPeriod must equal the network's. Default 20m.
+	EpochPeriod config.Duration `toml:"epoch_period"`
+	// Poll is how often to look for new documents. Default 5s.
+	Poll config.Duration `toml:"poll"`
+	// EpochGrace is how long a mix key stays usable past its epoch (and
+	// before it), for packets in flight across the boundary. Default: a
+	// tenth of the epoch, at most 2m.
+	EpochGrace config.Duration `toml:"epoch_grace"`
+}
+
+// AuthorityConfig is one trusted directory authority.
+type AuthorityConfig struct {
+	URL string `toml:"url"`
+	Key string `toml:"key"` // hex Ed25519 public key
+}
+
+// MixingConfig selects the mixing strategy (package mixnet/mix).
+type MixingConfig struct {
+	// Strategy is poisson (default), threshold or timed-pool.
+	Strategy string `toml:"strategy"`
+	// MaxDelay caps the delay a sender asks for (poisson). Default 30s.
+	MaxDelay config.Duration `toml:"max_delay"`
+	// Threshold is the batch size (threshold).
+	Threshold int `toml:"threshold"`
+	// Interval is the flush period (timed-pool).
+	Interval config.Duration `toml:"interval"`
+	// Keep is how many packets stay in the pool at a flush (timed-pool).
+	Keep int `toml:"keep"`
+	// Capacity is the most packets held; more are dropped. Default 100000.
+	Capacity int `toml:"capacity"`
+}
+
+// CoverConfig sets the relay's own cover traffic.
+type CoverConfig struct {
+	// LoopRate is loop packets per second, sent through every other layer
+	// and back to this node: cover, and a health probe (a lost loop is a
+	// visible packet-loss signal). Default 0.2; 0 turns loops off.
+	LoopRate float64 `toml:"loop_rate"`
+	// DropRate is drop packets per second, sent to a random provider that
+	// discards them. Default 0.
+	DropRate float64 `toml:"drop_rate"`
+	// MeanDelay is the mean per-hop delay of cover packets; it should equal
+	// what clients use so that cover looks like real traffic. Default 100ms.
+	MeanDelay config.Duration `toml:"mean_delay"`
+	// LoopTimeout: a loop not back in this long counts as lost. Default 1m.
+	LoopTimeout config.Duration `toml:"loop_timeout"`
+}
+
+// LimitsConfig bounds every resource.
+type LimitsConfig struct {
+	// Workers unwrapping packets. Default: one per CPU.
+	Workers int `toml:"workers"`
+	// InputQueue is the packets waiting for a worker. Default 8192.
+	InputQueue int `toml:"input_queue"`
+	// OutputQueue is the packets waiting per next hop. Default 4096.
+	OutputQueue int `toml:"output_queue"`
+	// MaxConns caps incoming links. Default 1024.
+	MaxConns int `toml:"max_conns"`
+	// MaxConnsPerPeer caps incoming links per node key or client IP. Default 4.
+	MaxConnsPerPeer int `toml:"max_conns_per_peer"`
+	// ReplayCapacity is the replay tags kept per key epoch. Default 4194304.
+	ReplayCapacity int `toml:"replay_capacity"`
+	// ReplaySync is how often replay tags are flushed to disk; a packet
+	// leaves only after its tag is on disk. Default 5ms.
+	ReplaySync config.Duration `toml:"replay_sync"`
+	// LinkPadding sends a padding frame on an outgoing link idle this long;
+	// 0 (default) is off.
+	LinkPadding config.Duration `toml:"link_padding"`
+}
+
+// ErrConfig wraps configuration errors.
+var ErrConfig = errors.New("relay: invalid configuration")
+
+// LoadConfig reads and validates a configuration file.
+func LoadConfig(path string) (*Config, error) {
+	var c Config
+	if err := config.Load(path, &c); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func defDuration(d *config.Duration, v time.Duration) {
+	if *d == 0 {
+		*d = config.Duration(v)
+	}
+}
+
+func defInt(i *int, v int) {
+	if *i == 0 {
+		*i = v
+	}
+}
+
+// Validate fills defaults and checks everything once, at start.
+func (c *Config) Validate() error {
+	bad := func(f string, a ...any) error { return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(f, a...)) }
+	switch directory.Role(c.Role) {
+	case directory.RoleMix:
+		if c.Layer < 1 || c.Layer > directory.MaxLayers || c.Domain != "" {
+			return bad("a mix needs layer = 1..%d and no domain", directory.MaxLayers)
+		}
+	case directory.RoleProvider:
+		if c.Layer != 0 || c.Domain == "" {
+			return bad("a provider needs a domain and no layer")
+		}
+	default:
+		return bad("role %q: want mix or provider", c.Role)
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return bad("listen %q: %v", c.Listen, err)
+	}
+	if c.Address == "" {
+		c.Address = c.Listen
+	}
+	if c.DataDir == "" {
+		return bad("data_dir is required")
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.Metrics != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics); err != nil {
+			return bad("metrics %q: %v", c.Metrics, err)
+		}
+	}
+
+	d := &c.Directory
+	if len(d.Authorities) == 0 {
+		return bad("no [[directory.authorities]]: a relay needs at least one")
+	}
+	for i, a := range d.Authorities {
+		u, err := url.Parse(a.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("directory.authorities[%d].url %q is not an http(s) URL", i, a.URL)
+		}
+		if k, err := hex.DecodeString(a.Key); err != nil || len(k) != 32 {
+			return bad("directory.authorities[%d].key must be 64 hex digits", i)
+		}
+	}
+	defInt(&d.Threshold, len(d.Authorities)/2+1)
+	if d.Threshold < 1 || d.Threshold > len(d.Authorities) {
+		return bad("directory.threshold %d with %d authorities", d.Threshold, len(d.Authorities))
+	}
+	defDuration(&d.EpochPeriod, 20*time.Minute)
+	if p := d.EpochPeriod.D(); p < 2*time.Second || p%time.Second != 0 || p > directory.MaxPeriod {
+		return bad("directory.epoch_period %v must be whole seconds, 2s to %v", p, directory.MaxPeriod)
+	}
+	defDuration(&d.Poll, 5*time.Second)
+	defDuration(&d.EpochGrace, min(d.EpochPeriod.D()/10, 2*time.Minute))
+	if g := d.EpochGrace.D(); g <= 0 || g >= d.EpochPeriod.D()/2 {
+		return bad("directory.epoch_grace %v must be positive and under half the epoch", g)
+	}
+
+	m := &c.Mixing
+	if m.Strategy == "" {
+		m.Strategy = string(mix.Poisson)
+	}
+	defDuration(&m.MaxDelay, 30*time.Second)
+	if m.MaxDelay.D() > mixnet.MaxDelay {
+		return bad("mixing.max_delay %v is above %v", m.MaxDelay.D(), mixnet.MaxDelay)
+	}
+	defInt(&m.Capacity, 100_000)
+	if err := c.mixConfig().Validate(); err != nil {
+		return bad("mixing: %v", err)
+	}
+
+	cv := &c.Cover
+	if cv.LoopRate == 0 && cv.DropRate == 0 && cv.MeanDelay == 0 && cv.LoopTimeout == 0 {
+		cv.LoopRate = 0.2
+	}
+	if cv.LoopRate < 0 || cv.DropRate < 0 || cv.LoopRate > 1000 || cv.DropRate > 1000 {
+		return bad("cover rates must be between 0 and 1000 per second")
+	}
+	defDuration(&cv.MeanDelay, 100*time.Millisecond)
+	defDuration(&cv.LoopTimeout, time.Minute)
+
+	l := &c.Limits
+	defInt(&l.Workers, runtime.GOMAXPROCS(0))
+	defInt(&l.InputQueue, 8192)
+	defInt(&l.OutputQueue, 4096)
+	defInt(&l.MaxConns, 1024)
+	defInt(&l.MaxConnsPerPeer, 4)
+	defInt(&l.ReplayCapacity, mixnet.DefaultReplayCapacity)
+	defDuration(&l.ReplaySync, 5*time.Millisecond)
+	for name, v := range map[string]int{"workers": l.Workers, "input_queue": l.InputQueue, "output_queue": l.OutputQueue,
+		"max_conns": l.MaxConns, "max_conns_per_peer": l.MaxConnsPerPeer, "replay_capacity": l.ReplayCapacity} {
+		if v < 1 {
+			return bad("limits.%s must be positive", name)
+		}
+	}
+	if l.Workers > 256 {
+		return bad("limits.workers %d is more than 256", l.Workers)
+	}
+	if l.LinkPadding < 0 || l.ReplaySync <= 0 {
+		return bad("limits.link_padding must not be negative, limits.replay_sync must be positive")
+	}
+	return nil
+}
+
+func (c *Config) mixConfig() mix.Config {
+	return mix.Config{
+		Kind:     mix.Kind(c.Mixing.Strategy),
+		Capacity: c.Mixing.Capacity,
+		MaxDelay: c.Mixing.MaxDelay.D(),
+		N:        c.Mixing.Threshold,
+		Interval: c.Mixing.Interval.D(),
+		Keep:     c.Mixing.Keep,
+	}
+}

@@ -1,0 +1,341 @@
+package relay
+
+import (
+	"context"
+	"crypto/ed25519"
+	crand "crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/flynn/noise"
+
+	"github.com/sealnet/sealnet/internal/dirclient"
+	"github.com/sealnet/sealnet/internal/keystore"
+	"github.com/sealnet/sealnet/internal/metrics"
+	"github.com/sealnet/sealnet/mixnet"
+	"github.com/sealnet/sealnet/mixnet/directory"
+	"github.com/sealnet/sealnet/mixnet/link"
+	"github.com/sealnet/sealnet/mixnet/mix"
+)
+
+// Options are the parts of a node that tests and embedders replace.
+type Options struct {
+	// Logger; nil logs nothing.
+	Logger *slog.Logger
+	// Clock decides the epoch; nil is time.Now.
+	Clock func() time.Time
+	// Listener, if set, is used instead of listening on Config.Listen.
+	Listener net.Listener
+	// Dial opens outgoing TCP connections; nil is net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Deliverer receives final-hop packets (providers); nil counts them.
+	Deliverer Deliverer
+}
+
+// Deliverer takes the packets that end at this node. Deliver is called on
+// a worker goroutine and must not block for long.
+type Deliverer interface {
+	Deliver(res *mixnet.Result) error
+}
+
+// Node is one relay: a mix or a provider.
+type Node struct {
+	cfg      Config
+	opts     Options
+	log      *slog.Logger
+	now      func() time.Time
+	geo      mixnet.Geometry
+	identity ed25519.PrivateKey
+	id       mixnet.NodeID
+	linkKey  noise.DHKey
+	loopID   mixnet.RecipientID
+	keys     *epochKeys
+	dir      *dirclient.Client
+	reg      *metrics.Registry
+	m        *nodeMetrics
+	links    *link.Stats
+	input    chan []byte
+	mixer    *mix.Mixer[*outPacket]
+	gate     *durability
+	release  *releaser
+	peers    *peers
+	loops    *loopTracker
+
+	rngMu sync.Mutex
+	rng   *rand.Rand // cover and mixing randomness, seeded from crypto/rand
+
+	idxMu sync.Mutex
+	idx   map[*directory.SignedDocument]map[mixnet.NodeID]*directory.Descriptor
+}
+
+// outPacket is a packet waiting in the mixer for its next hop.
+type outPacket struct {
+	next mixnet.NodeID
+	pkt  []byte
+	seq  uint64 // durability sequence of its replay tag
+}
+
+// New prepares a node: it loads or creates its keys and opens its replay
+// journals. It starts nothing; Run does.
+func New(cfg Config, opts Options) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, opts: opts, log: opts.Logger, now: opts.Clock, geo: mixnet.DefaultGeometry(),
+		idx: make(map[*directory.SignedDocument]map[mixnet.NodeID]*directory.Descriptor)}
+	if n.log == nil {
+		n.log = slog.New(slog.DiscardHandler)
+	}
+	if n.now == nil {
+		n.now = time.Now
+	}
+	n.log = n.log.With("node", cfg.Name)
+	keyDir := filepath.Join(cfg.DataDir, "keys")
+	var created bool
+	var err error
+	if n.identity, created, err = keystore.Identity(keyDir); err != nil {
+		return nil, err
+	}
+	if created {
+		n.log.Info("created identity key", "public_key", hex.EncodeToString(n.identity.Public().(ed25519.PublicKey)))
+	}
+	if n.linkKey, _, err = keystore.Link(keyDir); err != nil {
+		return nil, err
+	}
+	pub := n.identity.Public().(ed25519.PublicKey)
+	n.id = mixnet.NodeID(sha256.Sum256(pub))
+	n.loopID = mixnet.RecipientID(sha256.Sum256(append([]byte("sealnet loop recipient "), pub...)))
+
+	var seed [32]byte
+	if _, err := crand.Read(seed[:]); err != nil {
+		return nil, err
+	}
+	n.rng = rand.New(rand.NewChaCha8(seed))
+
+	d := cfg.Directory
+	auths := make([]dirclient.Authority, len(d.Authorities))
+	for i, a := range d.Authorities {
+		k, _ := hex.DecodeString(a.Key)
+		auths[i] = dirclient.Authority{URL: a.URL, Key: ed25519.PublicKey(k)}
+	}
+	n.dir, err = dirclient.New(dirclient.Config{
+		Authorities: auths, Threshold: d.Threshold,
+		CacheDir: filepath.Join(cfg.DataDir, "directory"), Logger: n.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	n.keys = newEpochKeys(cfg.DataDir, n.geo, cfg.Limits.ReplayCapacity, d.EpochPeriod.D(), d.EpochGrace.D())
+	e := n.epoch()
+	if err := n.keys.ensure(e, e+1, e+2); err != nil {
+		return nil, err
+	}
+	n.keys.retire(n.now())
+
+	n.reg = metrics.NewRegistry()
+	n.links = new(link.Stats)
+	n.input = make(chan []byte, cfg.Limits.InputQueue)
+	n.gate = newDurability(n.keys.sync)
+	n.release = newReleaser(cfg.Mixing.Capacity)
+	n.peers = newPeers(n)
+	n.loops = newLoopTracker(cfg.Cover.LoopTimeout.D())
+	n.m = newNodeMetrics(n)
+	n.mixRNG()
+	return n, nil
+}
+
+// mixRNG creates the mixer; its strategy gets its own generator from the
+// node's.
+func (n *Node) mixRNG() {
+	var seed [32]byte
+	crand.Read(seed[:])
+	s, err := mix.New[*outPacket](n.cfg.mixConfig(), rand.New(rand.NewChaCha8(seed)))
+	if err != nil {
+		panic(err) // Validate checked the mixing config
+	}
+	n.mixer = mix.NewMixer(s, nil, n.forward)
+}
+
+// ID returns the node's ID (SHA-256 of its identity key).
+func (n *Node) ID() mixnet.NodeID { return n.id }
+
+// Ready reports whether the node holds the document of the current epoch,
+// and so knows where to forward.
+func (n *Node) Ready() bool {
+	_, ok := n.dir.Document(n.epoch())
+	return ok
+}
+
+// Metrics returns the node's metric registry.
+func (n *Node) Metrics() *metrics.Registry { return n.reg }
+
+func (n *Node) epoch() uint64 { return epochAt(n.now(), n.cfg.Directory.EpochPeriod.D()) }
+
+func (n *Node) float() float64 {
+	n.rngMu.Lock()
+	defer n.rngMu.Unlock()
+	return n.rng.Float64()
+}
+
+func (n *Node) expDuration(mean time.Duration) time.Duration {
+	if mean <= 0 {
+		return 0
+	}
+	n.rngMu.Lock()
+	defer n.rngMu.Unlock()
+	return min(time.Duration(n.rng.ExpFloat64()*float64(mean)), mixnet.MaxDelay)
+}
+
+// Run runs the node until ctx is done, then shuts down in order: stop
+// taking packets, stop the workers, hand nothing further to the mixer,
+// drop (and count) what the mixer holds, stop the links, sync and close
+// the replay journals. Every goroutine it starts has ended when it
+// returns.
+func (n *Node) Run(ctx context.Context) error {
+	ln := n.opts.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", n.cfg.Listen); err != nil {
+			return fmt.Errorf("relay: listen: %w", err)
+		}
+	}
+	var mln net.Listener
+	if n.cfg.Metrics != "" {
+		var err error
+		if mln, err = net.Listen("tcp", n.cfg.Metrics); err != nil {
+			ln.Close()
+			return fmt.Errorf("relay: metrics listener: %w", err)
+		}
+	}
+	n.selfBenchmark()
+	n.log.Info("relay starting", "role", n.cfg.Role, "layer", n.cfg.Layer, "domain", n.cfg.Domain,
+		"listen", ln.Addr().String(), "strategy", n.cfg.Mixing.Strategy, "epoch", n.epoch(), "workers", n.cfg.Limits.Workers)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var front, back sync.WaitGroup // front: input side; back: output side
+
+	// Output side first, so that nothing the input side produces is lost.
+	backCtx, backCancel := context.WithCancel(context.Background())
+	back.Go(func() { n.gate.run(backCtx, n.cfg.Limits.ReplaySync.D()) })
+	var releaseDone sync.WaitGroup
+	releaseDone.Go(func() { n.runReleaser(n.release) })
+	mixCtx, mixCancel := context.WithCancel(context.Background())
+	var mixDone sync.WaitGroup
+	mixDone.Go(func() { n.mixer.Run(mixCtx) })
+
+	front.Go(func() { n.directoryLoop(ctx) })
+	front.Go(func() { n.epochLoop(ctx) })
+	front.Go(func() { n.coverLoop(ctx) })
+	if mln != nil {
+		front.Go(func() { metrics.Serve(ctx, mln, n.reg) })
+	}
+	listener := &link.Listener{
+		Config:          n.linkConfig(),
+		Kinds:           n.acceptedKinds(),
+		Authorize:       n.authorize,
+		MaxConns:        n.cfg.Limits.MaxConns,
+		MaxConnsPerPeer: n.cfg.Limits.MaxConnsPerPeer,
+		Handle:          n.handleLink,
+		Logger:          n.log,
+	}
+	front.Go(func() { listener.Serve(ctx, ln) })
+	var workers sync.WaitGroup
+	for range n.cfg.Limits.Workers {
+		workers.Go(func() { n.worker(ctx) })
+	}
+
+	<-ctx.Done()
+	n.log.Info("relay shutting down")
+	front.Wait()
+	workers.Wait()
+	mixCancel()
+	mixDone.Wait()
+	n.release.close()
+	releaseDone.Wait()
+	if held := n.mixer.Drain(); len(held) > 0 {
+		n.m.dropped("shutdown").Add(uint64(len(held)))
+		n.log.Info("dropped packets still held for mixing", "count", len(held))
+	}
+	for range len(n.input) {
+		<-n.input
+		n.m.dropped("shutdown").Inc()
+	}
+	n.peers.closeAll()
+	n.dir.Close()
+	backCancel()
+	back.Wait()
+	var errs []error
+	if err := n.keys.close(); err != nil {
+		errs = append(errs, err)
+	}
+	n.log.Info("relay stopped")
+	return errors.Join(errs...)
+}
+
+func (n *Node) linkConfig() link.Config {
+	return link.Config{Geometry: n.geo, Static: n.linkKey, Stats: n.links}
+}
+
+// acceptedKinds: every node takes peer links; entry mixes (layer 1) and
+// providers also take client links.
+func (n *Node) acceptedKinds() []link.Kind {
+	if n.cfg.Role == "provider" || n.cfg.Layer == 1 {
+		return []link.Kind{link.KindPeer, link.KindClient}
+	}
+	return []link.Kind{link.KindPeer}
+}
+
+// authorize admits a peer link only from a link key in a document this
+// node holds (previous, current or next epoch).
+func (n *Node) authorize(kind link.Kind, static [32]byte, _ net.Addr) error {
+	if kind == link.KindClient {
+		return nil
+	}
+	e := n.epoch()
+	for _, x := range []uint64{e - 1, e, e + 1} {
+		sd, ok := n.dir.Document(x)
+		if !ok {
+			continue
+		}
+		for _, d := range n.index(sd) {
+			if d.LinkKey == static {
+				return nil
+			}
+		}
+	}
+	return link.ErrUnauthorized
+}
+
+// handleLink reads packets from one link into the input queue. A full
+// queue drops the packet (counted): overload never grows memory.
+func (n *Node) handleLink(ctx context.Context, c *link.Conn) {
+	for {
+		p, err := c.ReadPacket()
+		if err != nil {
+			return
+		}
+		n.m.in.Inc()
+		if len(n.input) == cap(n.input) {
+			// Full: drop before copying, so a flood makes no garbage.
+			n.m.dropped("input_queue_full").Inc()
+			continue
+		}
+		buf := make([]byte, len(p))
+		copy(buf, p)
+		select {
+		case n.input <- buf:
+		default:
+			n.m.dropped("input_queue_full").Inc()
+		}
+	}
+}
