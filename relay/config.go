@@ -123,16 +123,7 @@ type LimitsConfig struct {
 var ErrConfig = errors.New("relay: invalid configuration")
 
 // LoadConfig reads and validates a configuration file.
-func LoadConfig(path string) (*Config, error) {
-	var c Config
-	if err := config.Load(path, &c); err != nil {
-		return nil, err
-	}
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	return &c, nil
-}
+func LoadConfig(path string) (*Config, error) { return config.LoadValid[Config](path) }
 
 func defDuration(d *config.Duration, v time.Duration) {
 	if *d == 0 {

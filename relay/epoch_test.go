@@ -189,3 +189,46 @@ func TestReplayRefusedAfterRestart(t *testing.T) {
 		t.Fatalf("message delivered %d times", got)
 	}
 }
+
+// TestAuthorityDownKeepsWorking: with every authority gone, relays keep
+// forwarding on the last good document, across an epoch boundary (the old
+// document carries the next epoch's keys), and report that they are stale.
+func TestAuthorityDownKeepsWorking(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for an epoch boundary")
+	}
+	const period = 4 * time.Second
+	n := startNetwork(t, testnet.Spec{EpochPeriod: period, Layers: 2, Width: 1, Providers: 1}, nil)
+	e := n.doc.Doc.Epoch
+	// Hold the document of the epoch the authority is about to stop in.
+	time.Sleep(time.Until(directory.EpochStart(e+1, period).Add(200 * time.Millisecond)))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dc, err := n.nw.DirClient("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dc.Close()
+	cur, err := dc.Fetch(ctx, e+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.waitReady(t)
+	for _, a := range n.nw.Authorities {
+		if err := n.p.StopNode(a.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Into the next epoch, for which no document will ever be built.
+	next := cur.Doc.Epoch + 1
+	time.Sleep(time.Until(directory.EpochStart(next, period).Add(period / 5)))
+	inj := testnet.NewInjector(cur.Doc)
+	defer inj.Close()
+	n.sendOne(t, inj, next, 20, 0) // the old document's "next" keys
+	waitFor(t, "delivery on the last good document", 10*time.Second, func() bool { return n.delivered(20) == 1 }, n.dump)
+	for name, node := range n.p.Nodes {
+		waitFor(t, name+" to report a stale document", 5*time.Second, func() bool {
+			return metric(t, node, "sealnet_directory_stale") == 1
+		})
+	}
+}

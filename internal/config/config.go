@@ -42,6 +42,22 @@ func Load(path string, v any) error {
 	return nil
 }
 
+// LoadValid reads the file at path into a new T and validates it: the one
+// step every daemon takes at start.
+func LoadValid[T any, P interface {
+	*T
+	Validate() error
+}](path string) (*T, error) {
+	var v T
+	if err := Load(path, &v); err != nil {
+		return nil, err
+	}
+	if err := P(&v).Validate(); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
 // Decode decodes TOML text into v, refusing unknown keys.
 func Decode(text string, v any) error {
 	md, err := toml.Decode(text, v)

@@ -58,16 +58,7 @@ type Node struct {
 var ErrConfig = errors.New("dirauth: invalid configuration")
 
 // LoadConfig reads and validates a configuration file.
-func LoadConfig(path string) (*Config, error) {
-	var c Config
-	if err := config.Load(path, &c); err != nil {
-		return nil, err
-	}
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	return &c, nil
-}
+func LoadConfig(path string) (*Config, error) { return config.LoadValid[Config](path) }
 
 // Validate fills defaults and checks the configuration.
 func (c *Config) Validate() error {

@@ -6,7 +6,9 @@
 package fuzzcheck
 
 import (
+	"bytes"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -95,4 +97,55 @@ func ReadBytesSeed(target, name string) ([]byte, error) {
 		}
 	}
 	return nil, fmt.Errorf("fuzzcheck: %s/%s holds no []byte value", target, name)
+}
+
+// CheckGenerated runs generate into a temporary tree and requires every
+// file it writes to match the committed file at the same path under repo,
+// byte for byte, and every committed file under each of the owned
+// folders to be one it still writes. So generated vectors and corpora can
+// be neither stale nor hand-edited. regen is the command to suggest.
+func CheckGenerated(t *testing.T, repo string, generate func(root string) error, regen string, owned ...string) {
+	t.Helper()
+	tmp := t.TempDir()
+	if err := generate(tmp); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	err := filepath.WalkDir(tmp, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(tmp, path)
+		want, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		got, err := os.ReadFile(filepath.Join(repo, rel))
+		switch {
+		case err != nil:
+			t.Errorf("%s: generated but not committed (%v); run %s", rel, err, regen)
+		case !bytes.Equal(got, want):
+			t.Errorf("%s: committed file differs from the generator's output; run %s", rel, regen)
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatal("the generator wrote nothing")
+	}
+	for _, dir := range owned {
+		filepath.WalkDir(filepath.Join(repo, dir), func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			rel, _ := filepath.Rel(repo, path)
+			if _, err := os.Stat(filepath.Join(tmp, rel)); err != nil {
+				t.Errorf("%s: committed but no longer generated; run %s", rel, regen)
+			}
+			return nil
+		})
+	}
 }

@@ -6,8 +6,8 @@ import "math"
 
 // ChiSquare returns Pearson's statistic for observed counts against a
 // uniform expectation over all len(counts) categories.
-func ChiSquare(counts []uint64) float64 {
-	var total uint64
+func ChiSquare[T ~int | ~int64 | ~uint64](counts []T) float64 {
+	var total T
 	for _, c := range counts {
 		total += c
 	}

@@ -76,7 +76,17 @@ func StartInProcess(nw *Network, opts InProcessOptions) (*InProcess, error) {
 			return fail(err)
 		}
 		p.Authorities = append(p.Authorities, s)
-		p.wg.Go(func() { p.record(s.Run(ctx, ln)) })
+		actx, acancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		p.stops[a.Name] = func() error {
+			acancel()
+			return <-done
+		}
+		p.wg.Go(func() {
+			err := s.Run(actx, ln)
+			p.record(err)
+			done <- err
+		})
 	}
 	for _, n := range nw.Nodes {
 		if opts.Skip[n.Name] {
@@ -141,7 +151,7 @@ func (p *InProcess) StartNode(name string) error {
 	return nil
 }
 
-// StopNode stops the named node and waits for it.
+// StopNode stops the named node or authority and waits for it.
 func (p *InProcess) StopNode(name string) error {
 	p.mu.Lock()
 	stop := p.stops[name]

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/sealnet/sealnet/internal/stats"
 )
 
 // detRand returns a reproducible random source.
@@ -34,21 +36,8 @@ func mustAdd(tb testing.TB, s Strategy[int], now time.Time, it Item[int]) {
 	}
 }
 
-// chiSquare is Pearson's statistic for counts against the uniform
-// distribution over len(counts) cells.
-func chiSquare(counts []int) float64 {
-	total := 0
-	for _, c := range counts {
-		total += c
-	}
-	e := float64(total) / float64(len(counts))
-	var x float64
-	for _, c := range counts {
-		d := float64(c) - e
-		x += d * d / e
-	}
-	return x
-}
+// chiSquare is Pearson's statistic against the uniform distribution.
+func chiSquare(counts []int) float64 { return stats.ChiSquare(counts) }
 
 // Upper critical values of the chi-square distribution at p = 0.001.
 const (
