@@ -38,6 +38,10 @@ type Options struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Deliverer receives final-hop packets (providers); nil counts them.
 	Deliverer Deliverer
+	// ClientLinks, if set, serves client and user links (a provider's
+	// mailbox service) instead of reading them as packet sources. It must
+	// return when ctx is done.
+	ClientLinks func(ctx context.Context, c *link.Conn)
 }
 
 // Deliverer takes the packets that end at this node. Deliver is called on
@@ -168,6 +172,32 @@ func (n *Node) mixRNG() {
 // ID returns the node's ID (SHA-256 of its identity key).
 func (n *Node) ID() mixnet.NodeID { return n.id }
 
+// Geometry returns the packet geometry the node uses.
+func (n *Node) Geometry() mixnet.Geometry { return n.geo }
+
+// Identity returns the node's identity key (for a provider's sender
+// certificates).
+func (n *Node) Identity() ed25519.PrivateKey { return n.identity }
+
+// Send hands a packet this node made (a SURB reply, cover) to the link of
+// the node with ID next. It fails if next is unknown or its queue is full.
+func (n *Node) Send(next mixnet.NodeID, pkt []byte) error {
+	if len(pkt) != n.geo.PacketSize() {
+		return fmt.Errorf("relay: packet of %d bytes", len(pkt))
+	}
+	out, err := n.peers.get(next)
+	if err != nil {
+		n.m.dropped("unknown_next_hop").Inc()
+		return err
+	}
+	if err := out.Send(pkt); err != nil {
+		n.m.dropped("output_queue_full").Inc()
+		return err
+	}
+	n.m.out.Inc()
+	return nil
+}
+
 // Ready reports whether the node holds the document of the current epoch,
 // and so knows where to forward.
 func (n *Node) Ready() bool {
@@ -245,7 +275,7 @@ func (n *Node) Run(ctx context.Context) error {
 		Authorize:       n.authorize,
 		MaxConns:        n.cfg.Limits.MaxConns,
 		MaxConnsPerPeer: n.cfg.Limits.MaxConnsPerPeer,
-		Handle:          n.handleLink,
+		Handle:          n.route,
 		Logger:          n.log,
 	}
 	front.Go(func() { listener.Serve(ctx, ln) })
@@ -286,20 +316,33 @@ func (n *Node) linkConfig() link.Config {
 	return link.Config{Geometry: n.geo, Static: n.linkKey, Stats: n.links}
 }
 
-// acceptedKinds: every node takes peer links; entry mixes (layer 1) and
-// providers also take client links.
+// acceptedKinds: every node takes peer links; entry mixes (layer 1) take
+// client links (packets into the network); a provider with a mailbox
+// service takes client and user links for it.
 func (n *Node) acceptedKinds() []link.Kind {
-	if n.cfg.Role == "provider" || n.cfg.Layer == 1 {
+	switch {
+	case n.opts.ClientLinks != nil:
+		return []link.Kind{link.KindPeer, link.KindClient, link.KindUser}
+	case n.cfg.Layer == 1:
 		return []link.Kind{link.KindPeer, link.KindClient}
 	}
 	return []link.Kind{link.KindPeer}
 }
 
+// route hands a link to the mailbox service or to the packet pipeline.
+func (n *Node) route(ctx context.Context, c *link.Conn) {
+	if c.Kind() != link.KindPeer && n.opts.ClientLinks != nil {
+		n.opts.ClientLinks(ctx, c)
+		return
+	}
+	n.handleLink(ctx, c)
+}
+
 // authorize admits a peer link only from a link key in a document this
 // node holds (previous, current or next epoch).
 func (n *Node) authorize(kind link.Kind, static [32]byte, _ net.Addr) error {
-	if kind == link.KindClient {
-		return nil
+	if kind != link.KindPeer {
+		return nil // clients are anonymous; users are checked by the mailbox service
 	}
 	e := n.epoch()
 	for _, x := range []uint64{e - 1, e, e + 1} {

@@ -206,19 +206,9 @@ func (n *Node) runReleaser(r *releaser) {
 	}
 }
 
-// send hands a packet to the link of the node with ID next.
-func (n *Node) send(next mixnet.NodeID, pkt []byte) {
-	out, err := n.peers.get(next)
-	if err != nil {
-		n.m.dropped("unknown_next_hop").Inc()
-		return
-	}
-	if err := out.Send(pkt); err != nil {
-		n.m.dropped("output_queue_full").Inc()
-		return
-	}
-	n.m.out.Inc()
-}
+// send hands a packet to the link of the node with ID next, counting
+// failures (Send does the work).
+func (n *Node) send(next mixnet.NodeID, pkt []byte) { n.Send(next, pkt) }
 
 // durability makes sure a packet leaves only after its replay tag is on
 // disk, so that a crash cannot forget the tag of a packet already sent.

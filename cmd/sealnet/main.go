@@ -25,6 +25,7 @@ var commands = map[string]command{
 	"geometry": {"print the packet geometry this build uses, and its hash", runGeometry},
 	"relay":    {"run a mix node or provider: relay --config relay.toml", runRelay},
 	"dirauth":  {"run a directory authority: dirauth --config dirauth.toml", runDirauth},
+	"mailbox":  {"run a provider with its mailbox: mailbox --config mailbox.toml", runMailbox},
 	"testnet":  {"run a whole network on loopback: testnet up --dir DIR", runTestnet},
 }
 

@@ -3,8 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,13 +19,16 @@ import (
 	"time"
 
 	"github.com/sealnet/sealnet/internal/testnet"
+	"github.com/sealnet/sealnet/mailbox"
 	"github.com/sealnet/sealnet/mixnet"
+	"github.com/sealnet/sealnet/mixnet/link"
 )
 
 // TestTestnetUp runs `sealnet testnet up` as users do: a real binary
-// starting real processes. Packets injected by a client reach the
-// providers (read from their metrics endpoints); SIGINT stops everything
-// and leaves no process behind.
+// starting real processes. A user registers at a provider process over a
+// user link; envelopes sent to it through the mix layers come out of its
+// mailbox; the provider's metrics count them; SIGINT stops everything and
+// leaves no process behind.
 func TestTestnetUp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and starts nine processes")
@@ -92,23 +99,44 @@ func TestTestnetUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Relays poll the directory every few seconds: wait until a probe
-	// goes through, then send the real packets.
+	// A user of provider-a, registered over a user link to the provider
+	// process; mail to it goes through the mix layers and comes back out of
+	// the mailbox.
+	prov, _ := doc.Doc.Provider("a")
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	x, _ := link.GenerateKey(rand.Reader)
+	var token [32]byte
+	rand.Read(token[:])
+	owner, err := mailbox.Dial(ctx, doc.Doc.Geometry, prov.Address, prov.LinkKey, mailbox.DialOptions{Identity: x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close()
+	if err := owner.Register(ctx, "bob@a", [32]byte(x.Public), ed, sha256.Sum256(token[:]), false); err != nil {
+		t.Fatal(err)
+	}
 	inj := testnet.NewInjector(doc.Doc)
 	defer inj.Close()
-	delivered := func() float64 {
-		var sum float64
-		for _, n := range nw.Nodes {
-			if n.Role == "provider" {
-				sum += scrape(t, n.Metrics, "sealnet_packets_delivered_total")
-			}
-		}
-		return sum
-	}
+	mb := mailbox.MailboxOf("bob@a")
 	send := func(i int) {
 		t.Helper()
-		dest := doc.Doc.Providers[i%len(doc.Doc.Providers)]
-		entry, pkt, err := inj.Packet(dest, mixnet.RecipientID{1, byte(i)}, []byte("hello"), 10*time.Millisecond)
+		var seed [32]byte
+		rand.Read(seed[:])
+		back, err := doc.Doc.SelectPath(mrand.New(mrand.NewChaCha8(seed)), prov, doc.Doc.Epoch, 10*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		surb, _, err := mixnet.NewSURB(rand.Reader, doc.Doc.Geometry, back, mixnet.RecipientID(mb))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sb, _ := surb.MarshalBinary()
+		msg, err := mailbox.MarshalMixRequest(doc.Doc.Geometry, &mailbox.MixRequest{SURB: sb,
+			Deliver: &mailbox.MixDeliver{EnvelopeID: [16]byte{byte(i), byte(i >> 8), 1}, Token: token, Data: []byte("hello")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		entry, pkt, err := inj.Packet(prov, mixnet.RecipientID(mb), msg, 10*time.Millisecond)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,24 +144,47 @@ func TestTestnetUp(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for i := 0; delivered() == 0; i++ {
-		if ctx.Err() != nil {
-			t.Fatal("no probe packet was delivered")
+	sealed := map[[16]byte]bool{}
+	drain := func() {
+		t.Helper()
+		p, err := owner.Fetch(ctx, time.Second)
+		if err != nil {
+			t.Fatal(err)
 		}
-		send(1000 + i)
-		time.Sleep(300 * time.Millisecond)
+		for _, r := range p.Records {
+			if r.Kind == mailbox.EnvelopeSealed {
+				sealed[r.ID] = true
+			}
+		}
+		if len(p.Records) > 0 {
+			if err := owner.Ack(ctx, p.Records[len(p.Records)-1].Seq); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
-	base := delivered()
+	// Relays poll the directory every few seconds: probe until the first
+	// envelope comes through, then send twenty.
+	for i := 1000; len(sealed) == 0; i++ {
+		if ctx.Err() != nil {
+			t.Fatal("no probe envelope came through the network")
+		}
+		send(i)
+		drain()
+	}
+	base := len(sealed)
 	for i := range 20 {
 		send(i)
 	}
-	for delivered() < base+20 {
+	for len(sealed) < base+20 {
 		if ctx.Err() != nil {
-			t.Fatalf("%v of 20 packets delivered", delivered()-base)
+			t.Fatalf("%d of 20 envelopes came through", len(sealed)-base)
 		}
-		time.Sleep(100 * time.Millisecond)
+		drain()
 	}
 
+	if n := scrape(t, nw.Nodes[len(nw.Nodes)-2].Metrics, `sealnet_mailbox_deliveries_total{outcome="stored"}`); n < 21 {
+		t.Fatalf("provider-a's metrics count %v stored envelopes", n)
+	}
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}

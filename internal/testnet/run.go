@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sealnet/sealnet/internal/dirauth"
+	"github.com/sealnet/sealnet/mailbox"
 	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/relay"
 )
@@ -26,6 +27,7 @@ type InProcess struct {
 	Net         *Network
 	Authorities []*dirauth.Server
 	Nodes       map[string]*relay.Node
+	Providers   map[string]*mailbox.Provider
 	stops       map[string]func() error
 	opts        InProcessOptions
 	cancel      context.CancelFunc
@@ -39,10 +41,14 @@ type InProcessOptions struct {
 	Logger *slog.Logger
 	// Listener, if set, may wrap each node's listener (to observe links).
 	Listener func(name string, ln net.Listener) net.Listener
-	// Deliverer, if set, gives a provider its deliverer.
+	// Deliverer, if set, runs providers as plain relays with this
+	// deliverer (relay-level tests); otherwise providers run with their
+	// mailboxes.
 	Deliverer func(name string) relay.Deliverer
 	// Relay, if set, may change each relay's configuration.
 	Relay func(name string, cfg *relay.Config)
+	// Mailbox, if set, may change each provider's mailbox settings.
+	Mailbox func(name string, s *mailbox.Settings)
 	// Skip names nodes and authorities not to start.
 	Skip map[string]bool
 }
@@ -54,7 +60,8 @@ func StartInProcess(nw *Network, opts InProcessOptions) (*InProcess, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &InProcess{Net: nw, Nodes: make(map[string]*relay.Node), stops: make(map[string]func() error), opts: opts, cancel: cancel}
+	p := &InProcess{Net: nw, Nodes: make(map[string]*relay.Node), Providers: make(map[string]*mailbox.Provider),
+		stops: make(map[string]func() error), opts: opts, cancel: cancel}
 	fail := func(err error) (*InProcess, error) {
 		p.Stop()
 		return nil, err
@@ -125,14 +132,38 @@ func (p *InProcess) StartNode(name string) error {
 	if opts.Listener != nil {
 		ln = opts.Listener(n.Name, ln)
 	}
-	ro := relay.Options{Logger: opts.Logger, Listener: ln}
-	if opts.Deliverer != nil {
-		ro.Deliverer = opts.Deliverer(n.Name)
-	}
-	node, err := relay.New(*cfg, ro)
-	if err != nil {
-		ln.Close()
-		return err
+	var run func(context.Context) error
+	var node *relay.Node
+	if n.Role == "provider" && opts.Deliverer == nil {
+		mc, err := p.Net.MailboxConfig(n)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		mc.Config = *cfg
+		if opts.Mailbox != nil {
+			opts.Mailbox(n.Name, &mc.Mailbox)
+		}
+		prov, err := mailbox.NewProvider(*mc, mailbox.Options{Logger: opts.Logger, Relay: func(ro *relay.Options) { ro.Listener = ln }})
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		p.mu.Lock()
+		p.Providers[n.Name] = prov
+		p.mu.Unlock()
+		node, run = prov.Node, prov.Run
+	} else {
+		ro := relay.Options{Logger: opts.Logger, Listener: ln}
+		if opts.Deliverer != nil {
+			ro.Deliverer = opts.Deliverer(n.Name)
+		}
+		node, err = relay.New(*cfg, ro)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		run = node.Run
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -144,7 +175,7 @@ func (p *InProcess) StartNode(name string) error {
 	}
 	p.mu.Unlock()
 	p.wg.Go(func() {
-		err := node.Run(ctx)
+		err := run(ctx)
 		p.record(err)
 		done <- err
 	})
@@ -277,7 +308,11 @@ func Up(ctx context.Context, nw *Network, exe string, w io.Writer) error {
 		}
 	}
 	for _, n := range nw.Nodes {
-		if err := start(n.Name, "relay", "--config", nw.Path(n.Config)); err != nil {
+		cmd := "relay"
+		if n.Role == "provider" {
+			cmd = "mailbox"
+		}
+		if err := start(n.Name, cmd, "--config", nw.Path(n.Config)); err != nil {
 			stopAll()
 			return err
 		}
@@ -307,7 +342,11 @@ func Up(ctx context.Context, nw *Network, exe string, w io.Writer) error {
 		fmt.Fprintf(w, "  %-12s %s  sealnet dirauth --config %s\n", a.Name, a.URL, nw.Path(a.Config))
 	}
 	for _, n := range nw.Nodes {
-		fmt.Fprintf(w, "  %-12s %s  sealnet relay --config %s\n", n.Name, n.Address, nw.Path(n.Config))
+		cmd := "relay"
+		if n.Role == "provider" {
+			cmd = "mailbox"
+		}
+		fmt.Fprintf(w, "  %-12s %s  sealnet %s --config %s\n", n.Name, n.Address, cmd, nw.Path(n.Config))
 	}
 	fmt.Fprintln(w, "testnet: running; press Ctrl-C to stop")
 

@@ -21,6 +21,7 @@ import (
 	"github.com/sealnet/sealnet/internal/dirauth"
 	"github.com/sealnet/sealnet/internal/dirclient"
 	"github.com/sealnet/sealnet/internal/keystore"
+	"github.com/sealnet/sealnet/mailbox"
 	"github.com/sealnet/sealnet/relay"
 )
 
@@ -233,7 +234,7 @@ func Create(dir string, spec Spec) (*Network, error) {
 		}
 	}
 
-	// Relays.
+	// Relays, and providers: a relay configuration plus [mailbox].
 	for _, s := range ns {
 		cfg := relay.Config{
 			Name: s.n.Name, Role: s.n.Role, Layer: s.n.Layer, Domain: s.n.Domain,
@@ -247,11 +248,21 @@ func Create(dir string, spec Spec) (*Network, error) {
 			cfg.Directory.Authorities = append(cfg.Directory.Authorities, relay.AuthorityConfig{URL: au.URL, Key: au.Key})
 		}
 		cfg.Cover.LoopRate = spec.LoopRate
-		if err := cfg.Validate(); err != nil {
-			return nil, err
+		var file any = &cfg
+		if s.n.Role == "provider" {
+			mc := &mailbox.Config{Config: cfg}
+			if err := mc.Validate(); err != nil {
+				return nil, err
+			}
+			file = mc
+			s.n.Config = filepath.Join(s.n.Name, "mailbox.toml")
+		} else {
+			if err := cfg.Validate(); err != nil {
+				return nil, err
+			}
+			s.n.Config = filepath.Join(s.n.Name, "relay.toml")
 		}
-		s.n.Config = filepath.Join(s.n.Name, "relay.toml")
-		if err := writeTOML(filepath.Join(dir, s.n.Config), cfg); err != nil {
+		if err := writeTOML(filepath.Join(dir, s.n.Config), file); err != nil {
 			return nil, err
 		}
 		nw.Nodes = append(nw.Nodes, s.n)
@@ -282,9 +293,22 @@ func (nw *Network) DirClient(cacheDir string) (*dirclient.Client, error) {
 	return dirclient.New(dirclient.Config{Authorities: auths, Threshold: nw.Spec.Threshold, CacheDir: cacheDir})
 }
 
-// RelayConfig loads a node's configuration.
+// RelayConfig loads a node's relay configuration (for a provider, the
+// relay part of its mailbox configuration).
 func (nw *Network) RelayConfig(n Node) (*relay.Config, error) {
+	if n.Role == "provider" {
+		mc, err := nw.MailboxConfig(n)
+		if err != nil {
+			return nil, err
+		}
+		return &mc.Config, nil
+	}
 	return relay.LoadConfig(nw.Path(n.Config))
+}
+
+// MailboxConfig loads a provider's configuration.
+func (nw *Network) MailboxConfig(n Node) (*mailbox.Config, error) {
+	return mailbox.LoadConfig(nw.Path(n.Config))
 }
 
 // AuthorityConfig loads an authority's configuration.

@@ -61,12 +61,15 @@ func (c *Conn) PeerKey() [32]byte { return c.peer }
 // RemoteAddr returns the other end's network address.
 func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 
-// Close closes the link.
+// Close closes the link. It closes the connection first, so that a writer
+// blocked in a write returns at once instead of holding Close until its
+// deadline.
 func (c *Conn) Close() error {
+	err := c.nc.Close()
 	c.wmu.Lock()
 	c.closed = true
 	c.wmu.Unlock()
-	return c.nc.Close()
+	return err
 }
 
 // WritePacket sends one packet, which must be exactly Geometry.PacketSize

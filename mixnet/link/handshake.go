@@ -103,7 +103,7 @@ func clientHandshake(ctx context.Context, nc net.Conn, cfg *Config, kind Kind, p
 		PeerStatic:  peer[:],
 		Random:      cfg.Rand,
 	}
-	if kind == KindPeer {
+	if kind != KindClient {
 		hc.StaticKeypair = cfg.Static
 	}
 	// A fresh HandshakeState for this connection only; it is dropped on
@@ -203,7 +203,7 @@ func serverHandshake(ctx context.Context, nc net.Conn, cfg *Config, kinds []Kind
 		return nil, fmt.Errorf("%w: %v", ErrHandshake, err)
 	}
 	var peer [32]byte
-	if kind == KindPeer {
+	if kind != KindClient {
 		copy(peer[:], hs.PeerStatic())
 	}
 	gh := cfg.Geometry.Hash()

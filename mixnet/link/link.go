@@ -10,6 +10,9 @@
 //     node in the current directory document). Both ends are authenticated.
 //   - Client links run Noise_NK: the client pins the node's static key and
 //     stays anonymous, as a client entering the mix network must.
+//   - User links run Noise_IK from a user to its own provider, with the
+//     user's identity key as static key: only the owner of a mailbox can
+//     open a user link as that owner.
 //
 // After the handshake every frame on the wire has exactly the same size,
 // 2 + FrameSize(geometry) bytes, whether it carries a packet or padding, so
@@ -47,6 +50,10 @@ const (
 	KindPeer Kind = 0x01
 	// KindClient is a client-to-node link (Noise_NK, the client anonymous).
 	KindClient Kind = 0x02
+	// KindUser is a user-to-provider link (Noise_IK with the user's
+	// identity key as its static key, carried encrypted): the provider
+	// learns which of its users connected; an observer does not.
+	KindUser Kind = 0x03
 )
 
 func (k Kind) String() string {
@@ -55,6 +62,8 @@ func (k Kind) String() string {
 		return "peer"
 	case KindClient:
 		return "client"
+	case KindUser:
+		return "user"
 	}
 	return fmt.Sprintf("kind(0x%02x)", byte(k))
 }

@@ -1,0 +1,114 @@
+package mailbox
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// A sender certificate is a provider's statement "the user at Address has
+// these identity keys, until Expires", signed with the provider's identity
+// key (the one its directory descriptor publishes). A sender puts it inside
+// the sealed envelope, so the recipient can check who sent a message while
+// the recipient's provider sees nothing of the sender.
+//
+// Encoding (version 1):
+//
+//	version (1) = 1 || address (1-byte length, ≤ 128) || identity X25519 (32)
+//	|| identity Ed25519 (32) || expires (8, Unix seconds) || provider key (32)
+//	|| signature (64) over "sealnet sender certificate v1\x00" || everything before it
+type Certificate struct {
+	Address         string
+	IdentityX25519  [32]byte
+	IdentityEd25519 [32]byte
+	Expires         time.Time
+	Provider        [32]byte // the signing provider's Ed25519 identity key
+}
+
+const (
+	certVersion    = 1
+	certContext    = "sealnet sender certificate v1\x00"
+	maxCertificate = 1 + 1 + MaxAddress + 32 + 32 + 8 + 32 + ed25519.SignatureSize
+)
+
+// Certificate errors.
+var (
+	ErrCertificate = errors.New("mailbox: sender certificate invalid")
+	ErrExpired     = errors.New("mailbox: sender certificate expired")
+)
+
+func (c *Certificate) body() []byte {
+	var e enc
+	e.u8(certVersion)
+	e.str8(c.Address)
+	e.fixed(c.IdentityX25519[:])
+	e.fixed(c.IdentityEd25519[:])
+	e.u64(uint64(c.Expires.Unix()))
+	e.fixed(c.Provider[:])
+	return e.b
+}
+
+// SignCertificate returns the encoded certificate signed by the provider.
+func SignCertificate(c Certificate, provider ed25519.PrivateKey) ([]byte, error) {
+	if len(c.Address) == 0 || len(c.Address) > MaxAddress {
+		return nil, fmt.Errorf("%w: address of %d bytes", ErrCertificate, len(c.Address))
+	}
+	copy(c.Provider[:], provider.Public().(ed25519.PublicKey))
+	body := c.body()
+	sig := ed25519.Sign(provider, append([]byte(certContext), body...))
+	return append(body, sig...), nil
+}
+
+// ParseCertificate decodes a certificate without checking it.
+func ParseCertificate(b []byte) (*Certificate, error) {
+	if len(b) > maxCertificate || len(b) < ed25519.SignatureSize {
+		return nil, fmt.Errorf("%w: certificate of %d bytes", ErrMalformed, len(b))
+	}
+	d := &dec{b: b[:len(b)-ed25519.SignatureSize]}
+	if v := d.u8("version"); v != certVersion && d.err == nil {
+		return nil, fmt.Errorf("%w: certificate version %d", ErrMalformed, v)
+	}
+	c := &Certificate{}
+	c.Address = d.str8(MaxAddress, "address")
+	d.fixed(c.IdentityX25519[:], "identity key")
+	d.fixed(c.IdentityEd25519[:], "identity key")
+	exp := d.u64("expiry")
+	d.fixed(c.Provider[:], "provider key")
+	if err := d.done(); err != nil {
+		return nil, err
+	}
+	if exp > 1<<40 {
+		return nil, fmt.Errorf("%w: expiry out of range", ErrMalformed)
+	}
+	c.Expires = time.Unix(int64(exp), 0)
+	return c, nil
+}
+
+// VerifyCertificate checks that b is a certificate signed by provider (the
+// Ed25519 identity key the directory publishes for the provider of the
+// address's domain), for an address in domain, and not expired at now.
+func VerifyCertificate(b []byte, provider ed25519.PublicKey, domain string, now time.Time) (*Certificate, error) {
+	c, err := ParseCertificate(b)
+	if err != nil {
+		return nil, err
+	}
+	if len(provider) != ed25519.PublicKeySize || string(c.Provider[:]) != string(provider) {
+		return nil, fmt.Errorf("%w: signed by another provider key", ErrCertificate)
+	}
+	body := b[:len(b)-ed25519.SignatureSize]
+	if !ed25519.Verify(provider, append([]byte(certContext), body...), b[len(body):]) {
+		return nil, fmt.Errorf("%w: bad signature", ErrCertificate)
+	}
+	if _, d, ok := strings.Cut(c.Address, "@"); !ok || d != domain {
+		return nil, fmt.Errorf("%w: address %q is not in domain %q", ErrCertificate, c.Address, domain)
+	}
+	if !now.Before(c.Expires) {
+		return nil, fmt.Errorf("%w: since %v", ErrExpired, c.Expires.UTC().Format(time.RFC3339))
+	}
+	return c, nil
+}
+
+// Marshal re-encodes a parsed certificate body with sig (for round trips).
+func (c *Certificate) marshalWith(sig []byte) []byte { return append(c.body(), sig...) }

@@ -1,0 +1,110 @@
+package mailbox
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sealnet/sealnet/internal/config"
+	"github.com/sealnet/sealnet/relay"
+)
+
+// Config is a provider's configuration file: every key of a relay
+// (docs/relay.md), role "provider", plus a [mailbox] section.
+type Config struct {
+	relay.Config
+	Mailbox Settings `toml:"mailbox"`
+}
+
+// Settings is the [mailbox] section (docs/mailbox.md lists every key).
+type Settings struct {
+	TTL          config.Duration `toml:"ttl"`           // envelope lifetime, default 720h
+	MaxEnvelopes int             `toml:"max_envelopes"` // per mailbox, default 10000
+	MaxBytes     int64           `toml:"max_bytes"`     // per mailbox, default 64 MiB
+	BatchSize    int             `toml:"batch_size"`    // group commit, default 256
+	GCInterval   config.Duration `toml:"gc_interval"`   // default 10m
+
+	CertificateTTL         config.Duration `toml:"certificate_ttl"`          // default 168h
+	DeliveriesPerMinute    int             `toml:"deliveries_per_minute"`    // with a token, per mailbox; default 600
+	UnsolicitedPerMinute   int             `toml:"unsolicited_per_minute"`   // without, per mailbox; default 10
+	BundlesPerHour         int             `toml:"bundles_per_hour"`         // per mailbox; default 60
+	OneTimePerHour         int             `toml:"onetime_per_hour"`         // one-time prekeys handed out per mailbox; default 20
+	RegistrationsPerMinute int             `toml:"registrations_per_minute"` // for the whole provider; default 30
+	RequestsPerSecond      int             `toml:"requests_per_second"`      // per direct link; default 200
+	ReplenishBelow         int             `toml:"replenish_below"`          // ask the owner for prekeys below this; default 20
+	DeliveryWorkers        int             `toml:"delivery_workers"`         // default 256 (they fill the group commits)
+	DeliveryQueue          int             `toml:"delivery_queue"`           // default 4096
+	LimiterEntries         int             `toml:"limiter_entries"`          // rate-limit buckets kept; default 200000
+}
+
+// ErrConfig wraps configuration errors.
+var ErrConfig = errors.New("mailbox: invalid configuration")
+
+// LoadConfig reads and validates a provider configuration file.
+func LoadConfig(path string) (*Config, error) { return config.LoadValid[Config](path) }
+
+func defD(d *config.Duration, v time.Duration) {
+	if *d == 0 {
+		*d = config.Duration(v)
+	}
+}
+
+func defI(i *int, v int) {
+	if *i == 0 {
+		*i = v
+	}
+}
+
+// Validate checks the relay part, requires the provider role, and fills
+// the mailbox defaults.
+func (c *Config) Validate() error {
+	if err := c.Config.Validate(); err != nil {
+		return err
+	}
+	if c.Role != "provider" {
+		return fmt.Errorf("%w: role must be provider", ErrConfig)
+	}
+	return c.Mailbox.validate()
+}
+
+func (m *Settings) validate() error {
+	defD(&m.TTL, 30*24*time.Hour)
+	defI(&m.MaxEnvelopes, 10_000)
+	if m.MaxBytes == 0 {
+		m.MaxBytes = 64 << 20
+	}
+	defI(&m.BatchSize, 256)
+	defD(&m.GCInterval, 10*time.Minute)
+	defD(&m.CertificateTTL, 7*24*time.Hour)
+	defI(&m.DeliveriesPerMinute, 600)
+	defI(&m.UnsolicitedPerMinute, 10)
+	defI(&m.BundlesPerHour, 60)
+	defI(&m.OneTimePerHour, 20)
+	defI(&m.RegistrationsPerMinute, 30)
+	defI(&m.RequestsPerSecond, 200)
+	defI(&m.ReplenishBelow, 20)
+	defI(&m.DeliveryWorkers, 256)
+	defI(&m.DeliveryQueue, 4096)
+	defI(&m.LimiterEntries, 200_000)
+	bad := func(f string, a ...any) error { return fmt.Errorf("%w: mailbox.%s", ErrConfig, fmt.Sprintf(f, a...)) }
+	switch {
+	case m.TTL.D() < time.Hour:
+		return bad("ttl %v is under an hour", m.TTL.D())
+	case m.MaxEnvelopes < 1, m.MaxBytes < MaxEnvelopeData:
+		return bad("max_envelopes and max_bytes must hold at least one envelope")
+	case m.BatchSize < 1 || m.BatchSize > 4096:
+		return bad("batch_size %d is outside 1..4096", m.BatchSize)
+	case m.CertificateTTL.D() < time.Hour:
+		return bad("certificate_ttl %v is under an hour", m.CertificateTTL.D())
+	case m.DeliveryWorkers < 1 || m.DeliveryWorkers > 4096 || m.DeliveryQueue < 1:
+		return bad("delivery_workers must be 1..4096 and delivery_queue positive")
+	}
+	for name, v := range map[string]int{"deliveries_per_minute": m.DeliveriesPerMinute, "unsolicited_per_minute": m.UnsolicitedPerMinute,
+		"bundles_per_hour": m.BundlesPerHour, "onetime_per_hour": m.OneTimePerHour, "registrations_per_minute": m.RegistrationsPerMinute,
+		"requests_per_second": m.RequestsPerSecond, "replenish_below": m.ReplenishBelow, "limiter_entries": m.LimiterEntries} {
+		if v < 0 {
+			return bad("%s must not be negative", name)
+		}
+	}
+	return nil
+}

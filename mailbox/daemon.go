@@ -1,0 +1,109 @@
+package mailbox
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/sealnet/sealnet/relay"
+)
+
+// Options are the parts of a provider that tests replace.
+type Options struct {
+	Logger *slog.Logger
+	// Relay lets tests wrap the relay's options (listener, dialer).
+	Relay func(*relay.Options)
+}
+
+// Provider is a running provider: a relay in the provider role whose final
+// hop hands packets to the mailbox service, which also serves direct links.
+type Provider struct {
+	Node    *relay.Node
+	Service *Service
+	Store   *Store
+}
+
+// NewProvider opens the store and prepares the relay and the service.
+func NewProvider(cfg Config, opts Options) (*Provider, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	secret, err := loadSecret(filepath.Join(cfg.DataDir, "keys", "mailbox-secret.key"))
+	if err != nil {
+		return nil, err
+	}
+	st, err := OpenStore(StoreConfig{
+		Dir: filepath.Join(cfg.DataDir, "mailbox"), TTL: cfg.Mailbox.TTL.D(),
+		MaxCount: cfg.Mailbox.MaxEnvelopes, MaxBytes: cfg.Mailbox.MaxBytes,
+		BatchSize: cfg.Mailbox.BatchSize, GCInterval: cfg.Mailbox.GCInterval.D(),
+		Logger: log.With("node", cfg.Name),
+	})
+	if err != nil {
+		return nil, err
+	}
+	svc := NewService(cfg.Mailbox, ServiceOptions{Domain: cfg.Domain, Store: st, Secret: secret, Logger: log.With("node", cfg.Name)})
+	ro := relay.Options{Logger: log, Deliverer: svc, ClientLinks: svc.HandleLink}
+	if opts.Relay != nil {
+		opts.Relay(&ro)
+	}
+	node, err := relay.New(cfg.Config, ro)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	svc.geo = node.Geometry()
+	svc.identity = node.Identity()
+	svc.SetSend(node.Send)
+	svc.m = newServiceMetrics(node.Metrics(), svc)
+	return &Provider{Node: node, Service: svc, Store: st}, nil
+}
+
+// Run runs the provider until ctx is done, then stops the relay (no new
+// packets or links), the service's workers, and the store, in that order.
+func (p *Provider) Run(ctx context.Context) error {
+	svcCtx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { p.Service.Run(svcCtx) })
+	err := p.Node.Run(ctx)
+	cancel()
+	wg.Wait()
+	if cerr := p.Store.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	return err
+}
+
+// loadSecret returns the 32-byte secret in path, creating it (0600).
+func loadSecret(path string) ([32]byte, error) {
+	var s [32]byte
+	b, err := os.ReadFile(path)
+	if err == nil && len(b) == 32 {
+		copy(s[:], b)
+		return s, nil
+	}
+	if err == nil {
+		return s, errors.New("mailbox: " + path + " is not a 32-byte secret")
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return s, err
+	}
+	if _, err := rand.Read(s[:]); err != nil {
+		return s, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return s, err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, s[:], 0o600); err != nil {
+		return s, err
+	}
+	return s, os.Rename(tmp, path)
+}

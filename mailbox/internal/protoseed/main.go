@@ -1,0 +1,149 @@
+// Command protoseed writes the seed corpora of the mailbox protocol's fuzz
+// targets (mailbox/proto_fuzz_test.go) from fixed seeds, so that rerunning
+// it reproduces them byte for byte:
+//
+//	go run ./mailbox/internal/protoseed
+package main
+
+import (
+	"crypto/ecdh"
+	"crypto/ed25519"
+	"crypto/mlkem"
+	"crypto/sha256"
+	"flag"
+	"log"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sealnet/sealnet/internal/fuzzcheck"
+	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mixnet"
+)
+
+func main() {
+	dir := flag.String("dir", "mailbox", "the mailbox package directory")
+	flag.Parse()
+	if err := run(*dir); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func rng(seed string) *rand.ChaCha8 { return rand.NewChaCha8(sha256.Sum256([]byte(seed))) }
+
+func bytesOf(seed string, n int) []byte {
+	b := make([]byte, n)
+	rng(seed).Read(b)
+	return b
+}
+
+func run(dir string) error {
+	g := mixnet.DefaultGeometry()
+	for _, t := range []string{"FuzzUnmarshal", "FuzzParseMixRequest", "FuzzParseReply", "FuzzParseCertificate", "FuzzParseBundle", "FuzzParsePrekeys"} {
+		if err := os.RemoveAll(filepath.Join(dir, "testdata", "fuzz", t)); err != nil {
+			return err
+		}
+	}
+	seed := func(target, name string, b []byte) error { return fuzzcheck.WriteSeed(dir, target, name, b) }
+
+	// Identity and prekeys from fixed seeds. ML-KEM keys come from
+	// NewDecapsulationKey768 with a fixed seed, so they are reproducible.
+	ed := ed25519.NewKeyFromSeed(bytesOf("identity", 32))
+	x, _ := ecdh.X25519().NewPrivateKey(bytesOf("x25519", 32))
+	sp, _ := ecdh.X25519().NewPrivateKey(bytesOf("signed", 32))
+	ot, _ := ecdh.X25519().NewPrivateKey(bytesOf("one-time", 32))
+	dk, err := mlkem.NewDecapsulationKey768(bytesOf("pq", 64))
+	if err != nil {
+		return err
+	}
+	signed := mailbox.NewSignedPrekey(ed, 1, sp.PublicKey())
+	onetime := mailbox.OneTimePrekey{ID: 2}
+	copy(onetime.Public[:], ot.PublicKey().Bytes())
+	pq := mailbox.NewPQPrekey(ed, 3, mailbox.PQOneTime, dk.EncapsulationKey())
+	bundle := &mailbox.PrekeyBundle{Signed: signed, OneTime: &onetime, PQ: pq}
+	copy(bundle.IdentityX25519[:], x.PublicKey().Bytes())
+	copy(bundle.IdentityEd25519[:], ed.Public().(ed25519.PublicKey))
+	rawBundle := bundle.Marshal()
+	noOneTime := *bundle
+	noOneTime.OneTime = nil
+
+	provider := ed25519.NewKeyFromSeed(bytesOf("provider", 32))
+	cert, err := mailbox.SignCertificate(mailbox.Certificate{Address: "alice@a", IdentityX25519: bundle.IdentityX25519,
+		IdentityEd25519: bundle.IdentityEd25519, Expires: time.Unix(1_900_000_000, 0)}, provider)
+	if err != nil {
+		return err
+	}
+
+	mb := mailbox.MailboxOf("alice@a")
+	msgs := map[string]mailbox.Message{
+		"deliver":     &mailbox.DeliverRequest{Mailbox: mb, EnvelopeID: [16]byte{1}, Token: [32]byte{2}, Data: bytesOf("envelope", 600)},
+		"bundle":      &mailbox.BundleRequest{Mailbox: mb},
+		"register":    &mailbox.RegisterRequest{Address: "alice@a", IdentityEd25519: bundle.IdentityEd25519, AllowUnsolicited: true},
+		"certificate": &mailbox.CertificateRequest{},
+		"upload": &mailbox.UploadRequest{Upload: mailbox.PrekeyUpload{
+			Signed:    &mailbox.Prekey{ID: 1, Data: signed.Marshal()},
+			OneTime:   []mailbox.Prekey{{ID: 2, Data: onetime.Marshal()}},
+			PQOneTime: []mailbox.Prekey{{ID: 3, Data: pq.Marshal()}},
+		}},
+		"fetch":                &mailbox.FetchRequest{Wait: 5 * time.Second},
+		"ack":                  &mailbox.AckRequest{Through: 42},
+		"set-token":            &mailbox.SetTokenRequest{TokenHash: [32]byte{3}},
+		"status":               &mailbox.Status{Code: mailbox.StatusAccepted, EnvelopeID: [16]byte{1}, Detail: "taken"},
+		"bundle-response":      &mailbox.BundleResponse{Bundle: rawBundle},
+		"certificate-response": &mailbox.CertificateResponse{Certificate: cert},
+		"page": &mailbox.Page{More: true, Replenish: mailbox.ReplenishOneTime, Records: []mailbox.Record{
+			{Seq: 7, Kind: mailbox.EnvelopeSealed, ID: [16]byte{4}, Expires: time.Unix(3600*480000, 0), Data: bytesOf("record", 300)}}},
+		"empty-page": &mailbox.Page{},
+	}
+	for name, m := range msgs {
+		if err := seed("FuzzUnmarshal", name, mailbox.Marshal(m)); err != nil {
+			return err
+		}
+	}
+	if err := seed("FuzzUnmarshal", "unknown-type", []byte{0x7f, 1, 2}); err != nil {
+		return err
+	}
+
+	surb := bytesOf("surb", g.SURBSize())
+	surb[64] = g.Version
+	for name, r := range map[string]*mailbox.MixRequest{
+		"deliver": {SURB: surb, Deliver: &mailbox.MixDeliver{EnvelopeID: [16]byte{5}, Token: [32]byte{6}, Data: bytesOf("mix envelope", 900)}},
+		"bundle":  {SURB: surb, Bundle: true},
+	} {
+		msg, err := mailbox.MarshalMixRequest(g, r)
+		if err != nil {
+			return err
+		}
+		if err := seed("FuzzParseMixRequest", name, msg); err != nil {
+			return err
+		}
+	}
+	for name, m := range map[string]mailbox.Message{"status": msgs["status"], "bundle": msgs["bundle-response"]} {
+		msg, err := mailbox.MarshalReply(g, m)
+		if err != nil {
+			return err
+		}
+		if err := seed("FuzzParseReply", name, msg); err != nil {
+			return err
+		}
+	}
+	if err := seed("FuzzParseCertificate", "valid", cert); err != nil {
+		return err
+	}
+	if err := seed("FuzzParseCertificate", "truncated", cert[:40]); err != nil {
+		return err
+	}
+	if err := seed("FuzzParseBundle", "with-one-time", rawBundle); err != nil {
+		return err
+	}
+	if err := seed("FuzzParseBundle", "without-one-time", noOneTime.Marshal()); err != nil {
+		return err
+	}
+	for name, b := range map[string][]byte{"signed": signed.Marshal(), "one-time": onetime.Marshal(), "pq": pq.Marshal()} {
+		if err := seed("FuzzParsePrekeys", name, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,15 @@
+package main
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/sealnet/sealnet/internal/fuzzcheck"
+)
+
+func TestCommittedCorporaAreCurrent(t *testing.T) {
+	fuzzcheck.CheckGenerated(t, filepath.Join("..", ".."), func(root string) error { return run(root) },
+		"`go generate ./mailbox`",
+		"testdata/fuzz/FuzzUnmarshal", "testdata/fuzz/FuzzParseMixRequest", "testdata/fuzz/FuzzParseReply",
+		"testdata/fuzz/FuzzParseCertificate", "testdata/fuzz/FuzzParseBundle", "testdata/fuzz/FuzzParsePrekeys")
+}

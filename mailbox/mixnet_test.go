@@ -1,0 +1,150 @@
+package mailbox_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	mrand "math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/sealnet/sealnet/internal/testnet"
+	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mixnet"
+)
+
+// surbTo builds a SURB that brings a reply to u's mailbox at its provider.
+func (e *env) surbTo(t *testing.T, u *user) (*mixnet.SURB, *mixnet.SURBKeys) {
+	t.Helper()
+	var seed [32]byte
+	rand.Read(seed[:])
+	path, err := e.doc.Doc.SelectPath(mrand.New(mrand.NewChaCha8(seed)), e.provider(u.domain()), e.doc.Doc.Epoch, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, k, err := mixnet.NewSURB(rand.Reader, geo, path, mixnet.RecipientID(u.mb()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, k
+}
+
+// sendMix sends a mix request to u's mailbox through the network.
+func (e *env) sendMix(t *testing.T, inj *testnet.Injector, to *user, r *mailbox.MixRequest) {
+	t.Helper()
+	msg, err := mailbox.MarshalMixRequest(geo, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, pkt, err := inj.Packet(e.provider(to.domain()), mixnet.RecipientID(to.mb()), msg, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := inj.Send(context.Background(), entry, pkt); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitRecord long-polls u's mailbox for one record and acknowledges it.
+func waitRecord(t *testing.T, c *mailbox.Client) mailbox.Record {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		p, err := c.Fetch(context.Background(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Records) > 0 {
+			r := p.Records[0]
+			if err := c.Ack(context.Background(), r.Seq); err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+	}
+	t.Fatal("no record arrived")
+	return mailbox.Record{}
+}
+
+// TestMixnetDeliveryAcknowledged: alice@a delivers to bob@b through the
+// mix network; bob's provider stores the envelope and acknowledges it
+// through alice's SURB, and the acknowledgement reaches alice's mailbox at
+// her own provider, readable only with her SURB keys.
+func TestMixnetDeliveryAcknowledged(t *testing.T) {
+	e := start(t, testnet.Spec{EpochPeriod: time.Hour, Layers: 2, Width: 1, Providers: 2}, nil)
+	alice, bob := newUser(t, "alice@a"), newUser(t, "bob@b")
+	ac, bc := e.register(t, alice, true), e.register(t, bob, true)
+	inj := testnet.NewInjector(e.doc.Doc)
+	defer inj.Close()
+
+	surb, keys := e.surbTo(t, alice)
+	sb, _ := surb.MarshalBinary()
+	body := bytes.Repeat([]byte("sealed "), 150)
+	id := envID(42)
+	e.sendMix(t, inj, bob, &mailbox.MixRequest{SURB: sb, Deliver: &mailbox.MixDeliver{EnvelopeID: id, Token: bob.token, Data: body}})
+
+	got := waitRecord(t, bc)
+	if got.Kind != mailbox.EnvelopeSealed || got.ID != id || !bytes.Equal(got.Data, body) {
+		t.Fatalf("bob received %+v", got)
+	}
+	ack := waitRecord(t, ac)
+	if ack.Kind != mailbox.EnvelopeSURBReply || ack.ID != [16]byte(keys.ID) {
+		t.Fatalf("alice received kind %d id %x, want the SURB reply %x", ack.Kind, ack.ID, keys.ID)
+	}
+	_, otherKeys := e.surbTo(t, alice)
+	if _, err := otherKeys.Open(bytes.Clone(ack.Data)); err == nil {
+		t.Fatal("another SURB's keys opened the acknowledgement")
+	}
+	msg, err := keys.Open(ack.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, err := mailbox.ParseReply(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, ok := reply.(*mailbox.Status)
+	if !ok || st.Code != mailbox.StatusOK || st.EnvelopeID != id {
+		t.Fatalf("acknowledgement says %+v", reply)
+	}
+}
+
+// TestMixnetBundle: a sender fetches a user's bundle through the mix
+// network, anonymously, with the reply coming back through its SURB.
+func TestMixnetBundle(t *testing.T) {
+	e := start(t, testnet.Spec{EpochPeriod: time.Hour, Layers: 2, Width: 1, Providers: 2}, nil)
+	alice, bob := newUser(t, "alice@a"), newUser(t, "bob@b")
+	ac, bc := e.register(t, alice, true), e.register(t, bob, true)
+	if err := bc.Upload(context.Background(), prekeys(t, bob, 1, 5, 1)); err != nil {
+		t.Fatal(err)
+	}
+	inj := testnet.NewInjector(e.doc.Doc)
+	defer inj.Close()
+	surb, keys := e.surbTo(t, alice)
+	sb, _ := surb.MarshalBinary()
+	e.sendMix(t, inj, bob, &mailbox.MixRequest{SURB: sb, Bundle: true})
+	rec := waitRecord(t, ac)
+	msg, err := keys.Open(rec.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, err := mailbox.ParseReply(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br, ok := reply.(*mailbox.BundleResponse)
+	if !ok {
+		t.Fatalf("reply %T", reply)
+	}
+	b, err := mailbox.ParseBundle(br.Bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	if b.IdentityEd25519 != [32]byte(bob.ed.Public().(ed25519.PublicKey)) || b.OneTime == nil || b.PQ.Kind != mailbox.PQOneTime {
+		t.Fatalf("bundle is not bob's, or lacks one-time keys")
+	}
+}

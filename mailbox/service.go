@@ -1,0 +1,703 @@
+package mailbox
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/ed25519"
+	"crypto/hkdf"
+	"crypto/mlkem"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sealnet/sealnet/internal/metrics"
+	"github.com/sealnet/sealnet/mixnet"
+	"github.com/sealnet/sealnet/mixnet/link"
+)
+
+// Service is a provider's mailbox: the protocol of docs/mailbox.md on top
+// of a Store. It serves direct links (client and user kinds) and the
+// requests that reach the provider through the mix network.
+type Service struct {
+	cfg      Settings
+	domain   string
+	store    *Store
+	geo      mixnet.Geometry
+	identity ed25519.PrivateKey
+	secret   [32]byte // derives the fake bundles of unknown mailboxes
+	log      *slog.Logger
+	now      func() time.Time
+	limits   *limiter
+	m        *serviceMetrics
+
+	send func(mixnet.NodeID, []byte) error // into the mix network (SURB replies)
+
+	jobs chan func() // mix-network requests waiting for a worker
+	wg   sync.WaitGroup
+}
+
+// ServiceOptions are what a Service needs besides its settings.
+type ServiceOptions struct {
+	Domain   string
+	Store    *Store
+	Geometry mixnet.Geometry
+	Identity ed25519.PrivateKey // the provider's directory identity key
+	Secret   [32]byte
+	Logger   *slog.Logger
+	Registry *metrics.Registry
+	Clock    func() time.Time
+	// Send puts a packet into the mix network towards a node.
+	Send func(mixnet.NodeID, []byte) error
+}
+
+// NewService returns a service; Run starts its workers.
+func NewService(cfg Settings, o ServiceOptions) *Service {
+	s := &Service{
+		cfg: cfg, domain: o.Domain, store: o.Store, geo: o.Geometry, identity: o.Identity,
+		secret: o.Secret, log: o.Logger, now: o.Clock, send: o.Send,
+		limits: newLimiter(cfg.LimiterEntries),
+		jobs:   make(chan func(), cfg.DeliveryQueue),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	reg := o.Registry
+	if reg == nil {
+		reg = metrics.NewRegistry()
+	}
+	s.m = newServiceMetrics(reg, s)
+	return s
+}
+
+// SetSend sets how replies enter the mix network (the provider's relay).
+func (s *Service) SetSend(send func(mixnet.NodeID, []byte) error) { s.send = send }
+
+// Run runs the workers that handle mix-network requests until ctx is done,
+// then waits for them.
+func (s *Service) Run(ctx context.Context) {
+	for range s.cfg.DeliveryWorkers {
+		s.wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case job := <-s.jobs:
+					job()
+				}
+			}
+		})
+	}
+	s.wg.Wait()
+}
+
+// --- delivery -----------------------------------------------------------
+
+// deliver applies the delivery policy. With the mailbox's delivery token it
+// reports exactly what happened; without one it reports StatusAccepted
+// whatever happened (stored, dropped by the mailbox's policy or quota, or
+// no such mailbox), so that a stranger cannot learn whether an address
+// exists. Rate limits apply per mailbox ID, existing or not.
+func (s *Service) deliver(ctx context.Context, mb MailboxID, env Envelope, token [32]byte) StatusCode {
+	acct, err := s.store.Account(mb)
+	known := err == nil
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		s.m.rejected("unavailable").Inc()
+		return StatusUnavailable
+	}
+	th := sha256.Sum256(token[:])
+	var want [32]byte
+	if known {
+		want = acct.TokenHash
+	}
+	tokenOK := token != [32]byte{} && want != [32]byte{} && subtle.ConstantTimeCompare(th[:], want[:]) == 1
+	if tokenOK {
+		if !s.limits.allow("deliver", mb, s.cfg.DeliveriesPerMinute, time.Minute, s.now()) {
+			s.m.rejected("rate_limited").Inc()
+			return StatusRateLimited
+		}
+		res, err := s.store.Deliver(ctx, mb, env)
+		switch {
+		case err == nil && res == Duplicate:
+			s.m.deliveries("duplicate").Inc()
+			return StatusDuplicate
+		case err == nil:
+			s.m.deliveries("stored").Inc()
+			s.m.storedBytes.Add(uint64(len(env.Data)))
+			return StatusOK
+		case errors.Is(err, ErrQuota):
+			s.m.rejected("quota").Inc()
+			return StatusQuotaFull
+		case errors.Is(err, ErrTooLarge):
+			s.m.rejected("bad_request").Inc()
+			return StatusBadRequest
+		default:
+			s.m.rejected("unavailable").Inc()
+			return StatusUnavailable
+		}
+	}
+	if !s.limits.allow("unsolicited", mb, s.cfg.UnsolicitedPerMinute, time.Minute, s.now()) {
+		s.m.rejected("rate_limited").Inc()
+		return StatusRateLimited
+	}
+	if !known || !acct.AllowUnsolicited {
+		s.m.deliveries("discarded").Inc()
+		return StatusAccepted
+	}
+	res, err := s.store.Deliver(ctx, mb, env)
+	switch {
+	case err == nil && res == Duplicate:
+		s.m.deliveries("duplicate").Inc()
+	case err == nil:
+		s.m.deliveries("stored").Inc()
+		s.m.storedBytes.Add(uint64(len(env.Data)))
+	case errors.Is(err, ErrQuota), errors.Is(err, ErrTooLarge):
+		s.m.deliveries("discarded").Inc()
+	default:
+		s.m.rejected("unavailable").Inc()
+		return StatusUnavailable
+	}
+	return StatusAccepted
+}
+
+// Deliver is the relay's final-hop hand-off: a packet for one of this
+// provider's mailboxes. It must not block, so the work is queued for the
+// workers; a full queue drops the packet (the sender's retransmission
+// recovers it).
+func (s *Service) Deliver(res *mixnet.Result) error {
+	mb := MailboxID(res.Recipient)
+	if res.SURBReply {
+		// A reply to a SURB this mailbox's owner made: the SURB is the
+		// capability, no token needed.
+		env := Envelope{Kind: EnvelopeSURBReply, ID: res.SURBID, Data: append([]byte(nil), res.Payload...)}
+		return s.enqueue(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if !s.limits.allow("deliver", mb, s.cfg.DeliveriesPerMinute, time.Minute, s.now()) {
+				s.m.rejected("rate_limited").Inc()
+				return
+			}
+			if _, err := s.store.Account(mb); err != nil {
+				s.m.deliveries("discarded").Inc()
+				return
+			}
+			if _, err := s.store.Deliver(ctx, mb, env); err != nil {
+				s.m.rejected("reply_not_stored").Inc()
+				return
+			}
+			s.m.deliveries("surb_reply").Inc()
+		})
+	}
+	req, err := ParseMixRequest(s.geo, res.Payload)
+	if err != nil {
+		s.m.rejected("malformed").Inc()
+		return err
+	}
+	return s.enqueue(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var reply Message
+		if req.Bundle {
+			reply = s.bundle(mb)
+		} else {
+			d := req.Deliver
+			code := s.deliver(ctx, mb, Envelope{Kind: EnvelopeSealed, ID: d.EnvelopeID, Data: d.Data}, d.Token)
+			reply = &Status{Code: code, EnvelopeID: d.EnvelopeID}
+		}
+		s.replyThrough(req.SURB, reply)
+	})
+}
+
+func (s *Service) enqueue(job func()) error {
+	select {
+	case s.jobs <- job:
+		return nil
+	default:
+		s.m.rejected("queue_full").Inc()
+		return errors.New("mailbox: delivery queue full")
+	}
+}
+
+// replyThrough sends a reply back along the requester's SURB. For a
+// delivery it is sent only once the envelope is durable: the
+// acknowledgement means "stored".
+func (s *Service) replyThrough(surbBytes []byte, m Message) {
+	surb, err := mixnet.UnmarshalSURB(s.geo, surbBytes)
+	if err != nil {
+		s.m.rejected("bad_surb").Inc()
+		return
+	}
+	msg, err := MarshalReply(s.geo, m)
+	if err != nil {
+		return
+	}
+	pkt, err := surb.NewReply(s.geo, msg)
+	if err != nil || s.send == nil {
+		s.m.rejected("bad_surb").Inc()
+		return
+	}
+	if err := s.send(surb.FirstHop, pkt); err != nil {
+		s.m.rejected("reply_not_sent").Inc()
+		return
+	}
+	s.m.replies.Inc()
+}
+
+// --- prekey bundles -------------------------------------------------------
+
+// bundle answers a bundle request for mb. One-time prekeys are handed out
+// only within a per-mailbox rate, so nobody can drain them cheaply; beyond
+// it the bundle carries the signed and last-resort keys only. A mailbox
+// that does not exist (or has uploaded no prekeys) gets a fake bundle of
+// the same form, derived from the provider's secret so that it is stable.
+func (s *Service) bundle(mb MailboxID) Message {
+	now := s.now()
+	if !s.limits.allow("bundle", mb, s.cfg.BundlesPerHour, time.Hour, now) {
+		s.m.rejected("rate_limited").Inc()
+		return &Status{Code: StatusRateLimited}
+	}
+	take := s.limits.allow("onetime", mb, s.cfg.OneTimePerHour, time.Hour, now)
+	s.m.bundles.Inc()
+	acct, err := s.store.Account(mb)
+	if err == nil {
+		sb, err := s.store.TakeBundle(mb, take)
+		if err != nil {
+			return &Status{Code: StatusUnavailable}
+		}
+		if b, ok := assembleBundle(&acct, &sb); ok {
+			return &BundleResponse{Bundle: b.Marshal()}
+		}
+	} else if !errors.Is(err, ErrNotFound) {
+		return &Status{Code: StatusUnavailable}
+	}
+	return &BundleResponse{Bundle: s.fakeBundle(mb, take, now).Marshal()}
+}
+
+func assembleBundle(a *Account, sb *Bundle) (*PrekeyBundle, bool) {
+	if sb.Signed == nil {
+		return nil, false
+	}
+	b := &PrekeyBundle{IdentityX25519: a.IdentityX25519, IdentityEd25519: a.IdentityEd25519}
+	sp, err := ParseSignedPrekey(sb.Signed.Data)
+	if err != nil {
+		return nil, false
+	}
+	b.Signed = *sp
+	if sb.OneTime != nil {
+		if ot, err := ParseOneTimePrekey(sb.OneTime.Data); err == nil {
+			b.OneTime = ot
+		}
+	}
+	pq := sb.PQOneTime
+	if pq == nil {
+		pq = sb.LastResort
+	}
+	if pq == nil {
+		return nil, false
+	}
+	p, err := ParsePQPrekey(pq.Data)
+	if err != nil {
+		return nil, false
+	}
+	b.PQ = *p
+	return b, true
+}
+
+// fakeBundle returns a bundle for a mailbox that does not exist: its
+// identity and signed keys derive from the provider secret and the mailbox
+// ID (stable across requests), its one-time keys are fresh, and it has the
+// same form as a real bundle.
+func (s *Service) fakeBundle(mb MailboxID, take bool, now time.Time) *PrekeyBundle {
+	derive := func(label string, n int) []byte {
+		out, err := hkdf.Key(sha256.New, s.secret[:], mb[:], "sealnet fake bundle "+label, n)
+		if err != nil {
+			panic(err) // sizes are fixed and valid
+		}
+		return out
+	}
+	edKey := ed25519.NewKeyFromSeed(derive("ed25519", ed25519.SeedSize))
+	xKey, _ := ecdh.X25519().NewPrivateKey(derive("x25519", 32))
+	b := &PrekeyBundle{}
+	copy(b.IdentityX25519[:], xKey.PublicKey().Bytes())
+	copy(b.IdentityEd25519[:], edKey.Public().(ed25519.PublicKey))
+	week := uint32(now.Unix() / (7 * 24 * 3600))
+	sp, _ := ecdh.X25519().NewPrivateKey(derive(fmt.Sprintf("signed %d", week), 32))
+	b.Signed = NewSignedPrekey(edKey, week, sp.PublicKey())
+	idBase := binary.BigEndian.Uint32(derive("ids", 4)) & 0x3fffffff
+	if take {
+		ot, _ := ecdh.X25519().GenerateKey(rand.Reader)
+		b.OneTime = &OneTimePrekey{ID: idBase + uint32(now.Unix()/60)%(1<<20)}
+		copy(b.OneTime.Public[:], ot.PublicKey().Bytes())
+		dk, _ := mlkem.GenerateKey768()
+		b.PQ = NewPQPrekey(edKey, idBase+1<<20+uint32(now.Unix()/60)%(1<<20), PQOneTime, dk.EncapsulationKey())
+	} else {
+		dk, _ := mlkem.NewDecapsulationKey768(derive("last resort", 64))
+		b.PQ = NewPQPrekey(edKey, idBase+3<<20, PQLastResort, dk.EncapsulationKey())
+	}
+	return b
+}
+
+// --- links ------------------------------------------------------------------
+
+// HandleLink serves one client or user link: a request, a response, until
+// the link fails or ctx ends.
+func (s *Service) HandleLink(ctx context.Context, c *link.Conn) {
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	var owner *session
+	if c.Kind() == link.KindUser {
+		owner = &session{key: c.PeerKey()}
+		s.m.links("user").Inc()
+	} else {
+		s.m.links("client").Inc()
+	}
+	perLink := newBucket(float64(s.cfg.RequestsPerSecond), float64(2*s.cfg.RequestsPerSecond), s.now())
+	for {
+		m, err := ReadMessage(c)
+		if err != nil {
+			return
+		}
+		var reply Message
+		if !perLink.take(s.now()) {
+			reply = &Status{Code: StatusRateLimited, Detail: "too many requests on this link"}
+		} else {
+			reply = s.handle(ctx, c.Kind(), owner, m)
+		}
+		if err := WriteMessage(c, s.geo, reply); err != nil {
+			return
+		}
+	}
+}
+
+// session is a user link's owner, looked up lazily.
+type session struct {
+	key  [32]byte
+	mb   MailboxID
+	acct Account
+	ok   bool
+}
+
+func (s *Service) owner(o *session) bool {
+	if o == nil {
+		return false
+	}
+	if o.ok {
+		return true
+	}
+	mb, acct, err := s.store.AccountByKey(o.key)
+	if err != nil {
+		return false
+	}
+	o.mb, o.acct, o.ok = mb, acct, true
+	return true
+}
+
+func (s *Service) handle(ctx context.Context, kind link.Kind, o *session, m Message) Message {
+	switch r := m.(type) {
+	case *DeliverRequest:
+		code := s.deliver(ctx, r.Mailbox, Envelope{Kind: EnvelopeSealed, ID: r.EnvelopeID, Data: r.Data}, r.Token)
+		return &Status{Code: code, EnvelopeID: r.EnvelopeID}
+	case *BundleRequest:
+		return s.bundle(r.Mailbox)
+	}
+	if kind != link.KindUser {
+		return &Status{Code: StatusUnauthorized, Detail: "this request needs a user link"}
+	}
+	if r, ok := m.(*RegisterRequest); ok {
+		return s.register(o, r)
+	}
+	if !s.owner(o) {
+		return &Status{Code: StatusUnauthorized, Detail: "this key is not registered here; register first"}
+	}
+	switch r := m.(type) {
+	case *CertificateRequest:
+		return s.certificate(&o.acct)
+	case *UploadRequest:
+		return s.upload(o, &r.Upload)
+	case *FetchRequest:
+		return s.fetch(ctx, o.mb, r.Wait)
+	case *AckRequest:
+		if err := s.store.Ack(o.mb, r.Through); err != nil {
+			if errors.Is(err, ErrBadAck) {
+				return &Status{Code: StatusBadRequest, Detail: "nothing to acknowledge up to that sequence"}
+			}
+			return &Status{Code: StatusUnavailable}
+		}
+		s.m.acks.Inc()
+		return &Status{Code: StatusOK}
+	case *SetTokenRequest:
+		if err := s.store.SetDeliveryToken(o.mb, r.TokenHash, r.AllowUnsolicited); err != nil {
+			return &Status{Code: StatusUnavailable}
+		}
+		o.ok = false // reload the account
+		return &Status{Code: StatusOK}
+	}
+	return &Status{Code: StatusBadRequest, Detail: "not a request"}
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+// RegistrationMessage is what a user signs with its Ed25519 identity key
+// to register address with the two identity keys.
+func RegistrationMessage(address string, x25519, ed [32]byte) []byte {
+	var e enc
+	e.fixed([]byte("sealnet register v1\x00"))
+	e.str8(address)
+	e.fixed(x25519[:])
+	e.fixed(ed[:])
+	return e.b
+}
+
+func (s *Service) register(o *session, r *RegisterRequest) Message {
+	if !s.limits.allow("register", MailboxID{}, s.cfg.RegistrationsPerMinute, time.Minute, s.now()) {
+		return &Status{Code: StatusRateLimited}
+	}
+	addr := strings.ToLower(r.Address)
+	name, domain, ok := strings.Cut(addr, "@")
+	if !ok || domain != s.domain || !nameRE.MatchString(name) {
+		return &Status{Code: StatusBadRequest, Detail: fmt.Sprintf("an address here is name@%s, name of [a-z0-9._-]", s.domain)}
+	}
+	if !ed25519.Verify(ed25519.PublicKey(r.IdentityEd25519[:]), RegistrationMessage(addr, o.key, r.IdentityEd25519), r.Signature[:]) {
+		return &Status{Code: StatusUnauthorized, Detail: "bad proof of possession of the identity key"}
+	}
+	_, err := s.store.Register(Account{
+		Address: addr, IdentityX25519: o.key, IdentityEd25519: r.IdentityEd25519,
+		TokenHash: r.TokenHash, AllowUnsolicited: r.AllowUnsolicited,
+	})
+	switch {
+	case errors.Is(err, ErrExists):
+		return &Status{Code: StatusExists, Detail: "this address is registered to another identity"}
+	case err != nil:
+		return &Status{Code: StatusUnavailable}
+	}
+	s.m.registrations.Inc()
+	o.ok = false
+	return &Status{Code: StatusOK}
+}
+
+func (s *Service) certificate(a *Account) Message {
+	cert, err := SignCertificate(Certificate{
+		Address: a.Address, IdentityX25519: a.IdentityX25519, IdentityEd25519: a.IdentityEd25519,
+		Expires: s.now().Add(s.cfg.CertificateTTL.D()).Truncate(time.Hour),
+	}, s.identity)
+	if err != nil {
+		return &Status{Code: StatusUnavailable}
+	}
+	return &CertificateResponse{Certificate: cert}
+}
+
+// upload verifies every prekey against the owner's identity key before
+// storing any.
+func (s *Service) upload(o *session, u *PrekeyUpload) Message {
+	id := ed25519.PublicKey(o.acct.IdentityEd25519[:])
+	bad := func(what string, err error) Message {
+		return &Status{Code: StatusBadRequest, Detail: fmt.Sprintf("%s: %v", what, err)}
+	}
+	if p := u.Signed; p != nil {
+		sp, err := ParseSignedPrekey(p.Data)
+		if err == nil && sp.ID != p.ID {
+			err = errors.New("ID mismatch")
+		}
+		if err == nil {
+			err = sp.Verify(id)
+		}
+		if err != nil {
+			return bad("signed prekey", err)
+		}
+	}
+	checkPQ := func(p *Prekey, kind byte) error {
+		pq, err := ParsePQPrekey(p.Data)
+		if err != nil {
+			return err
+		}
+		if pq.ID != p.ID || pq.Kind != kind {
+			return errors.New("ID or kind mismatch")
+		}
+		return pq.Verify(id)
+	}
+	if u.LastResort != nil {
+		if err := checkPQ(u.LastResort, PQLastResort); err != nil {
+			return bad("last-resort prekey", err)
+		}
+	}
+	for i := range u.PQOneTime {
+		if err := checkPQ(&u.PQOneTime[i], PQOneTime); err != nil {
+			return bad("post-quantum prekey", err)
+		}
+	}
+	for i := range u.OneTime {
+		ot, err := ParseOneTimePrekey(u.OneTime[i].Data)
+		if err == nil && ot.ID != u.OneTime[i].ID {
+			err = errors.New("ID mismatch")
+		}
+		if err == nil {
+			if _, kerr := ecdh.X25519().NewPublicKey(ot.Public[:]); kerr != nil || ot.Public == ([32]byte{}) {
+				err = errors.New("bad key")
+			}
+		}
+		if err != nil {
+			return bad("one-time prekey", err)
+		}
+	}
+	if err := s.store.UploadPrekeys(o.mb, *u); err != nil {
+		if errors.Is(err, ErrPrekeyReused) {
+			return &Status{Code: StatusPrekeyReused, Detail: "a one-time prekey ID was used before; pick new IDs"}
+		}
+		return &Status{Code: StatusBadRequest, Detail: err.Error()}
+	}
+	return &Status{Code: StatusOK}
+}
+
+// fetch returns the next page, waiting up to wait for mail if there is none.
+func (s *Service) fetch(ctx context.Context, mb MailboxID, wait time.Duration) Message {
+	s.m.fetches.Inc()
+	recs, more, err := s.store.Page(mb, PageRecords)
+	if err != nil {
+		return &Status{Code: StatusUnavailable}
+	}
+	if len(recs) == 0 && wait > 0 {
+		ch, stop, err := s.store.Notify(mb)
+		if err == nil {
+			// Mail may have arrived between Page and Notify: look again.
+			if recs, more, err = s.store.Page(mb, PageRecords); err == nil && len(recs) == 0 {
+				t := time.NewTimer(min(wait, MaxFetchWait))
+				select {
+				case <-ch:
+				case <-t.C:
+				case <-ctx.Done():
+				}
+				t.Stop()
+				recs, more, err = s.store.Page(mb, PageRecords)
+			}
+			stop()
+			if err != nil {
+				return &Status{Code: StatusUnavailable}
+			}
+		}
+	}
+	p := &Page{More: more, Records: recs}
+	if sb, err := s.store.TakeBundle(mb, false); err == nil {
+		if sb.OneTimeLeft < s.cfg.ReplenishBelow {
+			p.Replenish |= ReplenishOneTime
+		}
+		if sb.PQOneTimeLeft < s.cfg.ReplenishBelow {
+			p.Replenish |= ReplenishPQ
+		}
+		if sb.Signed == nil || sb.LastResort == nil {
+			p.Replenish |= ReplenishSigned
+		}
+	}
+	return p
+}
+
+// --- rate limits ----------------------------------------------------------
+
+// bucket is a token bucket.
+type bucket struct {
+	rate, burst, tokens float64
+	last                time.Time
+}
+
+func newBucket(rate, burst float64, now time.Time) *bucket {
+	return &bucket{rate: rate, burst: burst, tokens: burst, last: now}
+}
+
+func (b *bucket) take(now time.Time) bool {
+	if dt := now.Sub(b.last).Seconds(); dt > 0 {
+		b.tokens = math.Min(b.burst, b.tokens+dt*b.rate)
+		b.last = now
+	}
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// limiter holds token buckets per (kind, mailbox), at most max of them.
+// When full it forgets a random tenth, which can only make limits looser
+// for those mailboxes, never lock anyone out.
+type limiter struct {
+	max int
+	mu  sync.Mutex
+	m   map[string]*bucket
+}
+
+func newLimiter(max int) *limiter { return &limiter{max: max, m: make(map[string]*bucket)} }
+
+// allow takes a token from the bucket for (kind, mb) that refills n per
+// period, with a burst of n.
+func (l *limiter) allow(kind string, mb MailboxID, n int, period time.Duration, now time.Time) bool {
+	if n <= 0 {
+		return false
+	}
+	key := kind + string(mb[:])
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.m[key]
+	if b == nil {
+		if len(l.m) >= l.max {
+			i := 0
+			for k := range l.m {
+				if i%10 == 0 {
+					delete(l.m, k)
+				}
+				i++
+			}
+		}
+		b = newBucket(float64(n)/period.Seconds(), float64(n), now)
+		l.m[key] = b
+	}
+	return b.take(now)
+}
+
+// --- metrics ----------------------------------------------------------------
+
+type serviceMetrics struct {
+	reg           *metrics.Registry
+	deliver       map[string]*metrics.Counter
+	reject        map[string]*metrics.Counter
+	link          map[string]*metrics.Counter
+	storedBytes   *metrics.Counter
+	bundles       *metrics.Counter
+	fetches       *metrics.Counter
+	acks          *metrics.Counter
+	replies       *metrics.Counter
+	registrations *metrics.Counter
+}
+
+func newServiceMetrics(r *metrics.Registry, s *Service) *serviceMetrics {
+	m := &serviceMetrics{reg: r, deliver: map[string]*metrics.Counter{}, reject: map[string]*metrics.Counter{}, link: map[string]*metrics.Counter{}}
+	for _, k := range []string{"stored", "duplicate", "discarded", "surb_reply"} {
+		m.deliver[k] = r.Counter("sealnet_mailbox_deliveries_total", "Envelopes delivered, by outcome.", "outcome", k)
+	}
+	for _, k := range []string{"rate_limited", "quota", "bad_request", "unavailable", "malformed", "queue_full", "bad_surb", "reply_not_sent", "reply_not_stored"} {
+		m.reject[k] = r.Counter("sealnet_mailbox_rejected_total", "Requests refused, by reason.", "reason", k)
+	}
+	for _, k := range []string{"client", "user"} {
+		m.link[k] = r.Counter("sealnet_mailbox_links_total", "Direct links served, by kind.", "kind", k)
+	}
+	m.storedBytes = r.Counter("sealnet_mailbox_stored_bytes_total", "Envelope bytes stored.")
+	m.bundles = r.Counter("sealnet_mailbox_bundles_total", "Prekey bundles served.")
+	m.fetches = r.Counter("sealnet_mailbox_fetches_total", "Pages fetched by owners.")
+	m.acks = r.Counter("sealnet_mailbox_acks_total", "Pages acknowledged by owners.")
+	m.replies = r.Counter("sealnet_mailbox_surb_replies_sent_total", "Acknowledgements and bundles sent back through SURBs.")
+	m.registrations = r.Counter("sealnet_mailbox_registrations_total", "Accounts registered.")
+	r.GaugeFunc("sealnet_mailbox_queue_depth", "Mix-network requests waiting for a worker.", func() float64 { return float64(len(s.jobs)) })
+	return m
+}
+
+func (m *serviceMetrics) deliveries(k string) *metrics.Counter { return m.deliver[k] }
+func (m *serviceMetrics) rejected(k string) *metrics.Counter   { return m.reject[k] }
+func (m *serviceMetrics) links(k string) *metrics.Counter      { return m.link[k] }
