@@ -43,18 +43,6 @@ var ErrConfig = errors.New("mailbox: invalid configuration")
 // LoadConfig reads and validates a provider configuration file.
 func LoadConfig(path string) (*Config, error) { return config.LoadValid[Config](path) }
 
-func defD(d *config.Duration, v time.Duration) {
-	if *d == 0 {
-		*d = config.Duration(v)
-	}
-}
-
-func defI(i *int, v int) {
-	if *i == 0 {
-		*i = v
-	}
-}
-
 // Validate checks the relay part, requires the provider role, and fills
 // the mailbox defaults.
 func (c *Config) Validate() error {
@@ -68,24 +56,22 @@ func (c *Config) Validate() error {
 }
 
 func (m *Settings) validate() error {
-	defD(&m.TTL, 30*24*time.Hour)
-	defI(&m.MaxEnvelopes, 10_000)
-	if m.MaxBytes == 0 {
-		m.MaxBytes = 64 << 20
-	}
-	defI(&m.BatchSize, 256)
-	defD(&m.GCInterval, 10*time.Minute)
-	defD(&m.CertificateTTL, 7*24*time.Hour)
-	defI(&m.DeliveriesPerMinute, 600)
-	defI(&m.UnsolicitedPerMinute, 10)
-	defI(&m.BundlesPerHour, 60)
-	defI(&m.OneTimePerHour, 20)
-	defI(&m.RegistrationsPerMinute, 30)
-	defI(&m.RequestsPerSecond, 200)
-	defI(&m.ReplenishBelow, 20)
-	defI(&m.DeliveryWorkers, 256)
-	defI(&m.DeliveryQueue, 4096)
-	defI(&m.LimiterEntries, 200_000)
+	config.Default(&m.TTL, config.Duration(30*24*time.Hour))
+	config.Default(&m.MaxEnvelopes, 10_000)
+	config.Default(&m.MaxBytes, 64<<20)
+	config.Default(&m.BatchSize, 256)
+	config.Default(&m.GCInterval, config.Duration(10*time.Minute))
+	config.Default(&m.CertificateTTL, config.Duration(7*24*time.Hour))
+	config.Default(&m.DeliveriesPerMinute, 600)
+	config.Default(&m.UnsolicitedPerMinute, 10)
+	config.Default(&m.BundlesPerHour, 60)
+	config.Default(&m.OneTimePerHour, 20)
+	config.Default(&m.RegistrationsPerMinute, 30)
+	config.Default(&m.RequestsPerSecond, 200)
+	config.Default(&m.ReplenishBelow, 20)
+	config.Default(&m.DeliveryWorkers, 256)
+	config.Default(&m.DeliveryQueue, 4096)
+	config.Default(&m.LimiterEntries, 200_000)
 	bad := func(f string, a ...any) error { return fmt.Errorf("%w: mailbox.%s", ErrConfig, fmt.Sprintf(f, a...)) }
 	switch {
 	case m.TTL.D() < time.Hour:

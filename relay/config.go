@@ -125,18 +125,6 @@ var ErrConfig = errors.New("relay: invalid configuration")
 // LoadConfig reads and validates a configuration file.
 func LoadConfig(path string) (*Config, error) { return config.LoadValid[Config](path) }
 
-func defDuration(d *config.Duration, v time.Duration) {
-	if *d == 0 {
-		*d = config.Duration(v)
-	}
-}
-
-func defInt(i *int, v int) {
-	if *i == 0 {
-		*i = v
-	}
-}
-
 // Validate fills defaults and checks everything once, at start.
 func (c *Config) Validate() error {
 	bad := func(f string, a ...any) error { return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(f, a...)) }
@@ -183,16 +171,16 @@ func (c *Config) Validate() error {
 			return bad("directory.authorities[%d].key must be 64 hex digits", i)
 		}
 	}
-	defInt(&d.Threshold, len(d.Authorities)/2+1)
+	config.Default(&d.Threshold, len(d.Authorities)/2+1)
 	if d.Threshold < 1 || d.Threshold > len(d.Authorities) {
 		return bad("directory.threshold %d with %d authorities", d.Threshold, len(d.Authorities))
 	}
-	defDuration(&d.EpochPeriod, 20*time.Minute)
+	config.Default(&d.EpochPeriod, config.Duration(20*time.Minute))
 	if p := d.EpochPeriod.D(); p < 2*time.Second || p%time.Second != 0 || p > directory.MaxPeriod {
 		return bad("directory.epoch_period %v must be whole seconds, 2s to %v", p, directory.MaxPeriod)
 	}
-	defDuration(&d.Poll, 5*time.Second)
-	defDuration(&d.EpochGrace, min(d.EpochPeriod.D()/10, 2*time.Minute))
+	config.Default(&d.Poll, config.Duration(5*time.Second))
+	config.Default(&d.EpochGrace, config.Duration(min(d.EpochPeriod.D()/10, 2*time.Minute)))
 	if g := d.EpochGrace.D(); g <= 0 || g >= d.EpochPeriod.D()/2 {
 		return bad("directory.epoch_grace %v must be positive and under half the epoch", g)
 	}
@@ -201,11 +189,11 @@ func (c *Config) Validate() error {
 	if m.Strategy == "" {
 		m.Strategy = string(mix.Poisson)
 	}
-	defDuration(&m.MaxDelay, 30*time.Second)
+	config.Default(&m.MaxDelay, config.Duration(30*time.Second))
 	if m.MaxDelay.D() > mixnet.MaxDelay {
 		return bad("mixing.max_delay %v is above %v", m.MaxDelay.D(), mixnet.MaxDelay)
 	}
-	defInt(&m.Capacity, 100_000)
+	config.Default(&m.Capacity, 100_000)
 	if err := c.mixConfig().Validate(); err != nil {
 		return bad("mixing: %v", err)
 	}
@@ -217,17 +205,17 @@ func (c *Config) Validate() error {
 	if cv.LoopRate < 0 || cv.DropRate < 0 || cv.LoopRate > 1000 || cv.DropRate > 1000 {
 		return bad("cover rates must be between 0 and 1000 per second")
 	}
-	defDuration(&cv.MeanDelay, 100*time.Millisecond)
-	defDuration(&cv.LoopTimeout, time.Minute)
+	config.Default(&cv.MeanDelay, config.Duration(100*time.Millisecond))
+	config.Default(&cv.LoopTimeout, config.Duration(time.Minute))
 
 	l := &c.Limits
-	defInt(&l.Workers, runtime.GOMAXPROCS(0))
-	defInt(&l.InputQueue, 8192)
-	defInt(&l.OutputQueue, 4096)
-	defInt(&l.MaxConns, 1024)
-	defInt(&l.MaxConnsPerPeer, 4)
-	defInt(&l.ReplayCapacity, mixnet.DefaultReplayCapacity)
-	defDuration(&l.ReplaySync, 5*time.Millisecond)
+	config.Default(&l.Workers, runtime.GOMAXPROCS(0))
+	config.Default(&l.InputQueue, 8192)
+	config.Default(&l.OutputQueue, 4096)
+	config.Default(&l.MaxConns, 1024)
+	config.Default(&l.MaxConnsPerPeer, 4)
+	config.Default(&l.ReplayCapacity, mixnet.DefaultReplayCapacity)
+	config.Default(&l.ReplaySync, config.Duration(5*time.Millisecond))
 	for name, v := range map[string]int{"workers": l.Workers, "input_queue": l.InputQueue, "output_queue": l.OutputQueue,
 		"max_conns": l.MaxConns, "max_conns_per_peer": l.MaxConnsPerPeer, "replay_capacity": l.ReplayCapacity} {
 		if v < 1 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 
 	"github.com/sealnet/sealnet/internal/daemon"
@@ -13,99 +14,85 @@ import (
 	"github.com/sealnet/sealnet/relay"
 )
 
-func runMailbox(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("mailbox", "mailbox --config mailbox.toml", stderr)
-	path := fs.String("config", "", "configuration file (TOML; see docs/mailbox.md)")
+// runDaemon is what every daemon subcommand does: read --config, load and
+// validate it, set up logging, run until SIGINT or SIGTERM. load returns
+// the configured log level and a function that builds and runs the daemon.
+func runDaemon(name, doc string, args []string, stderr io.Writer,
+	load func(path string) (level string, run func(context.Context, *slog.Logger) error, err error)) error {
+	fs := newFlagSet(name, name+" --config "+name+".toml", stderr)
+	path := fs.String("config", "", "configuration file (TOML; see "+doc+")")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *path == "" {
-		fmt.Fprintln(stderr, "sealnet mailbox: --config is required")
+		fmt.Fprintf(stderr, "sealnet %s: --config is required\n", name)
 		fs.Usage()
 		return errUsage
 	}
-	cfg, err := mailbox.LoadConfig(*path)
+	level, run, err := load(*path)
 	if err != nil {
 		return err
 	}
-	log, err := daemon.Logger(stderr, cfg.LogLevel)
-	if err != nil {
-		return err
-	}
-	p, err := mailbox.NewProvider(*cfg, mailbox.Options{Logger: log})
+	log, err := daemon.Logger(stderr, level)
 	if err != nil {
 		return err
 	}
 	ctx, stop := daemon.SignalContext(context.Background())
 	defer stop()
-	if err := p.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	if err := run(ctx, log); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	return nil
 }
 
 func runRelay(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("relay", "relay --config relay.toml", stderr)
-	path := fs.String("config", "", "configuration file (TOML; see docs/relay.md)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *path == "" {
-		fmt.Fprintln(stderr, "sealnet relay: --config is required")
-		fs.Usage()
-		return errUsage
-	}
-	cfg, err := relay.LoadConfig(*path)
-	if err != nil {
-		return err
-	}
-	log, err := daemon.Logger(stderr, cfg.LogLevel)
-	if err != nil {
-		return err
-	}
-	n, err := relay.New(*cfg, relay.Options{Logger: log})
-	if err != nil {
-		return err
-	}
-	ctx, stop := daemon.SignalContext(context.Background())
-	defer stop()
-	if err := n.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
+	return runDaemon("relay", "docs/relay.md", args, stderr, func(path string) (string, func(context.Context, *slog.Logger) error, error) {
+		cfg, err := relay.LoadConfig(path)
+		if err != nil {
+			return "", nil, err
+		}
+		return cfg.LogLevel, func(ctx context.Context, log *slog.Logger) error {
+			n, err := relay.New(*cfg, relay.Options{Logger: log})
+			if err != nil {
+				return err
+			}
+			return n.Run(ctx)
+		}, nil
+	})
+}
+
+func runMailbox(args []string, stdout, stderr io.Writer) error {
+	return runDaemon("mailbox", "docs/mailbox.md", args, stderr, func(path string) (string, func(context.Context, *slog.Logger) error, error) {
+		cfg, err := mailbox.LoadConfig(path)
+		if err != nil {
+			return "", nil, err
+		}
+		return cfg.LogLevel, func(ctx context.Context, log *slog.Logger) error {
+			p, err := mailbox.NewProvider(*cfg, mailbox.Options{Logger: log})
+			if err != nil {
+				return err
+			}
+			return p.Run(ctx)
+		}, nil
+	})
 }
 
 func runDirauth(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("dirauth", "dirauth --config dirauth.toml", stderr)
-	path := fs.String("config", "", "configuration file (TOML; see docs/directory.md)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *path == "" {
-		fmt.Fprintln(stderr, "sealnet dirauth: --config is required")
-		fs.Usage()
-		return errUsage
-	}
-	cfg, err := dirauth.LoadConfig(*path)
-	if err != nil {
-		return err
-	}
-	log, err := daemon.Logger(stderr, cfg.LogLevel)
-	if err != nil {
-		return err
-	}
-	s, err := dirauth.New(*cfg, dirauth.Options{Logger: log})
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	ctx, stop := daemon.SignalContext(context.Background())
-	defer stop()
-	if err := s.Run(ctx, ln); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
+	return runDaemon("dirauth", "docs/directory.md", args, stderr, func(path string) (string, func(context.Context, *slog.Logger) error, error) {
+		cfg, err := dirauth.LoadConfig(path)
+		if err != nil {
+			return "", nil, err
+		}
+		return cfg.LogLevel, func(ctx context.Context, log *slog.Logger) error {
+			s, err := dirauth.New(*cfg, dirauth.Options{Logger: log})
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", cfg.Listen)
+			if err != nil {
+				return fmt.Errorf("listen: %w", err)
+			}
+			return s.Run(ctx, ln)
+		}, nil
+	})
 }

@@ -58,6 +58,15 @@ func LoadValid[T any, P interface {
 	return &v, nil
 }
 
+// Default sets *p to v if *p is the zero value: how Validate methods fill
+// in defaults.
+func Default[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
+		*p = v
+	}
+}
+
 // Decode decodes TOML text into v, refusing unknown keys.
 func Decode(text string, v any) error {
 	md, err := toml.Decode(text, v)
