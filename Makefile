@@ -7,13 +7,17 @@ FUZZTIME ?= 3s
 FUZZLONG ?= 60s
 BENCHTIME ?= 2s
 
-.PHONY: all build test vet fmtcheck unit fuzz-smoke fuzz bench testdata clean
+.PHONY: all build test vet fmtcheck unit fuzz-smoke fuzz bench testdata clean demo
 
 all: build
 
 ## build: the sealnet binary in bin/
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/sealnet ./cmd/sealnet
+
+## demo: a testnet, alice@a sends bob@b one sealed message, Bob reads it (about 30 s)
+demo: build
+	scripts/demo.sh
 
 ## test: what CI runs: formatting, vet, race-enabled tests, every fuzz target briefly
 test: fmtcheck vet unit fuzz-smoke

@@ -8,6 +8,7 @@ require (
 	github.com/flynn/noise v1.1.0
 	go.uber.org/goleak v1.3.0
 	golang.org/x/crypto v0.58.0
+	golang.org/x/term v0.47.0
 )
 
 require (

@@ -1,0 +1,237 @@
+package sender_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sealnet/sealnet/internal/testnet"
+	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/relay"
+	"github.com/sealnet/sealnet/sender"
+)
+
+var (
+	pass    = []byte("correct horse battery staple")
+	fastKDF = sender.KDFParams{Time: 1, Memory: 8 << 10, Threads: 1}
+)
+
+// testSettings send quickly so that tests finish in seconds; the
+// retransmission logic is the same as with the defaults.
+func testSettings() sender.Settings {
+	s := sender.DefaultSettings()
+	s.Rate, s.LoopRate = 20, 1
+	s.MeanDelay = 5 * time.Millisecond
+	s.AckTimeout, s.RetryJitter = 3*time.Second, 500*time.Millisecond
+	s.FetchWait = time.Second
+	s.OneTimePrekeys, s.PQPrekeys = 5, 3
+	return s
+}
+
+// network is an in-process testnet whose providers run their mailboxes.
+type network struct {
+	nw *testnet.Network
+	p  *testnet.InProcess
+}
+
+func startNetwork(t *testing.T, o testnet.InProcessOptions) *network {
+	t.Helper()
+	nw, err := testnet.Create(t.TempDir(), testnet.Spec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	relayMod := o.Relay
+	o.Relay = func(name string, c *relay.Config) {
+		c.Directory.Poll.UnmarshalText([]byte("200ms"))
+		if relayMod != nil {
+			relayMod(name, c)
+		}
+	}
+	mbMod := o.Mailbox
+	o.Mailbox = func(name string, s *mailbox.Settings) {
+		if mbMod != nil {
+			mbMod(name, s)
+		}
+	}
+	if o.Logger == nil && testing.Verbose() {
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	p, err := testnet.StartInProcess(nw, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Stop(); err != nil {
+			t.Errorf("network stopped with: %v", err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := nw.WaitDocument(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nw.Nodes {
+		if o.Skip[n.Name] {
+			continue
+		}
+		for node := p.Nodes[n.Name]; !node.Ready(); time.Sleep(20 * time.Millisecond) {
+			if ctx.Err() != nil {
+				t.Fatalf("%s never got the document", n.Name)
+			}
+		}
+	}
+	return &network{nw: nw, p: p}
+}
+
+func (n *network) initOptions(addr string) sender.InitOptions {
+	var auths []sender.AuthorityState
+	for _, a := range n.nw.Authorities {
+		auths = append(auths, sender.AuthorityState{URL: a.URL, Key: a.Key})
+	}
+	s := testSettings()
+	return sender.InitOptions{Address: addr, Authorities: auths, Threshold: n.nw.Spec.Threshold,
+		EpochPeriod: n.nw.Spec.EpochPeriod, Settings: &s, KDF: &fastKDF}
+}
+
+// user is a client running its Poisson stream in the background.
+type user struct {
+	t      *testing.T
+	dir    string
+	c      *sender.Client
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu     sync.Mutex
+	events []sender.Event
+}
+
+// newUser creates, registers and starts a client for addr.
+func (n *network) newUser(t *testing.T, addr string, o sender.Options) *user {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "home")
+	if err := sender.Init(dir, pass, n.initOptions(addr)); err != nil {
+		t.Fatal(err)
+	}
+	u := &user{t: t, dir: dir}
+	u.open(o)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := u.c.Register(ctx); err != nil {
+		t.Fatalf("register %s: %v", addr, err)
+	}
+	u.start()
+	return u
+}
+
+func (u *user) open(o sender.Options) {
+	u.t.Helper()
+	if o.Logger == nil && testing.Verbose() {
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("user", filepath.Base(filepath.Dir(u.dir)))
+	}
+	c, err := sender.Open(u.dir, pass, o)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	u.c = c
+}
+
+// start runs the client until stop (registered as a cleanup).
+func (u *user) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	u.cancel, u.done = cancel, make(chan struct{})
+	evs := u.c.Events()
+	go func() {
+		defer close(u.done)
+		runDone := make(chan struct{})
+		go func() {
+			defer close(runDone)
+			u.c.Run(ctx, nil)
+		}()
+		for {
+			select {
+			case e := <-evs:
+				u.mu.Lock()
+				u.events = append(u.events, e)
+				u.mu.Unlock()
+			case <-runDone:
+				return
+			}
+		}
+	}()
+	u.t.Cleanup(u.stop)
+}
+
+// stop ends Run and closes the client; it can be called more than once.
+func (u *user) stop() {
+	if u.cancel == nil {
+		return
+	}
+	u.cancel()
+	<-u.done
+	u.cancel = nil
+	u.c.Close()
+}
+
+// waitEvent waits for an event matching ok, for at most d.
+func (u *user) waitEvent(d time.Duration, ok func(sender.Event) bool) (sender.Event, bool) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		u.mu.Lock()
+		for _, e := range u.events {
+			if ok(e) {
+				u.mu.Unlock()
+				return e, true
+			}
+		}
+		u.mu.Unlock()
+		time.Sleep(50 * time.Millisecond)
+	}
+	return sender.Event{}, false
+}
+
+// received returns the messages received so far.
+func (u *user) received() []*sender.Message {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []*sender.Message
+	for _, e := range u.events {
+		if e.Kind == "received" {
+			out = append(out, e.Message)
+		}
+	}
+	return out
+}
+
+func (u *user) send(to, body string) string {
+	u.t.Helper()
+	id, err := u.c.Queue(to, []byte(body))
+	if err != nil {
+		u.t.Fatalf("queue: %v", err)
+	}
+	return id
+}
+
+// waitOutcome waits for the delivered or failed event of message id.
+func (u *user) waitOutcome(id string, d time.Duration) sender.Event {
+	u.t.Helper()
+	e, ok := u.waitEvent(d, func(e sender.Event) bool {
+		return e.ID == id && (e.Kind == "delivered" || e.Kind == "failed")
+	})
+	if !ok {
+		u.t.Fatalf("no outcome for message %s within %v; outbox: %+v", id, d, u.c.Outbox())
+	}
+	return e
+}
+
+func (u *user) waitMessage(body string, d time.Duration) *sender.Message {
+	u.t.Helper()
+	e, ok := u.waitEvent(d, func(e sender.Event) bool { return e.Kind == "received" && e.Message.Body == body })
+	if !ok {
+		u.t.Fatalf("message %q not received within %v", body, d)
+	}
+	return e.Message
+}

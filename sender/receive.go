@@ -1,0 +1,446 @@
+package sender
+
+import (
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mixnet"
+	"github.com/sealnet/sealnet/mixnet/directory"
+	"github.com/sealnet/sealnet/sender/seal"
+)
+
+// fetchLoop keeps a user link to the own provider and long-polls it for
+// mail until ctx is done; a broken link is redialed after a growing pause.
+func (c *Client) fetchLoop(ctx context.Context) {
+	pause := time.Second
+	for ctx.Err() == nil {
+		if !c.registered() {
+			sleep(ctx, time.Second)
+			continue
+		}
+		err := c.fetchOn(ctx, func(int, bool) bool { return true })
+		if ctx.Err() != nil {
+			return
+		}
+		c.log.Warn("fetching from the provider; will retry", "err", err, "in", pause)
+		sleep(ctx, pause)
+		pause = min(2*pause, 30*time.Second)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func (c *Client) registered() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.st.Registered
+}
+
+// Fetch fetches and processes mail once: every page the provider has,
+// waiting up to wait for the first record. It returns the messages
+// received (they are also sent as events and kept in the history).
+func (c *Client) Fetch(ctx context.Context, wait time.Duration) ([]*Message, error) {
+	if !c.registered() {
+		return nil, errors.New("sender: not registered yet; run `sealnet register`")
+	}
+	var got []*Message
+	c.collect = func(m *Message) { got = append(got, m) }
+	defer func() { c.collect = nil }()
+	first := true
+	err := c.fetchOn(ctx, func(records int, more bool) bool {
+		if more {
+			return true
+		}
+		if first && records == 0 && wait > 0 {
+			first = false
+			return true
+		}
+		return false
+	}, wait)
+	c.maintain()
+	return got, err
+}
+
+// fetchOn dials the provider and fetches pages until again (given the
+// page's record count and its More flag) returns false, or an error. With
+// no wait argument it long-polls with the configured FetchWait.
+func (c *Client) fetchOn(ctx context.Context, again func(records int, more bool) bool, wait ...time.Duration) error {
+	mc, err := c.dialOwner(ctx)
+	if err != nil {
+		return err
+	}
+	defer mc.Close()
+	w := c.settings().FetchWait
+	if len(wait) > 0 {
+		w = wait[0]
+	}
+	if err := c.upkeep(ctx, mc, 0); err != nil {
+		return err
+	}
+	for ctx.Err() == nil {
+		page, err := mc.Fetch(ctx, w)
+		if err != nil {
+			return err
+		}
+		if err := c.processPage(ctx, mc, page); err != nil {
+			return err
+		}
+		if err := c.upkeep(ctx, mc, page.Replenish); err != nil {
+			return err
+		}
+		if !again(len(page.Records), page.More) {
+			return nil
+		}
+	}
+	return ctx.Err()
+}
+
+// upkeep renews the sender certificate at half its lifetime, rotates the
+// signed prekeys weekly, and uploads prekeys the provider says run low.
+func (c *Client) upkeep(ctx context.Context, mc *mailbox.Client, replenish byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	changed := false
+	if half := c.st.CertIssued.Add(c.st.CertExpires.Sub(c.st.CertIssued) / 2); len(c.st.Certificate) == 0 || now.After(half) {
+		if err := c.renewCertificateLocked(ctx, mc); err != nil {
+			return err
+		}
+		changed = true
+	}
+	rotate := replenish&mailbox.ReplenishSigned != 0 || now.Sub(c.st.Prekeys.SignedRotated) > SignedPrekeyLifetime
+	if rotate || replenish != 0 {
+		if err := c.replenishLocked(ctx, mc, rotate); err != nil {
+			return err
+		}
+		changed = true
+	}
+	if changed {
+		return c.saveLocked()
+	}
+	return nil
+}
+
+// processPage handles every record of a page, saves the state and the
+// history, and only then acknowledges the page to the provider: a crash
+// in between means the records come again, and are recognised.
+func (c *Client) processPage(ctx context.Context, mc *mailbox.Client, page *mailbox.Page) error {
+	if len(page.Records) == 0 {
+		return nil
+	}
+	doc, _, err := c.document(ctx)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	var shown []*Message
+	var last uint64
+	for i := range page.Records {
+		r := &page.Records[i]
+		last = max(last, r.Seq)
+		var m *Message
+		switch r.Kind {
+		case mailbox.EnvelopeSURBReply:
+			c.surbReplyLocked(doc, r)
+		case mailbox.EnvelopeSealed:
+			m = c.sealedLocked(doc, r)
+		}
+		if m != nil {
+			shown = append(shown, m)
+		}
+	}
+	err = c.saveLocked()
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for _, m := range shown {
+		c.emit(Event{Kind: "received", Message: m})
+		if c.collect != nil {
+			c.collect(m)
+		}
+	}
+	c.maintain()
+	return mc.Ack(ctx, last)
+}
+
+// surbReplyLocked opens a reply that came back through one of this
+// client's SURBs: an acknowledgement, a bundle, or a loop's return.
+func (c *Client) surbReplyLocked(doc *directory.Document, r *mailbox.Record) {
+	id := hex.EncodeToString(r.ID[:])
+	sk := c.st.SURBs[id]
+	if sk == nil {
+		c.log.Debug("reply for an unknown or expired SURB")
+		return
+	}
+	delete(c.st.SURBs, id) // single use, whatever the reply holds
+	keys, err := mixnet.UnmarshalSURBKeys(sk.Keys)
+	if err != nil {
+		return
+	}
+	msg, err := keys.Open(r.Data)
+	if err != nil {
+		c.log.Debug("SURB reply does not open", "err", err)
+		return
+	}
+	reply, err := mailbox.ParseReply(msg)
+	if err != nil {
+		c.log.Debug("SURB reply malformed", "err", err)
+		return
+	}
+	c.replies++
+	var o *Outgoing
+	for _, x := range c.st.Outbox {
+		if x.idHex() == sk.Message {
+			o = x
+		}
+	}
+	switch sk.Purpose {
+	case "loop":
+		c.loopsBack++
+	case "ack":
+		st, ok := reply.(*mailbox.Status)
+		if !ok || o == nil || o.Status != StatusSending {
+			return
+		}
+		for _, f := range o.Fragments {
+			if f.Index != sk.Index || !bytes.Equal(f.EnvelopeID, st.EnvelopeID[:]) {
+				continue
+			}
+			switch st.Code {
+			case mailbox.StatusOK, mailbox.StatusDuplicate, mailbox.StatusAccepted:
+				f.Acked = true
+			case mailbox.StatusBadRequest, mailbox.StatusUnauthorized:
+				c.failLocked(o, "the recipient's provider refused it: "+st.Code.String())
+			default:
+				// Quota full, rate limited, unavailable: the retransmission
+				// timer sends it again later.
+				o.Detail = "the recipient's provider is busy: " + st.Code.String()
+			}
+		}
+	case "bundle":
+		if o == nil || o.Status != StatusBundle {
+			return
+		}
+		switch rep := reply.(type) {
+		case *mailbox.BundleResponse:
+			c.bundleLocked(o, rep.Bundle)
+		case *mailbox.Status:
+			o.Detail = "the recipient's provider is busy: " + rep.Code.String()
+		}
+	}
+}
+
+// bundleLocked starts a session from a recipient's prekey bundle, after
+// the trust-on-first-use check, and seals every message waiting for it.
+func (c *Client) bundleLocked(o *Outgoing, raw []byte) {
+	b, err := mailbox.ParseBundle(raw)
+	if err != nil {
+		c.failLocked(o, fmt.Sprintf("the keys %s's provider sent are malformed", o.To))
+		return
+	}
+	pub := seal.PublicIdentity{X25519: b.IdentityX25519, Ed25519: b.IdentityEd25519}
+	if !c.pinLocked(o.To, pub) {
+		for _, x := range c.st.Outbox {
+			if x.To == o.To && x.Status == StatusBundle {
+				x.Status, x.Detail = StatusBlocked, warnChanged(o.To)
+			}
+		}
+		return
+	}
+	sess, err := seal.Initiate(crand.Reader, c.id, b)
+	if err != nil {
+		c.failLocked(o, fmt.Sprintf("%s's keys do not verify: %v", o.To, err))
+		return
+	}
+	sid := sess.ID()
+	c.st.Current[o.To] = hex.EncodeToString(sid[:])
+	for _, x := range c.st.Outbox {
+		if x.To == o.To && x.Status == StatusBundle {
+			if err := c.sealLocked(x, sess); err != nil {
+				c.failLocked(x, err.Error())
+			}
+		}
+	}
+}
+
+// pinLocked applies trust on first use: the first identity seen for addr
+// is pinned; a different one later is recorded as pending and refused
+// until the user trusts it. It reports whether pub is the pinned identity.
+func (c *Client) pinLocked(addr string, pub seal.PublicIdentity) bool {
+	ct := c.st.Contacts[addr]
+	if ct == nil {
+		c.st.Contacts[addr] = &Contact{Address: addr, X25519: pub.X25519[:], Ed25519: pub.Ed25519[:], FirstSeen: c.now()}
+		return true
+	}
+	var pinned seal.PublicIdentity
+	copy(pinned.X25519[:], ct.X25519)
+	copy(pinned.Ed25519[:], ct.Ed25519)
+	if pinned.Equal(pub) {
+		return true
+	}
+	if !ct.Changed() || !bytes.Equal(ct.PendingX25519, pub.X25519[:]) || !bytes.Equal(ct.PendingEd25519, pub.Ed25519[:]) {
+		ct.PendingX25519, ct.PendingEd25519 = pub.X25519[:], pub.Ed25519[:]
+		c.log.Warn("identity key changed", "contact", addr)
+		c.emit(Event{Kind: "warning", To: addr, Text: warnChanged(addr)})
+	}
+	return false
+}
+
+// sealedLocked opens a sealed envelope: fragment, reassembly, then
+// seal.Open, which verifies the sender certificate against the sender's
+// provider key from the directory before anything decrypts.
+func (c *Client) sealedLocked(doc *directory.Document, r *mailbox.Record) *Message {
+	if _, ok := c.loops[r.ID]; ok {
+		delete(c.loops, r.ID)
+		c.loopsBack++
+		return nil
+	}
+	f, err := seal.OpenFragment(c.id, r.Data)
+	if err != nil {
+		c.log.Debug("envelope does not open", "err", err)
+		return nil
+	}
+	inner, complete, err := c.reas.Add(f)
+	if err != nil || !complete {
+		return nil
+	}
+	lookup := func(id [16]byte) (*seal.Session, bool) {
+		raw, ok := c.st.Sessions[hex.EncodeToString(id[:])]
+		if !ok {
+			return nil, false
+		}
+		s, err := seal.UnmarshalSession(raw)
+		return s, err == nil
+	}
+	verify := func(cert []byte) (*mailbox.Certificate, error) {
+		pc, err := mailbox.ParseCertificate(cert)
+		if err != nil {
+			return nil, err
+		}
+		d := domainOf(pc.Address)
+		p, ok := doc.Provider(d)
+		if !ok {
+			return nil, fmt.Errorf("no provider for %q in the directory", d)
+		}
+		return mailbox.VerifyCertificate(cert, p.IdentityKey, d, c.now())
+	}
+	op, err := seal.Open(c.id, statePrekeys{&c.st.Prekeys}, lookup, verify, inner)
+	if err != nil {
+		if errors.Is(err, seal.ErrReplay) {
+			c.log.Debug("message already received")
+		} else {
+			c.log.Info("a message was refused", "err", err)
+			c.refused++
+		}
+		return nil
+	}
+	// Delete what decrypted it before anything else can go wrong: this is
+	// the initial message's forward secrecy.
+	if op.UsedOneTime != nil {
+		clear(c.st.Prekeys.OneTime[*op.UsedOneTime])
+		delete(c.st.Prekeys.OneTime, *op.UsedOneTime)
+	}
+	if op.UsedPQ != nil {
+		clear(c.st.Prekeys.PQ[*op.UsedPQ])
+		delete(c.st.Prekeys.PQ, *op.UsedPQ)
+	}
+	raw, err := op.Session.MarshalBinary()
+	if err != nil {
+		return nil
+	}
+	sid := op.Session.ID()
+	sidHex := hex.EncodeToString(sid[:])
+	c.st.Sessions[sidHex] = raw
+	from := op.Sender.Address
+	pt, err := decodePlain(op.Plaintext)
+	if err != nil {
+		return nil
+	}
+	mid := hex.EncodeToString(pt.ID[:])
+	if c.seen[mid] {
+		return nil // a copy of a message already shown
+	}
+	pub := seal.PublicIdentity{X25519: op.Sender.IdentityX25519, Ed25519: op.Sender.IdentityEd25519}
+	m := &Message{ID: mid, From: from, To: c.st.Address, Sent: pt.Sent, Received: c.now(), Body: string(pt.Body), Fingerprint: pub.Fingerprint()}
+	if c.pinLocked(from, pub) {
+		m.Verified = true
+		ct := c.st.Contacts[from]
+		ct.Token = append([]byte(nil), pt.Token[:]...)
+		if cur, ok := c.st.Current[from]; !ok || c.st.Sessions[cur] == nil {
+			c.st.Current[from] = sidHex
+		}
+	} else {
+		m.Warning = warnChanged(from)
+	}
+	if err := c.appendHistoryLocked(m); err != nil {
+		c.log.Error("writing the history", "err", err)
+	}
+	c.seen[mid] = true
+	return m
+}
+
+// appendHistoryLocked adds a record to the encrypted history.
+func (c *Client) appendHistoryLocked(m *Message) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	err = c.v.appendHistory(b)
+	clear(b)
+	return err
+}
+
+// recordOutgoingLocked writes an outgoing message's final state to the
+// history.
+func (c *Client) recordOutgoingLocked(o *Outgoing) {
+	m := &Message{ID: o.idHex(), From: c.st.Address, To: o.To, Sent: o.Created, Outgoing: true, Status: o.Status, Warning: o.Detail}
+	if err := c.appendHistoryLocked(m); err != nil {
+		c.log.Error("writing the history", "err", err)
+	}
+}
+
+// History returns the history, oldest first: received messages, and
+// outgoing ones with their latest status.
+func (c *Client) History() ([]*Message, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return historyOf(c.v)
+}
+
+func historyOf(v *vault) ([]*Message, error) {
+	recs, err := v.readHistory()
+	var out []*Message
+	byID := map[string]*Message{}
+	for _, r := range recs {
+		m := &Message{}
+		if json.Unmarshal(r, m) != nil {
+			continue
+		}
+		if prev := byID[m.ID]; prev != nil && m.Outgoing && prev.Outgoing {
+			// A later status of an outgoing message.
+			prev.Status, prev.Warning = m.Status, m.Warning
+			if m.Body != "" {
+				prev.Body = m.Body
+			}
+			continue
+		}
+		byID[m.ID] = m
+		out = append(out, m)
+	}
+	return out, err
+}

@@ -1,0 +1,460 @@
+package sender
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mixnet"
+	"github.com/sealnet/sealnet/mixnet/directory"
+	"github.com/sealnet/sealnet/sender/seal"
+)
+
+// Run sends and fetches like a Loopix client until ctx is done or done
+// (checked after every event) reports true. Sending is a Poisson stream
+// of rate Settings.Rate: at each tick the next queued real packet leaves,
+// or a drop cover packet if none is queued, so an observer sees the same
+// stream whether the user writes or not; loop cover packets go out as a
+// second Poisson stream. Fragments not acknowledged in time are sent again
+// on a new path after a random extra delay.
+func (c *Client) Run(ctx context.Context, done func() bool) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { c.fetchLoop(ctx) })
+	c.spoolIn()
+	err := c.sendLoop(ctx, done)
+	cancel()
+	wg.Wait()
+	return err
+}
+
+func (c *Client) exp(rate float64) time.Duration {
+	if rate <= 0 {
+		return time.Duration(1<<62 - 1)
+	}
+	c.rngMu.Lock()
+	defer c.rngMu.Unlock()
+	return time.Duration(c.rng.ExpFloat64() / rate * float64(time.Second))
+}
+
+func (c *Client) jitter(max time.Duration) time.Duration {
+	if max <= 0 {
+		return 0
+	}
+	c.rngMu.Lock()
+	defer c.rngMu.Unlock()
+	return time.Duration(c.rng.Int64N(int64(max)))
+}
+
+func (c *Client) sendLoop(ctx context.Context, done func() bool) error {
+	s := c.settings()
+	nextSend := time.Now().Add(c.exp(s.Rate))
+	nextLoop := time.Now().Add(c.exp(s.LoopRate))
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		if done != nil && done() {
+			return nil
+		}
+		wake := nextSend
+		if nextLoop.Before(wake) {
+			wake = nextLoop
+		}
+		timer.Reset(time.Until(wake))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+			c.maintain()
+			c.spoolIn()
+			continue
+		case <-c.wake:
+			continue
+		case <-timer.C:
+		}
+		now := time.Now()
+		if !now.Before(nextSend) {
+			if err := c.slot(ctx); err != nil && ctx.Err() == nil {
+				c.log.Warn("sending", "err", err)
+			}
+			nextSend = nextSend.Add(c.exp(s.Rate))
+			if nextSend.Before(now) {
+				nextSend = now.Add(c.exp(s.Rate)) // fell behind: do not burst
+			}
+		}
+		if !now.Before(nextLoop) {
+			if err := c.sendLoopCover(ctx); err != nil && ctx.Err() == nil {
+				c.log.Debug("loop cover", "err", err)
+			}
+			nextLoop = now.Add(c.exp(s.LoopRate))
+		}
+		c.maintain()
+	}
+}
+
+func (c *Client) settings() Settings {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.st.Settings
+}
+
+// pick returns a random element.
+func (c *Client) pick(ds []*directory.Descriptor) *directory.Descriptor {
+	c.rngMu.Lock()
+	defer c.rngMu.Unlock()
+	return ds[c.rng.IntN(len(ds))]
+}
+
+// path selects a stratified path to dest.
+func (c *Client) path(doc *directory.Document, dest *directory.Descriptor, epoch uint64) ([]mixnet.Hop, error) {
+	c.rngMu.Lock()
+	defer c.rngMu.Unlock()
+	return doc.SelectPath(c.rng, dest, epoch, c.st.Settings.MeanDelay)
+}
+
+// newSURB makes a SURB that brings a reply to this user's mailbox, and
+// records its keys; the caller holds mu and saves.
+func (c *Client) newSURBLocked(doc *directory.Document, epoch uint64, purpose, msg string, index int) ([]byte, string, error) {
+	own, err := c.provider(doc, c.st.Address)
+	if err != nil {
+		return nil, "", err
+	}
+	back, err := c.path(doc, own, epoch)
+	if err != nil {
+		return nil, "", err
+	}
+	surb, keys, err := mixnet.NewSURB(crand.Reader, c.geo, back, mixnet.RecipientID(mailbox.MailboxOf(c.st.Address)))
+	if err != nil {
+		return nil, "", err
+	}
+	kb, err := keys.MarshalBinary()
+	if err != nil {
+		return nil, "", err
+	}
+	id := hex.EncodeToString(keys.ID[:])
+	c.st.SURBs[id] = &SURBKeys{Keys: kb, Purpose: purpose, Message: msg, Index: index, Expires: c.now().Add(24 * time.Hour)}
+	sb, err := surb.MarshalBinary()
+	return sb, id, err
+}
+
+// packet is a packet ready to leave for an entry mix.
+type packet struct {
+	kind  string // "real", "drop", "loop"
+	entry *directory.Descriptor
+	pkt   []byte
+}
+
+// slot fills one tick of the Poisson stream: the next real packet, or a
+// drop cover packet.
+func (c *Client) slot(ctx context.Context) error {
+	doc, epoch, err := c.document(ctx)
+	if err != nil {
+		return err
+	}
+	p, err := c.nextReal(doc, epoch)
+	if err != nil {
+		return err
+	}
+	if p == nil {
+		if p, err = c.dropCover(doc, epoch); err != nil {
+			return err
+		}
+	}
+	return c.emitPacket(ctx, p)
+}
+
+func (c *Client) emitPacket(ctx context.Context, p *packet) error {
+	if c.opts.Filter != nil && !c.opts.Filter(p.kind, p.pkt) {
+		return nil // a test dropped it
+	}
+	return c.links.send(ctx, p.entry, p.pkt)
+}
+
+// nextReal builds the next real packet due, if any: a bundle request for
+// a first contact, or a fragment's first or next transmission. State is
+// saved (with the SURB keys) before the packet can leave.
+func (c *Client) nextReal(doc *directory.Document, epoch uint64) (*packet, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	s := c.st.Settings
+	for _, o := range c.st.Outbox {
+		switch o.Status {
+		case StatusBundle:
+			if now.Before(o.BundleNextAt) || o.BundleAttempts >= s.MaxAttempts {
+				continue
+			}
+			return c.bundleRequestLocked(doc, epoch, o)
+		case StatusSending:
+			for _, f := range o.Fragments {
+				if f.Acked || f.Attempts >= s.MaxAttempts || now.Before(f.NextAt) {
+					continue
+				}
+				return c.fragmentPacketLocked(doc, epoch, o, f)
+			}
+		}
+	}
+	return nil, nil
+}
+
+func (c *Client) bundleRequestLocked(doc *directory.Document, epoch uint64, o *Outgoing) (*packet, error) {
+	dest, err := c.provider(doc, o.To)
+	if err != nil {
+		c.failLocked(o, err.Error())
+		return nil, nil
+	}
+	sb, sid, err := c.newSURBLocked(doc, epoch, "bundle", o.idHex(), 0)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := mailbox.MarshalMixRequest(c.geo, &mailbox.MixRequest{SURB: sb, Bundle: true})
+	if err != nil {
+		return nil, err
+	}
+	o.BundleAttempts++
+	o.BundleSURB = sid
+	o.BundleNextAt = c.now().Add(c.st.Settings.AckTimeout + c.jitter(c.st.Settings.RetryJitter))
+	return c.buildLocked(doc, epoch, dest, mailbox.MailboxOf(o.To), msg)
+}
+
+func (c *Client) fragmentPacketLocked(doc *directory.Document, epoch uint64, o *Outgoing, f *OutFragment) (*packet, error) {
+	dest, err := c.provider(doc, o.To)
+	if err != nil {
+		c.failLocked(o, err.Error())
+		return nil, nil
+	}
+	sb, sid, err := c.newSURBLocked(doc, epoch, "ack", o.idHex(), f.Index)
+	if err != nil {
+		return nil, err
+	}
+	var token [32]byte
+	copy(token[:], o.Token)
+	md := &mailbox.MixDeliver{Token: token, Data: f.Blob}
+	copy(md.EnvelopeID[:], f.EnvelopeID)
+	msg, err := mailbox.MarshalMixRequest(c.geo, &mailbox.MixRequest{SURB: sb, Deliver: md})
+	if err != nil {
+		return nil, err
+	}
+	f.Attempts++
+	f.SURB = sid
+	f.NextAt = c.now().Add(c.st.Settings.AckTimeout + c.jitter(c.st.Settings.RetryJitter))
+	return c.buildLocked(doc, epoch, dest, mailbox.MailboxOf(o.To), msg)
+}
+
+// buildLocked wraps msg in a Sphinx packet along a fresh path to dest,
+// after saving the state.
+func (c *Client) buildLocked(doc *directory.Document, epoch uint64, dest *directory.Descriptor, mb mailbox.MailboxID, msg []byte) (*packet, error) {
+	path, err := c.path(doc, dest, epoch)
+	if err != nil {
+		return nil, err
+	}
+	pkt, err := mixnet.NewPacket(crand.Reader, c.geo, path, mixnet.RecipientID(mb), msg)
+	if err != nil {
+		return nil, err
+	}
+	entry, ok := doc.Node(path[0].ID)
+	if !ok {
+		return nil, errors.New("sender: entry mix not in the document")
+	}
+	if err := c.saveLocked(); err != nil {
+		return nil, err
+	}
+	return &packet{kind: "real", entry: entry, pkt: pkt}, nil
+}
+
+// dropCover is a packet to a random provider that discards it.
+func (c *Client) dropCover(doc *directory.Document, epoch uint64) (*packet, error) {
+	dest := c.pick(doc.Providers)
+	path, err := c.path(doc, dest, epoch)
+	if err != nil {
+		return nil, err
+	}
+	pkt, err := mixnet.NewPacket(crand.Reader, c.geo, path, mixnet.RecipientID{}, nil)
+	if err != nil {
+		return nil, err
+	}
+	entry, _ := doc.Node(path[0].ID)
+	return &packet{kind: "drop", entry: entry, pkt: pkt}, nil
+}
+
+// sendLoopCover sends a loop packet: a delivery to the user's own mailbox,
+// recognised and discarded when it comes back.
+func (c *Client) sendLoopCover(ctx context.Context) error {
+	doc, epoch, err := c.document(ctx)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if !c.st.Registered {
+		c.mu.Unlock()
+		return nil
+	}
+	own, err := c.provider(doc, c.st.Address)
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	sb, _, err := c.newSURBLocked(doc, epoch, "loop", "", 0)
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	md := &mailbox.MixDeliver{Data: make([]byte, mailbox.MaxMixEnvelope(c.geo))}
+	crand.Read(md.Data)
+	crand.Read(md.EnvelopeID[:])
+	copy(md.Token[:], c.st.Token)
+	c.loops[md.EnvelopeID] = c.now()
+	for id, t := range c.loops {
+		if c.now().Sub(t) > time.Hour {
+			delete(c.loops, id)
+		}
+	}
+	msg, err := mailbox.MarshalMixRequest(c.geo, &mailbox.MixRequest{SURB: sb, Deliver: md})
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	p, err := c.buildLocked(doc, epoch, own, mailbox.MailboxOf(c.st.Address), msg)
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	p.kind = "loop"
+	return c.emitPacket(ctx, p)
+}
+
+// maintain settles messages: delivered when every fragment is
+// acknowledged, not delivered when a fragment ran out of attempts (or a
+// bundle request did), and forgets what is done.
+func (c *Client) maintain() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	s := c.st.Settings
+	changed := false
+	for _, o := range c.st.Outbox {
+		switch o.Status {
+		case StatusBundle:
+			if o.BundleAttempts >= s.MaxAttempts && !now.Before(o.BundleNextAt) {
+				c.failLocked(o, fmt.Sprintf("no answer to %d requests for %s's keys", o.BundleAttempts, o.To))
+				changed = true
+			}
+		case StatusSending:
+			all := true
+			for _, f := range o.Fragments {
+				if !f.Acked {
+					all = false
+					if f.Attempts >= s.MaxAttempts && !now.Before(f.NextAt) {
+						c.failLocked(o, fmt.Sprintf("no acknowledgement after %d attempts", f.Attempts))
+						changed = true
+						break
+					}
+				}
+			}
+			if all && o.Status == StatusSending {
+				o.Status = StatusDelivered
+				changed = true
+			}
+		}
+		if (o.Status == StatusDelivered || o.Status == StatusFailed || o.Status == StatusBlocked) && !o.Reported {
+			o.Reported = true
+			changed = true
+			kind := "delivered"
+			switch o.Status {
+			case StatusFailed:
+				kind = "failed"
+			case StatusBlocked:
+				kind = "warning"
+			}
+			c.recordOutgoingLocked(o)
+			c.emit(Event{Kind: kind, ID: o.idHex(), To: o.To, Text: o.Detail})
+		}
+	}
+	// Drop finished messages; SURBs past their time.
+	keep := c.st.Outbox[:0]
+	for _, o := range c.st.Outbox {
+		if !o.Reported || o.Status == StatusBlocked {
+			keep = append(keep, o)
+		}
+	}
+	if len(keep) != len(c.st.Outbox) {
+		changed = true
+	}
+	clear(c.st.Outbox[len(keep):])
+	c.st.Outbox = keep
+	for id, sk := range c.st.SURBs {
+		if now.After(sk.Expires) {
+			delete(c.st.SURBs, id)
+			changed = true
+		}
+	}
+	if changed {
+		if err := c.saveLocked(); err != nil {
+			c.log.Error("saving state", "err", err)
+		}
+	}
+}
+
+func (c *Client) failLocked(o *Outgoing, why string) {
+	o.Status, o.Detail = StatusFailed, why
+	o.Body = nil
+}
+
+// Outbox returns the messages not yet settled.
+func (c *Client) Outbox() []Outgoing {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Outgoing, 0, len(c.st.Outbox))
+	for _, o := range c.st.Outbox {
+		out = append(out, *o)
+	}
+	return out
+}
+
+// sealLocked encrypts o for its recipient on session sess (or the
+// recipient's current session) and cuts it into fragments.
+func (c *Client) sealLocked(o *Outgoing, sess *seal.Session) error {
+	if sess == nil {
+		raw := c.st.Sessions[c.st.Current[o.To]]
+		var err error
+		if sess, err = seal.UnmarshalSession(raw); err != nil {
+			return err
+		}
+	}
+	plain := encodePlain(o.ID, c.now(), c.st.Token, o.Body)
+	sm, err := sess.Seal(plain)
+	clear(plain)
+	if err != nil {
+		return err
+	}
+	raw, err := sess.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	sid := sess.ID()
+	c.st.Sessions[hex.EncodeToString(sid[:])] = raw
+	var mid [16]byte
+	copy(mid[:], o.ID)
+	blobs, err := seal.SealEnvelope(crand.Reader, sess.Peer(), c.st.Certificate, sm, mid, mailbox.MaxMixEnvelope(c.geo))
+	if err != nil {
+		return err
+	}
+	o.Fragments = o.Fragments[:0]
+	for i, b := range blobs {
+		eid := seal.EnvelopeID(mid, i)
+		o.Fragments = append(o.Fragments, &OutFragment{Index: i, EnvelopeID: eid[:], Blob: b})
+	}
+	if ct := c.st.Contacts[o.To]; ct != nil {
+		o.Token = ct.Token
+	}
+	o.Status, o.Body = StatusSending, nil
+	return nil
+}

@@ -1,0 +1,14 @@
+package main
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/sealnet/sealnet/internal/fuzzcheck"
+)
+
+// TestCommittedCorporaAreCurrent regenerates the corpora and requires the
+// committed ones to match byte for byte, with nothing left over.
+func TestCommittedCorporaAreCurrent(t *testing.T) {
+	fuzzcheck.CheckGenerated(t, filepath.Join("..", ".."), run, "`go generate ./sender/seal`", "testdata/fuzz")
+}

@@ -1,0 +1,162 @@
+package seal
+
+import (
+	"crypto/mlkem"
+	"fmt"
+
+	"github.com/sealnet/sealnet/mailbox"
+)
+
+// Session message encodings (big endian; docs/envelope.md §3):
+//
+//	initial   0x01 || session ID (16) || IK_A X25519 (32) || IK_A Ed25519 (32) || EK_A (32)
+//	          || SPK ID (4) || has OPK (1) || OPK ID (4) || PQ ID (4) || PQ kind (1)
+//	          || ML-KEM-768 ciphertext (1088) || n (4) || AEAD ciphertext
+//	follow-up 0x02 || session ID (16) || n (4) || AEAD ciphertext
+//
+// The AEAD ciphertext is ChaCha20-Poly1305 under the message key, nonce
+// zero, with associated data = everything before it || initiator's X25519
+// identity key || responder's X25519 identity key.
+const (
+	typeInitial  = 0x01
+	typeFollowUp = 0x02
+
+	// InitialOverhead and FollowUpOverhead are the bytes a session message
+	// adds to its plaintext.
+	InitialOverhead  = initialHeaderSize + tagSize
+	FollowUpOverhead = followUpHeaderSize + tagSize
+
+	// MaxPlaintext is the largest plaintext Seal accepts.
+	MaxPlaintext = 64 << 10
+	// MaxSessionMessage is the largest session message (an initial message
+	// of MaxPlaintext bytes).
+	MaxSessionMessage = InitialOverhead + MaxPlaintext
+
+	// maxN: message numbers run from 0 to maxN-1; a session that has sent
+	// maxN messages is used up.
+	maxN = 1<<32 - 1
+
+	pendingSize        = 32 + 4 + 1 + 4 + 4 + 1 + mlkem.CiphertextSize768
+	initialHeaderSize  = 1 + 16 + 32 + 32 + pendingSize + 4
+	followUpHeaderSize = 1 + 16 + 4
+	tagSize            = 16
+)
+
+// initialHeader is what an initial message carries besides the sender's
+// identity: what the responder needs to repeat the key agreement. The
+// initiator keeps it (Session.pending) until it hears from the responder.
+type initialHeader struct {
+	ephemeral [32]byte
+	spkID     uint32
+	hasOPK    bool
+	opkID     uint32
+	pqID      uint32
+	pqKind    byte
+	kemCT     [mlkem.CiphertextSize768]byte
+}
+
+func (h *initialHeader) encode(e *enc) {
+	e.fixed(h.ephemeral[:])
+	e.u32(h.spkID)
+	e.bool(h.hasOPK)
+	e.u32(h.opkID)
+	e.u32(h.pqID)
+	e.u8(h.pqKind)
+	e.fixed(h.kemCT[:])
+}
+
+func (h *initialHeader) decode(d *dec) {
+	d.fixed(h.ephemeral[:], "ephemeral key")
+	h.spkID = d.u32("signed prekey ID")
+	h.hasOPK = d.bool("one-time prekey flag")
+	h.opkID = d.u32("one-time prekey ID")
+	h.pqID = d.u32("PQ prekey ID")
+	h.pqKind = d.u8("PQ prekey kind")
+	d.fixed(h.kemCT[:], "ML-KEM ciphertext")
+	if d.err != nil {
+		return
+	}
+	if !h.hasOPK && h.opkID != 0 {
+		d.invalid("one-time prekey ID %d without a one-time prekey", h.opkID)
+	}
+	if h.pqKind != mailbox.PQOneTime && h.pqKind != mailbox.PQLastResort {
+		d.invalid("PQ prekey kind %d", h.pqKind)
+	}
+}
+
+// message is a parsed session message. header and ciphertext alias the
+// input.
+type message struct {
+	initial    bool
+	sessionID  [16]byte
+	sender     PublicIdentity // initial only
+	init       initialHeader  // initial only
+	n          uint32
+	header     []byte // everything before the ciphertext
+	ciphertext []byte
+}
+
+// parseMessage decodes a session message strictly. It checks the form
+// only; nothing is decrypted.
+func parseMessage(b []byte) (*message, error) {
+	if len(b) > MaxSessionMessage {
+		return nil, fmt.Errorf("%w: session message of %d bytes", ErrTooLarge, len(b))
+	}
+	d := &dec{b: b}
+	m := &message{}
+	switch t := d.u8("message type"); {
+	case d.err != nil:
+		return nil, d.err
+	case t == typeInitial:
+		m.initial = true
+	case t == typeFollowUp:
+	default:
+		return nil, fmt.Errorf("%w: message type 0x%02x", ErrMalformed, t)
+	}
+	d.fixed(m.sessionID[:], "session ID")
+	if m.initial {
+		d.fixed(m.sender.X25519[:], "identity key")
+		d.fixed(m.sender.Ed25519[:], "identity key")
+		m.init.decode(d)
+	}
+	m.n = d.u32("message number")
+	if d.err == nil && m.n == maxN {
+		d.invalid("message number %d", m.n)
+	}
+	m.header = b[:len(b)-len(d.b)]
+	m.ciphertext = d.rest()
+	if d.err != nil {
+		return nil, d.err
+	}
+	if len(m.ciphertext) < tagSize {
+		return nil, fmt.Errorf("%w: ciphertext of %d bytes", ErrMalformed, len(m.ciphertext))
+	}
+	return m, nil
+}
+
+// appendHeader writes the header of message n of a session.
+func appendHeader(dst []byte, id [16]byte, sender *PublicIdentity, init *initialHeader, n uint32) []byte {
+	e := enc{b: dst}
+	if init != nil {
+		e.u8(typeInitial)
+		e.fixed(id[:])
+		e.fixed(sender.X25519[:])
+		e.fixed(sender.Ed25519[:])
+		init.encode(&e)
+	} else {
+		e.u8(typeFollowUp)
+		e.fixed(id[:])
+	}
+	e.u32(n)
+	return e.b
+}
+
+// marshal re-encodes a parsed message (for round-trip checks).
+func (m *message) marshal() []byte {
+	var init *initialHeader
+	if m.initial {
+		init = &m.init
+	}
+	out := appendHeader(nil, m.sessionID, &m.sender, init, m.n)
+	return append(out, m.ciphertext...)
+}

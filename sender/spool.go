@@ -1,0 +1,147 @@
+package sender
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// The spool lets `sealnet send` hand a message to a running daemon, which
+// holds the state directory's lock: the message is written encrypted
+// under the state key to spool/ID.msg, the daemon queues and removes it,
+// and the sender follows the outcome in the (encrypted) history.
+//
+//	spool file: nonce (24) || XChaCha20-Poly1305(key, nonce, ad = "sealnet spool v1", JSON {id, to, body})
+const (
+	spoolDir = "spool"
+	spoolAD  = "sealnet spool v1"
+)
+
+type spooled struct {
+	ID   []byte `json:"id"`
+	To   string `json:"to"`
+	Body []byte `json:"body"`
+}
+
+// Spool writes a message for the daemon that holds dir and returns its ID.
+func Spool(dir string, pass []byte, to string, body []byte) (string, error) {
+	if len(body) > MaxMessage {
+		return "", fmt.Errorf("sender: message of %d bytes; at most %d", len(body), MaxMessage)
+	}
+	v, raw, err := readVault(dir, pass)
+	if err != nil {
+		return "", err
+	}
+	defer v.close()
+	clear(raw)
+	id := make([]byte, 16)
+	crand.Read(id)
+	pt, err := json.Marshal(spooled{ID: id, To: strings.ToLower(to), Body: body})
+	if err != nil {
+		return "", err
+	}
+	aead, _ := chacha20poly1305.NewX(v.key[:])
+	nonce := make([]byte, 24)
+	crand.Read(nonce)
+	out := append(nonce, aead.Seal(nil, nonce, pt, []byte(spoolAD))...)
+	clear(pt)
+	sd := filepath.Join(dir, spoolDir)
+	if err := os.MkdirAll(sd, 0o700); err != nil {
+		return "", err
+	}
+	name := hex.EncodeToString(id)
+	tmp := filepath.Join(sd, "."+name)
+	if err := os.WriteFile(tmp, out, 0o600); err != nil {
+		return "", err
+	}
+	return name, os.Rename(tmp, filepath.Join(sd, name+".msg"))
+}
+
+// spoolIn queues the messages spooled for this client.
+func (c *Client) spoolIn() {
+	sd := filepath.Join(c.v.dir, spoolDir)
+	names, _ := filepath.Glob(filepath.Join(sd, "*.msg"))
+	for _, n := range names {
+		if err := c.spoolOne(n); err != nil {
+			c.log.Warn("a spooled message could not be queued", "file", filepath.Base(n), "err", err)
+			os.Rename(n, n+".refused")
+			continue
+		}
+		os.Remove(n)
+	}
+}
+
+func (c *Client) spoolOne(name string) error {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	if len(data) < 24+16 || len(data) > 2*MaxMessage+4096 {
+		return errors.New("not a spool file")
+	}
+	aead, _ := chacha20poly1305.NewX(c.v.key[:])
+	pt, err := aead.Open(nil, data[:24], data[24:], []byte(spoolAD))
+	if err != nil {
+		return errors.New("does not decrypt under this identity's key")
+	}
+	var s spooled
+	err = json.Unmarshal(pt, &s)
+	clear(pt)
+	if err != nil || len(s.ID) != 16 {
+		return errors.New("malformed")
+	}
+	_, err = c.queue(s.ID, s.To, s.Body)
+	if err != nil {
+		c.mu.Lock()
+		c.appendHistoryLocked(&Message{ID: hex.EncodeToString(s.ID), From: c.st.Address, To: s.To, Outgoing: true, Status: StatusFailed, Warning: err.Error()})
+		c.mu.Unlock()
+	}
+	return err
+}
+
+// WaitOutcome follows an outgoing message in dir's history until it is
+// delivered or not (or ctx ends), without taking the directory's lock.
+func WaitOutcome(ctx context.Context, dir string, pass []byte, id string) (*Message, error) {
+	v, raw, err := readVault(dir, pass)
+	if err != nil {
+		return nil, err
+	}
+	defer v.close()
+	clear(raw)
+	t := time.NewTicker(300 * time.Millisecond)
+	defer t.Stop()
+	for {
+		hist, _ := historyOf(v)
+		for _, m := range hist {
+			if m.ID == id && m.Outgoing && (m.Status == StatusDelivered || m.Status == StatusFailed || m.Status == StatusBlocked) {
+				return m, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// ReadHistory returns dir's history without taking the directory's lock
+// (a daemon may be running).
+func ReadHistory(dir string, pass []byte) ([]*Message, error) {
+	v, raw, err := readVault(dir, pass)
+	if err != nil {
+		return nil, err
+	}
+	defer v.close()
+	clear(raw)
+	return historyOf(v)
+}

@@ -1,0 +1,161 @@
+package sender
+
+import (
+	"encoding/hex"
+	"time"
+)
+
+// State is everything a client keeps, encrypted at rest by the vault.
+type State struct {
+	Version     int              `json:"version"`
+	Address     string           `json:"address"`
+	Identity    []byte           `json:"identity"` // seal.Identity, marshaled
+	Authorities []AuthorityState `json:"authorities"`
+	Threshold   int              `json:"threshold"`
+	EpochPeriod time.Duration    `json:"epoch_period"`
+	Settings    Settings         `json:"settings"`
+
+	// Token is this user's delivery token: contacts present it to deliver
+	// here; the provider stores only its hash.
+	Token       []byte    `json:"token"`
+	Registered  bool      `json:"registered"`
+	Certificate []byte    `json:"certificate,omitempty"`
+	CertExpires time.Time `json:"cert_expires,omitzero"`
+	CertIssued  time.Time `json:"cert_issued,omitzero"`
+
+	Prekeys PrekeyState `json:"prekeys"`
+
+	// Sessions by hex session ID; Current names, per contact address, the
+	// session to send on.
+	Sessions map[string][]byte   `json:"sessions"`
+	Current  map[string]string   `json:"current"`
+	Contacts map[string]*Contact `json:"contacts"`
+
+	Outbox []*Outgoing          `json:"outbox"`
+	SURBs  map[string]*SURBKeys `json:"surbs"` // by hex SURB ID
+}
+
+// AuthorityState is a trusted directory authority.
+type AuthorityState struct {
+	URL string `json:"url"`
+	Key string `json:"key"` // hex Ed25519
+}
+
+// PrekeyState holds the private halves of the prekeys uploaded.
+type PrekeyState struct {
+	NextID        uint32            `json:"next_id"`
+	Signed        *PrivatePrekey    `json:"signed,omitempty"`
+	OldSigned     *PrivatePrekey    `json:"old_signed,omitempty"` // kept for messages in flight
+	LastResort    *PrivatePrekey    `json:"last_resort,omitempty"`
+	OldLastResort *PrivatePrekey    `json:"old_last_resort,omitempty"`
+	OneTime       map[uint32][]byte `json:"one_time"` // X25519 private keys
+	PQ            map[uint32][]byte `json:"pq"`       // ML-KEM-768 seeds
+	SignedRotated time.Time         `json:"signed_rotated,omitzero"`
+}
+
+// PrivatePrekey is a prekey's private half and ID.
+type PrivatePrekey struct {
+	ID  uint32 `json:"id"`
+	Key []byte `json:"key"` // X25519 private key, or ML-KEM-768 seed
+}
+
+// Contact is someone this user exchanges messages with. Its identity is
+// pinned at first use; a different one later is held as Pending until
+// the user trusts it (`sealnet contacts trust`).
+type Contact struct {
+	Address   string    `json:"address"`
+	X25519    []byte    `json:"x25519"`
+	Ed25519   []byte    `json:"ed25519"`
+	Token     []byte    `json:"token,omitempty"` // their delivery token, learnt from their messages
+	FirstSeen time.Time `json:"first_seen"`
+	// PendingX25519/PendingEd25519: an identity seen since, not trusted.
+	PendingX25519  []byte `json:"pending_x25519,omitempty"`
+	PendingEd25519 []byte `json:"pending_ed25519,omitempty"`
+}
+
+// Changed reports whether the contact's identity changed and awaits trust.
+func (c *Contact) Changed() bool { return len(c.PendingX25519) > 0 }
+
+// Message states.
+const (
+	StatusBundle    = "fetching keys"
+	StatusSending   = "sending"
+	StatusDelivered = "delivered"
+	StatusFailed    = "not delivered"
+	StatusBlocked   = "blocked: identity changed"
+)
+
+// Outgoing is a message being sent. It is saved before its first packet
+// leaves, so a crash loses nothing: after a restart the client carries
+// on.
+type Outgoing struct {
+	ID        []byte         `json:"id"`
+	To        string         `json:"to"`
+	Body      []byte         `json:"body,omitempty"` // until sealed
+	Created   time.Time      `json:"created"`
+	Status    string         `json:"status"`
+	Detail    string         `json:"detail,omitempty"`
+	Token     []byte         `json:"token,omitempty"` // recipient's token, at sealing
+	Fragments []*OutFragment `json:"fragments,omitempty"`
+	// BundleAttempts counts bundle requests for a first contact.
+	BundleAttempts int       `json:"bundle_attempts,omitempty"`
+	BundleNextAt   time.Time `json:"bundle_next_at,omitzero"`
+	BundleSURB     string    `json:"bundle_surb,omitempty"`
+	Reported       bool      `json:"reported,omitempty"`
+}
+
+func (o *Outgoing) idHex() string { return hex.EncodeToString(o.ID) }
+
+// OutFragment is one fixed-size encrypted fragment of an outgoing message.
+type OutFragment struct {
+	Index      int       `json:"index"`
+	EnvelopeID []byte    `json:"envelope_id"`
+	Blob       []byte    `json:"blob"`
+	Attempts   int       `json:"attempts"`
+	Acked      bool      `json:"acked"`
+	NextAt     time.Time `json:"next_at,omitzero"` // when it may be (re)sent
+	SURB       string    `json:"surb,omitempty"`   // the SURB of the last attempt
+}
+
+// SURBKeys are the keys of a SURB this client handed out, and what the
+// reply through it is for.
+type SURBKeys struct {
+	Keys    []byte    `json:"keys"`
+	Purpose string    `json:"purpose"` // "ack" or "bundle"
+	Message string    `json:"message"` // hex message ID
+	Index   int       `json:"index"`
+	Expires time.Time `json:"expires"`
+}
+
+// Settings tune sending; docs/client.md explains each.
+type Settings struct {
+	// Rate is λ: packets per second of the Poisson stream; a real packet
+	// takes the place of a drop cover packet when one is queued.
+	Rate float64 `json:"rate"`
+	// LoopRate is loop cover packets per second.
+	LoopRate float64 `json:"loop_rate"`
+	// MeanDelay is the mean per-hop mixing delay chosen for each packet.
+	MeanDelay time.Duration `json:"mean_delay"`
+	// AckTimeout: a fragment not acknowledged this long after it was sent
+	// is sent again, on a new path, after a random extra delay of up to
+	// RetryJitter.
+	AckTimeout  time.Duration `json:"ack_timeout"`
+	RetryJitter time.Duration `json:"retry_jitter"`
+	// MaxAttempts bounds the transmissions of a fragment (and of a bundle
+	// request); after that the user is told the message was not delivered.
+	MaxAttempts int `json:"max_attempts"`
+	// FetchWait is how long a fetch waits for mail (long poll).
+	FetchWait time.Duration `json:"fetch_wait"`
+	// OneTimePrekeys and PQPrekeys are how many to keep uploaded.
+	OneTimePrekeys int `json:"one_time_prekeys"`
+	PQPrekeys      int `json:"pq_prekeys"`
+}
+
+// DefaultSettings are cheap enough to leave on (docs/client.md).
+func DefaultSettings() Settings {
+	return Settings{
+		Rate: 2, LoopRate: 0.2, MeanDelay: 50 * time.Millisecond,
+		AckTimeout: 15 * time.Second, RetryJitter: 5 * time.Second, MaxAttempts: 5,
+		FetchWait: 10 * time.Second, OneTimePrekeys: 50, PQPrekeys: 10,
+	}
+}
