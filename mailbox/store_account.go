@@ -160,3 +160,66 @@ func storeMailboxExists(txn *badger.Txn, mb *MailboxID) error {
 	}
 	return err
 }
+
+// ReplaceIdentity moves mb to new identity keys: what a provider's operator
+// does when a user has lost the device that held the old ones. The prekeys
+// of the old identity (and their used markers) are deleted, since they are
+// signed by a key the account no longer has; stored envelopes stay. The
+// user's contacts will see the new key as a changed identity and must
+// accept it (docs/client.md). ErrNotFound if mb is not registered,
+// ErrExists if the new X25519 key belongs to another mailbox.
+func (s *Store) ReplaceIdentity(mb MailboxID, x25519, ed [32]byte) error {
+	if x25519 == [32]byte{} || ed == [32]byte{} {
+		return fmt.Errorf("%w: zero identity key", ErrStoreInvalid)
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	l := s.lock(&mb)
+	defer l.Unlock()
+	return s.update(func(txn *badger.Txn) error {
+		a, err := storeLoadAccount(txn, &mb)
+		if err != nil {
+			return err
+		}
+		v, found, err := storeGet(txn, storeKeyIndexKey(&x25519))
+		if err != nil {
+			return err
+		}
+		if found {
+			if other, err := decodeStoreKeyIndex(v); err != nil || other != mb {
+				return fmt.Errorf("%w: identity key registered for another address", ErrExists)
+			}
+		}
+		if err := txn.Delete(storeKeyIndexKey(&a.IdentityX25519)); err != nil {
+			return err
+		}
+		a.IdentityX25519, a.IdentityEd25519 = x25519, ed
+		for _, tag := range []byte{storeTagPrekey, storeTagUsed} {
+			prefix := storeMailboxKey(tag, &mb)
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+			var keys [][]byte
+			for it.Rewind(); it.Valid(); it.Next() {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+			it.Close()
+			for _, k := range keys {
+				if err := txn.Delete(k); err != nil {
+					return err
+				}
+			}
+		}
+		ps := storePrekeyState{}
+		for _, kv := range [][2][]byte{
+			{storeMailboxKey(storeTagAccount, &mb), encodeStoreAccount(&a)},
+			{storeKeyIndexKey(&x25519), encodeStoreKeyIndex(&mb)},
+			{storeMailboxKey(storeTagPrekeyState, &mb), ps.encode()},
+		} {
+			if err := txn.Set(kv[0], kv[1]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -34,8 +34,9 @@ type Options struct {
 	// Dial opens TCP connections (entry mixes, the provider); nil is a
 	// plain net.Dialer. The Tor path plugs in here.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
-	// Filter, if set, sees every packet before it leaves; returning false
-	// drops it (tests simulate loss with it).
+	// Filter, if set, sees every packet before it leaves, with its kind
+	// ("real" for a message fragment, "bundle", "drop", "loop"); returning
+	// false drops it. Tests simulate loss and tampering with it.
 	Filter func(kind string, pkt []byte) bool
 	// Clock; nil is time.Now.
 	Clock func() time.Time

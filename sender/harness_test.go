@@ -38,7 +38,9 @@ type network struct {
 	p  *testnet.InProcess
 }
 
-func startNetwork(t *testing.T, o testnet.InProcessOptions) *network {
+// startNetwork starts an in-process testnet; started hooks run before it
+// waits for the first document (to start nodes of the test's own).
+func startNetwork(t *testing.T, o testnet.InProcessOptions, started ...func(*testnet.Network)) *network {
 	t.Helper()
 	nw, err := testnet.Create(t.TempDir(), testnet.Spec{})
 	if err != nil {
@@ -69,6 +71,9 @@ func startNetwork(t *testing.T, o testnet.InProcessOptions) *network {
 			t.Errorf("network stopped with: %v", err)
 		}
 	})
+	for _, f := range started {
+		f(nw)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if _, err := nw.WaitDocument(ctx); err != nil {
@@ -110,21 +115,36 @@ type user struct {
 }
 
 // newUser creates, registers and starts a client for addr.
-func (n *network) newUser(t *testing.T, addr string, o sender.Options) *user {
+func (n *network) newUser(t *testing.T, addr string, o sender.Options, mod ...func(*sender.Settings)) *user {
+	t.Helper()
+	u := n.initUser(t, addr, mod...)
+	u.open(o)
+	u.register()
+	u.start()
+	return u
+}
+
+// initUser creates the identity of a user without opening it.
+func (n *network) initUser(t *testing.T, addr string, mod ...func(*sender.Settings)) *user {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "home")
-	if err := sender.Init(dir, pass, n.initOptions(addr)); err != nil {
+	io := n.initOptions(addr)
+	for _, m := range mod {
+		m(io.Settings)
+	}
+	if err := sender.Init(dir, pass, io); err != nil {
 		t.Fatal(err)
 	}
-	u := &user{t: t, dir: dir}
-	u.open(o)
+	return &user{t: t, dir: dir}
+}
+
+func (u *user) register() {
+	u.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := u.c.Register(ctx); err != nil {
-		t.Fatalf("register %s: %v", addr, err)
+		u.t.Fatalf("register %s: %v", u.c.Address(), err)
 	}
-	u.start()
-	return u
 }
 
 func (u *user) open(o sender.Options) {

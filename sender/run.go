@@ -147,7 +147,7 @@ func (c *Client) newSURBLocked(doc *directory.Document, epoch uint64, purpose, m
 
 // packet is a packet ready to leave for an entry mix.
 type packet struct {
-	kind  string // "real", "drop", "loop"
+	kind  string // "real" (a fragment), "bundle" (a key request), "drop", "loop"
 	entry *directory.Descriptor
 	pkt   []byte
 }
@@ -222,7 +222,11 @@ func (c *Client) bundleRequestLocked(doc *directory.Document, epoch uint64, o *O
 	o.BundleAttempts++
 	o.BundleSURB = sid
 	o.BundleNextAt = c.now().Add(c.st.Settings.AckTimeout + c.jitter(c.st.Settings.RetryJitter))
-	return c.buildLocked(doc, epoch, dest, mailbox.MailboxOf(o.To), msg)
+	p, err := c.buildLocked(doc, epoch, dest, mailbox.MailboxOf(o.To), msg)
+	if p != nil {
+		p.kind = "bundle"
+	}
+	return p, err
 }
 
 func (c *Client) fragmentPacketLocked(doc *directory.Document, epoch uint64, o *Outgoing, f *OutFragment) (*packet, error) {
