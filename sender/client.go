@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdh"
+	"crypto/ed25519"
 	crand "crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -129,6 +130,11 @@ func Init(dir string, pass []byte, o InitOptions) error {
 	}
 	if len(o.Authorities) == 0 || o.Threshold < 1 || o.Threshold > len(o.Authorities) {
 		return errors.New("sender: give the directory authorities (or --testnet) and a threshold")
+	}
+	for _, a := range o.Authorities {
+		if k, err := hex.DecodeString(a.Key); err != nil || len(k) != ed25519.PublicKeySize {
+			return fmt.Errorf("sender: authority %s: the key must be 64 hex digits (an Ed25519 public key)", a.URL)
+		}
 	}
 	kdf := DefaultKDF
 	if o.KDF != nil {

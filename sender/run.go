@@ -357,7 +357,11 @@ func (c *Client) maintain() {
 				if !f.Acked {
 					all = false
 					if f.Attempts >= s.MaxAttempts && !now.Before(f.NextAt) {
-						c.failLocked(o, fmt.Sprintf("no acknowledgement after %d attempts", f.Attempts))
+						why := fmt.Sprintf("no acknowledgement after %d attempts", f.Attempts)
+						if o.Detail != "" {
+							why += " (last answer: " + o.Detail + ")"
+						}
+						c.failLocked(o, why)
 						changed = true
 						break
 					}

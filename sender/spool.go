@@ -85,19 +85,9 @@ func (c *Client) spoolOne(name string) error {
 	if err != nil {
 		return err
 	}
-	if len(data) < 24+16 || len(data) > 2*MaxMessage+4096 {
-		return errors.New("not a spool file")
-	}
-	aead, _ := chacha20poly1305.NewX(c.v.key[:])
-	pt, err := aead.Open(nil, data[:24], data[24:], []byte(spoolAD))
+	s, err := decodeSpool(&c.v.key, data)
 	if err != nil {
-		return errors.New("does not decrypt under this identity's key")
-	}
-	var s spooled
-	err = json.Unmarshal(pt, &s)
-	clear(pt)
-	if err != nil || len(s.ID) != 16 {
-		return errors.New("malformed")
+		return err
 	}
 	_, err = c.queue(s.ID, s.To, s.Body)
 	if err != nil {
@@ -106,6 +96,25 @@ func (c *Client) spoolOne(name string) error {
 		c.mu.Unlock()
 	}
 	return err
+}
+
+// decodeSpool decrypts and checks a spool file.
+func decodeSpool(key *[32]byte, data []byte) (*spooled, error) {
+	if len(data) < 24+16 || len(data) > 2*MaxMessage+4096 {
+		return nil, errors.New("not a spool file")
+	}
+	aead, _ := chacha20poly1305.NewX(key[:])
+	pt, err := aead.Open(nil, data[:24], data[24:], []byte(spoolAD))
+	if err != nil {
+		return nil, errors.New("does not decrypt under this identity's key")
+	}
+	var s spooled
+	err = json.Unmarshal(pt, &s)
+	clear(pt)
+	if err != nil || len(s.ID) != 16 || len(s.Body) > MaxMessage {
+		return nil, errors.New("malformed")
+	}
+	return &s, nil
 }
 
 // WaitOutcome follows an outgoing message in dir's history until it is

@@ -158,7 +158,7 @@ func TestWireObserverSeesOnlyFixedSizeCiphertext(t *testing.T) {
 
 // nodeCounter sums a counter over every running node, e.g.
 // nodeCounter(n, `sealnet_packets_dropped_total{reason="payload_invalid"}`).
-func nodeCounter(t *testing.T, n *network, series string) uint64 {
+func nodeCounter(t testing.TB, n *network, series string) uint64 {
 	t.Helper()
 	var total uint64
 	for _, node := range n.p.Nodes {

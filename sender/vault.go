@@ -57,7 +57,7 @@ type KDFParams struct {
 var DefaultKDF = KDFParams{Time: 3, Memory: 64 << 10, Threads: 2}
 
 func (p KDFParams) check() error {
-	if p.Time < 1 || p.Time > 100 || p.Memory < 8<<10 || p.Memory > 4<<20 || p.Threads < 1 || p.Threads > 64 {
+	if p.Time < 1 || p.Time > 20 || p.Memory < 8<<10 || p.Memory > 1<<20 || p.Threads < 1 || p.Threads > 64 {
 		return fmt.Errorf("sender: Argon2id parameters out of range: %+v", p)
 	}
 	return nil
@@ -160,17 +160,11 @@ func readVault(dir string, pass []byte) (*vault, []byte, error) {
 	if err != nil {
 		return fail(err)
 	}
-	hl := len(stateMagic) + 16 + 4 + 4 + 1
-	if len(data) > maxState || len(data) < hl+24+16 || string(data[:len(stateMagic)]) != stateMagic {
-		return fail(fmt.Errorf("sender: %s is not a sealnet state file", filepath.Join(dir, stateFile)))
+	v, hl, err := parseStateHeader(data)
+	if err != nil {
+		return fail(fmt.Errorf("%s: %w", filepath.Join(dir, stateFile), err))
 	}
-	v := &vault{dir: dir}
-	h := data[len(stateMagic):]
-	copy(v.salt[:], h)
-	v.kdf = KDFParams{Time: binary.BigEndian.Uint32(h[16:]), Memory: binary.BigEndian.Uint32(h[20:]), Threads: h[24]}
-	if err := v.kdf.check(); err != nil {
-		return fail(err)
-	}
+	v.dir = dir
 	v.key = deriveKey(pass, v.salt[:], v.kdf)
 	aead, _ := chacha20poly1305.NewX(v.key[:])
 	nonce := data[hl : hl+24]
@@ -180,6 +174,24 @@ func readVault(dir string, pass []byte) (*vault, []byte, error) {
 		return fail(ErrPassphrase)
 	}
 	return v, pt, nil
+}
+
+// parseStateHeader reads the salt and Argon2id costs of a state file and
+// returns the header's length; the costs are bounded, so a changed file
+// cannot make the client spend unbounded memory or time.
+func parseStateHeader(data []byte) (*vault, int, error) {
+	hl := len(stateMagic) + 16 + 4 + 4 + 1
+	if len(data) > maxState || len(data) < hl+24+16 || string(data[:len(stateMagic)]) != stateMagic {
+		return nil, 0, errors.New("sender: not a sealnet state file")
+	}
+	v := &vault{}
+	h := data[len(stateMagic):]
+	copy(v.salt[:], h)
+	v.kdf = KDFParams{Time: binary.BigEndian.Uint32(h[16:]), Memory: binary.BigEndian.Uint32(h[20:]), Threads: h[24]}
+	if err := v.kdf.check(); err != nil {
+		return nil, 0, err
+	}
+	return v, hl, nil
 }
 
 // save encrypts and writes the state atomically (temporary file, fsync,
