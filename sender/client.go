@@ -56,14 +56,18 @@ type Client struct {
 	id   *seal.Identity
 	reas *seal.Reassembler
 
-	geo    mixnet.Geometry
-	dir    *dirclient.Client
-	rngMu  sync.Mutex
-	rng    *rand.Rand
-	links  *entryLinks
-	loops  map[[16]byte]time.Time
-	events chan Event
-	wake   chan struct{} // something was queued
+	geo   mixnet.Geometry
+	dir   *dirclient.Client
+	rngMu sync.Mutex
+	rng   *rand.Rand
+	links *entryLinks
+	loops map[[16]byte]time.Time // envelope IDs of loop cover in flight
+	// loopKeys are the SURB keys of loop cover packets (memory only).
+	loopKeys map[string]*SURBKeys
+	// lastFetchFail throttles directory fetches after a failure.
+	lastFetchFail time.Time
+	events        chan Event
+	wake          chan struct{} // something was queued
 
 	// Under mu: IDs of messages shown (from the history), so each is shown
 	// once; Fetch's collector; counters for Stats.
@@ -212,7 +216,7 @@ func Open(dir string, pass []byte, o Options) (*Client, error) {
 	c := &Client{
 		v: v, opts: o, log: log, now: o.Clock, st: st, id: id,
 		reas: seal.NewReassembler(), geo: mixnet.DefaultGeometry(), dir: dc,
-		rng: rand.New(rand.NewChaCha8(seed)), loops: make(map[[16]byte]time.Time),
+		rng: rand.New(rand.NewChaCha8(seed)), loops: make(map[[16]byte]time.Time), loopKeys: make(map[string]*SURBKeys),
 		events: make(chan Event, 256), wake: make(chan struct{}, 1),
 	}
 	if c.now == nil {
@@ -308,7 +312,7 @@ func (c *Client) document(ctx context.Context) (*directory.Document, uint64, err
 		if sd, ok := c.dir.Document(e); ok {
 			return sd.Doc, e, nil
 		}
-		if sd, err := c.dir.Fetch(ctx, e); err == nil {
+		if sd, err := c.fetchDocument(ctx, e); err == nil {
 			return sd.Doc, e, nil
 		}
 		if sd, ok := c.dir.Document(e - 1); ok {
@@ -317,13 +321,34 @@ func (c *Client) document(ctx context.Context) (*directory.Document, uint64, err
 	}
 	// No document yet: the epoch length comes from the state (set at init).
 	e := directory.EpochAt(c.now(), c.st.EpochPeriod)
-	if sd, err := c.dir.Fetch(ctx, e); err == nil {
+	if sd, err := c.fetchDocument(ctx, e); err == nil {
 		return sd.Doc, e, nil
 	}
 	return nil, 0, errors.New("sender: no network document yet (are the directory authorities reachable?)")
 }
 
-// ownProvider returns the user's provider descriptor.
+// fetchDocument asks the authorities for epoch e's document, at most once
+// every ten seconds after a failure and never for longer than ten seconds,
+// so that the send loop keeps its pace while they are unreachable.
+func (c *Client) fetchDocument(ctx context.Context, e uint64) (*directory.SignedDocument, error) {
+	c.mu.Lock()
+	recent := c.now().Sub(c.lastFetchFail) < 10*time.Second
+	c.mu.Unlock()
+	if recent {
+		return nil, errors.New("sender: directory authorities unreachable")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	sd, err := c.dir.Fetch(ctx, e)
+	if err != nil {
+		c.mu.Lock()
+		c.lastFetchFail = c.now()
+		c.mu.Unlock()
+	}
+	return sd, err
+}
+
+// provider returns the descriptor of an address's provider.
 func (c *Client) provider(doc *directory.Document, addr string) (*directory.Descriptor, error) {
 	d, ok := doc.Provider(domainOf(addr))
 	if !ok {

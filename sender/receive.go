@@ -149,21 +149,25 @@ func (c *Client) processPage(ctx context.Context, mc *mailbox.Client, page *mail
 	c.mu.Lock()
 	var shown []*Message
 	var last uint64
+	dirty := false // loop cover alone changes nothing on disk
 	for i := range page.Records {
 		r := &page.Records[i]
 		last = max(last, r.Seq)
 		var m *Message
 		switch r.Kind {
 		case mailbox.EnvelopeSURBReply:
-			c.surbReplyLocked(doc, r)
+			dirty = c.surbReplyLocked(doc, r) || dirty
 		case mailbox.EnvelopeSealed:
 			m = c.sealedLocked(doc, r)
 		}
 		if m != nil {
 			shown = append(shown, m)
+			dirty = true
 		}
 	}
-	err = c.saveLocked()
+	if dirty {
+		err = c.saveLocked()
+	}
 	c.mu.Unlock()
 	if err != nil {
 		return err
@@ -179,28 +183,34 @@ func (c *Client) processPage(ctx context.Context, mc *mailbox.Client, page *mail
 }
 
 // surbReplyLocked opens a reply that came back through one of this
-// client's SURBs: an acknowledgement, a bundle, or a loop's return.
-func (c *Client) surbReplyLocked(doc *directory.Document, r *mailbox.Record) {
+// client's SURBs: an acknowledgement, a bundle, or a loop's return. It
+// reports whether the saved state changed.
+func (c *Client) surbReplyLocked(doc *directory.Document, r *mailbox.Record) (changed bool) {
 	id := hex.EncodeToString(r.ID[:])
 	sk := c.st.SURBs[id]
+	changed = sk != nil
+	if sk == nil {
+		sk = c.loopKeys[id]
+	}
 	if sk == nil {
 		c.log.Debug("reply for an unknown or expired SURB")
-		return
+		return false
 	}
 	delete(c.st.SURBs, id) // single use, whatever the reply holds
+	delete(c.loopKeys, id)
 	keys, err := mixnet.UnmarshalSURBKeys(sk.Keys)
 	if err != nil {
-		return
+		return changed
 	}
 	msg, err := keys.Open(r.Data)
 	if err != nil {
 		c.log.Debug("SURB reply does not open", "err", err)
-		return
+		return changed
 	}
 	reply, err := mailbox.ParseReply(msg)
 	if err != nil {
 		c.log.Debug("SURB reply malformed", "err", err)
-		return
+		return changed
 	}
 	c.replies++
 	var o *Outgoing
@@ -215,7 +225,7 @@ func (c *Client) surbReplyLocked(doc *directory.Document, r *mailbox.Record) {
 	case "ack":
 		st, ok := reply.(*mailbox.Status)
 		if !ok || o == nil || o.Status != StatusSending {
-			return
+			return changed
 		}
 		for _, f := range o.Fragments {
 			if f.Index != sk.Index || !bytes.Equal(f.EnvelopeID, st.EnvelopeID[:]) {
@@ -234,7 +244,7 @@ func (c *Client) surbReplyLocked(doc *directory.Document, r *mailbox.Record) {
 		}
 	case "bundle":
 		if o == nil || o.Status != StatusBundle {
-			return
+			return changed
 		}
 		switch rep := reply.(type) {
 		case *mailbox.BundleResponse:
@@ -243,6 +253,7 @@ func (c *Client) surbReplyLocked(doc *directory.Document, r *mailbox.Record) {
 			o.Detail = "the recipient's provider is busy: " + rep.Code.String()
 		}
 	}
+	return changed
 }
 
 // bundleLocked starts a session from a recipient's prekey bundle, after

@@ -140,7 +140,15 @@ func (c *Client) newSURBLocked(doc *directory.Document, epoch uint64, purpose, m
 		return nil, "", err
 	}
 	id := hex.EncodeToString(keys.ID[:])
-	c.st.SURBs[id] = &SURBKeys{Keys: kb, Purpose: purpose, Message: msg, Index: index, Expires: c.now().Add(24 * time.Hour)}
+	sk := &SURBKeys{Keys: kb, Purpose: purpose, Message: msg, Index: index, Expires: c.now().Add(24 * time.Hour)}
+	if purpose == "loop" {
+		// Loop keys live in memory only: losing them in a crash costs
+		// nothing, and an idle client then writes nothing to disk.
+		sk.Expires = c.now().Add(10 * time.Minute)
+		c.loopKeys[id] = sk
+	} else {
+		c.st.SURBs[id] = sk
+	}
 	sb, err := surb.MarshalBinary()
 	return sb, id, err
 }
@@ -256,6 +264,10 @@ func (c *Client) fragmentPacketLocked(doc *directory.Document, epoch uint64, o *
 // buildLocked wraps msg in a Sphinx packet along a fresh path to dest,
 // after saving the state.
 func (c *Client) buildLocked(doc *directory.Document, epoch uint64, dest *directory.Descriptor, mb mailbox.MailboxID, msg []byte) (*packet, error) {
+	return c.buildSaveLocked(doc, epoch, dest, mb, msg, true)
+}
+
+func (c *Client) buildSaveLocked(doc *directory.Document, epoch uint64, dest *directory.Descriptor, mb mailbox.MailboxID, msg []byte, save bool) (*packet, error) {
 	path, err := c.path(doc, dest, epoch)
 	if err != nil {
 		return nil, err
@@ -268,8 +280,10 @@ func (c *Client) buildLocked(doc *directory.Document, epoch uint64, dest *direct
 	if !ok {
 		return nil, errors.New("sender: entry mix not in the document")
 	}
-	if err := c.saveLocked(); err != nil {
-		return nil, err
+	if save {
+		if err := c.saveLocked(); err != nil {
+			return nil, err
+		}
 	}
 	return &packet{kind: "real", entry: entry, pkt: pkt}, nil
 }
@@ -321,12 +335,17 @@ func (c *Client) sendLoopCover(ctx context.Context) error {
 			delete(c.loops, id)
 		}
 	}
+	for id, sk := range c.loopKeys {
+		if c.now().After(sk.Expires) {
+			delete(c.loopKeys, id)
+		}
+	}
 	msg, err := mailbox.MarshalMixRequest(c.geo, &mailbox.MixRequest{SURB: sb, Deliver: md})
 	if err != nil {
 		c.mu.Unlock()
 		return err
 	}
-	p, err := c.buildLocked(doc, epoch, own, mailbox.MailboxOf(c.st.Address), msg)
+	p, err := c.buildSaveLocked(doc, epoch, own, mailbox.MailboxOf(c.st.Address), msg, false)
 	c.mu.Unlock()
 	if err != nil {
 		return err
@@ -386,11 +405,19 @@ func (c *Client) maintain() {
 			c.emit(Event{Kind: kind, ID: o.idHex(), To: o.To, Text: o.Detail})
 		}
 	}
-	// Drop finished messages; SURBs past their time.
+	// Drop finished messages and their SURB keys; SURBs past their time.
 	keep := c.st.Outbox[:0]
+	settled := map[string]bool{}
 	for _, o := range c.st.Outbox {
 		if !o.Reported || o.Status == StatusBlocked {
 			keep = append(keep, o)
+		} else {
+			settled[o.idHex()] = true
+		}
+	}
+	for id, sk := range c.st.SURBs {
+		if settled[sk.Message] {
+			delete(c.st.SURBs, id)
 		}
 	}
 	if len(keep) != len(c.st.Outbox) {
