@@ -44,6 +44,8 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./mixnet/ ./mixnet/mix/ ./internal/lioness/ ./internal/hmac256/
 	$(GO) test -run '^$$' -bench RelayThroughput -benchtime 30000x ./relay/
 	$(GO) test -run '^$$' -bench RelayMemory -benchtime 1x ./relay/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./sender/seal/
+	$(GO) test -run '^$$' -bench ClientIdle -benchtime 1x ./sender/
 
 ## testdata: regenerate test vectors and fuzz seed corpora (deterministic)
 testdata:
