@@ -131,6 +131,9 @@ func createVault(dir string, pass []byte, kdf KDFParams) (*vault, error) {
 // openVault opens an existing state directory and returns the decrypted
 // state.
 func openVault(dir string, pass []byte) (*vault, []byte, error) {
+	if _, err := os.Stat(filepath.Join(dir, stateFile)); errors.Is(err, os.ErrNotExist) {
+		return nil, nil, fmt.Errorf("sender: no identity in %s; run `sealnet init` first", dir)
+	}
 	lk, err := lockDir(dir)
 	if err != nil {
 		return nil, nil, err
