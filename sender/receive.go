@@ -58,8 +58,14 @@ func (c *Client) Fetch(ctx context.Context, wait time.Duration) ([]*Message, err
 		return nil, errors.New("sender: not registered yet; run `sealnet register`")
 	}
 	var got []*Message
+	c.mu.Lock()
 	c.collect = func(m *Message) { got = append(got, m) }
-	defer func() { c.collect = nil }()
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.collect = nil
+		c.mu.Unlock()
+	}()
 	first := true
 	err := c.fetchOn(ctx, func(records int, more bool) bool {
 		if more {
@@ -168,14 +174,15 @@ func (c *Client) processPage(ctx context.Context, mc *mailbox.Client, page *mail
 	if dirty {
 		err = c.saveLocked()
 	}
+	collect := c.collect
 	c.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	for _, m := range shown {
 		c.emit(Event{Kind: "received", Message: m})
-		if c.collect != nil {
-			c.collect(m)
+		if collect != nil {
+			collect(m)
 		}
 	}
 	c.maintain()

@@ -13,6 +13,8 @@ import (
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/sealnet/sealnet/internal/atomicfile"
 )
 
 // The vault keeps the client's state and history on disk encrypted under a
@@ -205,34 +207,7 @@ func (v *vault) save(state []byte) error {
 	nonce := make([]byte, 24)
 	rand.Read(nonce)
 	out := append(append(hdr, nonce...), aead.Seal(nil, nonce, state, hdr)...)
-	tmp, err := os.CreateTemp(v.dir, ".state-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(out); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(v.dir, stateFile)); err != nil {
-		return err
-	}
-	if d, err := os.Open(v.dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return atomicfile.Write(filepath.Join(v.dir, stateFile), out)
 }
 
 // appendHistory appends one encrypted record.

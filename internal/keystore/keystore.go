@@ -21,6 +21,8 @@ import (
 
 	"github.com/flynn/noise"
 	"golang.org/x/crypto/curve25519"
+
+	"github.com/sealnet/sealnet/internal/atomicfile"
 )
 
 // ErrPermissions: a key file is readable by others than its owner.
@@ -45,40 +47,7 @@ func decode(path, kind string, size int, data []byte) ([]byte, error) {
 }
 
 // writeFile writes data to path atomically with mode 0600.
-func writeFile(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, ".tmp-key-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
-}
+func writeFile(path string, data []byte) error { return atomicfile.Write(path, data) }
 
 // loadOrCreate returns the key in path, creating it with gen if the file
 // does not exist.
