@@ -8,6 +8,7 @@
 // exact delay distribution), and results are checked against closed forms
 // where they exist.
 //
-// The simulator arrives with the simulator issue; today the package holds
-// only this statement of its job.
+// Run simulates one scenario (Config, read from TOML by ParseConfig) and
+// returns its Result; docs/sim.md defines the model, the adversary and
+// every figure.
 package sim

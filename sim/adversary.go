@@ -1,0 +1,381 @@
+package sim
+
+import (
+	"math"
+	"slices"
+
+	"github.com/sealnet/sealnet/mixnet/mix"
+)
+
+// The adversary (docs/sim.md §3) sees every link: when each packet leaves
+// a user or node and when it arrives at the next node, and its size. Links
+// are FIFO, so it follows each packet across every link; what it cannot see
+// is which input of a mix became which output. For a target message, known
+// when it arrives at the recipient's provider, it computes the posterior
+// over the inputs of the last mix, then, through the links, over the
+// outputs of the layer before, and so on back to the users who sent the
+// first-layer inputs: the posterior over senders.
+//
+// Per output, a mix's input i gets the weight the strategy's own rule gives
+// it, with the exact distribution the adversary knows:
+//   - poisson: f(t_out − t_in), the density of the senders' exponential
+//     per-hop delay (Danezis, PET 2004), over inputs not older than the cap;
+//   - threshold: 1/b over the b inputs of the batch;
+//   - timed-pool: the probability that i was still held at the tick,
+//     Π over earlier ticks of keep/n, over inputs that arrived before it.
+// A corrupt mix tells the adversary the input of each output.
+
+// nodeLog is what the adversary records at one node, trimmed to a window.
+type nodeLog struct {
+	inBase     int64 // index of the first entry held
+	inT        []int64
+	inPrevNode []int32 // node the input came from; -1: from its origin
+	inPrevOut  []int64 // that node's output index; for an origin, the origin
+	inSize     []int32
+	inL        []float64 // timed pool: log survival product at arrival
+
+	outBase   int64
+	outT      []int64
+	outIn     []int64 // inputs seen when it left (bound on candidates)
+	outBatch  []int64 // threshold: first input of its batch
+	outTrue   []int64 // the true input (for corrupt mixes and checks)
+	outL      []float64
+	outSize   []int32
+	unbatched int64   // threshold: next input not yet in a batch
+	logSurv   float64 // timed pool: Σ log(keep/n) over ticks so far
+	batchFrom int64
+	tickL     float64
+}
+
+func (l *nodeLog) inCount() int64  { return l.inBase + int64(len(l.inT)) }
+func (l *nodeLog) outCount() int64 { return l.outBase + int64(len(l.outT)) }
+
+// target is one scored message.
+type target struct {
+	sender, recipient int32
+}
+
+type adversary struct {
+	m       *model
+	kind    mix.Kind
+	mu      float64 // mean per-hop delay, ns
+	window  int64
+	targets []target
+	res     advResult
+	// scratch
+	cur, next map[nodeOut]float64
+	senders   map[int32]float64
+	trimAt    int64
+}
+
+type nodeOut struct {
+	node int32
+	out  int64
+}
+
+func newAdversary(m *model) *adversary {
+	c := m.cfg
+	a := &adversary{m: m, kind: mix.Kind(c.Mixing.Kind), mu: float64(c.Mixing.MeanDelay.D()),
+		cur: map[nodeOut]float64{}, next: map[nodeOut]float64{}, senders: map[int32]float64{}}
+	lat := max(int64(c.Latency.Mean), int64(c.Latency.Max))
+	if c.Latency.Kind == "exponential" {
+		lat = 20 * int64(c.Latency.Mean)
+	}
+	switch a.kind {
+	case mix.Poisson:
+		a.window = int64(c.Layers+2) * (int64(c.Mixing.MaxDelay) + lat)
+	default:
+		a.window = int64(c.Layers+2) * (int64(120e9) + lat)
+	}
+	a.res.init(c)
+	return a
+}
+
+func (a *adversary) newTarget(sender, recipient int32) int32 {
+	a.targets = append(a.targets, target{sender: sender, recipient: recipient})
+	return int32(len(a.targets) - 1)
+}
+
+// input records a packet arriving at nd and returns its input index.
+func (a *adversary) input(nd int32, t int64, p *packet, from int32) int64 {
+	l := &a.m.nodes[nd].log
+	idx := l.inCount()
+	l.inT = append(l.inT, t)
+	if p.hop == 0 {
+		l.inPrevNode = append(l.inPrevNode, -1)
+		l.inPrevOut = append(l.inPrevOut, int64(p.src))
+	} else {
+		l.inPrevNode = append(l.inPrevNode, from)
+		l.inPrevOut = append(l.inPrevOut, p.prevOut)
+	}
+	l.inSize = append(l.inSize, p.size)
+	l.inL = append(l.inL, l.logSurv)
+	if t >= a.trimAt {
+		a.trim(t)
+	}
+	return idx
+}
+
+// releaseStart is called before a node's released items are recorded:
+// count of them leave now.
+func (a *adversary) releaseStart(nd int32, count int) {
+	l := &a.m.nodes[nd].log
+	switch a.kind {
+	case mix.Threshold:
+		l.batchFrom = l.unbatched
+		l.unbatched += int64(count)
+	case mix.TimedPool:
+		held := l.inCount() - l.outCount()
+		l.tickL = l.logSurv
+		keep := a.m.cfg.Mixing.Keep
+		if held > int64(keep) {
+			if keep == 0 {
+				l.logSurv = math.Inf(-1)
+			} else {
+				l.logSurv += math.Log(float64(keep) / float64(held))
+			}
+		}
+	}
+}
+
+// output records a packet leaving nd (whose input index was in) and
+// returns its output index.
+func (a *adversary) output(nd int32, t int64, in int64, size int32) int64 {
+	l := &a.m.nodes[nd].log
+	idx := l.outCount()
+	l.outT = append(l.outT, t)
+	l.outIn = append(l.outIn, l.inCount())
+	l.outBatch = append(l.outBatch, l.batchFrom)
+	l.outTrue = append(l.outTrue, in)
+	l.outL = append(l.outL, l.tickL)
+	l.outSize = append(l.outSize, size)
+	return idx
+}
+
+// trim drops what is older than the window at every node.
+func (a *adversary) trim(now int64) {
+	a.trimAt = now + a.window/4
+	cut := now - a.window
+	for i := range a.m.nodes {
+		l := &a.m.nodes[i].log
+		k, _ := slices.BinarySearch(l.inT, cut)
+		if k > 0 {
+			l.inBase += int64(k)
+			l.inT = slices.Delete(l.inT, 0, k)
+			l.inPrevNode = slices.Delete(l.inPrevNode, 0, k)
+			l.inPrevOut = slices.Delete(l.inPrevOut, 0, k)
+			l.inSize = slices.Delete(l.inSize, 0, k)
+			l.inL = slices.Delete(l.inL, 0, k)
+		}
+		k, _ = slices.BinarySearch(l.outT, cut)
+		if k > 0 {
+			l.outBase += int64(k)
+			l.outT = slices.Delete(l.outT, 0, k)
+			l.outIn = slices.Delete(l.outIn, 0, k)
+			l.outBatch = slices.Delete(l.outBatch, 0, k)
+			l.outTrue = slices.Delete(l.outTrue, 0, k)
+			l.outL = slices.Delete(l.outL, 0, k)
+			l.outSize = slices.Delete(l.outSize, 0, k)
+		}
+	}
+}
+
+type weighted struct {
+	out int64
+	w   float64
+}
+
+// observe scores target tg, which arrived at its recipient's provider from
+// node last, where it was output out.
+func (a *adversary) observe(tg int32, last int32, out int64, t int64, size int32) {
+	clear(a.cur)
+	clear(a.senders)
+	a.cur[nodeOut{last, out}] = 1
+	lost, other := 0.0, 0.0
+	byNode := map[int32][]weighted{}
+	for len(a.cur) > 0 {
+		clear(byNode)
+		for k, w := range a.cur {
+			byNode[k.node] = append(byNode[k.node], weighted{k.out, w})
+		}
+		clear(a.next)
+		nodes := make([]int32, 0, len(byNode))
+		for n := range byNode {
+			nodes = append(nodes, n)
+		}
+		slices.Sort(nodes) // map order must not change the sums' rounding
+		for _, n := range nodes {
+			outs := byNode[n]
+			slices.SortFunc(outs, func(x, y weighted) int { return int(x.out - y.out) })
+			lost += a.backward(n, outs, func(in int64, w float64) {
+				l := &a.m.nodes[n].log
+				j := in - l.inBase
+				if pn := l.inPrevNode[j]; pn >= 0 {
+					a.next[nodeOut{pn, l.inPrevOut[j]}] += w
+				} else if src := int32(l.inPrevOut[j]); src >= 0 {
+					a.senders[src] += w
+				} else {
+					other += w // a mix's own cover
+				}
+			})
+		}
+		a.cur, a.next = a.next, a.cur
+	}
+	a.res.score(a.targets[tg], a.senders, lost, other, a.m.cfg.Users)
+}
+
+// backward spreads the weights of outputs of node n over its inputs;
+// emit receives each input with its weight, in input order. It returns
+// the weight that fell outside the recorded window.
+func (a *adversary) backward(n int32, outs []weighted, emit func(in int64, w float64)) (lost float64) {
+	node := &a.m.nodes[n]
+	l := &node.log
+	fixed := a.m.cfg.Client.Padding == "fixed"
+	// Candidate ranges per output, and the dense weight array over their
+	// union.
+	type span struct {
+		lo, hi int64
+		w      float64
+		j      int64
+	}
+	spans := make([]span, 0, len(outs))
+	for _, o := range outs {
+		j := o.out - l.outBase
+		if j < 0 || j >= int64(len(l.outT)) {
+			lost += o.w
+			continue
+		}
+		if node.corrupt {
+			if t := l.outTrue[j]; t < l.inBase {
+				lost += o.w
+			} else {
+				spans = append(spans, span{t, t + 1, o.w, -1})
+			}
+			continue
+		}
+		var lo, hi int64
+		switch a.kind {
+		case mix.Poisson:
+			reach := a.m.maxDelay
+			if a.mu > 0 {
+				reach = min(reach, int64(600*a.mu))
+			}
+			k, _ := slices.BinarySearch(l.inT, l.outT[j]-reach)
+			lo, hi = l.inBase+int64(k), l.outIn[j]
+			if a.mu == 0 {
+				k, _ := slices.BinarySearch(l.inT, l.outT[j])
+				lo = l.inBase + int64(k)
+			}
+		case mix.Threshold:
+			lo = l.outBatch[j]
+			hi = lo + int64(a.m.cfg.Mixing.Threshold)
+		case mix.TimedPool:
+			lo, hi = l.inBase, l.outIn[j]
+		}
+		hi = min(hi, l.inCount())
+		if lo < l.inBase || lo >= hi {
+			lost += o.w
+			continue
+		}
+		spans = append(spans, span{lo, hi, o.w, j})
+	}
+	if len(spans) == 0 {
+		return lost
+	}
+	base, top := spans[0].lo, spans[0].hi
+	for _, sp := range spans {
+		base, top = min(base, sp.lo), max(top, sp.hi)
+	}
+	w := make([]float64, top-base)
+	t := func(i int64) int64 { return l.inT[i-l.inBase] }
+	switch {
+	case node.corrupt:
+		for _, sp := range spans {
+			w[sp.lo-base] += sp.w
+		}
+	case a.kind == mix.Poisson && a.mu > 0 && fixed:
+		// Separable kernel exp(-(t_o - t_i)/μ): per chunk of outputs,
+		// prefix sums give each output's normaliser and a difference array
+		// each input's share, in time linear in the inputs.
+		diff := make([]float64, top-base+1)
+		for c0 := 0; c0 < len(spans); {
+			c1 := c0
+			tRef := l.outT[spans[c0].j]
+			for c1 < len(spans) && float64(l.outT[spans[c1].j]-tRef) < 200*a.mu {
+				c1++
+			}
+			tRef = l.outT[spans[c1-1].j]
+			lo, hi := spans[c0].lo, spans[c0].hi
+			for _, sp := range spans[c0:c1] {
+				lo, hi = min(lo, sp.lo), max(hi, sp.hi)
+			}
+			e := make([]float64, hi-lo)
+			pre := make([]float64, hi-lo+1)
+			for i := lo; i < hi; i++ {
+				e[i-lo] = math.Exp(float64(t(i)-tRef) / a.mu)
+				pre[i-lo+1] = pre[i-lo] + e[i-lo]
+			}
+			clear(diff)
+			for _, sp := range spans[c0:c1] {
+				sum := pre[sp.hi-lo] - pre[sp.lo-lo]
+				if !(sum > 0) {
+					lost += sp.w
+					continue
+				}
+				diff[sp.lo-lo] += sp.w / sum
+				diff[sp.hi-lo] -= sp.w / sum
+			}
+			run := 0.0
+			for i := lo; i < hi; i++ {
+				run += diff[i-lo]
+				w[i-base] += e[i-lo] * run
+			}
+			c0 = c1
+		}
+	default:
+		for _, sp := range spans {
+			to, size := l.outT[sp.j], l.outSize[sp.j]
+			weight := func(i int64) float64 { return 1 }
+			switch a.kind {
+			case mix.Poisson:
+				if a.mu > 0 {
+					weight = func(i int64) float64 { return math.Exp(-float64(to-t(i)) / a.mu) }
+				}
+			case mix.TimedPool:
+				tl := l.outL[sp.j]
+				weight = func(i int64) float64 { return math.Exp(tl - l.inL[i-l.inBase]) }
+			}
+			sum := 0.0
+			for i := sp.hi - 1; i >= sp.lo; i-- {
+				if !fixed && l.inSize[i-l.inBase] != size {
+					continue
+				}
+				x := weight(i)
+				if a.kind == mix.TimedPool && x < 1e-15 {
+					break // older inputs weigh even less
+				}
+				sum += x
+			}
+			if !(sum > 0) {
+				lost += sp.w
+				continue
+			}
+			for i := sp.hi - 1; i >= sp.lo; i-- {
+				if !fixed && l.inSize[i-l.inBase] != size {
+					continue
+				}
+				x := weight(i)
+				if a.kind == mix.TimedPool && x < 1e-15 {
+					break
+				}
+				w[i-base] += sp.w * x / sum
+			}
+		}
+	}
+	for k, x := range w {
+		if x > 0 {
+			emit(base+int64(k), x)
+		}
+	}
+	return lost
+}

@@ -1,0 +1,226 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sealnet/sealnet/internal/config"
+	"github.com/sealnet/sealnet/mixnet/mix"
+)
+
+// ErrConfig is wrapped by every configuration error; the message names the
+// key.
+var ErrConfig = errors.New("sim: invalid scenario")
+
+// Config is one scenario (docs/sim.md §2). Zero fields take the defaults of
+// (*Config).setDefaults; every key of the TOML file maps to a field here,
+// and unknown keys are errors.
+type Config struct {
+	Name string `toml:"name"`
+	// Seed makes the run reproducible: same seed and configuration, same
+	// output bytes.
+	Seed uint64 `toml:"seed"`
+	// Duration is simulated time; messages are scored only after Warmup,
+	// once the mixes hold their steady-state load.
+	Duration config.Duration  `toml:"duration"`
+	Warmup   *config.Duration `toml:"warmup"` // default: a tenth of Duration
+
+	Users     int `toml:"users"`
+	Providers int `toml:"providers"`
+	Layers    int `toml:"layers"`
+	Width     int `toml:"width"`
+
+	Latency  Latency  `toml:"latency"`
+	Mixing   Mixing   `toml:"mixing"`
+	Client   Client   `toml:"client"`
+	Relay    Relay    `toml:"relay"`
+	Workload Workload `toml:"workload"`
+	Adv      Adv      `toml:"adversary"`
+}
+
+// Latency is the one-way delay of a link, drawn per packet.
+type Latency struct {
+	// Kind is "fixed" (Mean), "uniform" (Min..Max) or "exponential"
+	// (Min + exponential of mean Mean−Min). Links stay FIFO, as TCP is: a
+	// packet never overtakes the one before it on the same link.
+	Kind string          `toml:"kind"`
+	Mean config.Duration `toml:"mean"`
+	Min  config.Duration `toml:"min"`
+	Max  config.Duration `toml:"max"`
+}
+
+// Mixing is the strategy every mix and provider runs: mixnet/mix's code.
+type Mixing struct {
+	Kind string `toml:"kind"` // poisson, threshold, timed-pool
+	// MeanDelay is the mean of the exponential per-hop delay senders draw
+	// (poisson).
+	MeanDelay config.Duration `toml:"mean_delay"`
+	// MaxDelay caps a hop's delay (poisson); default 10 × MeanDelay.
+	MaxDelay  config.Duration `toml:"max_delay"`
+	Threshold int             `toml:"threshold"` // threshold: batch size
+	Interval  config.Duration `toml:"interval"`  // timed-pool
+	Keep      int             `toml:"keep"`      // timed-pool
+	Capacity  int             `toml:"capacity"`  // items a node holds; default 1,000,000
+	// Hops that mix: "all" (mixes and the destination provider) or
+	// "mixes" (the provider forwards at once).
+	At string `toml:"at"`
+}
+
+// Client is each user's sending (Loopix).
+type Client struct {
+	// Rate is λ, the Poisson stream of packets per second; a real packet
+	// takes the place of a drop-cover packet. 0 turns cover off: real
+	// packets leave as soon as they are written.
+	Rate float64 `toml:"rate"`
+	// LoopRate is loop cover per second (to the user's own provider).
+	LoopRate float64 `toml:"loop_rate"`
+	// Padding "fixed" (every packet the same size) or "none" (a packet's
+	// size on the wire is its message's, for comparison).
+	Padding string `toml:"padding"`
+}
+
+// Relay is the cover the relays add.
+type Relay struct {
+	// LoopRate is loop cover per second per mix (through every layer,
+	// back to itself).
+	LoopRate float64 `toml:"loop_rate"`
+}
+
+// Workload is what the users do.
+type Workload struct {
+	// MessageRate is real messages per second per user (Poisson).
+	MessageRate float64 `toml:"message_rate"`
+	// Contacts each user writes to, chosen by Zipf popularity with
+	// exponent Zipf (0: uniform); the user picks among its contacts
+	// uniformly.
+	Contacts int     `toml:"contacts"`
+	Zipf     float64 `toml:"zipf"`
+}
+
+// Adv is the adversary (docs/sim.md §3).
+type Adv struct {
+	// CorruptRelays is the fraction of mixes that share their input →
+	// output mapping (chosen at random with the seed).
+	CorruptRelays float64 `toml:"corrupt_relays"`
+	// Targets is how many real messages (after Warmup) the adversary
+	// scores; each needs a backward pass over the network's recent events.
+	Targets int `toml:"targets"`
+	// TopK lists the k of the top-k linking accuracy.
+	TopK []int `toml:"top_k"`
+}
+
+func (c *Config) setDefaults() {
+	config.Default(&c.Name, "scenario")
+	config.Default(&c.Duration, config.Duration(10*time.Minute))
+	if c.Warmup == nil {
+		w := config.Duration(c.Duration.D() / 10)
+		c.Warmup = &w
+	}
+	config.Default(&c.Users, 1000)
+	config.Default(&c.Providers, 2)
+	config.Default(&c.Layers, 3)
+	config.Default(&c.Width, 2)
+	config.Default(&c.Latency.Kind, "fixed")
+	config.Default(&c.Latency.Mean, config.Duration(5*time.Millisecond))
+	config.Default(&c.Mixing.Kind, string(mix.Poisson))
+	config.Default(&c.Mixing.MeanDelay, config.Duration(100*time.Millisecond))
+	config.Default(&c.Mixing.MaxDelay, config.Duration(max(10*c.Mixing.MeanDelay.D(), time.Microsecond)))
+	config.Default(&c.Mixing.Capacity, 1_000_000)
+	config.Default(&c.Mixing.At, "all")
+	config.Default(&c.Client.Padding, "fixed")
+	config.Default(&c.Workload.MessageRate, 0.01)
+	config.Default(&c.Workload.Contacts, 5)
+	config.Default(&c.Adv.Targets, 1000)
+	if c.Adv.TopK == nil {
+		for _, k := range []int{1, 5, 10} {
+			if k <= c.Users {
+				c.Adv.TopK = append(c.Adv.TopK, k)
+			}
+		}
+	}
+}
+
+// validate reports the first bad key.
+func (c *Config) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
+	}
+	switch {
+	case c.Duration.D() <= 0 || c.Duration.D() > 30*24*time.Hour:
+		return bad("duration %v: want (0, 720h]", c.Duration.D())
+	case c.Warmup == nil:
+		return bad("warmup unset")
+	case c.Warmup.D() < 0 || c.Warmup.D() >= c.Duration.D():
+		return bad("warmup %v: want [0, duration)", c.Warmup.D())
+	case c.Users < 1 || c.Users > 10_000_000:
+		return bad("users %d: want 1..10,000,000", c.Users)
+	case c.Providers < 1 || c.Providers > 10_000:
+		return bad("providers %d: want 1..10,000", c.Providers)
+	case c.Layers < 1 || c.Layers > 10:
+		return bad("layers %d: want 1..10", c.Layers)
+	case c.Width < 1 || c.Width > 10_000:
+		return bad("width %d: want 1..10,000", c.Width)
+	case c.Latency.Kind != "fixed" && c.Latency.Kind != "uniform" && c.Latency.Kind != "exponential":
+		return bad("latency.kind %q: want fixed, uniform or exponential", c.Latency.Kind)
+	case c.Latency.Mean.D() < 0 || c.Latency.Min.D() < 0 || c.Latency.Max.D() < 0:
+		return bad("latency: negative")
+	case c.Latency.Kind == "uniform" && c.Latency.Max.D() < c.Latency.Min.D():
+		return bad("latency.max below latency.min")
+	case c.Latency.Kind == "exponential" && c.Latency.Mean.D() < c.Latency.Min.D():
+		return bad("latency.mean below latency.min")
+	case c.Mixing.At != "all" && c.Mixing.At != "mixes":
+		return bad("mixing.at %q: want all or mixes", c.Mixing.At)
+	case c.Mixing.MeanDelay.D() < 0:
+		return bad("mixing.mean_delay is negative")
+	case c.Client.Rate < 0 || c.Client.Rate > 1e4 || c.Client.LoopRate < 0 || c.Client.LoopRate > 1e4:
+		return bad("client rates: want 0..10,000 per second")
+	case c.Client.Padding != "fixed" && c.Client.Padding != "none":
+		return bad("client.padding %q: want fixed or none", c.Client.Padding)
+	case c.Relay.LoopRate < 0 || c.Relay.LoopRate > 1e6:
+		return bad("relay.loop_rate: want 0..1,000,000 per second")
+	case c.Workload.MessageRate <= 0 || c.Workload.MessageRate > 1e4:
+		return bad("workload.message_rate %g: want (0, 10,000] per second", c.Workload.MessageRate)
+	case c.Client.Rate > 0 && c.Workload.MessageRate >= c.Client.Rate:
+		return bad("workload.message_rate %g must be below client.rate %g (real packets replace cover)", c.Workload.MessageRate, c.Client.Rate)
+	case c.Workload.Contacts < 1 || c.Workload.Contacts > c.Users:
+		return bad("workload.contacts %d: want 1..users", c.Workload.Contacts)
+	case c.Workload.Zipf < 0 || c.Workload.Zipf > 10:
+		return bad("workload.zipf %g: want 0..10", c.Workload.Zipf)
+	case c.Adv.CorruptRelays < 0 || c.Adv.CorruptRelays > 1:
+		return bad("adversary.corrupt_relays %g: want 0..1", c.Adv.CorruptRelays)
+	case c.Adv.Targets < 1 || c.Adv.Targets > 1_000_000:
+		return bad("adversary.targets %d: want 1..1,000,000", c.Adv.Targets)
+	}
+	for _, k := range c.Adv.TopK {
+		if k < 1 || k > c.Users {
+			return bad("adversary.top_k %d: want 1..users", k)
+		}
+	}
+	if err := c.mixConfig().Validate(); err != nil {
+		return bad("mixing: %v", err)
+	}
+	return nil
+}
+
+// mixConfig is the mixnet/mix configuration of every node.
+func (c *Config) mixConfig() mix.Config {
+	return mix.Config{
+		Kind: mix.Kind(c.Mixing.Kind), Capacity: c.Mixing.Capacity, MaxDelay: c.Mixing.MaxDelay.D(),
+		N: c.Mixing.Threshold, Interval: c.Mixing.Interval.D(), Keep: c.Mixing.Keep,
+	}
+}
+
+// ParseConfig reads a scenario from TOML text, applies the defaults and
+// validates it.
+func ParseConfig(text string) (*Config, error) {
+	c := &Config{}
+	if err := config.Decode(text, c); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	c.setDefaults()
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}

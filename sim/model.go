@@ -1,0 +1,406 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/sealnet/sealnet/mixnet/mix"
+)
+
+// packet kinds
+const (
+	kindReal  uint8 = iota // a user's message
+	kindDrop               // a user's drop cover (discarded at a random provider)
+	kindLoop               // a user's loop cover (to its own provider)
+	kindRelay              // a mix's loop cover
+)
+
+const maxPath = 12
+
+// packet is one packet in flight.
+type packet struct {
+	path    [maxPath]int32 // node IDs; path[n-1] is the final node
+	n, hop  uint8
+	kind    uint8
+	src     int32 // user ID, or -1-node for a mix's own cover
+	dst     int32 // recipient user (real)
+	created int64
+	size    int32
+	prevOut int64 // index of the output event it left the previous node with (-1: from its origin)
+	target  int32 // target number, or -1
+}
+
+// node is a mix or a provider.
+type node struct {
+	strat   mix.Strategy[int32]
+	due     int64 // time of the scheduled release event, or -1
+	layer   int   // 1..L for mixes, 0 for providers
+	corrupt bool
+	log     nodeLog
+}
+
+// model is one run's state.
+type model struct {
+	cfg      *Config
+	q        queue
+	now      int64
+	end      int64
+	warmup   int64
+	rng      *rand.Rand // traffic
+	advRng   *rand.Rand // target sampling
+	nodes    []node
+	P, L, W  int
+	pkts     []packet
+	free     []int32
+	lastArr  map[uint64]int64 // link → last arrival time (FIFO links)
+	queued   [][]int32        // per user: real packets waiting for a slot
+	contacts [][]int32
+	buf      []int32
+	mixAll   bool
+	maxDelay int64
+	stats    stats
+	adv      *adversary
+	targetP  float64
+	progress func(done float64)
+	nextProg int64
+}
+
+func newModel(cfg *Config) (*model, error) {
+	m := &model{
+		cfg: cfg, P: cfg.Providers, L: cfg.Layers, W: cfg.Width,
+		end: int64(cfg.Duration.D()), warmup: int64(cfg.Warmup.D()),
+		rng:    rand.New(rand.NewPCG(cfg.Seed, 0x5ea1)),
+		advRng: rand.New(rand.NewPCG(cfg.Seed, 0xad5)),
+		mixAll: cfg.Mixing.At == "all", maxDelay: int64(cfg.Mixing.MaxDelay.D()),
+		lastArr: make(map[uint64]int64),
+	}
+	if m.L+1 > maxPath {
+		return nil, fmt.Errorf("%w: too many layers", ErrConfig)
+	}
+	mc := cfg.mixConfig()
+	n := m.P + m.L*m.W
+	m.nodes = make([]node, n)
+	crng := rand.New(rand.NewPCG(cfg.Seed, 0xc0))
+	for i := range m.nodes {
+		s, err := mix.New[int32](mc, rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1<<32)))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+		m.nodes[i] = node{strat: s, due: -1}
+		if i >= m.P {
+			m.nodes[i].layer = (i-m.P)/m.W + 1
+			m.nodes[i].corrupt = crng.Float64() < cfg.Adv.CorruptRelays
+		}
+	}
+	m.queued = make([][]int32, cfg.Users)
+	m.contacts = makeContacts(cfg, rand.New(rand.NewPCG(cfg.Seed, 0xc0c0)))
+	m.adv = newAdversary(m)
+	// Sample targets among the real messages sent after the warm-up.
+	expected := cfg.Workload.MessageRate * float64(cfg.Users) * (cfg.Duration.D() - cfg.Warmup.D()).Seconds()
+	m.targetP = min(1, float64(cfg.Adv.Targets)/max(expected, 1))
+	return m, nil
+}
+
+// makeContacts gives each user Contacts distinct recipients drawn by Zipf
+// popularity (rank r has weight 1/r^s; s = 0 is uniform), never itself.
+func makeContacts(cfg *Config, rng *rand.Rand) [][]int32 {
+	u := cfg.Users
+	cdf := make([]float64, u)
+	sum := 0.0
+	for r := range u {
+		sum += 1 / math.Pow(float64(r+1), cfg.Workload.Zipf)
+		cdf[r] = sum
+	}
+	// Popularity rank → user: a random permutation, so that popular users
+	// are spread over providers.
+	perm := rng.Perm(u)
+	out := make([][]int32, u)
+	for i := range u {
+		k := min(cfg.Workload.Contacts, u-1)
+		seen := make(map[int32]bool, k)
+		for len(out[i]) < k {
+			x := rng.Float64() * sum
+			lo, hi := 0, u-1
+			for lo < hi {
+				mid := (lo + hi) / 2
+				if cdf[mid] < x {
+					lo = mid + 1
+				} else {
+					hi = mid
+				}
+			}
+			c := int32(perm[lo])
+			if int(c) == i || seen[c] {
+				continue
+			}
+			seen[c] = true
+			out[i] = append(out[i], c)
+		}
+	}
+	return out
+}
+
+func (m *model) providerOf(u int32) int32 { return u % int32(m.P) }
+
+func (m *model) mixAt(layer, w int) int32 { return int32(m.P + (layer-1)*m.W + w) }
+
+func (m *model) exp(rate float64) int64 {
+	if rate <= 0 {
+		return math.MaxInt64
+	}
+	return int64(m.rng.ExpFloat64() / rate * 1e9)
+}
+
+func (m *model) latency() int64 {
+	l := &m.cfg.Latency
+	switch l.Kind {
+	case "uniform":
+		return int64(l.Min) + m.rng.Int64N(int64(l.Max-l.Min)+1)
+	case "exponential":
+		return int64(l.Min) + int64(m.rng.ExpFloat64()*float64(l.Mean-l.Min))
+	}
+	return int64(l.Mean)
+}
+
+// hopDelay is the delay a sender draws for one hop (Poisson mixing).
+func (m *model) hopDelay() time.Duration {
+	return time.Duration(m.rng.ExpFloat64() * float64(m.cfg.Mixing.MeanDelay))
+}
+
+func (m *model) alloc() int32 {
+	if n := len(m.free); n > 0 {
+		i := m.free[n-1]
+		m.free = m.free[:n-1]
+		return i
+	}
+	m.pkts = append(m.pkts, packet{})
+	return int32(len(m.pkts) - 1)
+}
+
+// newPacket makes a packet from src along one mix per layer to dest.
+func (m *model) newPacket(kind uint8, src, dst int32, dest int32) int32 {
+	i := m.alloc()
+	p := &m.pkts[i]
+	*p = packet{kind: kind, src: src, dst: dst, created: m.now, prevOut: -1, target: -1, size: m.size(kind)}
+	for l := 1; l <= m.L; l++ {
+		p.path[l-1] = m.mixAt(l, m.rng.IntN(m.W))
+	}
+	p.path[m.L] = dest
+	p.n = uint8(m.L + 1)
+	return i
+}
+
+// size is a packet's size on the wire: fixed, or, unpadded, its
+// message's (the sizes of short text messages: 64 B to 2 KiB, log-uniform).
+func (m *model) size(kind uint8) int32 {
+	if m.cfg.Client.Padding == "fixed" {
+		return 2577
+	}
+	return int32(math.Exp(math.Log(64) + m.rng.Float64()*(math.Log(2048)-math.Log(64))))
+}
+
+// send puts a packet on the link from its current position to the next
+// node. from is the node it leaves, or -1 for a user.
+func (m *model) send(i int32, from int32) {
+	p := &m.pkts[i]
+	to := p.path[p.hop]
+	t := m.now + m.latency()
+	if m.cfg.Latency.Kind != "fixed" && from >= 0 {
+		k := uint64(uint32(from))<<32 | uint64(uint32(to))
+		if last := m.lastArr[k]; t < last {
+			t = last // links are FIFO
+		}
+		m.lastArr[k] = t
+	}
+	m.stats.linkPacket(p)
+	m.q.push(t, evArrive, i)
+}
+
+// run starts every user's and mix's Poisson processes and processes
+// events until the end of simulated time.
+func (m *model) run(ctx context.Context) error {
+	m.start()
+	return m.loop(ctx)
+}
+
+func (m *model) start() {
+	cfg := m.cfg
+	for u := range cfg.Users {
+		uu := int32(u)
+		if cfg.Client.Rate > 0 {
+			m.q.push(m.exp(cfg.Client.Rate), evUser, uu)
+		}
+		if cfg.Client.LoopRate > 0 {
+			m.q.push(m.exp(cfg.Client.LoopRate), evLoop, uu)
+		}
+		m.q.push(m.exp(cfg.Workload.MessageRate), evMsg, uu)
+	}
+	if cfg.Relay.LoopRate > 0 {
+		for n := m.P; n < len(m.nodes); n++ {
+			m.q.push(m.exp(cfg.Relay.LoopRate), evRelayLoop, int32(n))
+		}
+	}
+}
+
+// loop processes events until the end of simulated time.
+func (m *model) loop(ctx context.Context) error {
+	cfg := m.cfg
+	step := m.end / 100
+	m.nextProg = step
+	var n uint64
+	for m.q.len() > 0 {
+		e := m.q.pop()
+		if e.t > m.end {
+			break
+		}
+		m.now = e.t
+		n++
+		if n&0xffff == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if m.progress != nil && m.now >= m.nextProg {
+			m.progress(float64(m.now) / float64(m.end))
+			m.nextProg += step
+		}
+		switch e.kind {
+		case evUser:
+			m.userTick(e.a)
+			m.q.push(m.now+m.exp(cfg.Client.Rate), evUser, e.a)
+		case evLoop:
+			own := m.providerOf(e.a)
+			m.send(m.newPacket(kindLoop, e.a, e.a, own), -1)
+			m.q.push(m.now+m.exp(cfg.Client.LoopRate), evLoop, e.a)
+		case evMsg:
+			m.write(e.a)
+			m.q.push(m.now+m.exp(cfg.Workload.MessageRate), evMsg, e.a)
+		case evInject:
+			m.write(e.a)
+		case evRelayLoop:
+			i := m.newPacket(kindRelay, -1-e.a, -1, e.a)
+			// A mix's loop starts at the first layer and comes back to it.
+			m.pkts[i].prevOut = -1
+			m.send(i, e.a)
+			m.q.push(m.now+m.exp(cfg.Relay.LoopRate), evRelayLoop, e.a)
+		case evArrive:
+			m.arrive(e.a)
+		case evRelease:
+			m.release(e.a)
+		}
+	}
+	m.stats.events = n
+	return nil
+}
+
+// write makes a real message from user u to one of its contacts; it
+// leaves in u's next Poisson slot, or at once without cover.
+func (m *model) write(u int32) {
+	cs := m.contacts[u]
+	to := cs[m.rng.IntN(len(cs))]
+	i := m.newPacket(kindReal, u, to, m.providerOf(to))
+	m.stats.realSent++
+	if m.now >= m.warmup && m.advRng.Float64() < m.targetP {
+		m.pkts[i].target = m.adv.newTarget(u, to)
+	}
+	if m.cfg.Client.Rate == 0 {
+		m.send(i, -1)
+		return
+	}
+	m.queued[u] = append(m.queued[u], i)
+}
+
+// userTick is one slot of u's Poisson stream: the oldest queued real
+// packet, or a drop-cover packet to a random provider.
+func (m *model) userTick(u int32) {
+	if q := m.queued[u]; len(q) > 0 {
+		i := q[0]
+		m.queued[u] = q[1:]
+		m.send(i, -1)
+		return
+	}
+	m.send(m.newPacket(kindDrop, u, -1, int32(m.rng.IntN(m.P))), -1)
+}
+
+// arrive hands a packet to the node it reached.
+func (m *model) arrive(i int32) {
+	p := &m.pkts[i]
+	nd := p.path[p.hop]
+	final := int(p.hop) == int(p.n)-1
+	from := int32(-1)
+	if p.hop > 0 {
+		from = p.path[p.hop-1]
+	} else if p.kind == kindRelay {
+		from = -1 - p.src
+	}
+	if final && p.target >= 0 {
+		// The adversary knows the target when it reaches the recipient's
+		// provider (a corrupt provider, or the recipient, tells it).
+		m.adv.observe(p.target, p.path[p.hop-1], p.prevOut, m.now, p.size)
+	}
+	in := m.adv.input(nd, m.now, p, from)
+	if final && !(m.mixAll && int(nd) < m.P) {
+		m.finish(i)
+		return
+	}
+	node := &m.nodes[nd]
+	it := mix.Item[int32]{Value: i, Arrived: time.Unix(0, m.now), Delay: m.hopDelay()}
+	p.prevOut = in // from here: the input index, until it leaves
+	if err := node.strat.Add(time.Unix(0, m.now), it); err != nil {
+		m.stats.dropped++
+		m.release1(i)
+		return
+	}
+	m.schedule(nd)
+}
+
+// schedule makes sure a release event is due when the node's strategy is.
+func (m *model) schedule(nd int32) {
+	node := &m.nodes[nd]
+	next, ok := node.strat.Next()
+	if !ok {
+		return
+	}
+	t := max(next.UnixNano(), m.now)
+	if node.due >= 0 && node.due <= t {
+		return
+	}
+	node.due = t
+	m.q.push(t, evRelease, nd)
+}
+
+// release lets out what a node's strategy has due.
+func (m *model) release(nd int32) {
+	node := &m.nodes[nd]
+	if node.due != m.now {
+		return // a stale event: an earlier one was scheduled since
+	}
+	node.due = -1
+	m.buf = node.strat.Release(time.Unix(0, m.now), m.buf[:0])
+	m.adv.releaseStart(nd, len(m.buf))
+	for _, i := range m.buf {
+		p := &m.pkts[i]
+		out := m.adv.output(nd, m.now, p.prevOut, p.size)
+		if int(p.hop) == int(p.n)-1 {
+			m.finish(i)
+			continue
+		}
+		p.prevOut = out
+		p.hop++
+		m.send(i, nd)
+	}
+	m.schedule(nd)
+}
+
+// finish ends a packet at its final node.
+func (m *model) finish(i int32) {
+	p := &m.pkts[i]
+	switch p.kind {
+	case kindReal:
+		m.stats.delivered(m.now - p.created)
+	}
+	m.release1(i)
+}
+
+func (m *model) release1(i int32) { m.free = append(m.free, i) }
