@@ -96,6 +96,10 @@ type Workload struct {
 	// uniformly.
 	Contacts int     `toml:"contacts"`
 	Zipf     float64 `toml:"zipf"`
+	// Acks: the recipient's provider acknowledges every real message, and
+	// every loop, through the packet's SURB (as sealnet does); default
+	// true.
+	Acks *bool `toml:"acks"`
 }
 
 // Adv is the adversary (docs/sim.md §3).
@@ -108,6 +112,12 @@ type Adv struct {
 	Targets int `toml:"targets"`
 	// TopK lists the k of the top-k linking accuracy.
 	TopK []int `toml:"top_k"`
+	// Round is the length of a round of the disclosure attacks;
+	// DisclosureTargets how many users they target; AckPairs how many
+	// (sender, recipient) pairs the acknowledgement attack follows.
+	Round             config.Duration `toml:"round"`
+	DisclosureTargets int             `toml:"disclosure_targets"`
+	AckPairs          int             `toml:"ack_pairs"`
 }
 
 func (c *Config) setDefaults() {
@@ -132,6 +142,13 @@ func (c *Config) setDefaults() {
 	config.Default(&c.Workload.MessageRate, 0.01)
 	config.Default(&c.Workload.Contacts, 5)
 	config.Default(&c.Adv.Targets, 1000)
+	config.Default(&c.Adv.Round, config.Duration(10*time.Second))
+	config.Default(&c.Adv.DisclosureTargets, 20)
+	config.Default(&c.Adv.AckPairs, 100)
+	if c.Workload.Acks == nil {
+		t := true
+		c.Workload.Acks = &t
+	}
 	if c.Adv.TopK == nil {
 		for _, k := range []int{1, 5, 10} {
 			if k <= c.Users {
@@ -191,6 +208,14 @@ func (c *Config) validate() error {
 		return bad("adversary.corrupt_relays %g: want 0..1", c.Adv.CorruptRelays)
 	case c.Adv.Targets < 1 || c.Adv.Targets > 1_000_000:
 		return bad("adversary.targets %d: want 1..1,000,000", c.Adv.Targets)
+	case c.Adv.Round.D() < time.Millisecond || c.Adv.Round.D() > c.Duration.D():
+		return bad("adversary.round %v: want 1ms..duration", c.Adv.Round.D())
+	case c.Adv.DisclosureTargets < 0 || c.Adv.DisclosureTargets > 1000:
+		return bad("adversary.disclosure_targets %d: want 0..1000", c.Adv.DisclosureTargets)
+	case c.Adv.AckPairs < 0 || c.Adv.AckPairs > 100_000:
+		return bad("adversary.ack_pairs %d: want 0..100,000", c.Adv.AckPairs)
+	case c.Workload.Acks == nil:
+		return bad("workload.acks unset")
 	}
 	for _, k := range c.Adv.TopK {
 		if k < 1 || k > c.Users {

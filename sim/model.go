@@ -16,6 +16,7 @@ const (
 	kindDrop               // a user's drop cover (discarded at a random provider)
 	kindLoop               // a user's loop cover (to its own provider)
 	kindRelay              // a mix's loop cover
+	kindAck                // a SURB reply: a provider's acknowledgement
 )
 
 const maxPath = 12
@@ -63,6 +64,7 @@ type model struct {
 	maxDelay int64
 	stats    stats
 	adv      *adversary
+	att      *attacks
 	targetP  float64
 	progress func(done float64)
 	nextProg int64
@@ -98,6 +100,7 @@ func newModel(cfg *Config) (*model, error) {
 	m.queued = make([][]int32, cfg.Users)
 	m.contacts = makeContacts(cfg, rand.New(rand.NewPCG(cfg.Seed, 0xc0c0)))
 	m.adv = newAdversary(m)
+	m.att = newAttacks(m)
 	// Sample targets among the real messages sent after the warm-up.
 	expected := cfg.Workload.MessageRate * float64(cfg.Users) * (cfg.Duration.D() - cfg.Warmup.D()).Seconds()
 	m.targetP = min(1, float64(cfg.Adv.Targets)/max(expected, 1))
@@ -216,6 +219,9 @@ func (m *model) send(i int32, from int32) {
 		m.lastArr[k] = t
 	}
 	m.stats.linkPacket(p)
+	if from < 0 && p.hop == 0 && p.src >= 0 {
+		m.att.sent(p.src, m.now)
+	}
 	m.q.push(t, evArrive, i)
 }
 
@@ -331,7 +337,7 @@ func (m *model) arrive(i int32) {
 	from := int32(-1)
 	if p.hop > 0 {
 		from = p.path[p.hop-1]
-	} else if p.kind == kindRelay {
+	} else if p.kind == kindRelay || p.kind == kindAck {
 		from = -1 - p.src
 	}
 	if final && p.target >= 0 {
@@ -396,11 +402,25 @@ func (m *model) release(nd int32) {
 // finish ends a packet at its final node.
 func (m *model) finish(i int32) {
 	p := &m.pkts[i]
+	dest := p.path[p.n-1]
+	acked := int32(-1) // who gets an acknowledgement through the SURB
 	switch p.kind {
 	case kindReal:
 		m.stats.delivered(m.now - p.created)
+		m.att.mailbox(p.dst, m.now)
+		m.att.delivered(p.src, p.dst, m.now)
+		acked = p.src
+	case kindLoop:
+		m.att.mailbox(p.dst, m.now)
+		acked = p.src
+	case kindAck:
+		m.att.reply(p.dst, m.now)
 	}
 	m.release1(i)
+	if acked >= 0 && *m.cfg.Workload.Acks {
+		a := m.newPacket(kindAck, -1-dest, acked, m.providerOf(acked))
+		m.send(a, dest)
+	}
 }
 
 func (m *model) release1(i int32) { m.free = append(m.free, i) }

@@ -43,6 +43,9 @@ type Result struct {
 	// EntropyCDF is the sender entropy (bits) at each percentile 0..100
 	// of the targets.
 	EntropyCDF []float64 `json:"entropy_cdf"`
+	// Disclosure holds the long-term attacks: statistical disclosure,
+	// intersection, acknowledgement timing.
+	Disclosure Disclosure `json:"disclosure"`
 }
 
 // percentiles returns x at percentiles 0, 1, ..., 100.
@@ -312,6 +315,8 @@ func Run(ctx context.Context, cfg *Config, progress func(float64)) (*Result, err
 	for _, f := range []float64{1e-2, 1e-3} {
 		res.TPR = append(res.TPR, TPRAt{FPR: f, TPR: a.tprAt(f)})
 	}
+	m.att.advance(m.end)
+	res.Disclosure = m.att.result()
 	if n := len(m.adv.targets); n > 0 {
 		res.LostMass, res.CoverMass = a.lost/float64(n), a.other/float64(n)
 	}

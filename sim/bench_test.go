@@ -1,0 +1,47 @@
+package sim
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// BenchmarkEvents runs a scaled-down reference workload (10,000 clients at
+// 1 packet/s, 3 layers × 10, 0.1 s mean delay, loop cover, one simulated
+// minute) and reports simulated events per second of wall time, and the
+// same with the adversary scoring 200 targets.
+func BenchmarkEvents(b *testing.B) {
+	for _, targets := range []int{1, 200} {
+		b.Run(map[int]string{1: "engine", 200: "with-adversary"}[targets], func(b *testing.B) {
+			cfg, err := ParseConfig(`
+users = 10000
+providers = 10
+layers = 3
+width = 10
+duration = "60s"
+[client]
+rate = 1
+loop_rate = 0.1
+[mixing]
+mean_delay = "100ms"
+[workload]
+message_rate = 0.01
+[adversary]
+targets = ` + itoa(targets) + `
+`)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var events uint64
+			start := time.Now()
+			for range b.N {
+				r, err := Run(context.Background(), cfg, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				events += r.Events
+			}
+			b.ReportMetric(float64(events)/time.Since(start).Seconds(), "events/s")
+		})
+	}
+}
