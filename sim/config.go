@@ -55,7 +55,7 @@ type Mixing struct {
 	Kind string `toml:"kind"` // poisson, threshold, timed-pool
 	// MeanDelay is the mean of the exponential per-hop delay senders draw
 	// (poisson).
-	MeanDelay config.Duration `toml:"mean_delay"`
+	MeanDelay *config.Duration `toml:"mean_delay"` // default 100ms; 0 turns delays off
 	// MaxDelay caps a hop's delay (poisson); default 10 × MeanDelay.
 	MaxDelay  config.Duration `toml:"max_delay"`
 	Threshold int             `toml:"threshold"` // threshold: batch size
@@ -134,7 +134,10 @@ func (c *Config) setDefaults() {
 	config.Default(&c.Latency.Kind, "fixed")
 	config.Default(&c.Latency.Mean, config.Duration(5*time.Millisecond))
 	config.Default(&c.Mixing.Kind, string(mix.Poisson))
-	config.Default(&c.Mixing.MeanDelay, config.Duration(100*time.Millisecond))
+	if c.Mixing.MeanDelay == nil {
+		d := config.Duration(100 * time.Millisecond)
+		c.Mixing.MeanDelay = &d
+	}
 	config.Default(&c.Mixing.MaxDelay, config.Duration(max(10*c.Mixing.MeanDelay.D(), time.Microsecond)))
 	config.Default(&c.Mixing.Capacity, 1_000_000)
 	config.Default(&c.Mixing.At, "all")
@@ -188,6 +191,8 @@ func (c *Config) validate() error {
 		return bad("latency.mean below latency.min")
 	case c.Mixing.At != "all" && c.Mixing.At != "mixes":
 		return bad("mixing.at %q: want all or mixes", c.Mixing.At)
+	case c.Mixing.MeanDelay == nil:
+		return bad("mixing.mean_delay unset")
 	case c.Mixing.MeanDelay.D() < 0:
 		return bad("mixing.mean_delay is negative")
 	case c.Client.Rate < 0 || c.Client.Rate > 1e4 || c.Client.LoopRate < 0 || c.Client.LoopRate > 1e4:

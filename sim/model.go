@@ -170,7 +170,7 @@ func (m *model) latency() int64 {
 
 // hopDelay is the delay a sender draws for one hop (Poisson mixing).
 func (m *model) hopDelay() time.Duration {
-	return time.Duration(m.rng.ExpFloat64() * float64(m.cfg.Mixing.MeanDelay))
+	return time.Duration(m.rng.ExpFloat64() * float64(m.cfg.Mixing.MeanDelay.D()))
 }
 
 func (m *model) alloc() int32 {
