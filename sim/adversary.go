@@ -61,7 +61,8 @@ type adversary struct {
 	mu      float64 // mean per-hop delay, ns
 	window  int64
 	targets []target
-	res     advResult
+	res     advResult // targets sent through the mix network
+	torRes  advResult // targets of the Tor-like population
 	// scratch
 	cur, next map[nodeOut]float64
 	senders   map[int32]float64
@@ -88,6 +89,7 @@ func newAdversary(m *model) *adversary {
 		a.window = int64(c.Layers+2) * (int64(120e9) + lat)
 	}
 	a.res.init(c)
+	a.torRes.init(c)
 	return a
 }
 
@@ -120,6 +122,9 @@ func (a *adversary) input(nd int32, t int64, p *packet, from int32) int64 {
 // count of them leave now.
 func (a *adversary) releaseStart(nd int32, count int) {
 	l := &a.m.nodes[nd].log
+	if a.m.nodes[nd].tor {
+		return
+	}
 	switch a.kind {
 	case mix.Threshold:
 		l.batchFrom = l.unbatched
@@ -221,7 +226,11 @@ func (a *adversary) observe(tg int32, last int32, out int64, t int64, size int32
 		}
 		a.cur, a.next = a.next, a.cur
 	}
-	a.res.score(a.targets[tg], a.senders, lost, other, a.m.cfg.Users)
+	res := &a.res
+	if a.m.isTor[a.targets[tg].sender] {
+		res = &a.torRes
+	}
+	res.score(a.targets[tg], a.senders, lost, other, a.m.cfg.Users)
 }
 
 // backward spreads the weights of outputs of node n over its inputs;
@@ -231,6 +240,10 @@ func (a *adversary) backward(n int32, outs []weighted, emit func(in int64, w flo
 	node := &a.m.nodes[n]
 	l := &node.log
 	fixed := a.m.cfg.Client.Padding == "fixed"
+	kind, mu := a.kind, a.mu
+	if node.tor {
+		kind, mu = mix.Poisson, 0
+	}
 	// Candidate ranges per output, and the dense weight array over their
 	// union.
 	type span struct {
@@ -254,15 +267,15 @@ func (a *adversary) backward(n int32, outs []weighted, emit func(in int64, w flo
 			continue
 		}
 		var lo, hi int64
-		switch a.kind {
+		switch kind {
 		case mix.Poisson:
 			reach := a.m.maxDelay
-			if a.mu > 0 {
-				reach = min(reach, int64(600*a.mu))
+			if mu > 0 {
+				reach = min(reach, int64(600*mu))
 			}
 			k, _ := slices.BinarySearch(l.inT, l.outT[j]-reach)
 			lo, hi = l.inBase+int64(k), l.outIn[j]
-			if a.mu == 0 {
+			if mu == 0 {
 				k, _ := slices.BinarySearch(l.inT, l.outT[j])
 				lo = l.inBase + int64(k)
 			}
@@ -293,7 +306,7 @@ func (a *adversary) backward(n int32, outs []weighted, emit func(in int64, w flo
 		for _, sp := range spans {
 			w[sp.lo-base] += sp.w
 		}
-	case a.kind == mix.Poisson && a.mu > 0 && fixed:
+	case kind == mix.Poisson && mu > 0 && fixed:
 		// Separable kernel exp(-(t_o - t_i)/μ): per chunk of outputs,
 		// prefix sums give each output's normaliser and a difference array
 		// each input's share, in time linear in the inputs.
@@ -301,7 +314,7 @@ func (a *adversary) backward(n int32, outs []weighted, emit func(in int64, w flo
 		for c0 := 0; c0 < len(spans); {
 			c1 := c0
 			tRef := l.outT[spans[c0].j]
-			for c1 < len(spans) && float64(l.outT[spans[c1].j]-tRef) < 200*a.mu {
+			for c1 < len(spans) && float64(l.outT[spans[c1].j]-tRef) < 200*mu {
 				c1++
 			}
 			tRef = l.outT[spans[c1-1].j]
@@ -312,7 +325,7 @@ func (a *adversary) backward(n int32, outs []weighted, emit func(in int64, w flo
 			e := make([]float64, hi-lo)
 			pre := make([]float64, hi-lo+1)
 			for i := lo; i < hi; i++ {
-				e[i-lo] = math.Exp(float64(t(i)-tRef) / a.mu)
+				e[i-lo] = math.Exp(float64(t(i)-tRef) / mu)
 				pre[i-lo+1] = pre[i-lo] + e[i-lo]
 			}
 			clear(diff)
@@ -336,10 +349,10 @@ func (a *adversary) backward(n int32, outs []weighted, emit func(in int64, w flo
 		for _, sp := range spans {
 			to, size := l.outT[sp.j], l.outSize[sp.j]
 			weight := func(i int64) float64 { return 1 }
-			switch a.kind {
+			switch kind {
 			case mix.Poisson:
-				if a.mu > 0 {
-					weight = func(i int64) float64 { return math.Exp(-float64(to-t(i)) / a.mu) }
+				if mu > 0 {
+					weight = func(i int64) float64 { return math.Exp(-float64(to-t(i)) / mu) }
 				}
 			case mix.TimedPool:
 				tl := l.outL[sp.j]
@@ -351,7 +364,7 @@ func (a *adversary) backward(n int32, outs []weighted, emit func(in int64, w flo
 					continue
 				}
 				x := weight(i)
-				if a.kind == mix.TimedPool && x < 1e-15 {
+				if kind == mix.TimedPool && x < 1e-15 {
 					break // older inputs weigh even less
 				}
 				sum += x
@@ -365,7 +378,7 @@ func (a *adversary) backward(n int32, outs []weighted, emit func(in int64, w flo
 					continue
 				}
 				x := weight(i)
-				if a.kind == mix.TimedPool && x < 1e-15 {
+				if kind == mix.TimedPool && x < 1e-15 {
 					break
 				}
 				w[i-base] += sp.w * x / sum

@@ -113,3 +113,34 @@ ack_pairs = 50
 		}
 	}
 }
+
+// TestTorPopulationIsLinked: users on Tor-like circuits (no mixing, no
+// cover) are linked by the global passive adversary; the mix network's
+// users in the same run are not.
+func TestTorPopulationIsLinked(t *testing.T) {
+	r := run(t, `
+users = 400
+duration = "5m"
+[client]
+rate = 1
+loop_rate = 0.1
+[workload]
+message_rate = 0.02
+[adversary]
+targets = 400
+[tor]
+fraction = 0.25
+relays = 12
+`)
+	if r.Tor == nil || r.Tor.Users != 100 || r.Tor.Targets < 50 {
+		t.Fatalf("Tor population: %+v", r.Tor)
+	}
+	t.Logf("entropy: mix network %.2f bits (top-1 %.3f), Tor-like %.2f bits (top-1 %.3f); latency p50 %.3f s vs %.3f s",
+		r.Entropy.Mean, r.TopK[0].Accuracy, r.Tor.Entropy.Mean, r.Tor.TopK[0].Accuracy, r.Latency.P50, r.Tor.Latency.P50)
+	if r.Tor.TopK[0].Accuracy < 0.95 || r.Tor.Entropy.Mean > 0.1 {
+		t.Errorf("Tor-like users: top-1 %.3f, entropy %.3f; a global observer links them", r.Tor.TopK[0].Accuracy, r.Tor.Entropy.Mean)
+	}
+	if r.TopK[0].Accuracy > 0.1 || r.Entropy.Mean < 5 {
+		t.Errorf("mix-network users: top-1 %.3f, entropy %.2f", r.TopK[0].Accuracy, r.Entropy.Mean)
+	}
+}

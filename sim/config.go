@@ -37,6 +37,15 @@ type Config struct {
 	Relay    Relay    `toml:"relay"`
 	Workload Workload `toml:"workload"`
 	Adv      Adv      `toml:"adversary"`
+	Tor      Tor      `toml:"tor"`
+}
+
+// Tor is the comparison population: users who route their messages over
+// Tor-like circuits (a fixed guard, middle and exit for the whole run, no
+// mixing, no cover) to the same providers.
+type Tor struct {
+	Fraction float64 `toml:"fraction"` // share of users; 0: none
+	Relays   int     `toml:"relays"`   // default 30
 }
 
 // Latency is the one-way delay of a link, drawn per packet.
@@ -146,6 +155,7 @@ func (c *Config) setDefaults() {
 	config.Default(&c.Workload.Contacts, 5)
 	config.Default(&c.Adv.Targets, 1000)
 	config.Default(&c.Adv.Round, config.Duration(10*time.Second))
+	config.Default(&c.Tor.Relays, 30)
 	config.Default(&c.Adv.DisclosureTargets, 20)
 	config.Default(&c.Adv.AckPairs, 100)
 	if c.Workload.Acks == nil {
@@ -219,6 +229,10 @@ func (c *Config) validate() error {
 		return bad("adversary.disclosure_targets %d: want 0..1000", c.Adv.DisclosureTargets)
 	case c.Adv.AckPairs < 0 || c.Adv.AckPairs > 100_000:
 		return bad("adversary.ack_pairs %d: want 0..100,000", c.Adv.AckPairs)
+	case c.Tor.Fraction < 0 || c.Tor.Fraction > 1:
+		return bad("tor.fraction %g: want 0..1", c.Tor.Fraction)
+	case c.Tor.Relays < 3 || c.Tor.Relays > 10_000:
+		return bad("tor.relays %d: want 3..10,000", c.Tor.Relays)
 	case c.Workload.Acks == nil:
 		return bad("workload.acks unset")
 	}

@@ -38,8 +38,9 @@ type packet struct {
 type node struct {
 	strat   mix.Strategy[int32]
 	due     int64 // time of the scheduled release event, or -1
-	layer   int   // 1..L for mixes, 0 for providers
+	layer   int   // 1..L for mixes, 0 for providers and Tor relays
 	corrupt bool
+	tor     bool // a Tor-like relay: forwards at once
 	log     nodeLog
 }
 
@@ -68,6 +69,9 @@ type model struct {
 	targetP  float64
 	progress func(done float64)
 	nextProg int64
+	isTor    []bool
+	circuit  [][3]int32 // a Tor user's guard, middle, exit
+	torBase  int32      // first Tor relay node
 }
 
 func newModel(cfg *Config) (*model, error) {
@@ -84,20 +88,42 @@ func newModel(cfg *Config) (*model, error) {
 	}
 	mc := cfg.mixConfig()
 	n := m.P + m.L*m.W
+	m.torBase = int32(n)
+	if cfg.Tor.Fraction > 0 {
+		n += cfg.Tor.Relays
+	}
 	m.nodes = make([]node, n)
 	crng := rand.New(rand.NewPCG(cfg.Seed, 0xc0))
 	for i := range m.nodes {
-		s, err := mix.New[int32](mc, rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1<<32)))
+		c := mc
+		if int32(i) >= m.torBase {
+			// Tor relays forward at once, whatever the mixes do.
+			c = mix.Config{Kind: mix.Poisson, Capacity: mc.Capacity, MaxDelay: time.Microsecond}
+		}
+		s, err := mix.New[int32](c, rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1<<32)))
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 		}
 		m.nodes[i] = node{strat: s, due: -1}
-		if i >= m.P {
+		switch {
+		case int32(i) >= m.torBase:
+			m.nodes[i].tor = true
+		case i >= m.P:
 			m.nodes[i].layer = (i-m.P)/m.W + 1
 			m.nodes[i].corrupt = crng.Float64() < cfg.Adv.CorruptRelays
 		}
 	}
 	m.queued = make([][]int32, cfg.Users)
+	m.isTor = make([]bool, cfg.Users)
+	m.circuit = make([][3]int32, cfg.Users)
+	if cfg.Tor.Fraction > 0 {
+		trng := rand.New(rand.NewPCG(cfg.Seed, 0x707))
+		for _, u := range trng.Perm(cfg.Users)[:int(math.Round(cfg.Tor.Fraction*float64(cfg.Users)))] {
+			m.isTor[u] = true
+			r := trng.Perm(cfg.Tor.Relays)
+			m.circuit[u] = [3]int32{m.torBase + int32(r[0]), m.torBase + int32(r[1]), m.torBase + int32(r[2])}
+		}
+	}
 	m.contacts = makeContacts(cfg, rand.New(rand.NewPCG(cfg.Seed, 0xc0c0)))
 	m.adv = newAdversary(m)
 	m.att = newAttacks(m)
@@ -236,6 +262,10 @@ func (m *model) start() {
 	cfg := m.cfg
 	for u := range cfg.Users {
 		uu := int32(u)
+		if m.isTor[u] {
+			m.q.push(m.exp(cfg.Workload.MessageRate), evMsg, uu)
+			continue
+		}
 		if cfg.Client.Rate > 0 {
 			m.q.push(m.exp(cfg.Client.Rate), evUser, uu)
 		}
@@ -245,7 +275,7 @@ func (m *model) start() {
 		m.q.push(m.exp(cfg.Workload.MessageRate), evMsg, uu)
 	}
 	if cfg.Relay.LoopRate > 0 {
-		for n := m.P; n < len(m.nodes); n++ {
+		for n := m.P; n < int(m.torBase); n++ {
 			m.q.push(m.exp(cfg.Relay.LoopRate), evRelayLoop, int32(n))
 		}
 	}
@@ -307,10 +337,15 @@ func (m *model) write(u int32) {
 	to := cs[m.rng.IntN(len(cs))]
 	i := m.newPacket(kindReal, u, to, m.providerOf(to))
 	m.stats.realSent++
+	if m.isTor[u] {
+		p := &m.pkts[i]
+		copy(p.path[:3], m.circuit[u][:])
+		p.path[3], p.n = m.providerOf(to), 4
+	}
 	if m.now >= m.warmup && m.advRng.Float64() < m.targetP {
 		m.pkts[i].target = m.adv.newTarget(u, to)
 	}
-	if m.cfg.Client.Rate == 0 {
+	if m.cfg.Client.Rate == 0 || m.isTor[u] {
 		m.send(i, -1)
 		return
 	}
@@ -351,7 +386,10 @@ func (m *model) arrive(i int32) {
 		return
 	}
 	node := &m.nodes[nd]
-	it := mix.Item[int32]{Value: i, Arrived: time.Unix(0, m.now), Delay: m.hopDelay()}
+	it := mix.Item[int32]{Value: i, Arrived: time.Unix(0, m.now)}
+	if !node.tor {
+		it.Delay = m.hopDelay()
+	}
 	p.prevOut = in // from here: the input index, until it leaves
 	if err := node.strat.Add(time.Unix(0, m.now), it); err != nil {
 		m.stats.dropped++
@@ -406,8 +444,12 @@ func (m *model) finish(i int32) {
 	acked := int32(-1) // who gets an acknowledgement through the SURB
 	switch p.kind {
 	case kindReal:
-		m.stats.delivered(m.now - p.created)
 		m.att.mailbox(p.dst, m.now)
+		if m.isTor[p.src] {
+			m.stats.torDelivered(m.now - p.created)
+			break // no SURB, no acknowledgement
+		}
+		m.stats.delivered(m.now - p.created)
 		m.att.delivered(p.src, p.dst, m.now)
 		acked = p.src
 	case kindLoop:

@@ -46,6 +46,21 @@ type Result struct {
 	// Disclosure holds the long-term attacks: statistical disclosure,
 	// intersection, acknowledgement timing.
 	Disclosure Disclosure `json:"disclosure"`
+	// Tor is the same adversary against the comparison population that
+	// uses Tor-like circuits (absent without one). The figures above are
+	// for the mix network's users only.
+	Tor *Population `json:"tor,omitempty"`
+}
+
+// Population is the sender-anonymity figures of one group of users.
+type Population struct {
+	Users      int       `json:"users"`
+	Targets    int       `json:"targets"`
+	Entropy    Summary   `json:"entropy_bits"`
+	MinEntropy Summary   `json:"min_entropy_bits"`
+	TopK       []TopK    `json:"top_k"`
+	TPR        []TPRAt   `json:"tpr_at_fpr"`
+	Latency    Quantiles `json:"latency"`
 }
 
 // percentiles returns x at percentiles 0, 1, ..., 100.
@@ -102,6 +117,8 @@ type stats struct {
 	realBytes, coverBytes uint64
 	lat                   []float64 // seconds; bounded reservoir
 	latN                  uint64
+	torLat                []float64
+	torLatN               uint64
 }
 
 func (s *stats) linkPacket(p *packet) {
@@ -117,15 +134,24 @@ const latReservoir = 1 << 16
 
 func (s *stats) delivered(d int64) {
 	s.realDeliv++
-	s.latN++
-	if len(s.lat) < latReservoir {
-		s.lat = append(s.lat, float64(d)/1e9)
-		return
+	s.lat = reservoir(s.lat, &s.latN, d)
+}
+
+func (s *stats) torDelivered(d int64) {
+	s.realDeliv++
+	s.torLat = reservoir(s.torLat, &s.torLatN, d)
+}
+
+// reservoir keeps a bounded, deterministic sample of latencies (seconds).
+func reservoir(r []float64, n *uint64, d int64) []float64 {
+	*n++
+	if len(r) < latReservoir {
+		return append(r, float64(d)/1e9)
 	}
-	// Deterministic thinning: keep every latN/reservoir-th.
-	if s.latN%uint64(1+s.latN/latReservoir) == 0 {
-		s.lat[s.latN%latReservoir] = float64(d) / 1e9
+	if *n%(1+*n/latReservoir) == 0 {
+		r[*n%latReservoir] = float64(d) / 1e9
 	}
+	return r
 }
 
 // negBins is the histogram of negative scores: log10 from -16 to 0 in
@@ -244,6 +270,26 @@ func (r *advResult) tprAt(fpr float64) float64 {
 	return float64(tp) / float64(len(r.pos))
 }
 
+func (a *advResult) topKs() []TopK {
+	var out []TopK
+	for i, k := range a.topK {
+		acc := math.NaN()
+		if len(a.h) > 0 {
+			acc = a.topKHits[i] / float64(len(a.h))
+		}
+		out = append(out, TopK{K: k, Accuracy: acc})
+	}
+	return out
+}
+
+func (a *advResult) tprs() []TPRAt {
+	var out []TPRAt
+	for _, f := range []float64{1e-2, 1e-3} {
+		out = append(out, TPRAt{FPR: f, TPR: a.tprAt(f)})
+	}
+	return out
+}
+
 func summarize(x []float64) Summary {
 	if len(x) == 0 {
 		return Summary{Mean: math.NaN(), CI95: math.NaN(), Median: math.NaN()}
@@ -305,15 +351,15 @@ func Run(ctx context.Context, cfg *Config, progress func(float64)) (*Result, err
 	if st.realBytes > 0 {
 		res.Overhead = float64(st.coverBytes) / float64(st.realBytes)
 	}
-	for i, k := range a.topK {
-		acc := math.NaN()
-		if len(a.h) > 0 {
-			acc = a.topKHits[i] / float64(len(a.h))
+	res.TopK, res.TPR = a.topKs(), a.tprs()
+	if cfg.Tor.Fraction > 0 {
+		t := &m.adv.torRes
+		n := 0
+		for _, x := range m.isTor {
+			n += btoi(x)
 		}
-		res.TopK = append(res.TopK, TopK{K: k, Accuracy: acc})
-	}
-	for _, f := range []float64{1e-2, 1e-3} {
-		res.TPR = append(res.TPR, TPRAt{FPR: f, TPR: a.tprAt(f)})
+		res.Tor = &Population{Users: n, Targets: len(t.h), Entropy: summarize(t.h), MinEntropy: summarize(t.hmin),
+			TopK: t.topKs(), TPR: t.tprs(), Latency: quantiles(st.torLat)}
 	}
 	m.att.advance(m.end)
 	res.Disclosure = m.att.result()
@@ -353,6 +399,22 @@ func sanitize(r *Result) *Result {
 	c.TPR = slices.Clone(r.TPR)
 	for i := range c.TPR {
 		fix(&c.TPR[i].TPR)
+	}
+	if r.Tor != nil {
+		t := *r.Tor
+		for _, s := range []*Summary{&t.Entropy, &t.MinEntropy} {
+			fix(&s.Mean)
+			fix(&s.CI95)
+			fix(&s.Median)
+		}
+		t.TopK, t.TPR = slices.Clone(t.TopK), slices.Clone(t.TPR)
+		for i := range t.TopK {
+			fix(&t.TopK[i].Accuracy)
+		}
+		for i := range t.TPR {
+			fix(&t.TPR[i].TPR)
+		}
+		c.Tor = &t
 	}
 	return &c
 }
