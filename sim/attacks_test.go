@@ -79,6 +79,13 @@ disclosure_targets = 20
 	if last(cover) > 0.2 {
 		t.Errorf("with cover the disclosure attack named %.2f of the contacts; want almost none", last(cover))
 	}
+	// The intersection attack: without cover a user's active rounds
+	// intersect down to its contact; with cover it is active in every
+	// round, and the contact is not a recipient in all of them.
+	t.Logf("intersection: no cover %.2f (median %d rounds), cover %.2f", bare.Disclosure.Intersection, bare.Disclosure.IntersectionRounds, cover.Disclosure.Intersection)
+	if bare.Disclosure.Intersection < 0.3 || cover.Disclosure.Intersection > 0.1 {
+		t.Errorf("intersection attack: %.2f without cover, %.2f with", bare.Disclosure.Intersection, cover.Disclosure.Intersection)
+	}
 }
 
 // TestAckAttackNeedsAcks: colluding providers link a sender to a

@@ -45,3 +45,44 @@ targets = ` + itoa(targets) + `
 		})
 	}
 }
+
+// BenchmarkReference runs the reference workload of docs/sim.md §7
+// (100,000 clients at 1 packet/s, 3 layers × 10, 0.1 s mean delay per
+// hop, loop cover, one simulated hour, 1,000 scored targets). It takes
+// tens of minutes; run it on its own:
+// go test ./sim -run '^$' -bench Reference -benchtime 1x -timeout 2h
+func BenchmarkReference(b *testing.B) {
+	cfg, err := ParseConfig(`
+name = "reference"
+users = 100000
+providers = 10
+layers = 3
+width = 10
+duration = "1h"
+[client]
+rate = 1
+loop_rate = 0.1
+[mixing]
+mean_delay = "100ms"
+[workload]
+message_rate = 0.01
+[adversary]
+targets = 1000
+`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range b.N {
+		start := time.Now()
+		r, err := Run(context.Background(), cfg, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		wall := time.Since(start)
+		b.ReportMetric(float64(r.Events)/wall.Seconds(), "events/s")
+		b.ReportMetric(float64(r.Events), "events")
+		b.ReportMetric(wall.Seconds(), "wall-s")
+		b.ReportMetric(r.Entropy.Mean, "entropy-bits")
+		b.ReportMetric(r.TopK[0].Accuracy, "top1")
+	}
+}

@@ -109,6 +109,15 @@ type Workload struct {
 	// every loop, through the packet's SURB (as sealnet does); default
 	// true.
 	Acks *bool `toml:"acks"`
+	// ReplyProb is the chance that a recipient answers a message, after an
+	// exponential time of mean ReplyDelay (default 30s).
+	ReplyProb  float64         `toml:"reply_prob"`
+	ReplyDelay config.Duration `toml:"reply_delay"`
+	// OnlineMean and OfflineMean, if set, make each user alternate online
+	// and offline periods of exponential lengths with these means. Offline
+	// users send nothing, cover included; what they write waits.
+	OnlineMean  config.Duration `toml:"online_mean"`
+	OfflineMean config.Duration `toml:"offline_mean"`
 }
 
 // Adv is the adversary (docs/sim.md §3).
@@ -156,6 +165,7 @@ func (c *Config) setDefaults() {
 	config.Default(&c.Adv.Targets, 1000)
 	config.Default(&c.Adv.Round, config.Duration(10*time.Second))
 	config.Default(&c.Tor.Relays, 30)
+	config.Default(&c.Workload.ReplyDelay, config.Duration(30*time.Second))
 	config.Default(&c.Adv.DisclosureTargets, 20)
 	config.Default(&c.Adv.AckPairs, 100)
 	if c.Workload.Acks == nil {
@@ -229,6 +239,12 @@ func (c *Config) validate() error {
 		return bad("adversary.disclosure_targets %d: want 0..1000", c.Adv.DisclosureTargets)
 	case c.Adv.AckPairs < 0 || c.Adv.AckPairs > 100_000:
 		return bad("adversary.ack_pairs %d: want 0..100,000", c.Adv.AckPairs)
+	case c.Workload.ReplyProb < 0 || c.Workload.ReplyProb > 1:
+		return bad("workload.reply_prob %g: want 0..1", c.Workload.ReplyProb)
+	case c.Workload.ReplyDelay.D() <= 0:
+		return bad("workload.reply_delay must be positive")
+	case c.Workload.OnlineMean.D() < 0 || c.Workload.OfflineMean.D() < 0 || (c.Workload.OfflineMean.D() > 0) != (c.Workload.OnlineMean.D() > 0):
+		return bad("workload.online_mean and offline_mean: set both (positive) or neither")
 	case c.Tor.Fraction < 0 || c.Tor.Fraction > 1:
 		return bad("tor.fraction %g: want 0..1", c.Tor.Fraction)
 	case c.Tor.Relays < 3 || c.Tor.Relays > 10_000:

@@ -70,6 +70,7 @@ type model struct {
 	progress func(done float64)
 	nextProg int64
 	isTor    []bool
+	offline  []bool
 	circuit  [][3]int32 // a Tor user's guard, middle, exit
 	torBase  int32      // first Tor relay node
 }
@@ -115,6 +116,7 @@ func newModel(cfg *Config) (*model, error) {
 	}
 	m.queued = make([][]int32, cfg.Users)
 	m.isTor = make([]bool, cfg.Users)
+	m.offline = make([]bool, cfg.Users)
 	m.circuit = make([][3]int32, cfg.Users)
 	if cfg.Tor.Fraction > 0 {
 		trng := rand.New(rand.NewPCG(cfg.Seed, 0x707))
@@ -262,6 +264,10 @@ func (m *model) start() {
 	cfg := m.cfg
 	for u := range cfg.Users {
 		uu := int32(u)
+		if on, off := cfg.Workload.OnlineMean.D(), cfg.Workload.OfflineMean.D(); off > 0 {
+			m.offline[u] = m.rng.Float64() < float64(off)/float64(on+off)
+			m.q.push(m.toggleIn(u), evToggle, uu)
+		}
 		if m.isTor[u] {
 			m.q.push(m.exp(cfg.Workload.MessageRate), evMsg, uu)
 			continue
@@ -303,17 +309,33 @@ func (m *model) loop(ctx context.Context) error {
 		}
 		switch e.kind {
 		case evUser:
-			m.userTick(e.a)
+			if !m.offline[e.a] {
+				m.userTick(e.a)
+			}
 			m.q.push(m.now+m.exp(cfg.Client.Rate), evUser, e.a)
 		case evLoop:
-			own := m.providerOf(e.a)
-			m.send(m.newPacket(kindLoop, e.a, e.a, own), -1)
+			if !m.offline[e.a] {
+				own := m.providerOf(e.a)
+				m.send(m.newPacket(kindLoop, e.a, e.a, own), -1)
+			}
 			m.q.push(m.now+m.exp(cfg.Client.LoopRate), evLoop, e.a)
 		case evMsg:
 			m.write(e.a)
 			m.q.push(m.now+m.exp(cfg.Workload.MessageRate), evMsg, e.a)
 		case evInject:
 			m.write(e.a)
+		case evReply:
+			m.writeTo(e.a, e.b)
+		case evToggle:
+			m.offline[e.a] = !m.offline[e.a]
+			if !m.offline[e.a] && (cfg.Client.Rate == 0 || m.isTor[e.a]) {
+				// Without a Poisson stream, what waited leaves now.
+				for _, i := range m.queued[e.a] {
+					m.send(i, -1)
+				}
+				m.queued[e.a] = m.queued[e.a][:0]
+			}
+			m.q.push(m.toggleIn(int(e.a)), evToggle, e.a)
 		case evRelayLoop:
 			i := m.newPacket(kindRelay, -1-e.a, -1, e.a)
 			// A mix's loop starts at the first layer and comes back to it.
@@ -334,7 +356,20 @@ func (m *model) loop(ctx context.Context) error {
 // leaves in u's next Poisson slot, or at once without cover.
 func (m *model) write(u int32) {
 	cs := m.contacts[u]
-	to := cs[m.rng.IntN(len(cs))]
+	m.writeTo(u, cs[m.rng.IntN(len(cs))])
+}
+
+// toggleIn is when user u next goes online or offline.
+func (m *model) toggleIn(u int) int64 {
+	mean := m.cfg.Workload.OnlineMean.D()
+	if m.offline[u] {
+		mean = m.cfg.Workload.OfflineMean.D()
+	}
+	return m.now + int64(m.rng.ExpFloat64()*float64(mean))
+}
+
+// writeTo makes a real message from u to `to`.
+func (m *model) writeTo(u, to int32) {
 	i := m.newPacket(kindReal, u, to, m.providerOf(to))
 	m.stats.realSent++
 	if m.isTor[u] {
@@ -345,7 +380,7 @@ func (m *model) write(u int32) {
 	if m.now >= m.warmup && m.advRng.Float64() < m.targetP {
 		m.pkts[i].target = m.adv.newTarget(u, to)
 	}
-	if m.cfg.Client.Rate == 0 || m.isTor[u] {
+	if (m.cfg.Client.Rate == 0 || m.isTor[u]) && !m.offline[u] {
 		m.send(i, -1)
 		return
 	}
@@ -452,6 +487,10 @@ func (m *model) finish(i int32) {
 		m.stats.delivered(m.now - p.created)
 		m.att.delivered(p.src, p.dst, m.now)
 		acked = p.src
+		if r := m.cfg.Workload.ReplyProb; r > 0 && m.rng.Float64() < r {
+			d := int64(m.rng.ExpFloat64() * float64(m.cfg.Workload.ReplyDelay.D()))
+			m.q.pushB(m.now+d, evReply, p.dst, p.src)
+		}
 	case kindLoop:
 		m.att.mailbox(p.dst, m.now)
 		acked = p.src

@@ -9,6 +9,8 @@ const (
 	evRelease                // a node's strategy is due
 	evRelayLoop              // a mix sends loop cover
 	evInject                 // a user writes one message (tests)
+	evReply                  // a user answers a message (a: user, b: to)
+	evToggle                 // a user goes online or offline
 )
 
 // event is one entry of the calendar. Equal times are ordered by seq, the
@@ -16,7 +18,7 @@ const (
 type event struct {
 	t    int64 // ns of simulated time
 	seq  uint64
-	a    int32
+	a, b int32
 	kind uint8
 }
 
@@ -31,9 +33,11 @@ type queue struct {
 	seq uint64
 }
 
-func (q *queue) push(t int64, kind uint8, a int32) {
+func (q *queue) push(t int64, kind uint8, a int32) { q.pushB(t, kind, a, 0) }
+
+func (q *queue) pushB(t int64, kind uint8, a, b int32) {
 	q.seq++
-	q.h = append(q.h, event{t: t, seq: q.seq, a: a, kind: kind})
+	q.h = append(q.h, event{t: t, seq: q.seq, a: a, b: b, kind: kind})
 	i := len(q.h) - 1
 	for i > 0 {
 		p := (i - 1) / 4
