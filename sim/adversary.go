@@ -18,8 +18,10 @@ import (
 //
 // Per output, a mix's input i gets the weight the strategy's own rule gives
 // it, with the exact distribution the adversary knows:
-//   - poisson: f(t_out − t_in), the density of the senders' exponential
-//     per-hop delay (Danezis, PET 2004), over inputs not older than the cap;
+//   - poisson: the chance that the input is still held, which is 1 at its
+//     arrival and falls by (1 − 1/n) at every departure, n being the number
+//     held then (memoryless delays make every held item equally likely to
+//     leave next: Loopix, Theorem 1), over inputs not older than the cap;
 //   - threshold: 1/b over the b inputs of the batch;
 //   - timed-pool: the probability that i was still held at the tick,
 //     Π over earlier ticks of keep/n, over inputs that arrived before it.
@@ -63,6 +65,12 @@ type adversary struct {
 	targets []target
 	res     advResult // targets sent through the mix network
 	torRes  advResult // targets of the Tor-like population
+	// bound, when set, records for every honest Poisson output the
+	// largest linking probability times the number of messages held, which
+	// Loopix's Theorem 1 bounds by 1 (tests).
+	bound       bool
+	boundMax    float64
+	boundChecks int
 	// scratch
 	cur, next map[nodeOut]float64
 	senders   map[int32]float64
@@ -152,8 +160,22 @@ func (a *adversary) output(nd int32, t int64, in int64, size int32) int64 {
 	l.outIn = append(l.outIn, l.inCount())
 	l.outBatch = append(l.outBatch, l.batchFrom)
 	l.outTrue = append(l.outTrue, in)
-	l.outL = append(l.outL, l.tickL)
 	l.outSize = append(l.outSize, size)
+	node := &a.m.nodes[nd]
+	if a.kind != mix.Poisson || node.tor {
+		l.outL = append(l.outL, l.tickL)
+		return idx
+	}
+	// Poisson: memoryless, so the departing item is any of the n held
+	// with equal chance (Loopix, Theorem 1). Each input's weight is its
+	// mass, the chance it is still held: 1 at arrival, times (1 − 1/n)
+	// at every departure since. logSurv is the running log of that product.
+	l.outL = append(l.outL, l.logSurv)
+	if held := l.inCount() - idx; held > 1 {
+		l.logSurv += math.Log1p(-1 / float64(held))
+	} else {
+		l.logSurv -= 1000 // the mix is empty: nothing older can still be there
+	}
 	return idx
 }
 
@@ -300,24 +322,22 @@ func (a *adversary) backward(n int32, outs []weighted, emit func(in int64, w flo
 		base, top = min(base, sp.lo), max(top, sp.hi)
 	}
 	w := make([]float64, top-base)
-	t := func(i int64) int64 { return l.inT[i-l.inBase] }
 	switch {
 	case node.corrupt:
 		for _, sp := range spans {
 			w[sp.lo-base] += sp.w
 		}
-	case kind == mix.Poisson && mu > 0 && fixed:
-		// Separable kernel exp(-(t_o - t_i)/μ): per chunk of outputs,
-		// prefix sums give each output's normaliser and a difference array
-		// each input's share, in time linear in the inputs.
+	case (kind == mix.Poisson && mu > 0 || kind == mix.TimedPool) && fixed:
+		// Input i's weight for output j is exp(outL_j − inL_i): separable.
+		// Per chunk of outputs, prefix sums give each output's normaliser
+		// and a difference array each input's share, in linear time.
 		diff := make([]float64, top-base+1)
 		for c0 := 0; c0 < len(spans); {
 			c1 := c0
-			tRef := l.outT[spans[c0].j]
-			for c1 < len(spans) && float64(l.outT[spans[c1].j]-tRef) < 200*mu {
+			for c1 < len(spans) && l.outL[spans[c0].j]-l.outL[spans[c1].j] < 200 {
 				c1++
 			}
-			tRef = l.outT[spans[c1-1].j]
+			ref := l.outL[spans[c1-1].j] // the smallest: every exponent ≤ 0
 			lo, hi := spans[c0].lo, spans[c0].hi
 			for _, sp := range spans[c0:c1] {
 				lo, hi = min(lo, sp.lo), max(hi, sp.hi)
@@ -325,7 +345,7 @@ func (a *adversary) backward(n int32, outs []weighted, emit func(in int64, w flo
 			e := make([]float64, hi-lo)
 			pre := make([]float64, hi-lo+1)
 			for i := lo; i < hi; i++ {
-				e[i-lo] = math.Exp(float64(t(i)-tRef) / mu)
+				e[i-lo] = math.Exp(ref - l.inL[i-l.inBase])
 				pre[i-lo+1] = pre[i-lo] + e[i-lo]
 			}
 			clear(diff)
@@ -337,6 +357,12 @@ func (a *adversary) backward(n int32, outs []weighted, emit func(in int64, w flo
 				}
 				diff[sp.lo-lo] += sp.w / sum
 				diff[sp.hi-lo] -= sp.w / sum
+				if a.bound && kind == mix.Poisson {
+					// The newest input weighs most; n is what the mix held.
+					held := l.outIn[sp.j] - (l.outBase + sp.j)
+					a.boundMax = max(a.boundMax, e[sp.hi-1-lo]/sum*float64(held))
+					a.boundChecks++
+				}
 			}
 			run := 0.0
 			for i := lo; i < hi; i++ {
@@ -347,16 +373,11 @@ func (a *adversary) backward(n int32, outs []weighted, emit func(in int64, w flo
 		}
 	default:
 		for _, sp := range spans {
-			to, size := l.outT[sp.j], l.outSize[sp.j]
+			size := l.outSize[sp.j]
 			weight := func(i int64) float64 { return 1 }
-			switch kind {
-			case mix.Poisson:
-				if mu > 0 {
-					weight = func(i int64) float64 { return math.Exp(-float64(to-t(i)) / mu) }
-				}
-			case mix.TimedPool:
-				tl := l.outL[sp.j]
-				weight = func(i int64) float64 { return math.Exp(tl - l.inL[i-l.inBase]) }
+			if kind == mix.TimedPool || kind == mix.Poisson && mu > 0 {
+				ol := l.outL[sp.j]
+				weight = func(i int64) float64 { return math.Exp(ol - l.inL[i-l.inBase]) }
 			}
 			sum := 0.0
 			for i := sp.hi - 1; i >= sp.lo; i-- {
@@ -364,7 +385,7 @@ func (a *adversary) backward(n int32, outs []weighted, emit func(in int64, w flo
 					continue
 				}
 				x := weight(i)
-				if kind == mix.TimedPool && x < 1e-15 {
+				if x < 1e-15 {
 					break // older inputs weigh even less
 				}
 				sum += x
@@ -378,7 +399,7 @@ func (a *adversary) backward(n int32, outs []weighted, emit func(in int64, w flo
 					continue
 				}
 				x := weight(i)
-				if kind == mix.TimedPool && x < 1e-15 {
+				if x < 1e-15 {
 					break
 				}
 				w[i-base] += sp.w * x / sum

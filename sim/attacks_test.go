@@ -42,7 +42,7 @@ mean_delay = "100ms"
 rate = 1
 loop_rate = 0.1
 `)
-	t.Logf("top-1: unmixed %.3f, mixed %.3f; TPR@1e-2: %.3f, %.3f; entropy %.2f, %.2f bits",
+	t.Logf("top-1: unmixed %.3f, mixed %.3f; TPR@1e-2: %.3f, %.3f; entropy %.4f, %.4f bits",
 		open.TopK[0].Accuracy, mixed.TopK[0].Accuracy, open.TPR[0].TPR, mixed.TPR[0].TPR, open.Entropy.Mean, mixed.Entropy.Mean)
 	if open.TopK[0].Accuracy < 0.9 || open.TPR[0].TPR < 0.9 {
 		t.Errorf("unmixed: top-1 %.3f, TPR %.3f; the adversary must link nearly all", open.TopK[0].Accuracy, open.TPR[0].TPR)

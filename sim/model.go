@@ -415,11 +415,14 @@ func (m *model) arrive(i int32) {
 		// provider (a corrupt provider, or the recipient, tells it).
 		m.adv.observe(p.target, p.path[p.hop-1], p.prevOut, m.now, p.size)
 	}
-	in := m.adv.input(nd, m.now, p, from)
 	if final && !(m.mixAll && int(nd) < m.P) {
+		// It ends here without being mixed (a mix's own loop coming back,
+		// or a provider that does not mix): the adversary is assumed to
+		// know, so that its count of what a mix holds stays exact.
 		m.finish(i)
 		return
 	}
+	in := m.adv.input(nd, m.now, p, from)
 	node := &m.nodes[nd]
 	it := mix.Item[int32]{Value: i, Arrived: time.Unix(0, m.now)}
 	if !node.tor {
