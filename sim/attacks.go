@@ -34,8 +34,7 @@ type attacks struct {
 	byFrom   map[int32]*ackPair // sender → pair
 	replies  []float64          // per user: SURB replies seen at its provider
 	windows  []*ackWindow
-	ackMean  float64 // mean transit of an acknowledgement, ns
-	ackSD    float64
+	ackPDF   transitPDF
 	ackMaxN  int
 	ackCurve []float64
 	ackCount []int
@@ -90,17 +89,16 @@ func newAttacks(m *model) *attacks {
 		at.pairs = append(at.pairs, p)
 		at.byFrom[p.from] = p
 	}
-	// An acknowledgement crosses every layer and the sender's provider:
-	// L+1 exponential hops (mixing at providers too unless "mixes") and
-	// L+2 links.
-	hops := float64(c.Layers)
+	// An acknowledgement is held at the recipient's provider (AckDelay,
+	// exponential), then crosses every layer and the sender's provider:
+	// L+1 exponential mixing delays (L with mixing.at = "mixes") and L+2
+	// links.
+	hops := c.Layers
 	if c.Mixing.At == "all" {
 		hops++
 	}
-	mu := float64(c.Mixing.MeanDelay.D())
-	lat := float64(c.Latency.Mean.D())
-	at.ackMean = hops*mu + float64(c.Layers+1)*lat
-	at.ackSD = math.Sqrt(hops)*mu + float64(c.Latency.Max.D()-c.Latency.Min.D())/2 + 1e6
+	at.ackPDF = newTransitPDF(hops, float64(c.Mixing.MeanDelay.D()), float64(c.Workload.AckDelay.D()),
+		float64(c.Layers+1)*float64(c.Latency.Mean.D()))
 	at.ackCurve = make([]float64, at.ackMaxN)
 	at.ackCount = make([]int, at.ackMaxN)
 	return at
@@ -217,7 +215,7 @@ func (at *attacks) delivered(from, to int32, t int64) {
 	if p == nil || p.to != to || t < at.m.warmup || p.n >= at.ackMaxN {
 		return
 	}
-	at.windows = append(at.windows, &ackWindow{pair: p, start: t, end: t + int64(at.ackMean+6*at.ackSD), sum: map[int32]float64{}})
+	at.windows = append(at.windows, &ackWindow{pair: p, start: t, end: t + int64(at.ackPDF.max), sum: map[int32]float64{}})
 }
 
 // reply: a SURB reply (an acknowledgement, or a loop's reply) landed in
@@ -233,8 +231,7 @@ func (at *attacks) reply(u int32, t int64) {
 		if at.m.providerOf(u) == at.m.providerOf(w.pair.from) {
 			// Likelihood ratio of "this is the acknowledgement" against
 			// background replies at u's observed rate.
-			d := float64(t-w.start) - at.ackMean
-			f := math.Exp(-d*d/(2*at.ackSD*at.ackSD)) / (at.ackSD * math.Sqrt(2*math.Pi)) * 1e9
+			f := at.ackPDF.at(float64(t-w.start)) * 1e9 // per second
 			rate := max(at.replies[u]/max(float64(t-at.m.warmup)/1e9, 1), 1e-6)
 			w.sum[u] += f / rate
 		}
@@ -352,4 +349,54 @@ func (at *attacks) result() Disclosure {
 		}
 	}
 	return d
+}
+
+// transitPDF is the exact density of an acknowledgement's transit time, as
+// the adversary knows it: a fixed link latency, plus an Erlang sum of k
+// exponential mixing delays of mean mu, plus an exponential hold of mean
+// hold, tabulated on a grid (ns).
+type transitPDF struct {
+	shift, step, max float64
+	f                []float64
+}
+
+func newTransitPDF(k int, mu, hold, shift float64) transitPDF {
+	const n = 4096
+	mean := float64(k)*mu + hold
+	sd := math.Sqrt(float64(k)*mu*mu + hold*hold)
+	span := max(mean+10*sd, 1e6)
+	p := transitPDF{shift: shift, step: span / n, f: make([]float64, n)}
+	p.max = shift + span
+	// Erlang(k, mu) density on the grid (log form, for large k).
+	for i := range p.f {
+		x := (float64(i) + 0.5) * p.step
+		switch {
+		case mu == 0:
+			if i == 0 {
+				p.f[i] = 1 / p.step
+			}
+		default:
+			lg, _ := math.Lgamma(float64(k))
+			p.f[i] = math.Exp(float64(k-1)*math.Log(x) - x/mu - float64(k)*math.Log(mu) - lg)
+		}
+	}
+	if hold > 0 {
+		// Convolution with an exponential: c_i = c_{i-1}·e^{-step/hold} + g_i·(1 − e^{-step/hold}).
+		a := math.Exp(-p.step / hold)
+		run := 0.0
+		for i := range p.f {
+			run = run*a + p.f[i]*(1-a)
+			p.f[i] = run
+		}
+	}
+	return p
+}
+
+// at is the density at transit time x (ns), per ns.
+func (p *transitPDF) at(x float64) float64 {
+	i := int((x - p.shift) / p.step)
+	if i < 0 || i >= len(p.f) {
+		return 0
+	}
+	return p.f[i]
 }

@@ -109,6 +109,10 @@ type Workload struct {
 	// every loop, through the packet's SURB (as sealnet does); default
 	// true.
 	Acks *bool `toml:"acks"`
+	// AckDelay, if set, makes the recipient's provider hold each
+	// acknowledgement for an exponential time of this mean before sending
+	// it (a defence against the acknowledgement attack, §3.5).
+	AckDelay config.Duration `toml:"ack_delay"`
 	// ReplyProb is the chance that a recipient answers a message, after an
 	// exponential time of mean ReplyDelay (default 30s).
 	ReplyProb  float64         `toml:"reply_prob"`
@@ -241,6 +245,8 @@ func (c *Config) validate() error {
 		return bad("adversary.ack_pairs %d: want 0..100,000", c.Adv.AckPairs)
 	case c.Workload.ReplyProb < 0 || c.Workload.ReplyProb > 1:
 		return bad("workload.reply_prob %g: want 0..1", c.Workload.ReplyProb)
+	case c.Workload.AckDelay.D() < 0:
+		return bad("workload.ack_delay is negative")
 	case c.Workload.ReplyDelay.D() <= 0:
 		return bad("workload.reply_delay must be positive")
 	case c.Workload.OnlineMean.D() < 0 || c.Workload.OfflineMean.D() < 0 || (c.Workload.OfflineMean.D() > 0) != (c.Workload.OnlineMean.D() > 0):

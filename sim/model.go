@@ -326,6 +326,8 @@ func (m *model) loop(ctx context.Context) error {
 			m.write(e.a)
 		case evReply:
 			m.writeTo(e.a, e.b)
+		case evAckSend:
+			m.send(e.a, e.b)
 		case evToggle:
 			m.offline[e.a] = !m.offline[e.a]
 			if !m.offline[e.a] && (cfg.Client.Rate == 0 || m.isTor[e.a]) {
@@ -503,7 +505,11 @@ func (m *model) finish(i int32) {
 	m.release1(i)
 	if acked >= 0 && *m.cfg.Workload.Acks {
 		a := m.newPacket(kindAck, -1-dest, acked, m.providerOf(acked))
-		m.send(a, dest)
+		if d := m.cfg.Workload.AckDelay.D(); d > 0 {
+			m.q.pushB(m.now+int64(m.rng.ExpFloat64()*float64(d)), evAckSend, a, dest)
+		} else {
+			m.send(a, dest)
+		}
 	}
 }
 

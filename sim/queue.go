@@ -11,6 +11,7 @@ const (
 	evInject                 // a user writes one message (tests)
 	evReply                  // a user answers a message (a: user, b: to)
 	evToggle                 // a user goes online or offline
+	evAckSend                // a provider sends a held acknowledgement (a: packet, b: provider)
 )
 
 // event is one entry of the calendar. Equal times are ordered by seq, the
