@@ -7,7 +7,7 @@ FUZZTIME ?= 3s
 FUZZLONG ?= 60s
 BENCHTIME ?= 2s
 
-.PHONY: all build test vet fmtcheck unit fuzz-smoke fuzz bench testdata clean demo
+.PHONY: all build test vet fmtcheck unit fuzz-smoke fuzz bench testdata clean demo sim
 
 all: build
 
@@ -18,6 +18,10 @@ build:
 ## demo: a testnet, alice@a sends bob@b one sealed message, Bob reads it (about 30 s)
 demo: build
 	scripts/demo.sh
+
+## sim: the small traffic-analysis sweep (sim/scenarios/small.toml) into sim-out/, under a minute
+sim: build
+	bin/sealnet sim sweep --config sim/scenarios/small.toml --out sim-out
 
 ## test: what CI runs: formatting, vet, race-enabled tests, every fuzz target briefly
 test: fmtcheck vet unit fuzz-smoke
@@ -52,4 +56,4 @@ testdata:
 	$(GO) generate ./...
 
 clean:
-	rm -rf bin
+	rm -rf bin sim-out

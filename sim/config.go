@@ -3,6 +3,7 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/sealnet/sealnet/internal/config"
@@ -189,6 +190,13 @@ func (c *Config) setDefaults() {
 func (c *Config) validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
+	}
+	for key, v := range map[string]float64{"client.rate": c.Client.Rate, "client.loop_rate": c.Client.LoopRate,
+		"relay.loop_rate": c.Relay.LoopRate, "workload.message_rate": c.Workload.MessageRate, "workload.zipf": c.Workload.Zipf,
+		"workload.reply_prob": c.Workload.ReplyProb, "adversary.corrupt_relays": c.Adv.CorruptRelays, "tor.fraction": c.Tor.Fraction} {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return bad("%s is not a finite number", key)
+		}
 	}
 	switch {
 	case c.Duration.D() <= 0 || c.Duration.D() > 30*24*time.Hour:

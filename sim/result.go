@@ -369,7 +369,8 @@ func Run(ctx context.Context, cfg *Config, progress func(float64)) (*Result, err
 	return res, nil
 }
 
-// WriteJSON writes r as indented JSON (NaN as null).
+// WriteJSON writes r as indented JSON; a figure that could not be
+// computed (NaN: no targets, nothing delivered) is written as -1.
 func (r *Result) WriteJSON(w io.Writer) error {
 	b, err := json.MarshalIndent(sanitize(r), "", "  ")
 	if err != nil {

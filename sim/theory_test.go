@@ -115,8 +115,8 @@ targets = 2000
 // another seed gives others.
 func TestDeterministic(t *testing.T) {
 	text := `
-users = 300
-duration = "60s"
+users = 150
+duration = "40s"
 latency = { kind = "exponential", mean = "10ms", min = "2ms" }
 [client]
 rate = 2
@@ -127,7 +127,7 @@ loop_rate = 1
 message_rate = 0.05
 zipf = 1
 [adversary]
-targets = 300
+targets = 150
 corrupt_relays = 0.2
 `
 	out := func(seed string) []byte {

@@ -34,6 +34,7 @@ var commands = map[string]command{
 	"history":  {"show the encrypted local history", runHistory},
 	"contacts": {"list contacts and fingerprints; contacts trust NAME@PROVIDER", runContacts},
 	"daemon":   {"run the client: Poisson sending, cover traffic, fetching", runClientDaemon},
+	"sim":      {"simulate traffic analysis: sim run|sweep --config scenario.toml --out DIR", runSim},
 }
 
 // errUsage marks a command-line mistake: exit status 2 after the usage.
