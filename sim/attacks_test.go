@@ -177,3 +177,27 @@ ack_pairs = 50
 		t.Fatalf("with a 30 s hold the acknowledgement attack still links %v", a)
 	}
 }
+
+// TestHonestRecipientProviderMixes: when the recipient's provider is
+// honest and mixes, the adversary sees the message only when it is
+// fetched, after one more Poisson delay: more entropy than when the
+// provider tells it the arrival.
+func TestHonestRecipientProviderMixes(t *testing.T) {
+	const base = `
+users = 300
+duration = "5m"
+[client]
+rate = 1
+loop_rate = 0.1
+[workload]
+message_rate = 0.02
+[adversary]
+targets = 300
+`
+	corrupt := run(t, base)
+	honest := run(t, base+"providers = \"none\"\n")
+	t.Logf("entropy: corrupt recipient provider %.3f ± %.3f, honest %.3f ± %.3f bits", corrupt.Entropy.Mean, corrupt.Entropy.CI95, honest.Entropy.Mean, honest.Entropy.CI95)
+	if honest.Targets < 100 || honest.Entropy.Mean <= corrupt.Entropy.Mean+corrupt.Entropy.CI95+honest.Entropy.CI95 {
+		t.Fatalf("an honest mixing provider added nothing: %.3f vs %.3f bits", honest.Entropy.Mean, corrupt.Entropy.Mean)
+	}
+}

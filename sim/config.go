@@ -141,6 +141,11 @@ type Adv struct {
 	Round             config.Duration `toml:"round"`
 	DisclosureTargets int             `toml:"disclosure_targets"`
 	AckPairs          int             `toml:"ack_pairs"`
+	// Providers says which providers are corrupt: "recipient" (default:
+	// it tells when the target arrived), "sender", "both", or "none"
+	// (then, if providers mix, the target is seen only when the recipient
+	// fetches it, after the provider's own delay).
+	Providers string `toml:"providers"`
 }
 
 func (c *Config) setDefaults() {
@@ -173,6 +178,7 @@ func (c *Config) setDefaults() {
 	config.Default(&c.Workload.ReplyDelay, config.Duration(30*time.Second))
 	config.Default(&c.Adv.DisclosureTargets, 20)
 	config.Default(&c.Adv.AckPairs, 100)
+	config.Default(&c.Adv.Providers, "recipient")
 	if c.Workload.Acks == nil {
 		t := true
 		c.Workload.Acks = &t
@@ -249,6 +255,8 @@ func (c *Config) validate() error {
 		return bad("adversary.round %v: want 1ms..duration", c.Adv.Round.D())
 	case c.Adv.DisclosureTargets < 0 || c.Adv.DisclosureTargets > 1000:
 		return bad("adversary.disclosure_targets %d: want 0..1000", c.Adv.DisclosureTargets)
+	case c.Adv.Providers != "recipient" && c.Adv.Providers != "sender" && c.Adv.Providers != "both" && c.Adv.Providers != "none":
+		return bad("adversary.providers %q: want recipient, sender, both or none", c.Adv.Providers)
 	case c.Adv.AckPairs < 0 || c.Adv.AckPairs > 100_000:
 		return bad("adversary.ack_pairs %d: want 0..100,000", c.Adv.AckPairs)
 	case c.Workload.ReplyProb < 0 || c.Workload.ReplyProb > 1:

@@ -412,10 +412,11 @@ func (m *model) arrive(i int32) {
 	} else if p.kind == kindRelay || p.kind == kindAck {
 		from = -1 - p.src
 	}
-	if final && p.target >= 0 {
+	if final && p.target >= 0 && (m.cfg.Adv.Providers == "recipient" || m.cfg.Adv.Providers == "both" || !(m.mixAll && int(nd) < m.P)) {
 		// The adversary knows the target when it reaches the recipient's
-		// provider (a corrupt provider, or the recipient, tells it).
+		// provider (a corrupt provider tells it).
 		m.adv.observe(p.target, p.path[p.hop-1], p.prevOut, m.now, p.size)
+		p.target = -1
 	}
 	if final && !(m.mixAll && int(nd) < m.P) {
 		// It ends here without being mixed (a mix's own loop coming back,
@@ -467,6 +468,12 @@ func (m *model) release(nd int32) {
 		p := &m.pkts[i]
 		out := m.adv.output(nd, m.now, p.prevOut, p.size)
 		if int(p.hop) == int(p.n)-1 {
+			if p.target >= 0 {
+				// An honest recipient's provider mixed it too; the adversary
+				// sees it when the recipient fetches it (at once: clients
+				// long-poll).
+				m.adv.observe(p.target, nd, out, m.now, p.size)
+			}
 			m.finish(i)
 			continue
 		}
