@@ -7,7 +7,7 @@ FUZZTIME ?= 3s
 FUZZLONG ?= 60s
 BENCHTIME ?= 2s
 
-.PHONY: all build test vet fmtcheck unit fuzz-smoke fuzz bench testdata clean demo sim
+.PHONY: all build test vet fmtcheck unit fuzz-smoke fuzz bench testdata clean demo tor-demo sim
 
 all: build
 
@@ -18,6 +18,10 @@ build:
 ## demo: a testnet, alice@a sends bob@b one sealed message, Bob reads it (about 30 s)
 demo: build
 	scripts/demo.sh
+
+## tor-demo: the same over a private Tor network on loopback: onion route, mix route entering over Tor, fetch over Tor (needs tor; about 1 min)
+tor-demo: build
+	scripts/tor-demo.sh
 
 ## sim: the small traffic-analysis sweep (sim/scenarios/small.toml) into sim-out/, under a minute
 sim: build

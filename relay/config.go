@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/sealnet/sealnet/internal/config"
+	"github.com/sealnet/sealnet/internal/torctl"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/mixnet/mix"
@@ -41,6 +44,35 @@ type Config struct {
 	Mixing    MixingConfig    `toml:"mixing"`
 	Cover     CoverConfig     `toml:"cover"`
 	Limits    LimitsConfig    `toml:"limits"`
+	Tor       TorConfig       `toml:"tor"`
+}
+
+// TorConfig publishes a provider's link listener as a Tor v3 onion
+// service (docs/tor.md), for clients that deliver and fetch without
+// leaving Tor. Off by default.
+type TorConfig struct {
+	// Onion turns the onion service on (providers only).
+	Onion bool `toml:"onion"`
+	// Port is the onion service's virtual port. Default: the port of
+	// listen.
+	Port int `toml:"port"`
+	// Mode is "start" (default: run tor from the system binary, owned by
+	// the relay) or "attach" (use a running tor's control port).
+	Mode string `toml:"mode"`
+	// Binary is tor's path (start). Default: tor on $PATH, /usr/sbin/tor.
+	Binary string `toml:"binary"`
+	// DataDir is tor's data directory (start). Default: data_dir/tor.
+	DataDir string `toml:"data_dir"`
+	// Torrc is an extra torrc file (start), e.g. a private network's.
+	Torrc string `toml:"torrc"`
+	// Control and Password reach a running tor (attach).
+	Control  string `toml:"control"`
+	Password string `toml:"password"`
+	// BootstrapTimeout bounds tor's start. Default 3m.
+	BootstrapTimeout config.Duration `toml:"bootstrap_timeout"`
+	// PublishTimeout bounds the wait for the onion service's descriptor
+	// to be uploaded. Default 3m.
+	PublishTimeout config.Duration `toml:"publish_timeout"`
 }
 
 // DirectoryConfig says which authorities to trust.
@@ -228,7 +260,47 @@ func (c *Config) Validate() error {
 	if l.LinkPadding < 0 || l.ReplaySync <= 0 {
 		return bad("limits.link_padding must not be negative, limits.replay_sync must be positive")
 	}
+	return c.validateTor(bad)
+}
+
+func (c *Config) validateTor(bad func(string, ...any) error) error {
+	t := &c.Tor
+	if !t.Onion {
+		return nil
+	}
+	if directory.Role(c.Role) != directory.RoleProvider {
+		return bad("tor.onion: only a provider publishes an onion service")
+	}
+	if t.Port == 0 {
+		_, port, _ := net.SplitHostPort(c.Listen)
+		t.Port, _ = strconv.Atoi(port)
+	}
+	if t.Port < 1 || t.Port > 65535 {
+		return bad("tor.port %d: want 1 to 65535 (or set listen to a fixed port)", t.Port)
+	}
+	if t.Mode == "" {
+		t.Mode = torctl.ModeStart
+	}
+	switch t.Mode {
+	case torctl.ModeStart:
+		if t.DataDir == "" {
+			t.DataDir = filepath.Join(c.DataDir, "tor")
+		}
+	case torctl.ModeAttach:
+		if _, _, err := net.SplitHostPort(t.Control); err != nil {
+			return bad("tor.control %q: attach mode needs tor's control port as host:port", t.Control)
+		}
+	default:
+		return bad("tor.mode %q: want start or attach", t.Mode)
+	}
+	config.Default(&t.BootstrapTimeout, config.Duration(3*time.Minute))
+	config.Default(&t.PublishTimeout, config.Duration(3*time.Minute))
 	return nil
+}
+
+func (t *TorConfig) torctl() torctl.Config {
+	return torctl.Config{Mode: t.Mode, Binary: t.Binary, DataDir: t.DataDir, Torrc: t.Torrc,
+		Control: t.Control, Password: t.Password, Bootstrap: t.BootstrapTimeout.D()}
 }
 
 func (c *Config) mixConfig() mix.Config {

@@ -28,6 +28,7 @@ func (n *Node) descriptor(e uint64) ([]byte, error) {
 		Layer:        n.cfg.Layer,
 		Domain:       n.cfg.Domain,
 		Address:      n.cfg.Address,
+		Onion:        n.onion,
 		IdentityKey:  n.identity.Public().(ed25519.PublicKey),
 		LinkKey:      [32]byte(n.linkKey.Public),
 		Epoch:        e,

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/sealnet/sealnet/internal/dirclient"
 	"github.com/sealnet/sealnet/internal/keystore"
 	"github.com/sealnet/sealnet/internal/metrics"
+	"github.com/sealnet/sealnet/internal/torctl"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/mixnet/link"
@@ -72,6 +74,10 @@ type Node struct {
 	release  *releaser
 	peers    *peers
 	loops    *loopTracker
+	// onion is the provider's onion service address ("" for none); the
+	// key is loaded in New so that descriptors carry the address.
+	onion    string
+	onionKey ed25519.PrivateKey
 
 	rngMu sync.Mutex
 	rng   *rand.Rand // cover and mixing randomness, seeded from crypto/rand
@@ -113,6 +119,12 @@ func New(cfg Config, opts Options) (*Node, error) {
 	}
 	if n.linkKey, _, err = keystore.Link(keyDir); err != nil {
 		return nil, err
+	}
+	if cfg.Tor.Onion {
+		if n.onionKey, _, err = keystore.Onion(keyDir); err != nil {
+			return nil, err
+		}
+		n.onion = net.JoinHostPort(directory.OnionHost(n.onionKey.Public().(ed25519.PublicKey)), strconv.Itoa(cfg.Tor.Port))
 	}
 	pub := n.identity.Public().(ed25519.PublicKey)
 	n.id = mixnet.NodeID(sha256.Sum256(pub))
@@ -246,6 +258,19 @@ func (n *Node) Run(ctx context.Context) error {
 			return fmt.Errorf("relay: metrics listener: %w", err)
 		}
 	}
+	var onion *torctl.Onion
+	if n.onion != "" {
+		t, o, err := n.startOnion(ctx)
+		if err != nil {
+			ln.Close()
+			if mln != nil {
+				mln.Close()
+			}
+			return err
+		}
+		defer t.Close()
+		onion = o
+	}
 	n.selfBenchmark()
 	n.log.Info("relay starting", "role", n.cfg.Role, "layer", n.cfg.Layer, "domain", n.cfg.Domain,
 		"listen", ln.Addr().String(), "strategy", n.cfg.Mixing.Strategy, "epoch", n.epoch(), "workers", n.cfg.Limits.Workers)
@@ -279,6 +304,9 @@ func (n *Node) Run(ctx context.Context) error {
 		Logger:          n.log,
 	}
 	front.Go(func() { listener.Serve(ctx, ln) })
+	if onion != nil {
+		front.Go(func() { n.onionListener().Serve(ctx, onion) })
+	}
 	var workers sync.WaitGroup
 	for range n.cfg.Limits.Workers {
 		workers.Go(func() { n.worker(ctx) })
@@ -327,6 +355,41 @@ func (n *Node) acceptedKinds() []link.Kind {
 		return []link.Kind{link.KindPeer, link.KindClient}
 	}
 	return []link.Kind{link.KindPeer}
+}
+
+// startOnion starts (or attaches to) tor and publishes the link
+// listener as an onion service, each step bounded by its timeout.
+func (n *Node) startOnion(ctx context.Context) (*torctl.Tor, *torctl.Onion, error) {
+	tc := n.cfg.Tor
+	n.log.Info("starting tor for the onion service", "mode", tc.Mode, "address", n.onion)
+	t, err := torctl.Open(ctx, tc.torctl(), n.log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("relay: tor: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, tc.PublishTimeout.D())
+	defer cancel()
+	o, err := t.Listen(pctx, n.onionKey, tc.Port)
+	if err != nil {
+		t.Close()
+		return nil, nil, fmt.Errorf("relay: onion service: %w", err)
+	}
+	return t, o, nil
+}
+
+// onionListener serves links that arrive through the onion service:
+// client and user links only (relays use the direct address). Every one
+// comes from tor on loopback, so the per-IP cap would be one cap for all
+// Tor users; only the total cap applies.
+func (n *Node) onionListener() *link.Listener {
+	return &link.Listener{
+		Config:          n.linkConfig(),
+		Kinds:           []link.Kind{link.KindClient, link.KindUser},
+		Authorize:       n.authorize,
+		MaxConns:        n.cfg.Limits.MaxConns,
+		MaxConnsPerPeer: n.cfg.Limits.MaxConns,
+		Handle:          n.route,
+		Logger:          n.log,
+	}
 }
 
 // route hands a link to the mailbox service or to the packet pipeline.

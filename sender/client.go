@@ -32,9 +32,26 @@ import (
 // Options are the parts of a client that tests and embedders replace.
 type Options struct {
 	Logger *slog.Logger
-	// Dial opens TCP connections (entry mixes, the provider); nil is a
-	// plain net.Dialer. The Tor path plugs in here.
+	// Dial opens TCP connections to entry mixes, and to the user's own
+	// provider and the directory authorities unless ProviderDial or
+	// DirectoryDial is set; nil is a plain net.Dialer. A Tor SOCKS dialer
+	// here keeps the client's address from the entry mix (docs/tor.md).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// ProviderDial opens connections to the user's own provider
+	// (register, fetch); nil is Dial.
+	ProviderDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// DirectoryDial opens connections to directory authorities; nil is
+	// Dial.
+	DirectoryDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// OnionDial reaches Tor onion services (a Tor SOCKS dialer). With it,
+	// messages queued with RouteOnion go straight to the recipient's
+	// provider's onion service, and the user's own provider is reached at
+	// its onion address when it publishes one and ProviderOnion is set. nil:
+	// no onion services.
+	OnionDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// ProviderOnion: reach the user's own provider at its onion address
+	// (through OnionDial) when it publishes one.
+	ProviderOnion bool
 	// Filter, if set, sees every packet before it leaves, with its kind
 	// ("real" for a message fragment, "bundle", "drop", "loop"); returning
 	// false drops it. Tests simulate loss and tampering with it.
@@ -206,7 +223,11 @@ func Open(dir string, pass []byte, o Options) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	dc, err := dirclient.New(dirclient.Config{Authorities: auths, Threshold: st.Threshold, CacheDir: filepath.Join(dir, "directory"), Logger: log})
+	ddial := o.DirectoryDial
+	if ddial == nil {
+		ddial = o.Dial
+	}
+	dc, err := dirclient.New(dirclient.Config{Authorities: auths, Threshold: st.Threshold, CacheDir: filepath.Join(dir, "directory"), Logger: log, Dial: ddial})
 	if err != nil {
 		v.close()
 		return nil, err
@@ -369,7 +390,21 @@ func (c *Client) dialOwner(ctx context.Context) (*mailbox.Client, error) {
 	}
 	priv := c.id.X25519.Bytes()
 	key := noise.DHKey{Private: priv, Public: c.id.X25519.PublicKey().Bytes()}
-	return mailbox.Dial(ctx, c.geo, p.Address, p.LinkKey, mailbox.DialOptions{Identity: key, Dial: c.opts.Dial})
+	addr, dial := c.providerRoute(p)
+	return mailbox.Dial(ctx, c.geo, addr, p.LinkKey, mailbox.DialOptions{Identity: key, Dial: dial})
+}
+
+// providerRoute says how to reach the user's own provider: its onion
+// service if it has one and the client reaches onion services, else its
+// address through ProviderDial (or Dial).
+func (c *Client) providerRoute(p *directory.Descriptor) (string, func(context.Context, string, string) (net.Conn, error)) {
+	if p.Onion != "" && c.opts.OnionDial != nil && c.opts.ProviderOnion {
+		return p.Onion, c.opts.OnionDial
+	}
+	if c.opts.ProviderDial != nil {
+		return p.Address, c.opts.ProviderDial
+	}
+	return p.Address, c.opts.Dial
 }
 
 // Register creates the account at the user's provider, gets a sender
@@ -480,12 +515,40 @@ func (c *Client) replenishLocked(ctx context.Context, mc *mailbox.Client, rotate
 // Queue adds a message to the outbox and returns its ID. It is sent by
 // Run (or the daemon).
 func (c *Client) Queue(to string, body []byte) (string, error) {
-	id := make([]byte, 16)
-	crand.Read(id)
-	return c.queue(id, to, body)
+	return c.QueueRoute(to, body, RouteMix)
 }
 
-func (c *Client) queue(id []byte, to string, body []byte) (string, error) {
+// Routes a message can take (docs/tor.md).
+const (
+	// RouteMix: through the mix network, with mixing delays, cover
+	// traffic and SURB acknowledgements. The default.
+	RouteMix = "mix"
+	// RouteOnion: over Tor straight to the recipient's provider's onion
+	// service (Pond's design): one fresh circuit per connection, a
+	// constant-size request and answer, acknowledged on the connection.
+	// Needs Options.OnionDial and a recipient provider with an onion
+	// service.
+	RouteOnion = "onion"
+)
+
+// QueueRoute queues a message for to by the given route.
+func (c *Client) QueueRoute(to string, body []byte, route string) (string, error) {
+	id := make([]byte, 16)
+	crand.Read(id)
+	return c.queue(id, to, body, route)
+}
+
+func (c *Client) queue(id []byte, to string, body []byte, route string) (string, error) {
+	switch route {
+	case "", RouteMix:
+		route = ""
+	case RouteOnion:
+		if c.opts.OnionDial == nil {
+			return "", ErrNoTor
+		}
+	default:
+		return "", fmt.Errorf("sender: route %q: want %q or %q", route, RouteMix, RouteOnion)
+	}
 	to = strings.ToLower(to)
 	if _, d, ok := strings.Cut(to, "@"); !ok || d == "" {
 		return "", fmt.Errorf("sender: %q is not an address (name@provider-domain)", to)
@@ -506,7 +569,7 @@ func (c *Client) queue(id []byte, to string, body []byte) (string, error) {
 			return o.idHex(), nil // spooled twice
 		}
 	}
-	o := &Outgoing{ID: id, To: to, Body: body, Created: c.now(), Status: StatusBundle}
+	o := &Outgoing{ID: id, To: to, Body: body, Created: c.now(), Status: StatusBundle, Route: route}
 	c.st.Outbox = append(c.st.Outbox, o)
 	if err := c.appendHistoryLocked(&Message{ID: o.idHex(), From: c.st.Address, To: to, Sent: o.Created, Body: string(body), Outgoing: true, Status: "queued"}); err != nil {
 		return "", err
@@ -528,6 +591,10 @@ func (c *Client) queue(id []byte, to string, body []byte) (string, error) {
 
 // MaxMessage bounds one message's body.
 const MaxMessage = 64 << 10
+
+// ErrNoTor: the onion route was asked for without a way to reach onion
+// services.
+var ErrNoTor = errors.New("sender: the onion route needs Tor: give --tor start (run tor from the system binary) or --tor attach (use a running tor)")
 
 // ErrIdentityChanged: a contact's identity key is not the pinned one.
 var ErrIdentityChanged = errors.New("identity key changed")

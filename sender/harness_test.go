@@ -46,6 +46,13 @@ func startNetwork(t *testing.T, o testnet.InProcessOptions, started ...func(*tes
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startCreated(t, nw, o, 60*time.Second, started...)
+}
+
+// startCreated starts a created network and waits up to wait for its
+// document and for every node to hold it.
+func startCreated(t *testing.T, nw *testnet.Network, o testnet.InProcessOptions, wait time.Duration, started ...func(*testnet.Network)) *network {
+	t.Helper()
 	relayMod := o.Relay
 	o.Relay = func(name string, c *relay.Config) {
 		c.Directory.Poll.UnmarshalText([]byte("200ms"))
@@ -74,7 +81,7 @@ func startNetwork(t *testing.T, o testnet.InProcessOptions, started ...func(*tes
 	for _, f := range started {
 		f(nw)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	if _, err := nw.WaitDocument(ctx); err != nil {
 		t.Fatal(err)

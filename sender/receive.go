@@ -271,6 +271,11 @@ func (c *Client) bundleLocked(o *Outgoing, raw []byte) {
 		c.failLocked(o, fmt.Sprintf("the keys %s's provider sent are malformed", o.To))
 		return
 	}
+	c.startSessionLocked(o, b)
+}
+
+// startSessionLocked is bundleLocked after parsing.
+func (c *Client) startSessionLocked(o *Outgoing, b *mailbox.PrekeyBundle) {
 	pub := seal.PublicIdentity{X25519: b.IdentityX25519, Ed25519: b.IdentityEd25519}
 	if !c.pinLocked(o.To, pub) {
 		for _, x := range c.st.Outbox {

@@ -27,6 +27,9 @@ func (c *Client) Run(ctx context.Context, done func() bool) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { c.fetchLoop(ctx) })
+	if c.opts.OnionDial != nil {
+		wg.Go(func() { c.directLoop(ctx) })
+	}
 	c.spoolIn()
 	err := c.sendLoop(ctx, done)
 	cancel()
@@ -195,6 +198,9 @@ func (c *Client) nextReal(doc *directory.Document, epoch uint64) (*packet, error
 	now := c.now()
 	s := c.st.Settings
 	for _, o := range c.st.Outbox {
+		if o.Route == RouteOnion {
+			continue // directLoop's
+		}
 		switch o.Status {
 		case StatusBundle:
 			if now.Before(o.BundleNextAt) || o.BundleAttempts >= s.MaxAttempts {

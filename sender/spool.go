@@ -30,10 +30,18 @@ type spooled struct {
 	ID   []byte `json:"id"`
 	To   string `json:"to"`
 	Body []byte `json:"body"`
+	// Route is RouteOnion or empty (the mix network).
+	Route string `json:"route,omitempty"`
 }
 
 // Spool writes a message for the daemon that holds dir and returns its ID.
 func Spool(dir string, pass []byte, to string, body []byte) (string, error) {
+	return SpoolRoute(dir, pass, to, body, "")
+}
+
+// SpoolRoute is Spool with a route (RouteMix or RouteOnion); the daemon
+// must reach onion services for RouteOnion.
+func SpoolRoute(dir string, pass []byte, to string, body []byte, route string) (string, error) {
 	if len(body) > MaxMessage {
 		return "", fmt.Errorf("sender: message of %d bytes; at most %d", len(body), MaxMessage)
 	}
@@ -45,7 +53,7 @@ func Spool(dir string, pass []byte, to string, body []byte) (string, error) {
 	clear(raw)
 	id := make([]byte, 16)
 	crand.Read(id)
-	pt, err := json.Marshal(spooled{ID: id, To: strings.ToLower(to), Body: body})
+	pt, err := json.Marshal(spooled{ID: id, To: strings.ToLower(to), Body: body, Route: route})
 	if err != nil {
 		return "", err
 	}
@@ -89,7 +97,7 @@ func (c *Client) spoolOne(name string) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.queue(s.ID, s.To, s.Body)
+	_, err = c.queue(s.ID, s.To, s.Body, s.Route)
 	if err != nil {
 		c.mu.Lock()
 		c.appendHistoryLocked(&Message{ID: hex.EncodeToString(s.ID), From: c.st.Address, To: s.To, Outgoing: true, Status: StatusFailed, Warning: err.Error()})

@@ -102,6 +102,9 @@ type Outgoing struct {
 	BundleNextAt   time.Time `json:"bundle_next_at,omitzero"`
 	BundleSURB     string    `json:"bundle_surb,omitempty"`
 	Reported       bool      `json:"reported,omitempty"`
+	// Route is RouteOnion for a direct delivery over Tor; "" is the mix
+	// network.
+	Route string `json:"route,omitempty"`
 }
 
 func (o *Outgoing) idHex() string { return hex.EncodeToString(o.ID) }

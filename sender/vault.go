@@ -106,6 +106,18 @@ func lockDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
+// InUse reports whether another process (a running daemon) holds dir's
+// lock, without unlocking anything: a command can then hand its work to
+// that process instead of starting what it would need itself.
+func InUse(dir string) bool {
+	f, err := lockDir(dir)
+	if err != nil {
+		return errors.Is(err, ErrLocked)
+	}
+	f.Close()
+	return false
+}
+
 // createVault makes a new state directory protected by pass.
 func createVault(dir string, pass []byte, kdf KDFParams) (*vault, error) {
 	if err := kdf.check(); err != nil {

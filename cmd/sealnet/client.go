@@ -30,6 +30,40 @@ type clientFlags struct {
 	json     *bool
 	level    *string
 	stdin    io.Reader
+	tor      *torFlags // nil: the command has no Tor flags
+	cleanup  []func()
+}
+
+// withTor adds the Tor flags (docs/tor.md) to the command.
+func (f *clientFlags) withTor() *clientFlags {
+	f.tor = addTorFlags(f)
+	return f
+}
+
+// close undoes what open set up (a tor it started).
+func (f *clientFlags) close() {
+	for _, c := range f.cleanup {
+		c()
+	}
+	f.cleanup = nil
+}
+
+// options returns the client options: the logger, and the Tor dialers if
+// Tor is on.
+func (f *clientFlags) options(ctx context.Context, log *slog.Logger, stderr io.Writer) (sender.Options, error) {
+	o := sender.Options{Logger: log}
+	if f.tor == nil {
+		return o, nil
+	}
+	if err := f.tor.load(*f.dir); err != nil {
+		return o, err
+	}
+	closeTor, err := f.tor.open(ctx, *f.dir, &o, log, stderr)
+	if err != nil {
+		return o, err
+	}
+	f.cleanup = append(f.cleanup, closeTor)
+	return o, nil
 }
 
 func newClientFlags(name, synopsis string, stderr io.Writer) *clientFlags {
@@ -100,8 +134,12 @@ func (f *clientFlags) open(stderr io.Writer) (*sender.Client, *slog.Logger, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := sender.Open(*f.dir, pass, sender.Options{Logger: log})
-	clear(pass)
+	defer clear(pass)
+	o, err := f.options(context.Background(), log, stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := sender.Open(*f.dir, pass, o)
 	return c, log, err
 }
 
@@ -180,7 +218,8 @@ func (a *authList) Set(s string) error {
 }
 
 func runRegister(args []string, stdout, stderr io.Writer) error {
-	f := newClientFlags("register", "register [flags]", stderr)
+	f := newClientFlags("register", "register [flags]", stderr).withTor()
+	defer f.close()
 	timeout := f.fs.Duration("timeout", time.Minute, "give up after this long")
 	if err := parseFlags(f.fs, args); err != nil {
 		return err
@@ -201,8 +240,11 @@ func runRegister(args []string, stdout, stderr io.Writer) error {
 }
 
 func runSend(args []string, stdout, stderr io.Writer) error {
-	f := newClientFlags("send", "send --to NAME@PROVIDER [TEXT... | --file FILE | < stdin] [flags]", stderr)
+	f := newClientFlags("send", "send --to NAME@PROVIDER [TEXT... | --file FILE | < stdin] [--route mix|onion] [--tor start|attach] [flags]", stderr).withTor()
+	defer f.close()
+	f.fs.Usage = sendUsage(f)
 	to := f.fs.String("to", "", "recipient address")
+	route := f.fs.String("route", "", "mix: through the mix network (default); onion: over Tor straight to the recipient's provider's onion service (needs --tor)")
 	file := f.fs.String("file", "", "send this file's contents")
 	timeout := f.fs.Duration("timeout", 10*time.Minute, "stop waiting for the outcome after this long (the message stays queued)")
 	if err := f.fs.Parse(args); err != nil {
@@ -245,10 +287,22 @@ func runSend(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer clear(pass)
-	c, err := sender.Open(*f.dir, pass, sender.Options{Logger: log})
-	if errors.Is(err, sender.ErrLocked) {
-		// A daemon runs for this identity: hand it the message.
-		id, err := sender.Spool(*f.dir, pass, *to, body)
+	if err := f.tor.load(*f.dir); err != nil {
+		return err
+	}
+	if *route == "" {
+		*route = f.tor.cfg.Route
+	}
+	if *route == "" {
+		*route = sender.RouteMix
+	}
+	if *route != sender.RouteMix && *route != sender.RouteOnion {
+		return fmt.Errorf("--route %q: want mix or onion", *route)
+	}
+	if sender.InUse(*f.dir) {
+		// A daemon runs for this identity: hand it the message; it
+		// delivers by its own transport.
+		id, err := sender.SpoolRoute(*f.dir, pass, *to, body, *route)
 		if err != nil {
 			return err
 		}
@@ -259,11 +313,19 @@ func runSend(args []string, stdout, stderr io.Writer) error {
 		}
 		return f.outcome(stdout, id, *to, m.Status, m.Warning)
 	}
+	if *route == sender.RouteOnion && f.tor.cfg.Tor.Mode == "" {
+		return sender.ErrNoTor
+	}
+	o, err := f.options(ctx, log, stderr)
+	if err != nil {
+		return fmt.Errorf("%w\nNothing was sent or queued.", err)
+	}
+	c, err := sender.Open(*f.dir, pass, o)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	id, err := c.Queue(*to, body)
+	id, err := c.QueueRoute(*to, body, *route)
 	if err != nil {
 		return err
 	}
@@ -283,7 +345,11 @@ func runSend(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	fmt.Fprintf(stderr, "Sending to %s through the mix network (message %s)...\n", *to, id)
+	how := "through the mix network"
+	if *route == sender.RouteOnion {
+		how = "over Tor to the provider's onion service"
+	}
+	fmt.Fprintf(stderr, "Sending to %s %s (message %s)...\n", *to, how, id)
 	if err := c.Run(ctx, done); err != nil && kind == "" {
 		return fmt.Errorf("stopped before the outcome (%w); the message stays queued: run `sealnet daemon` or send again later", err)
 	}
@@ -348,7 +414,8 @@ func printEvent(f *clientFlags, w io.Writer, e sender.Event) {
 }
 
 func runFetch(args []string, stdout, stderr io.Writer) error {
-	f := newClientFlags("fetch", "fetch [--wait 10s] [flags]", stderr)
+	f := newClientFlags("fetch", "fetch [--wait 10s] [flags]", stderr).withTor()
+	defer f.close()
 	wait := f.fs.Duration("wait", 0, "wait this long for mail if there is none")
 	if err := parseFlags(f.fs, args); err != nil {
 		return err
@@ -458,7 +525,8 @@ func runContacts(args []string, stdout, stderr io.Writer) error {
 }
 
 func runClientDaemon(args []string, stdout, stderr io.Writer) error {
-	f := newClientFlags("daemon", "daemon [flags]", stderr)
+	f := newClientFlags("daemon", "daemon [flags]", stderr).withTor()
+	defer f.close()
 	if err := parseFlags(f.fs, args); err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 	threshold := fs.Int("threshold", 0, "authority signatures a document needs; default a majority (new networks only)")
 	epoch := fs.Duration("epoch", 0, "epoch length, default 20m (new networks only)")
 	metricsOn := fs.Bool("metrics", true, "give every node a Prometheus metrics address (new networks only)")
+	torOn := fs.Bool("tor", false, "also run a private Tor network on loopback; providers publish onion services on it (new networks only; needs tor: apt-get install tor)")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -46,7 +47,7 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 	} else {
 		nw, err = testnet.Create(*dir, testnet.Spec{
 			Layers: *layers, Width: *width, Providers: *providers,
-			Authorities: *auths, Threshold: *threshold, EpochPeriod: *epoch, Metrics: *metricsOn,
+			Authorities: *auths, Threshold: *threshold, EpochPeriod: *epoch, Metrics: *metricsOn, Tor: *torOn,
 		})
 		if err != nil {
 			return err

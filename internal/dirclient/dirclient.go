@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -44,6 +45,9 @@ type Config struct {
 	// Timeout bounds each request. Default 10 s.
 	Timeout time.Duration
 	Logger  *slog.Logger
+	// Dial opens the TCP connections to authorities (Tor's SOCKS dialer
+	// for a client on Tor); nil is a plain net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // ErrNotYet: no authority has a document for that epoch yet.
@@ -79,7 +83,12 @@ func New(cfg Config) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{cfg: cfg, http: &http.Client{Timeout: cfg.Timeout}, log: log, docs: make(map[uint64]*directory.SignedDocument)}
+	hc := &http.Client{Timeout: cfg.Timeout}
+	if cfg.Dial != nil {
+		// No proxy from the environment: the dialer is the route.
+		hc.Transport = &http.Transport{DialContext: cfg.Dial, ForceAttemptHTTP2: false, MaxIdleConns: 4, IdleConnTimeout: 30 * time.Second}
+	}
+	c := &Client{cfg: cfg, http: hc, log: log, docs: make(map[uint64]*directory.SignedDocument)}
 	for _, a := range cfg.Authorities {
 		if len(a.Key) != ed25519.PublicKeySize {
 			return nil, fmt.Errorf("dirclient: authority %s has a malformed key", a.URL)

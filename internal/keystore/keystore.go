@@ -91,6 +91,22 @@ func Identity(dir string) (priv ed25519.PrivateKey, created bool, err error) {
 	return ed25519.NewKeyFromSeed(seed), created, nil
 }
 
+// Onion returns the Ed25519 key of the node's Tor onion service in
+// dir/onion.key, creating it on first use. It is not the identity key:
+// the onion address must not be derivable from the directory identity, and
+// losing one key must not cost the other.
+func Onion(dir string) (ed25519.PrivateKey, bool, error) {
+	seed, created, err := loadOrCreate(filepath.Join(dir, "onion.key"), "onion", ed25519.SeedSize, func() ([]byte, error) {
+		s := make([]byte, ed25519.SeedSize)
+		_, err := rand.Read(s)
+		return s, err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return ed25519.NewKeyFromSeed(seed), created, nil
+}
+
 // Link returns the X25519 link key pair in dir/link.key, creating it on
 // first use.
 func Link(dir string) (noise.DHKey, bool, error) {

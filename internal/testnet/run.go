@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sealnet/sealnet/internal/dirauth"
+	"github.com/sealnet/sealnet/internal/tornet"
 	"github.com/sealnet/sealnet/mailbox"
 	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/relay"
@@ -301,6 +302,20 @@ func Up(ctx context.Context, nw *Network, exe string, w io.Writer) error {
 			}
 		}
 	}
+	if nw.Spec.Tor {
+		fmt.Fprintf(w, "testnet: starting a private Tor network on loopback in %s\n", nw.Path(TorDir))
+		tn, err := tornet.Start(ctx, tornet.Options{Dir: nw.Path(TorDir)})
+		if err != nil {
+			return err
+		}
+		defer tn.Close()
+		flags := fmt.Sprintf("--tor attach --tor-control %s --tor-socks %s", tn.ControlAddr, tn.SocksAddr)
+		if err := os.WriteFile(nw.Path(filepath.Join(TorDir, "attach-flags")), []byte(flags+"\n"), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "testnet: Tor network bootstrapped in %v; clients use it with:\n  %s\n  (also in %s)\n",
+			tn.Bootstrap.Round(time.Millisecond), flags, nw.Path(filepath.Join(TorDir, "attach-flags")))
+	}
 	for _, a := range nw.Authorities {
 		if err := start(a.Name, "dirauth", "--config", nw.Path(a.Config)); err != nil {
 			stopAll()
@@ -319,7 +334,11 @@ func Up(ctx context.Context, nw *Network, exe string, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "testnet: started %d authorities and %d nodes on loopback; logs in %s\n", len(nw.Authorities), len(nw.Nodes), logDir)
 
-	wctx, cancel := context.WithTimeout(ctx, 2*nw.Spec.EpochPeriod/4+90*time.Second)
+	wait := 2*nw.Spec.EpochPeriod/4 + 90*time.Second
+	if nw.Spec.Tor {
+		wait += 2 * time.Minute // providers publish their onion services first
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
 	sd, err := nw.WaitDocument(wctx)
 	cancel()
 	if err != nil {
@@ -347,6 +366,11 @@ func Up(ctx context.Context, nw *Network, exe string, w io.Writer) error {
 			cmd = "mailbox"
 		}
 		fmt.Fprintf(w, "  %-12s %s  sealnet %s --config %s\n", n.Name, n.Address, cmd, nw.Path(n.Config))
+		for _, d := range sd.Doc.Providers {
+			if d.Name == n.Name && d.Onion != "" {
+				fmt.Fprintf(w, "  %-12s %s  (onion service)\n", "", d.Onion)
+			}
+		}
 	}
 	fmt.Fprintln(w, "testnet: running; press Ctrl-C to stop")
 

@@ -37,7 +37,15 @@ type Spec struct {
 	LogLevel    string        // default info
 	Metrics     bool          // give every node a metrics address
 	LoopRate    float64       // relay loop cover per second; 0 keeps the relay default
+	// Tor: run a private Tor network on loopback (TorDir) beside the mix
+	// network, and have every provider publish its link listener as an
+	// onion service on it.
+	Tor bool `json:"tor,omitempty"`
 }
+
+// TorDir is where a network with Spec.Tor keeps its private Tor network;
+// TorDir/torrc holds the options a tor needs to join it.
+const TorDir = "tor-network"
 
 func (s *Spec) defaults() {
 	if s.Layers == 0 {
@@ -248,6 +256,10 @@ func Create(dir string, spec Spec) (*Network, error) {
 			cfg.Directory.Authorities = append(cfg.Directory.Authorities, relay.AuthorityConfig{URL: au.URL, Key: au.Key})
 		}
 		cfg.Cover.LoopRate = spec.LoopRate
+		if spec.Tor && s.n.Role == "provider" {
+			cfg.Tor = relay.TorConfig{Onion: true, Mode: "start", Torrc: filepath.Join(dir, TorDir, "torrc"),
+				BootstrapTimeout: config.Duration(2 * time.Minute), PublishTimeout: config.Duration(2 * time.Minute)}
+		}
 		var file any = &cfg
 		if s.n.Role == "provider" {
 			mc := &mailbox.Config{Config: cfg}

@@ -69,6 +69,12 @@ type Descriptor struct {
 	// address in its canonical form (IPv6 in brackets) or a lowercase DNS
 	// name.
 	Address string
+	// Onion is, for a provider that publishes its link listener as a Tor
+	// v3 onion service, "<56 base32 characters>.onion:port" (lowercase,
+	// checksum and version checked as rend-spec-v3 §6 defines them).
+	// Clients on Tor reach the provider there without leaving Tor. Empty
+	// for none; mixes have none.
+	Onion string
 	// IdentityKey signs the descriptor; its SHA-256 is the node's ID.
 	IdentityKey ed25519.PublicKey
 	// LinkKey is the node's X25519 Noise static key for links.
@@ -128,6 +134,14 @@ func (d *Descriptor) validate() error {
 	}
 	if err := checkAddress(d.Address); err != nil {
 		return fmt.Errorf("node %q: address: %s", d.Name, err)
+	}
+	if d.Onion != "" {
+		if d.Role != RoleProvider {
+			return fmt.Errorf("mix %q has an onion address; only providers publish one", d.Name)
+		}
+		if err := CheckOnionAddress(d.Onion); err != nil {
+			return fmt.Errorf("provider %q: onion: %s", d.Name, err)
+		}
 	}
 	if len(d.IdentityKey) != ed25519.PublicKeySize {
 		return fmt.Errorf("node %q: identity key is %d bytes, want %d", d.Name, len(d.IdentityKey), ed25519.PublicKeySize)

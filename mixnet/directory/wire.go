@@ -17,7 +17,9 @@ import (
 // the output of encoding/json for the structs below (fields in declaration
 // order, every field present, no whitespace), where every string is hex or
 // a restricted ASCII alphabet that needs no escaping, every number is a
-// decimal integer, and lists have a defined order. There are no JSON
+// decimal integer, and lists have a defined order. One field is optional
+// (omitted when empty, so descriptors without it keep their bytes): a
+// provider's onion address. There are no JSON
 // objects with free keys (maps), whose key order would be a choice.
 //
 // Decoding is strict (unknown fields are errors) and then the decoded value
@@ -37,6 +39,7 @@ type wireDescriptor struct {
 	Layer        int          `json:"layer"`
 	Domain       string       `json:"domain"`
 	Address      string       `json:"address"`
+	Onion        string       `json:"onion,omitempty"`
 	IdentityKey  string       `json:"identity_key"`
 	LinkKey      string       `json:"link_key"`
 	Epoch        uint64       `json:"epoch"`
@@ -87,6 +90,7 @@ func wireOf(d *Descriptor) wireDescriptor {
 		Layer:        d.Layer,
 		Domain:       d.Domain,
 		Address:      d.Address,
+		Onion:        d.Onion,
 		IdentityKey:  hex.EncodeToString(d.IdentityKey),
 		LinkKey:      hex.EncodeToString(d.LinkKey[:]),
 		Epoch:        d.Epoch,
@@ -114,6 +118,7 @@ func (w *wireDescriptor) descriptor() (*Descriptor, error) {
 		Layer:   w.Layer,
 		Domain:  w.Domain,
 		Address: w.Address,
+		Onion:   w.Onion,
 		Epoch:   w.Epoch,
 	}
 	id, err := decodeHex(w.IdentityKey, ed25519.PublicKeySize, "identity_key")

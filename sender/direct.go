@@ -1,0 +1,188 @@
+package sender
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mixnet/directory"
+)
+
+// Direct delivery over Tor (RouteOnion), as Pond did: the client opens a
+// connection through Tor to the recipient's provider's onion service, on
+// a circuit of its own (OnionDial isolates every connection), runs an
+// anonymous Noise_NK client link, sends one request and reads one answer,
+// and closes. A deliver request and its status each fit one fixed-size
+// frame, as do a bundle request and its answer, so every connection
+// carries the same bytes whatever it holds. The provider's status is the
+// acknowledgement; there is no SURB. A failure leaves the message queued
+// and retries it with a growing delay, until Settings.MaxAttempts.
+
+// directJob is one connection's worth of work.
+type directJob struct {
+	o      *Outgoing
+	frag   *OutFragment // nil: a bundle request
+	onion  string
+	key    [32]byte
+	mb     mailbox.MailboxID
+	token  [32]byte
+	envID  [16]byte
+	blob   []byte
+	result func(err error, code mailbox.StatusCode, b *mailbox.PrekeyBundle)
+}
+
+// directLoop delivers the messages queued with RouteOnion until ctx ends.
+func (c *Client) directLoop(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		for _, j := range c.directDue(ctx) {
+			if ctx.Err() != nil {
+				return
+			}
+			c.directRun(ctx, j)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// directBackoff is the wait before attempt n+1: AckTimeout doubled per
+// failed attempt, at most ten minutes, plus jitter.
+func (c *Client) directBackoff(s Settings, attempts int) time.Duration {
+	d := s.AckTimeout
+	for i := 1; i < attempts && d < 10*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 10*time.Minute) + c.jitter(s.RetryJitter)
+}
+
+// directDue collects the due work and marks each attempt before it runs,
+// so a crash in the middle counts it.
+func (c *Client) directDue(ctx context.Context) []*directJob {
+	c.mu.Lock()
+	has := false
+	for _, o := range c.st.Outbox {
+		if o.Route == RouteOnion && (o.Status == StatusBundle || o.Status == StatusSending) {
+			has = true
+		}
+	}
+	c.mu.Unlock()
+	if !has {
+		return nil
+	}
+	doc, _, err := c.document(ctx)
+	if err != nil {
+		c.log.Warn("direct delivery: no directory", "err", err)
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	s := c.st.Settings
+	var jobs []*directJob
+	for _, o := range c.st.Outbox {
+		if o.Route != RouteOnion {
+			continue
+		}
+		var p *directory.Descriptor
+		if o.Status == StatusBundle || o.Status == StatusSending {
+			if p, err = c.provider(doc, o.To); err != nil {
+				c.failLocked(o, err.Error())
+				continue
+			}
+			if p.Onion == "" {
+				c.failLocked(o, fmt.Sprintf("%s's provider publishes no onion service; send it through the mix network (--route mix)", o.To))
+				continue
+			}
+		}
+		switch o.Status {
+		case StatusBundle:
+			if now.Before(o.BundleNextAt) || o.BundleAttempts >= s.MaxAttempts {
+				continue
+			}
+			o.BundleAttempts++
+			o.BundleNextAt = now.Add(c.directBackoff(s, o.BundleAttempts))
+			jobs = append(jobs, &directJob{o: o, onion: p.Onion, key: p.LinkKey, mb: mailbox.MailboxOf(o.To),
+				result: func(err error, _ mailbox.StatusCode, b *mailbox.PrekeyBundle) {
+					if err != nil {
+						o.Detail = "keys not fetched: " + err.Error()
+						return
+					}
+					if o.Status == StatusBundle {
+						o.Detail = ""
+						c.startSessionLocked(o, b)
+					}
+				}})
+		case StatusSending:
+			for _, f := range o.Fragments {
+				if f.Acked || f.Attempts >= s.MaxAttempts || now.Before(f.NextAt) {
+					continue
+				}
+				f.Attempts++
+				f.NextAt = now.Add(c.directBackoff(s, f.Attempts))
+				j := &directJob{o: o, frag: f, onion: p.Onion, key: p.LinkKey, mb: mailbox.MailboxOf(o.To), blob: f.Blob,
+					result: func(err error, code mailbox.StatusCode, _ *mailbox.PrekeyBundle) {
+						switch {
+						case err != nil:
+							o.Detail = "not delivered yet: " + err.Error()
+						case code == mailbox.StatusOK || code == mailbox.StatusDuplicate || code == mailbox.StatusAccepted:
+							f.Acked = true
+						case code == mailbox.StatusBadRequest || code == mailbox.StatusUnauthorized:
+							c.failLocked(o, "the recipient's provider refused it: "+code.String())
+						default:
+							o.Detail = "the recipient's provider is busy: " + code.String()
+						}
+					}}
+				copy(j.token[:], o.Token)
+				copy(j.envID[:], f.EnvelopeID)
+				jobs = append(jobs, j)
+			}
+		}
+	}
+	if len(jobs) > 0 {
+		if err := c.saveLocked(); err != nil {
+			c.log.Error("saving state", "err", err)
+			return nil
+		}
+	}
+	return jobs
+}
+
+// directRun makes one connection for j and records the outcome.
+func (c *Client) directRun(ctx context.Context, j *directJob) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	var (
+		code mailbox.StatusCode
+		b    *mailbox.PrekeyBundle
+	)
+	mc, err := mailbox.Dial(ctx, c.geo, j.onion, j.key, mailbox.DialOptions{Dial: c.opts.OnionDial, Timeout: time.Minute})
+	if err == nil {
+		if j.frag == nil {
+			b, err = mc.Bundle(ctx, j.mb)
+		} else {
+			code, err = mc.Deliver(ctx, j.mb, j.envID, j.token, j.blob)
+			var se *mailbox.StatusError
+			if errors.As(err, &se) {
+				code, err = se.Status.Code, nil
+			}
+		}
+		mc.Close()
+	}
+	if err != nil && ctx.Err() == nil {
+		c.log.Warn("direct delivery over Tor failed; will retry", "err", err)
+	}
+	c.mu.Lock()
+	j.result(err, code, b)
+	if err := c.saveLocked(); err != nil {
+		c.log.Error("saving state", "err", err)
+	}
+	c.mu.Unlock()
+	c.maintain()
+}
