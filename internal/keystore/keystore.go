@@ -80,7 +80,12 @@ func loadOrCreate(path, kind string, size int, gen func() ([]byte, error)) ([]by
 // Identity returns the Ed25519 identity key in dir/identity.key, creating
 // it on first use. created reports a new key.
 func Identity(dir string) (priv ed25519.PrivateKey, created bool, err error) {
-	seed, created, err := loadOrCreate(filepath.Join(dir, "identity.key"), "identity", ed25519.SeedSize, func() ([]byte, error) {
+	return ed25519Key(filepath.Join(dir, "identity.key"), "identity")
+}
+
+// ed25519Key loads or creates an Ed25519 key kept as its seed.
+func ed25519Key(path, kind string) (ed25519.PrivateKey, bool, error) {
+	seed, created, err := loadOrCreate(path, kind, ed25519.SeedSize, func() ([]byte, error) {
 		s := make([]byte, ed25519.SeedSize)
 		_, err := rand.Read(s)
 		return s, err
@@ -96,15 +101,7 @@ func Identity(dir string) (priv ed25519.PrivateKey, created bool, err error) {
 // the onion address must not be derivable from the directory identity, and
 // losing one key must not cost the other.
 func Onion(dir string) (ed25519.PrivateKey, bool, error) {
-	seed, created, err := loadOrCreate(filepath.Join(dir, "onion.key"), "onion", ed25519.SeedSize, func() ([]byte, error) {
-		s := make([]byte, ed25519.SeedSize)
-		_, err := rand.Read(s)
-		return s, err
-	})
-	if err != nil {
-		return nil, false, err
-	}
-	return ed25519.NewKeyFromSeed(seed), created, nil
+	return ed25519Key(filepath.Join(dir, "onion.key"), "onion")
 }
 
 // Link returns the X25519 link key pair in dir/link.key, creating it on
