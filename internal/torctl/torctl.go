@@ -220,7 +220,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger) (*Tor, error) {
 	}
 	if r.err != nil {
 		procCancel()
-		return nil, fmt.Errorf("torctl: starting %s: %v; read its log: %s%s", bin, r.err, logPath, tail(logPath))
+		return nil, fmt.Errorf("torctl: starting %s: %v; read its log: %s%s", bin, r.err, logPath, LogTail(logPath, 5))
 	}
 	t := &Tor{t: r.t, logPath: logPath, log: log, cancel: procCancel,
 		control: fmt.Sprintf("127.0.0.1:%d", r.t.ControlPort), cookie: filepath.Join(dir, "control_auth_cookie")}
@@ -365,7 +365,10 @@ func (t *Tor) readLog() string {
 	if t.logPath == "" {
 		return "; read the log of the tor you attached to"
 	}
-	return "; read its log: " + t.logPath + tail(t.logPath)
+	if lines := LogTail(t.logPath, 5); lines != "" {
+		return "; read its log: " + t.logPath + "\n  last lines:" + lines
+	}
+	return "; read its log: " + t.logPath
 }
 
 // summary shortens a bootstrap-phase line to its progress and summary.
@@ -393,8 +396,10 @@ func summary(phase string) string {
 	return strings.Join(out, " ")
 }
 
-// tail returns the last lines of a log file, indented, for an error.
-func tail(path string) string {
+// LogTail returns the last n lines of a log file, each on a new line
+// indented by four spaces, for an error message; "" if there are none.
+// It reads at most 100,000 lines.
+func LogTail(path string, n int) string {
 	f, err := os.Open(path)
 	if err != nil {
 		return ""
@@ -404,14 +409,14 @@ func tail(path string) string {
 	sc := bufio.NewScanner(f)
 	for i := 0; sc.Scan() && i < 100_000; i++ {
 		lines = append(lines, sc.Text())
-		if len(lines) > 5 {
+		if len(lines) > n {
 			lines = lines[1:]
 		}
 	}
 	if len(lines) == 0 {
 		return ""
 	}
-	return "\n  last lines:\n    " + strings.Join(lines, "\n    ")
+	return "\n    " + strings.Join(lines, "\n    ")
 }
 
 // SocksAddr is the SOCKS port connections go through.

@@ -40,6 +40,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sealnet/sealnet/internal/torctl"
 )
 
 // Options describe the network Start makes.
@@ -157,25 +159,6 @@ func votingOffset(now time.Time) int {
 	return int((since+6500*time.Millisecond)/time.Second) % 5
 }
 
-// findTor resolves Options.TorPath.
-func findTor(path string) (string, error) {
-	if path != "" {
-		if _, err := os.Stat(path); err != nil {
-			return "", fmt.Errorf("tornet: tor binary: %w", err)
-		}
-		return path, nil
-	}
-	if p, err := exec.LookPath("tor"); err == nil {
-		return p, nil
-	}
-	for _, p := range []string{"/usr/sbin/tor", "/usr/bin/tor"} {
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-	}
-	return "", errors.New("tornet: no tor binary on $PATH, /usr/sbin or /usr/bin (Debian: apt-get install tor)")
-}
-
 // findGencert finds tor-gencert beside tor, then on $PATH.
 func findGencert(tor string) (string, error) {
 	p := filepath.Join(filepath.Dir(tor), "tor-gencert")
@@ -213,7 +196,7 @@ func Start(ctx context.Context, o Options) (*Network, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 90 * time.Second
 	}
-	tor, err := findTor(o.TorPath)
+	tor, err := torctl.FindBinary(o.TorPath)
 	if err != nil {
 		return nil, err
 	}
@@ -478,7 +461,7 @@ func (n *Network) exited() error {
 	for _, nd := range n.nodes {
 		select {
 		case <-nd.done:
-			return &earlyExit{name: nd.name, logs: n.Logs(), detail: tail(nd.log, 6) + tail(nd.out, 6)}
+			return &earlyExit{name: nd.name, logs: n.Logs(), detail: torctl.LogTail(nd.log, 6) + torctl.LogTail(nd.out, 6)}
 		default:
 		}
 	}
@@ -639,7 +622,7 @@ func (n *Network) bootstrapError(err error, last, lastErr string) error {
 		status = "no status from its control port: " + lastErr
 	}
 	return fmt.Errorf("tornet: the client tor did not bootstrap (%v; %s); read the logs %s; the client's ends with:%s",
-		err, status, strings.Join(n.Logs(), " "), tail(filepath.Join(n.Dir, "client", "tor.log"), 8))
+		err, status, strings.Join(n.Logs(), " "), torctl.LogTail(filepath.Join(n.Dir, "client", "tor.log"), 8))
 }
 
 // control is an authenticated control connection to the client tor.
@@ -711,19 +694,6 @@ func (ctl *control) bootstrapPhase(ctx context.Context) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("control port: no bootstrap phase in %q", lines)
-}
-
-// tail returns the last lines of a file, indented, for error messages.
-func tail(path string, lines int) string {
-	b, err := os.ReadFile(path)
-	if err != nil || len(strings.TrimSpace(string(b))) == 0 {
-		return ""
-	}
-	ls := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(ls) > lines {
-		ls = ls[len(ls)-lines:]
-	}
-	return "\n    " + strings.Join(ls, "\n    ")
 }
 
 func (n *Network) writeReadme(relays int) error {

@@ -15,13 +15,15 @@ import (
 	"time"
 
 	"golang.org/x/net/proxy"
+
+	"github.com/sealnet/sealnet/internal/torctl"
 )
 
 // needTor skips the test when there is no tor binary, unless
 // SEALNET_REQUIRE_TOR=1, where a missing tor is a failure.
 func needTor(t *testing.T) string {
 	t.Helper()
-	tor, err := findTor("")
+	tor, err := torctl.FindBinary("")
 	if err == nil {
 		_, err = findGencert(tor)
 	}
@@ -105,7 +107,7 @@ func dumpLogsOnFailure(t *testing.T, logs func() []string) {
 			return
 		}
 		for _, l := range logs() {
-			t.Logf("%s:%s", l, tail(l, 15))
+			t.Logf("%s:%s", l, torctl.LogTail(l, 15))
 		}
 	})
 }
