@@ -7,7 +7,7 @@ FUZZTIME ?= 3s
 FUZZLONG ?= 60s
 BENCHTIME ?= 2s
 
-.PHONY: all build test vet fmtcheck unit fuzz-smoke fuzz bench testdata clean demo tor-demo sim
+.PHONY: all build test vet fmtcheck unit fuzz-smoke fuzz bench testdata clean demo tor-demo sim measure
 
 all: build
 
@@ -26,6 +26,10 @@ tor-demo: build
 ## sim: the small traffic-analysis sweep (sim/scenarios/small.toml) into sim-out/, under a minute
 sim: build
 	bin/sealnet sim sweep --config sim/scenarios/small.toml --out sim-out
+
+## measure: run a workload on two captured testnets (mixed, and a control with mixing and cover off), score the simulator's attacks on the captures, write measure-out/report.md (needs tcpdump and root; about 4 min)
+measure: build
+	scripts/measure.sh
 
 ## test: what CI runs: formatting, vet, race-enabled tests, every fuzz target briefly
 test: fmtcheck vet unit fuzz-smoke

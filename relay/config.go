@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"runtime"
@@ -17,6 +18,10 @@ import (
 	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/mixnet/mix"
 )
+
+// DefaultLoopRate is the loop cover per second of a relay whose [cover]
+// section is empty.
+const DefaultLoopRate = 0.2
 
 // Config is a relay's configuration file (TOML). docs/relay.md describes
 // every key; Validate fills in the defaults.
@@ -33,6 +38,11 @@ type Config struct {
 	Listen string `toml:"listen"`
 	// Address is the address published in the directory; default Listen.
 	Address string `toml:"address"`
+	// OutboundAddress is the local IP that links to other nodes are
+	// dialed from; default: the system's choice. Set it on a host with
+	// several addresses so that the node's outgoing links come from the
+	// address it is known by.
+	OutboundAddress string `toml:"outbound_address"`
 	// DataDir holds keys, replay journals and cached documents.
 	DataDir string `toml:"data_dir"`
 	// LogLevel is debug, info (default), warn or error.
@@ -178,6 +188,11 @@ func (c *Config) Validate() error {
 	if c.Address == "" {
 		c.Address = c.Listen
 	}
+	if c.OutboundAddress != "" {
+		if _, err := netip.ParseAddr(c.OutboundAddress); err != nil {
+			return bad("outbound_address %q is not an IP address", c.OutboundAddress)
+		}
+	}
 	if c.DataDir == "" {
 		return bad("data_dir is required")
 	}
@@ -232,7 +247,7 @@ func (c *Config) Validate() error {
 
 	cv := &c.Cover
 	if cv.LoopRate == 0 && cv.DropRate == 0 && cv.MeanDelay == 0 && cv.LoopTimeout == 0 {
-		cv.LoopRate = 0.2
+		cv.LoopRate = DefaultLoopRate
 	}
 	if cv.LoopRate < 0 || cv.DropRate < 0 || cv.LoopRate > 1000 || cv.DropRate > 1000 {
 		return bad("cover rates must be between 0 and 1000 per second")

@@ -107,6 +107,10 @@ func New(cfg Config, opts Options) (*Node, error) {
 	if n.now == nil {
 		n.now = time.Now
 	}
+	if n.opts.Dial == nil && cfg.OutboundAddress != "" {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(cfg.OutboundAddress)}}
+		n.opts.Dial = d.DialContext
+	}
 	n.log = n.log.With("node", cfg.Name)
 	keyDir := filepath.Join(cfg.DataDir, "keys")
 	var created bool

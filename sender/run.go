@@ -78,8 +78,14 @@ func (c *Client) sendLoop(ctx context.Context, done func() bool) error {
 		case <-tick.C:
 			c.maintain()
 			c.spoolIn()
+			if s.Rate <= 0 {
+				c.sendDue(ctx)
+			}
 			continue
 		case <-c.wake:
+			if s.Rate <= 0 {
+				c.sendDue(ctx)
+			}
 			continue
 		case <-timer.C:
 		}
@@ -180,6 +186,29 @@ func (c *Client) slot(ctx context.Context) error {
 		}
 	}
 	return c.emitPacket(ctx, p)
+}
+
+// sendDue sends every real packet due now, without waiting for a slot:
+// the client of Settings.Rate 0, which sends no drop cover and so shows an
+// observer when its user writes (measurement control runs, docs/measure.md).
+func (c *Client) sendDue(ctx context.Context) {
+	doc, epoch, err := c.document(ctx)
+	if err != nil {
+		c.log.Warn("sending", "err", err)
+		return
+	}
+	for range 256 {
+		p, err := c.nextReal(doc, epoch)
+		if err == nil && p != nil {
+			err = c.emitPacket(ctx, p)
+		}
+		if err != nil && ctx.Err() == nil {
+			c.log.Warn("sending", "err", err)
+		}
+		if err != nil || p == nil {
+			return
+		}
+	}
 }
 
 func (c *Client) emitPacket(ctx context.Context, p *packet) error {

@@ -58,9 +58,14 @@ type target struct {
 }
 
 type adversary struct {
-	m       *model
-	kind    mix.Kind
-	mu      float64 // mean per-hop delay, ns
+	m    *model
+	kind mix.Kind
+	mu   float64 // mean per-hop delay, ns
+	// timing: weigh a Poisson mix's inputs by the delay density at their
+	// age, exp(−age/tmu), instead of by survival through counted
+	// departures (Adv.Estimator).
+	timing  bool
+	tmu     float64
 	window  int64
 	targets []target
 	res     advResult // targets sent through the mix network
@@ -96,6 +101,11 @@ func newAdversary(m *model) *adversary {
 	default:
 		a.window = int64(c.Layers+2) * (int64(120e9) + lat)
 	}
+	if c.Adv.Estimator == "timing" {
+		a.timing = true
+		a.tmu = max(a.mu, float64(c.Adv.DelayFloor.D()))
+		a.window = max(a.window, int64(c.Layers+2)*(int64(40*a.tmu)+lat))
+	}
 	a.res.init(c)
 	a.torRes.init(c)
 	return a
@@ -119,7 +129,11 @@ func (a *adversary) input(nd int32, t int64, p *packet, from int32) int64 {
 		l.inPrevOut = append(l.inPrevOut, p.prevOut)
 	}
 	l.inSize = append(l.inSize, p.size)
-	l.inL = append(l.inL, l.logSurv)
+	if a.timing {
+		l.inL = append(l.inL, -float64(t)/a.tmu)
+	} else {
+		l.inL = append(l.inL, l.logSurv)
+	}
 	if t >= a.trimAt {
 		a.trim(t)
 	}
@@ -164,6 +178,12 @@ func (a *adversary) output(nd int32, t int64, in int64, size int32) int64 {
 	node := &a.m.nodes[nd]
 	if a.kind != mix.Poisson || node.tor {
 		l.outL = append(l.outL, l.tickL)
+		return idx
+	}
+	if a.timing {
+		// Weight exp(outL − inL) = exp(−(t − t_in)/tmu): the delay density
+		// at the input's age, up to a factor shared by all candidates.
+		l.outL = append(l.outL, -float64(t)/a.tmu)
 		return idx
 	}
 	// Poisson: memoryless, so the departing item is any of the n held
@@ -263,6 +283,10 @@ func (a *adversary) backward(n int32, outs []weighted, emit func(in int64, w flo
 	l := &node.log
 	fixed := a.m.cfg.Client.Padding == "fixed"
 	kind, mu := a.kind, a.mu
+	timing := a.timing && !node.tor
+	if timing {
+		mu = a.tmu
+	}
 	if node.tor {
 		kind, mu = mix.Poisson, 0
 	}
@@ -294,6 +318,9 @@ func (a *adversary) backward(n int32, outs []weighted, emit func(in int64, w flo
 			reach := a.m.maxDelay
 			if mu > 0 {
 				reach = min(reach, int64(600*mu))
+			}
+			if timing {
+				reach = int64(40 * mu) // exp(−40) ≈ 4e-18: nothing older counts
 			}
 			k, _ := slices.BinarySearch(l.inT, l.outT[j]-reach)
 			lo, hi = l.inBase+int64(k), l.outIn[j]
@@ -357,7 +384,7 @@ func (a *adversary) backward(n int32, outs []weighted, emit func(in int64, w flo
 				}
 				diff[sp.lo-lo] += sp.w / sum
 				diff[sp.hi-lo] -= sp.w / sum
-				if a.bound && kind == mix.Poisson {
+				if a.bound && kind == mix.Poisson && !timing {
 					// The newest input weighs most; n is what the mix held.
 					held := l.outIn[sp.j] - (l.outBase + sp.j)
 					a.boundMax = max(a.boundMax, e[sp.hi-1-lo]/sum*float64(held))

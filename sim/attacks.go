@@ -97,7 +97,11 @@ func newAttacks(m *model) *attacks {
 	if c.Mixing.At == "all" {
 		hops++
 	}
-	at.ackPDF = newTransitPDF(hops, float64(c.Mixing.MeanDelay.D()), float64(c.Workload.AckDelay.D()),
+	mean := float64(c.Mixing.MeanDelay.D())
+	if c.Adv.Estimator == "timing" {
+		mean = max(mean, float64(c.Adv.DelayFloor.D())) // the adversary's delay model, as for mixing
+	}
+	at.ackPDF = newTransitPDF(hops, mean, float64(c.Workload.AckDelay.D()),
 		float64(c.Layers+1)*float64(c.Latency.Mean.D()))
 	at.ackCurve = make([]float64, at.ackMaxN)
 	at.ackCount = make([]int, at.ackMaxN)

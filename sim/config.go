@@ -146,6 +146,17 @@ type Adv struct {
 	// (then, if providers mix, the target is seen only when the recipient
 	// fetches it, after the provider's own delay).
 	Providers string `toml:"providers"`
+	// Estimator is how a Poisson mix's inputs are weighed for an output:
+	// "count" (default: the chance each input is still held, from the
+	// exact number the mix holds at every departure, Loopix Theorem 1) or
+	// "timing" (the exponential delay density at the input's age, with
+	// mean max(mixing.mean_delay, DelayFloor); it needs no count of what a
+	// mix holds, which a wire observer of a real network does not have:
+	// docs/measure.md §3).
+	Estimator string `toml:"estimator"`
+	// DelayFloor is the smallest mean delay the timing estimator assumes,
+	// standing for processing time on real nodes; default 1ms.
+	DelayFloor config.Duration `toml:"delay_floor"`
 }
 
 func (c *Config) setDefaults() {
@@ -179,6 +190,8 @@ func (c *Config) setDefaults() {
 	config.Default(&c.Adv.DisclosureTargets, 20)
 	config.Default(&c.Adv.AckPairs, 100)
 	config.Default(&c.Adv.Providers, "recipient")
+	config.Default(&c.Adv.Estimator, "count")
+	config.Default(&c.Adv.DelayFloor, config.Duration(time.Millisecond))
 	if c.Workload.Acks == nil {
 		t := true
 		c.Workload.Acks = &t
@@ -257,6 +270,12 @@ func (c *Config) validate() error {
 		return bad("adversary.disclosure_targets %d: want 0..1000", c.Adv.DisclosureTargets)
 	case c.Adv.Providers != "recipient" && c.Adv.Providers != "sender" && c.Adv.Providers != "both" && c.Adv.Providers != "none":
 		return bad("adversary.providers %q: want recipient, sender, both or none", c.Adv.Providers)
+	case c.Adv.Estimator != "count" && c.Adv.Estimator != "timing":
+		return bad("adversary.estimator %q: want count or timing", c.Adv.Estimator)
+	case c.Adv.Estimator == "timing" && c.Mixing.Kind != string(mix.Poisson):
+		return bad("adversary.estimator timing needs mixing.kind poisson")
+	case c.Adv.DelayFloor.D() <= 0 || c.Adv.DelayFloor.D() > time.Minute:
+		return bad("adversary.delay_floor %v: want (0, 1m]", c.Adv.DelayFloor.D())
 	case c.Adv.AckPairs < 0 || c.Adv.AckPairs > 100_000:
 		return bad("adversary.ack_pairs %d: want 0..100,000", c.Adv.AckPairs)
 	case c.Workload.ReplyProb < 0 || c.Workload.ReplyProb > 1:
@@ -305,4 +324,11 @@ func ParseConfig(text string) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// Check fills in the defaults of a Config built in code (or decoded from
+// JSON) and validates it, as ParseConfig does for a file.
+func (c *Config) Check() error {
+	c.setDefaults()
+	return c.validate()
 }

@@ -73,6 +73,9 @@ type model struct {
 	offline  []bool
 	circuit  [][3]int32 // a Tor user's guard, middle, exit
 	torBase  int32      // first Tor relay node
+	// rec, if set, records what a wire observer would see, as a Trace
+	// (tests: the replay of a trace must be the simulator's adversary).
+	rec *Trace
 }
 
 func newModel(cfg *Config) (*model, error) {
@@ -426,6 +429,13 @@ func (m *model) arrive(i int32) {
 		return
 	}
 	in := m.adv.input(nd, m.now, p, from)
+	if m.rec != nil {
+		f := from
+		if p.hop == 0 {
+			f = -1 - p.src
+		}
+		m.rec.Events = append(m.rec.Events, TraceEvent{T: m.now, From: f, To: nd})
+	}
 	node := &m.nodes[nd]
 	it := mix.Item[int32]{Value: i, Arrived: time.Unix(0, m.now)}
 	if !node.tor {
@@ -468,6 +478,13 @@ func (m *model) release(nd int32) {
 		p := &m.pkts[i]
 		out := m.adv.output(nd, m.now, p.prevOut, p.size)
 		if int(p.hop) == int(p.n)-1 {
+			if m.rec != nil && (p.kind == kindReal || p.kind == kindLoop) {
+				m.rec.Events = append(m.rec.Events, TraceEvent{T: m.now, From: nd, To: -1 - p.dst})
+				if p.target >= 0 {
+					tg := m.adv.targets[p.target]
+					m.rec.Targets = append(m.rec.Targets, TraceTarget{Sender: tg.sender, Recipient: tg.recipient, Event: len(m.rec.Events) - 1})
+				}
+			}
 			if p.target >= 0 {
 				// An honest recipient's provider mixed it too; the adversary
 				// sees it when the recipient fetches it (at once: clients

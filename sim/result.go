@@ -339,6 +339,12 @@ func Run(ctx context.Context, cfg *Config, progress func(float64)) (*Result, err
 	if err := m.run(ctx); err != nil {
 		return nil, err
 	}
+	return m.result(), nil
+}
+
+// result gathers a finished run's figures.
+func (m *model) result() *Result {
+	cfg := m.cfg
 	a := &m.adv.res
 	st := &m.stats
 	res := &Result{
@@ -366,7 +372,7 @@ func Run(ctx context.Context, cfg *Config, progress func(float64)) (*Result, err
 	if n := len(m.adv.targets); n > 0 {
 		res.LostMass, res.CoverMass = a.lost/float64(n), a.other/float64(n)
 	}
-	return res, nil
+	return res
 }
 
 // WriteJSON writes r as indented JSON; a figure that could not be

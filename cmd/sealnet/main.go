@@ -26,7 +26,7 @@ var commands = map[string]command{
 	"relay":    {"run a mix node or provider: relay --config relay.toml", runRelay},
 	"dirauth":  {"run a directory authority: dirauth --config dirauth.toml", runDirauth},
 	"mailbox":  {"run a provider with its mailbox: mailbox --config mailbox.toml", runMailbox},
-	"testnet":  {"run a whole network on loopback: testnet up --dir DIR", runTestnet},
+	"testnet":  {"run a whole network on loopback: testnet up|load --dir DIR", runTestnet},
 	"init":     {"create your identity: init --address NAME@PROVIDER --testnet DIR", runInit},
 	"register": {"register with your provider and upload prekeys", runRegister},
 	"send":     {"send a message: send --to NAME@PROVIDER TEXT (or --file, or stdin)", runSend},
@@ -34,7 +34,7 @@ var commands = map[string]command{
 	"history":  {"show the encrypted local history", runHistory},
 	"contacts": {"list contacts and fingerprints; contacts trust NAME@PROVIDER", runContacts},
 	"daemon":   {"run the client: Poisson sending, cover traffic, fetching", runClientDaemon},
-	"sim":      {"simulate traffic analysis: sim run|sweep --config scenario.toml --out DIR", runSim},
+	"sim":      {"simulate traffic analysis: sim run|sweep|analyze ...", runSim},
 }
 
 // errUsage marks a command-line mistake: exit status 2 after the usage.

@@ -22,13 +22,20 @@ import (
 
 const simUsage = `Usage: sealnet sim run --config scenario.toml --out DIR
        sealnet sim sweep --config scenario.toml --out DIR [--workers N]
+       sealnet sim analyze --capture FILE --testnet DIR --out DIR
 
 run simulates the scenario once and writes result.json, result.csv and
 latency_cdf.png/.svg into DIR. sweep makes every run of the scenario's
 [sweep] table (grid points × seeds) and writes results.json, results.csv
-and the plots. Scenarios to start from: sim/scenarios/ in the source tree.`
+and the plots. analyze runs the same attacks on a packet capture of a
+testnet under a workload (sealnet testnet load) and writes a report of
+simulated against measured figures (docs/measure.md). Scenarios to start
+from: sim/scenarios/ in the source tree.`
 
 func runSim(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "analyze" {
+		return runSimAnalyze(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || (args[0] != "run" && args[0] != "sweep") {
 		if len(args) > 0 && args[0] != "-h" && args[0] != "--help" && args[0] != "help" {
 			fmt.Fprintf(stderr, "sealnet sim: unknown subcommand %q\n\n", args[0])

@@ -37,6 +37,13 @@ type Spec struct {
 	LogLevel    string        // default info
 	Metrics     bool          // give every node a metrics address
 	LoopRate    float64       // relay loop cover per second; 0 keeps the relay default
+	NoCover     bool          `json:"no_cover,omitempty"`    // relays send no cover at all
+	CoverDelay  time.Duration `json:"cover_delay,omitempty"` // mean per-hop delay of relay cover; 0 keeps the default
+	// HostPerNode gives every relay and provider its own loopback address
+	// (127.0.0.10, .11, ...; Linux answers on all of 127/8), listening and
+	// dialing from it, so that a packet capture tells the nodes apart
+	// (docs/measure.md). Authorities stay on Host.
+	HostPerNode bool `json:"host_per_node,omitempty"`
 	// Tor: run a private Tor network on loopback (TorDir) beside the mix
 	// network, and have every provider publish its link listener as an
 	// onion service on it.
@@ -162,6 +169,9 @@ func Create(dir string, spec Spec) (*Network, error) {
 	if Exists(dir) {
 		return nil, fmt.Errorf("testnet: %s already holds a network; use it as it is, or remove it", dir)
 	}
+	if spec.HostPerNode && (spec.Host != "127.0.0.1" || spec.Layers*spec.Width+spec.Providers > 200) {
+		return nil, errors.New("testnet: a host per node needs host 127.0.0.1 and at most 200 nodes")
+	}
 	if spec.Threshold < 1 || spec.Threshold > spec.Authorities {
 		return nil, errors.New("testnet: threshold must be between 1 and the number of authorities")
 	}
@@ -194,6 +204,10 @@ func Create(dir string, spec Spec) (*Network, error) {
 	}
 	for k := range ns {
 		ns[k].n.Address = ports[i]
+		if spec.HostPerNode {
+			_, port, _ := net.SplitHostPort(ports[i])
+			ns[k].n.Address = net.JoinHostPort(NodeHost(k), port)
+		}
 		ns[k].n.Metrics = ports[i+1]
 		if !spec.Metrics {
 			ns[k].n.Metrics = ""
@@ -256,6 +270,18 @@ func Create(dir string, spec Spec) (*Network, error) {
 			cfg.Directory.Authorities = append(cfg.Directory.Authorities, relay.AuthorityConfig{URL: au.URL, Key: au.Key})
 		}
 		cfg.Cover.LoopRate = spec.LoopRate
+		cfg.Cover.MeanDelay = config.Duration(spec.CoverDelay)
+		if cfg.Cover.LoopRate == 0 && spec.CoverDelay != 0 {
+			cfg.Cover.LoopRate = relay.DefaultLoopRate // an empty [cover] is no longer empty
+		}
+		if spec.NoCover {
+			// A mean delay set with both rates 0 is "no cover" to Validate.
+			cfg.Cover.LoopRate, cfg.Cover.DropRate = 0, 0
+			cfg.Cover.MeanDelay = config.Duration(max(spec.CoverDelay, time.Millisecond))
+		}
+		if spec.HostPerNode {
+			cfg.OutboundAddress, _, _ = net.SplitHostPort(s.n.Address)
+		}
 		if spec.Tor && s.n.Role == "provider" {
 			cfg.Tor = relay.TorConfig{Onion: true, Mode: "start", Torrc: filepath.Join(dir, TorDir, "torrc"),
 				BootstrapTimeout: config.Duration(2 * time.Minute), PublishTimeout: config.Duration(2 * time.Minute)}
@@ -288,6 +314,10 @@ func Create(dir string, spec Spec) (*Network, error) {
 	}
 	return nw, nil
 }
+
+// NodeHost is the loopback address of the k-th node (mixes by layer, then
+// providers) of a network with Spec.HostPerNode.
+func NodeHost(k int) string { return "127.0.0." + strconv.Itoa(10+k) }
 
 // Path returns a path inside the network's folder.
 func (nw *Network) Path(rel string) string { return filepath.Join(nw.Dir, rel) }
