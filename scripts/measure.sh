@@ -54,6 +54,11 @@ measure() {
 	echo "== $name: analysis"
 	"$BIN" sim analyze --capture "$WORK/$name.pcap" --testnet "$net" --out "$OUT/$name" --title "sealnet measured: $name run"
 	cp "$WORK/$name.pcap" "$net/load/truth.json" "$OUT/$name/"
+	# The manifest and node configurations (no keys, logs or users), so
+	# that the run can be analysed again:
+	#   sealnet sim analyze --capture OUT/NAME/NAME.pcap --testnet OUT/NAME/testnet --out DIR
+	mkdir -p "$OUT/$name/testnet"
+	tar -C "$net" --exclude=./*/data --exclude=./logs --exclude=./load/users --exclude=./directory -cf - . | tar -C "$OUT/$name/testnet" -xf -
 }
 
 measure control sim/scenarios/measure-control.toml --relay-cover=false
@@ -67,6 +72,6 @@ measure mixed sim/scenarios/measure.toml --cover-delay 50ms
 	echo "- [mixed run](mixed/report.md): cover and mixing on (sim/scenarios/measure.toml)"
 	echo "- [control run](control/report.md): mixing and cover off (sim/scenarios/measure-control.toml)"
 	echo
-	echo "Each folder also holds the capture (measured from the wire: \`*.pcap\`), the ground truth (\`truth.json\`) and the figures as JSON."
+	echo "Each folder also holds the capture (\`*.pcap\`), the ground truth (\`truth.json\`), the figures as JSON, and the testnet's manifest and node configurations (\`testnet/\`): \`sealnet sim analyze --capture mixed/mixed.pcap --testnet mixed/testnet --out DIR\` analyses a run again."
 } >"$OUT/report.md"
 echo "report: $OUT/report.md"

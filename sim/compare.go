@@ -26,6 +26,7 @@ func Wilson(k, n float64) (lo, hi float64) {
 // A Compared is one figure, predicted and measured, with 95 % intervals.
 type Compared struct {
 	Name                 string
+	Short                string // the plot's label; default Name
 	Pred, PredLo, PredHi float64
 	Meas, MeasLo, MeasHi float64
 }
@@ -82,6 +83,9 @@ func WriteComparison(dir string, pred, meas *Result, rates []Compared) ([]string
 		var yerr plotter.YErrors
 		for k, c := range rates {
 			names[k] = c.Name
+			if c.Short != "" {
+				names[k] = c.Short
+			}
 			v, lo, hi := c.Pred, c.PredLo, c.PredHi
 			if i == 1 {
 				v, lo, hi = c.Meas, c.MeasLo, c.MeasHi

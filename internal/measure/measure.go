@@ -372,27 +372,27 @@ func compare(pred, meas *sim.Result) []sim.Compared {
 	out = append(out, sim.Compared{Name: "entropy (bits)",
 		Pred: pred.Entropy.Mean, PredLo: pred.Entropy.Mean - pred.Entropy.CI95, PredHi: pred.Entropy.Mean + pred.Entropy.CI95,
 		Meas: meas.Entropy.Mean, MeasLo: meas.Entropy.Mean - meas.Entropy.CI95, MeasHi: meas.Entropy.Mean + meas.Entropy.CI95})
-	rate := func(name string, p float64, pn int, m float64, mn int) {
-		c := sim.Compared{Name: name, Pred: p, Meas: m}
+	rate := func(name, short string, p float64, pn int, m float64, mn int) {
+		c := sim.Compared{Name: name, Short: short, Pred: p, Meas: m}
 		c.PredLo, c.PredHi = sim.Wilson(math.Round(p*float64(pn)), float64(pn))
 		c.MeasLo, c.MeasHi = sim.Wilson(math.Round(m*float64(mn)), float64(mn))
 		out = append(out, c)
 	}
 	if len(pred.TopK) > 0 && len(meas.TopK) > 0 {
-		rate("top-1 linking", pred.TopK[0].Accuracy, pred.Targets, meas.TopK[0].Accuracy, meas.Targets)
+		rate("top-1 linking", "top-1", pred.TopK[0].Accuracy, pred.Targets, meas.TopK[0].Accuracy, meas.Targets)
 	}
 	for i := range min(len(pred.TPR), len(meas.TPR)) {
 		if pred.TPR[i].FPR == 1e-2 {
-			rate("flow match TPR@FPR 1e-2", pred.TPR[i].TPR, pred.Targets, meas.TPR[i].TPR, meas.Targets)
+			rate("flow match TPR@FPR 1e-2", "TPR@1e-2", pred.TPR[i].TPR, pred.Targets, meas.TPR[i].TPR, meas.Targets)
 		}
 	}
 	pd, md := pred.Disclosure, meas.Disclosure
 	if n := min(len(pd.SDA), len(md.SDA)); n > 0 {
-		rate(fmt.Sprintf("disclosure (SDA, %d rounds)", pd.Checkpoints[n-1]), pd.SDA[n-1], pd.Targets, md.SDA[n-1], md.Targets)
+		rate(fmt.Sprintf("disclosure (SDA, %d rounds)", pd.Checkpoints[n-1]), "SDA", pd.SDA[n-1], pd.Targets, md.SDA[n-1], md.Targets)
 	}
-	rate("intersection", pd.Intersection, pd.Targets, md.Intersection, md.Targets)
+	rate("intersection", "intersection", pd.Intersection, pd.Targets, md.Intersection, md.Targets)
 	if n := min(len(pd.Ack), len(md.Ack)); n > 0 {
-		rate(fmt.Sprintf("ack attack top-1 (%d msgs)", n), pd.Ack[n-1], pd.AckPairs[n-1], md.Ack[n-1], md.AckPairs[n-1])
+		rate(fmt.Sprintf("ack attack top-1 (%d msgs)", n), "ack top-1", pd.Ack[n-1], pd.AckPairs[n-1], md.Ack[n-1], md.AckPairs[n-1])
 	}
 	return out
 }
