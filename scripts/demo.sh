@@ -7,11 +7,9 @@ set -eu
 BIN=${BIN:-bin/sealnet}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sealnet-demo.XXXXXX")
 NET_PID=
+. "$(dirname "$0")/lib.sh"
 cleanup() {
-	if [ -n "$NET_PID" ]; then
-		kill -INT "$NET_PID" 2>/dev/null || true
-		wait "$NET_PID" 2>/dev/null || true
-	fi
+	stop_net
 	rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -19,16 +17,7 @@ trap cleanup EXIT INT TERM
 echo "== starting a testnet on loopback (1 authority, 3 mix layers x 2, providers a and b) in $WORK/net"
 "$BIN" testnet up --dir "$WORK/net" >"$WORK/testnet.log" 2>&1 &
 NET_PID=$!
-i=0
-until grep -q "testnet: running" "$WORK/testnet.log"; do
-	i=$((i + 1))
-	if [ $i -gt 120 ] || ! kill -0 "$NET_PID" 2>/dev/null; then
-		echo "the testnet did not come up; its output:" >&2
-		cat "$WORK/testnet.log" >&2
-		exit 1
-	fi
-	sleep 0.5
-done
+wait_running "$WORK/testnet.log" 120
 echo "   network document signed and published"
 
 # A demo passphrase; real users are asked on the terminal.

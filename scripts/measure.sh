@@ -13,13 +13,7 @@ BIN=${BIN:-bin/sealnet}
 OUT=${OUT:-measure-out}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sealnet-measure.XXXXXX")
 NET_PID=
-stop_net() {
-	if [ -n "$NET_PID" ]; then
-		kill -INT "$NET_PID" 2>/dev/null || true
-		wait "$NET_PID" 2>/dev/null || true
-		NET_PID=
-	fi
-}
+. "$(dirname "$0")/lib.sh"
 cleanup() {
 	stop_net
 	rm -rf "$WORK"
@@ -37,16 +31,7 @@ measure() {
 	"$BIN" testnet up --dir "$net" --host-per-node --layers 3 --width 2 --providers 2 \
 		--capture "$WORK/$name.pcap" "$@" >"$WORK/$name-testnet.log" 2>&1 &
 	NET_PID=$!
-	i=0
-	until grep -q "testnet: running" "$WORK/$name-testnet.log"; do
-		i=$((i + 1))
-		if [ $i -gt 240 ] || ! kill -0 "$NET_PID" 2>/dev/null; then
-			echo "the testnet did not come up; its output:" >&2
-			cat "$WORK/$name-testnet.log" >&2
-			exit 1
-		fi
-		sleep 0.5
-	done
+	wait_running "$WORK/$name-testnet.log" 240
 	echo "== $name: workload from $scenario"
 	"$BIN" testnet load --dir "$net" --config "$scenario" --drain 30s
 	stop_net

@@ -8,11 +8,9 @@ set -eu
 BIN=${BIN:-bin/sealnet}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sealnet-tor-demo.XXXXXX")
 NET_PID=
+. "$(dirname "$0")/lib.sh"
 cleanup() {
-	if [ -n "$NET_PID" ]; then
-		kill -INT "$NET_PID" 2>/dev/null || true
-		wait "$NET_PID" 2>/dev/null || true
-	fi
+	stop_net
 	rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -20,16 +18,7 @@ trap cleanup EXIT INT TERM
 echo "== starting a testnet with a private Tor network in $WORK/net (about 30 s)"
 "$BIN" testnet up --dir "$WORK/net" --tor >"$WORK/testnet.log" 2>&1 &
 NET_PID=$!
-i=0
-until grep -q "testnet: running" "$WORK/testnet.log"; do
-	i=$((i + 1))
-	if [ $i -gt 600 ] || ! kill -0 "$NET_PID" 2>/dev/null; then
-		echo "the testnet did not come up; its output:" >&2
-		cat "$WORK/testnet.log" >&2
-		exit 1
-	fi
-	sleep 0.5
-done
+wait_running "$WORK/testnet.log" 600
 grep -E "Tor network bootstrapped|--tor attach|onion service" "$WORK/testnet.log" | sed 's/^/   /'
 TOR=$(cat "$WORK/net/tor-network/attach-flags")
 

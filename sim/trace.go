@@ -162,7 +162,7 @@ func (tr *Trace) check(cfg *Config) error {
 			return bad("event %d is out of time order", i)
 		case e.From < -users || e.From >= nodes || e.To < -users || e.To >= nodes:
 			return bad("event %d names an unknown node or user", i)
-		case e.From < 0 && (e.To < int32(cfg.Providers) || cfg.Layers > 0 && e.To >= int32(cfg.Providers+cfg.Width)):
+		case e.From < 0 && (e.To < int32(cfg.Providers) || e.To >= int32(cfg.Providers+cfg.Width)):
 			return bad("event %d: a user's packet must reach an entry mix", i)
 		case e.To < 0 && (e.From < 0 || e.From >= int32(cfg.Providers) || (-1-e.To)%int32(cfg.Providers) != e.From):
 			return bad("event %d: a mail event must come from the user's own provider", i)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/sealnet/sealnet/internal/config"
 	"github.com/sealnet/sealnet/internal/daemon"
 	"github.com/sealnet/sealnet/internal/load"
 	"github.com/sealnet/sealnet/internal/measure"
@@ -53,10 +54,11 @@ func runTestnetLoad(args []string, stdout, stderr io.Writer) error {
 		cfg.Users = *users
 	}
 	if *dur > 0 {
-		cfg.Duration.UnmarshalText([]byte(dur.String()))
+		cfg.Duration = config.Duration(*dur)
 	}
 	if *warm > 0 {
-		cfg.Warmup.UnmarshalText([]byte(warm.String()))
+		w := config.Duration(*warm)
+		cfg.Warmup = &w
 	}
 	nw, err := testnet.Open(*dir)
 	if err != nil {
@@ -127,8 +129,7 @@ func runSimAnalyze(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	files, err := a.WriteReport(*out, *title)
-	if err != nil {
+	if _, err := a.WriteReport(*out, *title); err != nil {
 		return err
 	}
 	ac := a.Acct
@@ -145,7 +146,6 @@ func runSimAnalyze(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "  entropy %.3g bits, TPR@1e-2 %.3g\n", a.Measured.Entropy.Mean, tprAt(a.Measured, 1e-2))
 	}
 	fmt.Fprintf(stdout, "report: %s\n", filepath.Join(*out, "report.md"))
-	_ = files
 	return nil
 }
 

@@ -407,8 +407,9 @@ type recorder struct {
 	mu   sync.Mutex
 	msgs []Message
 	byID map[string]int
-	// early holds events that came before Queue returned.
-	early []func()
+	// early holds, per message ID, events that came before Queue returned.
+	early  map[string][]func(*Message)
+	nEarly int
 }
 
 func (r *recorder) queued(m Message) {
@@ -416,26 +417,27 @@ func (r *recorder) queued(m Message) {
 	defer r.mu.Unlock()
 	r.byID[m.ID] = len(r.msgs)
 	r.msgs = append(r.msgs, m)
-	early := r.early
-	r.early = nil
-	for _, f := range early {
-		f()
+	for _, f := range r.early[m.ID] {
+		f(&r.msgs[len(r.msgs)-1])
 	}
+	delete(r.early, m.ID)
 }
 
 // apply runs f on message id now, or once it is queued.
 func (r *recorder) apply(id string, f func(*Message)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var try func()
-	try = func() {
-		if i, ok := r.byID[id]; ok {
-			f(&r.msgs[i])
-		} else if len(r.early) < 10000 {
-			r.early = append(r.early, try)
-		}
+	if i, ok := r.byID[id]; ok {
+		f(&r.msgs[i])
+		return
 	}
-	try()
+	if r.nEarly < 10000 { // bounded: an ID that is never queued is not ours
+		if r.early == nil {
+			r.early = map[string][]func(*Message){}
+		}
+		r.early[id] = append(r.early[id], f)
+		r.nEarly++
+	}
 }
 
 // follow records u's events in the recorder that holds each message.

@@ -20,9 +20,11 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sealnet/sealnet/internal/config"
 	"github.com/sealnet/sealnet/internal/load"
 	"github.com/sealnet/sealnet/internal/testnet"
 	"github.com/sealnet/sealnet/internal/wire"
+	"github.com/sealnet/sealnet/sender"
 	"github.com/sealnet/sealnet/sim"
 )
 
@@ -42,16 +44,15 @@ type Accounting struct {
 	Failed      int `json:"failed"`      // reported not delivered to the sender
 	Unmatched   int `json:"unmatched"`   // delivered, but no mail event on the wire explains it
 
-	Records      int `json:"records"`       // link records in the capture
-	LinkEvents   int `json:"link_events"`   // records attributed to a user→mix or node→node link
-	MailEvents   int `json:"mail_events"`   // fetches answered early
-	UserRecords  int `json:"user_records"`  // records on user links (fetches)
-	Direct       int `json:"direct"`        // records on client links to providers (direct delivery)
-	Unattributed int `json:"unattributed"`  // records whose ends are not testnet nodes or workload users
-	Outside      int `json:"outside_run"`   // records before the workload started or after it ended
-	Conns        int `json:"connections"`   // link connections
-	Events       int `json:"trace_events"`  // events handed to the adversary
-	Delivered    int `json:"delivered_all"` // Scored + Warmup + Unmatched
+	Records      int `json:"records"`      // link records in the capture
+	LinkEvents   int `json:"link_events"`  // records attributed to a user→mix or node→node link
+	MailEvents   int `json:"mail_events"`  // fetches answered early
+	UserRecords  int `json:"user_records"` // records on user links (fetches)
+	Direct       int `json:"direct"`       // records on client links to providers (direct delivery)
+	Unattributed int `json:"unattributed"` // records whose ends are not testnet nodes or workload users
+	Outside      int `json:"outside_run"`  // records before the workload started or after it ended
+	Conns        int `json:"connections"`  // link connections
+	Events       int `json:"trace_events"` // events handed to the adversary
 	// MatchLagMax is the longest time, in seconds, between a scored
 	// message's mail event on the wire and the client showing it.
 	MatchLagMax float64 `json:"match_lag_max_s"`
@@ -89,7 +90,7 @@ func Analyze(ctx context.Context, nw *testnet.Network, truth *load.Truth, capt *
 		return nil, errors.New("measure: the testnet's nodes share one address, so the capture cannot tell them apart; measure on a testnet made with --host-per-node")
 	}
 	if o.FetchWait == 0 {
-		o.FetchWait = defaultFetchWait
+		o.FetchWait = sender.DefaultSettings().FetchWait // what the driver's clients use
 	}
 	cfg, err := adversaryConfig(nw, truth)
 	if err != nil {
@@ -112,8 +113,6 @@ func Analyze(ctx context.Context, nw *testnet.Network, truth *load.Truth, capt *
 	}
 	return a, nil
 }
-
-const defaultFetchWait = 10 * time.Second
 
 // adversaryConfig is the scenario the workload ran, with the testnet's
 // shape and relay cover, loopback latency, and the wire observer's
@@ -139,8 +138,7 @@ func adversaryConfig(nw *testnet.Network, truth *load.Truth) (*sim.Config, error
 		n++
 	}
 	c.Relay.LoopRate = loop / float64(max(n, 1))
-	c.Latency = sim.Latency{Kind: "fixed"}
-	c.Latency.Mean.UnmarshalText([]byte("500us")) // loopback plus a hop's processing
+	c.Latency = sim.Latency{Kind: "fixed", Mean: config.Duration(500 * time.Microsecond)} // loopback plus a hop's processing
 	c.Adv.Estimator = "timing"
 	c.Adv.Providers = "none" // the wire shows the fetch, after the provider's own delay
 	c.Adv.Targets = 1_000_000
@@ -339,7 +337,6 @@ func (a *Analysis) buildTrace(nw *testnet.Network, capt *wire.Capture, fetchWait
 			acct.Undelivered++
 			continue
 		}
-		acct.Delivered++
 		recv := at(m.Received)
 		// The latest mail event of the recipient at most 5 s before the
 		// client showed the message (and not after it, bar clock jitter).
