@@ -67,6 +67,7 @@ type adversary struct {
 	timing  bool
 	tmu     float64
 	window  int64
+	horizon int64 // Poisson: how far back a mix's inputs are weighed
 	targets []target
 	res     advResult // targets sent through the mix network
 	torRes  advResult // targets of the Tor-like population
@@ -97,7 +98,13 @@ func newAdversary(m *model) *adversary {
 	}
 	switch a.kind {
 	case mix.Poisson:
-		a.window = int64(c.Layers+2) * (int64(c.Mixing.MaxDelay) + lat)
+		// Inputs older than horizon weigh at most e^-25 of a fresh one;
+		// the relays' 30 s cap would keep far more than matters.
+		a.horizon = min(int64(c.Mixing.MaxDelay), int64(25*max(a.mu, float64(c.Relay.MeanDelay.D()))))
+		if a.mu == 0 {
+			a.horizon = int64(c.Mixing.MaxDelay)
+		}
+		a.window = int64(c.Layers+2) * (a.horizon + lat)
 	default:
 		a.window = int64(c.Layers+2) * (int64(120e9) + lat)
 	}
@@ -109,6 +116,15 @@ func newAdversary(m *model) *adversary {
 	a.res.init(c)
 	a.torRes.init(c)
 	return a
+}
+
+// tmuOf is the mean delay the timing estimator assumes at node nd: a
+// provider that delivers at once takes only processing time (the floor).
+func (a *adversary) tmuOf(nd int32) float64 {
+	if a.m.nodes[nd].instant {
+		return float64(a.m.cfg.Adv.DelayFloor.D())
+	}
+	return a.tmu
 }
 
 func (a *adversary) newTarget(sender, recipient int32) int32 {
@@ -130,7 +146,7 @@ func (a *adversary) input(nd int32, t int64, p *packet, from int32) int64 {
 	}
 	l.inSize = append(l.inSize, p.size)
 	if a.timing {
-		l.inL = append(l.inL, -float64(t)/a.tmu)
+		l.inL = append(l.inL, -float64(t)/a.tmuOf(nd))
 	} else {
 		l.inL = append(l.inL, l.logSurv)
 	}
@@ -144,7 +160,7 @@ func (a *adversary) input(nd int32, t int64, p *packet, from int32) int64 {
 // count of them leave now.
 func (a *adversary) releaseStart(nd int32, count int) {
 	l := &a.m.nodes[nd].log
-	if a.m.nodes[nd].tor {
+	if nd := &a.m.nodes[nd]; nd.tor || nd.instant && a.kind != mix.Poisson {
 		return
 	}
 	switch a.kind {
@@ -176,14 +192,14 @@ func (a *adversary) output(nd int32, t int64, in int64, size int32) int64 {
 	l.outTrue = append(l.outTrue, in)
 	l.outSize = append(l.outSize, size)
 	node := &a.m.nodes[nd]
-	if a.kind != mix.Poisson || node.tor {
-		l.outL = append(l.outL, l.tickL)
-		return idx
-	}
-	if a.timing {
+	if a.timing && !node.tor {
 		// Weight exp(outL − inL) = exp(−(t − t_in)/tmu): the delay density
 		// at the input's age, up to a factor shared by all candidates.
-		l.outL = append(l.outL, -float64(t)/a.tmu)
+		l.outL = append(l.outL, -float64(t)/a.tmuOf(nd))
+		return idx
+	}
+	if a.kind != mix.Poisson || node.tor {
+		l.outL = append(l.outL, l.tickL)
 		return idx
 	}
 	// Poisson: memoryless, so the departing item is any of the n held
@@ -285,9 +301,10 @@ func (a *adversary) backward(n int32, outs []weighted, emit func(in int64, w flo
 	kind, mu := a.kind, a.mu
 	timing := a.timing && !node.tor
 	if timing {
-		mu = a.tmu
+		mu = a.tmuOf(n)
 	}
-	if node.tor {
+	if node.tor || node.instant && kind != mix.Poisson {
+		// Forwards at once: the input at the same instant.
 		kind, mu = mix.Poisson, 0
 	}
 	// Candidate ranges per output, and the dense weight array over their
@@ -296,6 +313,7 @@ func (a *adversary) backward(n int32, outs []weighted, emit func(in int64, w flo
 		lo, hi int64
 		w      float64
 		j      int64
+		cut    bool // candidates older than the window were trimmed away
 	}
 	spans := make([]span, 0, len(outs))
 	for _, o := range outs {
@@ -308,22 +326,26 @@ func (a *adversary) backward(n int32, outs []weighted, emit func(in int64, w flo
 			if t := l.outTrue[j]; t < l.inBase {
 				lost += o.w
 			} else {
-				spans = append(spans, span{t, t + 1, o.w, -1})
+				spans = append(spans, span{t, t + 1, o.w, -1, false})
 			}
 			continue
 		}
 		var lo, hi int64
+		cut := false
 		switch kind {
 		case mix.Poisson:
 			reach := a.m.maxDelay
 			if mu > 0 {
-				reach = min(reach, int64(600*mu))
+				reach = min(reach, a.horizon)
 			}
 			if timing {
 				reach = int64(40 * mu) // exp(−40) ≈ 4e-18: nothing older counts
 			}
 			k, _ := slices.BinarySearch(l.inT, l.outT[j]-reach)
 			lo, hi = l.inBase+int64(k), l.outIn[j]
+			// Backward chains can run long (a mix's loop re-enters the
+			// first layer from the last), and reach the window's edge.
+			cut = k == 0 && l.inBase > 0
 			if mu == 0 {
 				k, _ := slices.BinarySearch(l.inT, l.outT[j])
 				lo = l.inBase + int64(k)
@@ -339,7 +361,7 @@ func (a *adversary) backward(n int32, outs []weighted, emit func(in int64, w flo
 			lost += o.w
 			continue
 		}
-		spans = append(spans, span{lo, hi, o.w, j})
+		spans = append(spans, span{lo, hi, o.w, j, cut})
 	}
 	if len(spans) == 0 {
 		return lost
@@ -384,7 +406,7 @@ func (a *adversary) backward(n int32, outs []weighted, emit func(in int64, w flo
 				}
 				diff[sp.lo-lo] += sp.w / sum
 				diff[sp.hi-lo] -= sp.w / sum
-				if a.bound && kind == mix.Poisson && !timing {
+				if a.bound && kind == mix.Poisson && !timing && !sp.cut {
 					// The newest input weighs most; n is what the mix held.
 					held := l.outIn[sp.j] - (l.outBase + sp.j)
 					a.boundMax = max(a.boundMax, e[sp.hi-1-lo]/sum*float64(held))

@@ -23,12 +23,11 @@ type attacks struct {
 	round      int64
 	roundEnd   int64
 	rounds     int
-	sentNow    []int32 // per user: packets sent this round
-	recvNow    []bool  // per user: envelopes received this round
-	recvList   []int32
-	sda        []*sdaTarget
-	bg         []float64 // Σ over rounds of normalised recipient counts
+	all        disclosureView // every packet sent, every envelope received
+	ret        disclosureView // real sends and receipts as the returns tell them (returns.go)
 	checkpoint []int
+	receipt    receiptState // receipt.go
+	returns    returnsState // returns.go
 	// acknowledgement attack
 	pairs    []*ackPair
 	byFrom   map[int32]*ackPair // sender → pair
@@ -38,6 +37,38 @@ type attacks struct {
 	ackMaxN  int
 	ackCurve []float64
 	ackCount []int
+}
+
+// disclosureView is what one adversary counts per round for the
+// statistical disclosure and intersection attacks.
+type disclosureView struct {
+	sentNow  []int32 // per user: packets counted as sent this round
+	recvNow  []bool  // per user: envelopes counted as received this round
+	recvList []int32
+	sda      []*sdaTarget
+	bg       []float64 // Σ over rounds of normalised recipient counts
+}
+
+func newDisclosureView(users int, targets []int32, contacts [][]int32) disclosureView {
+	v := disclosureView{sentNow: make([]int32, users), recvNow: make([]bool, users), bg: make([]float64, users)}
+	for _, u := range targets {
+		t := &sdaTarget{user: u, contacts: contacts[u], a: make([]float64, users),
+			cand: make([]bool, users), candN: users, isect: -1}
+		for i := range t.cand {
+			t.cand[i] = true
+		}
+		v.sda = append(v.sda, t)
+	}
+	return v
+}
+
+func (v *disclosureView) sent(u int32) { v.sentNow[u]++ }
+
+func (v *disclosureView) received(u int32) {
+	if !v.recvNow[u] {
+		v.recvNow[u] = true
+		v.recvList = append(v.recvList, u)
+	}
 }
 
 type sdaTarget struct {
@@ -68,22 +99,19 @@ type ackWindow struct {
 
 func newAttacks(m *model) *attacks {
 	c := m.cfg
-	at := &attacks{m: m, round: int64(c.Adv.Round.D()), sentNow: make([]int32, c.Users),
-		recvNow: make([]bool, c.Users), bg: make([]float64, c.Users), byFrom: map[int32]*ackPair{},
+	at := &attacks{m: m, round: int64(c.Adv.Round.D()), byFrom: map[int32]*ackPair{},
 		replies: make([]float64, c.Users), ackMaxN: 20}
 	at.roundEnd = m.warmup + at.round
 	for r := 1; r <= 1<<20; r *= 2 {
 		at.checkpoint = append(at.checkpoint, r)
 	}
 	rng := m.advRng
+	var targets []int32
 	for _, u := range rng.Perm(c.Users)[:min(c.Adv.DisclosureTargets, c.Users)] {
-		t := &sdaTarget{user: int32(u), contacts: m.contacts[u], a: make([]float64, c.Users),
-			cand: make([]bool, c.Users), candN: c.Users, isect: -1}
-		for i := range t.cand {
-			t.cand[i] = true
-		}
-		at.sda = append(at.sda, t)
+		targets = append(targets, int32(u))
 	}
+	at.all = newDisclosureView(c.Users, targets, m.contacts)
+	at.ret = newDisclosureView(c.Users, targets, m.contacts)
 	for _, u := range rng.Perm(c.Users)[:min(c.Adv.AckPairs, c.Users)] {
 		p := &ackPair{from: int32(u), to: m.contacts[u][0], score: map[int32]float64{}}
 		at.pairs = append(at.pairs, p)
@@ -105,23 +133,40 @@ func newAttacks(m *model) *attacks {
 		float64(c.Layers+1)*float64(c.Latency.Mean.D()))
 	at.ackCurve = make([]float64, at.ackMaxN)
 	at.ackCount = make([]int, at.ackMaxN)
+	at.receipt.init(m, at)
+	at.returns.init(m, at)
 	return at
 }
 
 // sent: user u put a packet on its link to the first layer.
 func (at *attacks) sent(u int32, t int64) {
 	at.advance(t)
-	at.sentNow[u]++
+	at.all.sent(u)
+	at.receipt.sent(u, t)
 }
 
 // mailbox: an envelope (real or loop) landed in u's mailbox.
 func (at *attacks) mailbox(u int32, t int64) {
 	at.advance(t)
-	if !at.recvNow[u] {
-		at.recvNow[u] = true
-		at.recvList = append(at.recvList, u)
-	}
+	at.all.received(u)
 }
+
+// arrival: a real message from `from` reached `to`'s provider at t; dup
+// if it is a retransmission of one already stored.
+func (at *attacks) arrival(from, to int32, t int64, dup bool) {
+	at.advance(t)
+	at.receipt.arrival(from, to, t, dup)
+}
+
+// deliveryAt and replyAt: a provider stored an envelope in u's mailbox,
+// or a SURB reply (loop: the envelope was u's own loop; real: the reply
+// acknowledges a real message). The truth is for scoring only.
+func (at *attacks) deliveryAt(u int32, t int64, loop bool) { at.returns.deliveryAt(u, t, loop) }
+func (at *attacks) replyAt(u int32, t int64, real bool)   { at.returns.replyAt(u, t, real) }
+
+// withheld: the corrupt recipient's provider keeps the acknowledgements
+// of messages to `to`.
+func (at *attacks) withheld(to int32) bool { return at.receipt.withheld(to) }
 
 // advance closes the rounds that ended before t.
 func (at *attacks) advance(t int64) {
@@ -133,28 +178,35 @@ func (at *attacks) advance(t int64) {
 
 func (at *attacks) closeRound() {
 	if at.m.now < at.m.warmup {
-		at.reset()
+		at.all.reset()
+		at.ret.reset()
 		return
 	}
 	at.rounds++
-	n := float64(len(at.recvList))
+	checkpoint := slices.Contains(at.checkpoint, at.rounds)
+	at.all.closeRound(at.rounds, checkpoint)
+	at.ret.closeRound(at.rounds, checkpoint)
+}
+
+func (v *disclosureView) closeRound(rounds int, checkpoint bool) {
+	n := float64(len(v.recvList))
 	if n > 0 {
-		for _, r := range at.recvList {
-			at.bg[r] += 1 / n
+		for _, r := range v.recvList {
+			v.bg[r] += 1 / n
 		}
 	}
-	for _, tg := range at.sda {
-		s := float64(at.sentNow[tg.user])
+	for _, tg := range v.sda {
+		s := float64(v.sentNow[tg.user])
 		if s > 0 && n > 0 {
 			tg.active++
 			tg.b += s
-			for _, r := range at.recvList {
+			for _, r := range v.recvList {
 				tg.a[r] += s / n
 			}
 			if tg.isect < 0 {
 				k := 0
 				for u, in := range tg.cand {
-					if in && !at.recvNow[u] {
+					if in && !v.recvNow[u] {
 						tg.cand[u] = false
 					}
 					if tg.cand[u] {
@@ -163,23 +215,23 @@ func (at *attacks) closeRound() {
 				}
 				tg.candN = k
 				if k <= len(tg.contacts) && tg.hasContacts() {
-					tg.isect = at.rounds
+					tg.isect = rounds
 				}
 			}
 		}
-		if slices.Contains(at.checkpoint, at.rounds) {
-			tg.hit = append(tg.hit, tg.sdaSuccess(at))
+		if checkpoint {
+			tg.hit = append(tg.hit, tg.sdaSuccess(v.bg, rounds))
 		}
 	}
-	at.reset()
+	v.reset()
 }
 
-func (at *attacks) reset() {
-	clear(at.sentNow)
-	for _, r := range at.recvList {
-		at.recvNow[r] = false
+func (v *disclosureView) reset() {
+	clear(v.sentNow)
+	for _, r := range v.recvList {
+		v.recvNow[r] = false
 	}
-	at.recvList = at.recvList[:0]
+	v.recvList = v.recvList[:0]
 }
 
 func (tg *sdaTarget) hasContacts() bool {
@@ -193,12 +245,12 @@ func (tg *sdaTarget) hasContacts() bool {
 
 // sdaSuccess: the k recipients with the highest estimated excess
 // v_r = a_r/b − bg_r/rounds are exactly the target's k contacts.
-func (tg *sdaTarget) sdaSuccess(at *attacks) bool {
+func (tg *sdaTarget) sdaSuccess(bg []float64, rounds int) bool {
 	if tg.b == 0 {
 		return false
 	}
 	k := len(tg.contacts)
-	v := func(r int) float64 { return tg.a[r]/tg.b - at.bg[r]/float64(at.rounds) }
+	v := func(r int) float64 { return tg.a[r]/tg.b - bg[r]/float64(rounds) }
 	worst := math.Inf(1)
 	for _, c := range tg.contacts {
 		worst = min(worst, v(int(c)))
@@ -308,39 +360,32 @@ type Disclosure struct {
 	// AckMessages is the first n at which half the pairs are linked (-1:
 	// never).
 	AckMessages int `json:"ack_messages_to_half"`
+	// Receipt[n-1] is the share of the same pairs whose sender ranks first
+	// by fetch timing (its sends before each arrival) after n messages;
+	// ReceiptPairs[n-1] how many pairs got that far; ReceiptMessages the
+	// first n at which half are linked (-1: never). ReceiptSamples is the
+	// arrivals the adversary scored per message (above 1 when withheld
+	// acknowledgements force retransmissions).
+	Receipt         []float64 `json:"receipt_top1_after_n"`
+	ReceiptPairs    []int     `json:"receipt_pairs_after_n"`
+	ReceiptMessages int       `json:"receipt_messages_to_half"`
+	ReceiptSamples  float64   `json:"receipt_samples_per_message"`
+	// Online[n-1] is the share of pairs whose sender is the only user who
+	// sent something before each of n arrivals (online-window
+	// intersection); OnlineMessages the first n at which half are.
+	Online         []float64 `json:"online_isolated_after_n"`
+	OnlineMessages int       `json:"online_messages_to_half"`
+	// Returns is what providers learn from what comes back: loop
+	// stripping, and disclosure fed with real sends (absent on a wire
+	// trace, which has no provider view).
+	Returns *Returns `json:"returns,omitempty"`
 }
 
 func (at *attacks) result() Disclosure {
-	d := Disclosure{Rounds: at.rounds, RoundSecond: float64(at.round) / 1e9, Targets: len(at.sda), SDARounds: -1, IntersectionRounds: -1, AckMessages: -1}
-	for i, cp := range at.checkpoint {
-		if cp > at.rounds {
-			break
-		}
-		s := 0.0
-		for _, tg := range at.sda {
-			if i < len(tg.hit) && tg.hit[i] {
-				s++
-			}
-		}
-		share := s / float64(max(len(at.sda), 1))
-		d.Checkpoints = append(d.Checkpoints, cp)
-		d.SDA = append(d.SDA, share)
-		if d.SDARounds < 0 && share >= 0.5 {
-			d.SDARounds = cp
-		}
-	}
-	var rounds []int
-	for _, tg := range at.sda {
-		if tg.isect >= 0 {
-			rounds = append(rounds, tg.isect)
-		}
-	}
-	d.Intersection = float64(len(rounds)) / float64(max(len(at.sda), 1))
-	// Median over all targets, those never isolated counting as infinite.
-	if mid := len(at.sda) / 2; mid < len(rounds) {
-		slices.Sort(rounds)
-		d.IntersectionRounds = rounds[mid]
-	}
+	d := Disclosure{Rounds: at.rounds, RoundSecond: float64(at.round) / 1e9, Targets: len(at.all.sda), AckMessages: -1}
+	d.Checkpoints, d.SDA, d.SDARounds, d.Intersection, d.IntersectionRounds = at.all.result(at.checkpoint, at.rounds)
+	at.receipt.result(&d)
+	at.returns.result(&d)
 	for n := range at.ackMaxN {
 		if at.ackCount[n] == 0 {
 			break
@@ -353,6 +398,43 @@ func (at *attacks) result() Disclosure {
 		}
 	}
 	return d
+}
+
+// result is the share of targets exposed at each checkpoint, the first
+// checkpoint at which half are (-1: never), the intersection attack's
+// share and its median rounds (-1: not for half).
+func (v *disclosureView) result(checkpoints []int, rounds int) (cps []int, sda []float64, sdaRounds int, isect float64, isectRounds int) {
+	sdaRounds, isectRounds = -1, -1
+	for i, cp := range checkpoints {
+		if cp > rounds {
+			break
+		}
+		s := 0.0
+		for _, tg := range v.sda {
+			if i < len(tg.hit) && tg.hit[i] {
+				s++
+			}
+		}
+		share := s / float64(max(len(v.sda), 1))
+		cps = append(cps, cp)
+		sda = append(sda, share)
+		if sdaRounds < 0 && share >= 0.5 {
+			sdaRounds = cp
+		}
+	}
+	var rs []int
+	for _, tg := range v.sda {
+		if tg.isect >= 0 {
+			rs = append(rs, tg.isect)
+		}
+	}
+	isect = float64(len(rs)) / float64(max(len(v.sda), 1))
+	// Median over all targets, those never isolated counting as infinite.
+	if mid := len(v.sda) / 2; mid < len(rs) {
+		slices.Sort(rs)
+		isectRounds = rs[mid]
+	}
+	return cps, sda, sdaRounds, isect, isectRounds
 }
 
 // transitPDF is the exact density of an acknowledgement's transit time, as

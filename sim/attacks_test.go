@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 )
@@ -194,10 +195,19 @@ message_rate = 0.02
 [adversary]
 targets = 300
 `
-	corrupt := run(t, base)
-	honest := run(t, base+"providers = \"none\"\n")
+	const mixing = "[mixing]\nat = \"all\"\n"
+	corrupt := run(t, base+mixing)
+	honest := run(t, base+"providers = \"none\"\n"+mixing)
 	t.Logf("entropy: corrupt recipient provider %.3f ± %.3f, honest %.3f ± %.3f bits", corrupt.Entropy.Mean, corrupt.Entropy.CI95, honest.Entropy.Mean, honest.Entropy.CI95)
 	if honest.Targets < 100 || honest.Entropy.Mean <= corrupt.Entropy.Mean+corrupt.Entropy.CI95+honest.Entropy.CI95 {
 		t.Fatalf("an honest mixing provider added nothing: %.3f vs %.3f bits", honest.Entropy.Mean, corrupt.Entropy.Mean)
+	}
+	// As deployed (mixing.at = "mixes"), a provider delivers at once: its
+	// honesty buys nothing, the fetch shows the arrival.
+	corrupt = run(t, base)
+	honest = run(t, base+"providers = \"none\"\n")
+	t.Logf("as deployed: corrupt %.3f, honest %.3f bits", corrupt.Entropy.Mean, honest.Entropy.Mean)
+	if math.Abs(honest.Entropy.Mean-corrupt.Entropy.Mean) > 0.01 {
+		t.Fatalf("a provider that does not mix changed the entropy: %.3f vs %.3f bits", honest.Entropy.Mean, corrupt.Entropy.Mean)
 	}
 }

@@ -72,8 +72,10 @@ type Mixing struct {
 	Interval  config.Duration `toml:"interval"`  // timed-pool
 	Keep      int             `toml:"keep"`      // timed-pool
 	Capacity  int             `toml:"capacity"`  // items a node holds; default 1,000,000
-	// Hops that mix: "all" (mixes and the destination provider) or
-	// "mixes" (the provider forwards at once).
+	// Hops that mix: "mixes" (default, as sealnet's providers do: a
+	// final-hop packet is delivered at once and the delay its sender drew
+	// for that hop is discarded, relay.ProvidersHoldFinalHop) or "all"
+	// (the destination provider holds it too, as Loopix's do).
 	At string `toml:"at"`
 }
 
@@ -88,13 +90,35 @@ type Client struct {
 	// Padding "fixed" (every packet the same size) or "none" (a packet's
 	// size on the wire is its message's, for comparison).
 	Padding string `toml:"padding"`
+	// AckTimeout, RetryJitter and MaxAttempts are the client's
+	// retransmission schedule: a real packet not acknowledged AckTimeout
+	// after it left is sent again, on a new path, after a further uniform
+	// wait of up to RetryJitter, at most MaxAttempts times in all (the
+	// recipient's provider recognises the envelope ID and stores it once).
+	AckTimeout  config.Duration `toml:"ack_timeout"`
+	RetryJitter config.Duration `toml:"retry_jitter"`
+	MaxAttempts int             `toml:"max_attempts"`
+	// Fetch is how clients fetch their mail: "longpoll" (default, as
+	// sealnet's client does: the provider answers the moment something
+	// lands, so a wire observer sees every mailbox's arrivals) or
+	// "constant" (fixed-rate, fixed-size fetches: a wire observer sees no
+	// arrival; only a corrupt provider does).
+	Fetch string `toml:"fetch"`
 }
 
-// Relay is the cover the relays add.
+// Relay is the cover the relays and providers add (relay.CoverConfig:
+// both roles run it).
 type Relay struct {
-	// LoopRate is loop cover per second per mix (through every layer,
-	// back to itself).
+	// LoopRate is loop cover per second per node. A mix's loop crosses
+	// every other layer and comes back to it; a provider's crosses every
+	// layer (relay/cover.go).
 	LoopRate float64 `toml:"loop_rate"`
+	// DropRate is drop cover per second per node: one mix per layer, then
+	// a random provider, which discards it.
+	DropRate float64 `toml:"drop_rate"`
+	// MeanDelay is the mean per-hop delay nodes draw for their own cover
+	// (the relay's cover.mean_delay; it need not equal the clients').
+	MeanDelay config.Duration `toml:"mean_delay"`
 }
 
 // Workload is what the users do.
@@ -123,6 +147,13 @@ type Workload struct {
 	// users send nothing, cover included; what they write waits.
 	OnlineMean  config.Duration `toml:"online_mean"`
 	OfflineMean config.Duration `toml:"offline_mean"`
+	// OneShot is the share of users who send with `sealnet send` and no
+	// running daemon: the client starts when the user writes, runs its
+	// Poisson stream, loops and fetches, and exits once every message it
+	// sent is acknowledged (or given up), so it is online exactly while it
+	// sends. The others run the daemon and stay online. Not with
+	// online_mean/offline_mean.
+	OneShot float64 `toml:"oneshot"`
 }
 
 // Adv is the adversary (docs/sim.md §3).
@@ -157,6 +188,35 @@ type Adv struct {
 	// DelayFloor is the smallest mean delay the timing estimator assumes,
 	// standing for processing time on real nodes; default 1ms.
 	DelayFloor config.Duration `toml:"delay_floor"`
+	// WithholdAcks: the corrupt recipient's provider drops the
+	// acknowledgements of messages to the receipt pairs' recipients, so
+	// that their senders retransmit; each retransmission is one more
+	// receipt sample (docs/sim.md §3.6). Needs providers "recipient" or
+	// "both".
+	WithholdAcks bool `toml:"withhold_acks"`
+}
+
+// The deployed code's settings, which a scenario starts from
+// (TestDefaultsFollowTheCode in defaults_test.go fails when sender, relay,
+// mailbox or the directory change theirs). ParseConfig decodes a scenario
+// over them, so a key set to 0 in a file stays 0.
+func codeDefaults() *Config {
+	c := &Config{}
+	d := config.Duration(50 * time.Millisecond) // sender.DefaultSettings().MeanDelay
+	c.Mixing.MeanDelay = &d
+	c.Mixing.MaxDelay = config.Duration(30 * time.Second) // relay's mixing.max_delay
+	c.Mixing.At = "mixes"                                 // relay.ProvidersHoldFinalHop = false
+	c.Client.Rate = 2                                     // sender.DefaultSettings().Rate
+	c.Client.LoopRate = 0.2                               // .LoopRate
+	c.Client.AckTimeout = config.Duration(15 * time.Second)
+	c.Client.RetryJitter = config.Duration(5 * time.Second)
+	c.Client.MaxAttempts = 5
+	c.Client.Fetch = "longpoll" // sender's fetchLoop: FetchWait long polls
+	c.Relay.LoopRate = 0.2      // relay.DefaultLoopRate
+	c.Relay.DropRate = 0
+	c.Relay.MeanDelay = config.Duration(100 * time.Millisecond) // relay.DefaultCoverDelay
+	c.Workload.AckDelay = 0                                     // mailbox.AckHold
+	return c
 }
 
 func (c *Config) setDefaults() {
@@ -179,8 +239,12 @@ func (c *Config) setDefaults() {
 	}
 	config.Default(&c.Mixing.MaxDelay, config.Duration(max(10*c.Mixing.MeanDelay.D(), time.Microsecond)))
 	config.Default(&c.Mixing.Capacity, 1_000_000)
-	config.Default(&c.Mixing.At, "all")
+	config.Default(&c.Mixing.At, "mixes")
 	config.Default(&c.Client.Padding, "fixed")
+	config.Default(&c.Client.Fetch, "longpoll")
+	config.Default(&c.Client.AckTimeout, config.Duration(15*time.Second))
+	config.Default(&c.Client.MaxAttempts, 5)
+	config.Default(&c.Relay.MeanDelay, *c.Mixing.MeanDelay)
 	config.Default(&c.Workload.MessageRate, 0.01)
 	config.Default(&c.Workload.Contacts, 5)
 	config.Default(&c.Adv.Targets, 1000)
@@ -211,7 +275,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
 	}
 	for key, v := range map[string]float64{"client.rate": c.Client.Rate, "client.loop_rate": c.Client.LoopRate,
-		"relay.loop_rate": c.Relay.LoopRate, "workload.message_rate": c.Workload.MessageRate, "workload.zipf": c.Workload.Zipf,
+		"relay.loop_rate": c.Relay.LoopRate, "relay.drop_rate": c.Relay.DropRate, "workload.oneshot": c.Workload.OneShot, "workload.message_rate": c.Workload.MessageRate, "workload.zipf": c.Workload.Zipf,
 		"workload.reply_prob": c.Workload.ReplyProb, "adversary.corrupt_relays": c.Adv.CorruptRelays, "tor.fraction": c.Tor.Fraction} {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return bad("%s is not a finite number", key)
@@ -250,8 +314,22 @@ func (c *Config) validate() error {
 		return bad("client rates: want 0..10,000 per second")
 	case c.Client.Padding != "fixed" && c.Client.Padding != "none":
 		return bad("client.padding %q: want fixed or none", c.Client.Padding)
-	case c.Relay.LoopRate < 0 || c.Relay.LoopRate > 1e6:
-		return bad("relay.loop_rate: want 0..1,000,000 per second")
+	case c.Relay.LoopRate < 0 || c.Relay.LoopRate > 1e6 || c.Relay.DropRate < 0 || c.Relay.DropRate > 1e6:
+		return bad("relay.loop_rate, relay.drop_rate: want 0..1,000,000 per second")
+	case c.Relay.MeanDelay.D() < 0:
+		return bad("relay.mean_delay is negative")
+	case c.Client.Fetch != "longpoll" && c.Client.Fetch != "constant":
+		return bad("client.fetch %q: want longpoll or constant", c.Client.Fetch)
+	case c.Client.AckTimeout.D() <= 0 || c.Client.RetryJitter.D() < 0:
+		return bad("client.ack_timeout must be positive and client.retry_jitter not negative")
+	case c.Client.MaxAttempts < 1 || c.Client.MaxAttempts > 100:
+		return bad("client.max_attempts %d: want 1..100", c.Client.MaxAttempts)
+	case c.Workload.OneShot < 0 || c.Workload.OneShot > 1:
+		return bad("workload.oneshot %g: want 0..1", c.Workload.OneShot)
+	case c.Workload.OneShot > 0 && c.Workload.OfflineMean.D() > 0:
+		return bad("workload.oneshot and workload.offline_mean: one-shot users are online only while they send; choose one")
+	case c.Adv.WithholdAcks && c.Adv.Providers != "recipient" && c.Adv.Providers != "both":
+		return bad("adversary.withhold_acks needs the recipient's provider: adversary.providers recipient or both")
 	case c.Workload.MessageRate <= 0 || c.Workload.MessageRate > 1e4:
 		return bad("workload.message_rate %g: want (0, 10,000] per second", c.Workload.MessageRate)
 	case c.Client.Rate > 0 && c.Workload.MessageRate >= c.Client.Rate:
@@ -315,7 +393,7 @@ func (c *Config) mixConfig() mix.Config {
 // ParseConfig reads a scenario from TOML text, applies the defaults and
 // validates it.
 func ParseConfig(text string) (*Config, error) {
-	c := &Config{}
+	c := codeDefaults()
 	if err := config.Decode(text, c); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}

@@ -15,11 +15,17 @@ const (
 	kindReal  uint8 = iota // a user's message
 	kindDrop               // a user's drop cover (discarded at a random provider)
 	kindLoop               // a user's loop cover (to its own provider)
-	kindRelay              // a mix's loop cover
+	kindRelay              // a node's loop cover (a mix's or a provider's)
 	kindAck                // a SURB reply: a provider's acknowledgement
+	kindRelayDrop          // a node's drop cover
 )
 
 const maxPath = 12
+
+// PacketSize is every packet's size on the wire with fixed padding: the
+// default geometry's (mixnet.DefaultGeometry().PacketSize(); a test ties
+// them).
+const PacketSize = 2577
 
 // packet is one packet in flight.
 type packet struct {
@@ -32,6 +38,18 @@ type packet struct {
 	size    int32
 	prevOut int64 // index of the output event it left the previous node with (-1: from its origin)
 	target  int32 // target number, or -1
+	msg     int32 // the real message it carries or acknowledges (m.msgs), or -1
+}
+
+// message is a real message's delivery state: the client retransmits it
+// until it is acknowledged (Client.AckTimeout, MaxAttempts), and the
+// recipient's provider stores it once, recognising its envelope ID.
+type message struct {
+	src, dst  int32
+	attempts  uint8
+	acked     bool
+	delivered bool
+	settled   bool
 }
 
 // node is a mix or a provider.
@@ -41,6 +59,7 @@ type node struct {
 	layer   int   // 1..L for mixes, 0 for providers and Tor relays
 	corrupt bool
 	tor     bool // a Tor-like relay: forwards at once
+	instant bool // a provider that does not mix (Mixing.At "mixes"): delivers at once
 	log     nodeLog
 }
 
@@ -76,6 +95,13 @@ type model struct {
 	// rec, if set, records what a wire observer would see, as a Trace
 	// (tests: the replay of a trace must be the simulator's adversary).
 	rec *Trace
+	// Every real message of the run (never reused: a late packet of a
+	// settled message must still find its own).
+	msgs []message
+	// One-shot users (Workload.OneShot): online only while some message
+	// of theirs is unsettled (pending counts them).
+	oneshot []bool
+	pending []int32
 }
 
 func newModel(cfg *Config) (*model, error) {
@@ -100,15 +126,17 @@ func newModel(cfg *Config) (*model, error) {
 	crng := rand.New(rand.NewPCG(cfg.Seed, 0xc0))
 	for i := range m.nodes {
 		c := mc
-		if int32(i) >= m.torBase {
-			// Tor relays forward at once, whatever the mixes do.
+		instant := int32(i) >= m.torBase || i < m.P && !m.mixAll
+		if instant {
+			// Tor relays, and providers that do not mix, forward at once,
+			// whatever the mixes do.
 			c = mix.Config{Kind: mix.Poisson, Capacity: mc.Capacity, MaxDelay: time.Microsecond}
 		}
 		s, err := mix.New[int32](c, rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1<<32)))
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 		}
-		m.nodes[i] = node{strat: s, due: -1}
+		m.nodes[i] = node{strat: s, due: -1, instant: i < m.P && !m.mixAll}
 		switch {
 		case int32(i) >= m.torBase:
 			m.nodes[i].tor = true
@@ -120,6 +148,8 @@ func newModel(cfg *Config) (*model, error) {
 	m.queued = make([][]int32, cfg.Users)
 	m.isTor = make([]bool, cfg.Users)
 	m.offline = make([]bool, cfg.Users)
+	m.oneshot = make([]bool, cfg.Users)
+	m.pending = make([]int32, cfg.Users)
 	m.circuit = make([][3]int32, cfg.Users)
 	if cfg.Tor.Fraction > 0 {
 		trng := rand.New(rand.NewPCG(cfg.Seed, 0x707))
@@ -127,6 +157,14 @@ func newModel(cfg *Config) (*model, error) {
 			m.isTor[u] = true
 			r := trng.Perm(cfg.Tor.Relays)
 			m.circuit[u] = [3]int32{m.torBase + int32(r[0]), m.torBase + int32(r[1]), m.torBase + int32(r[2])}
+		}
+	}
+	if cfg.Workload.OneShot > 0 {
+		orng := rand.New(rand.NewPCG(cfg.Seed, 0x051))
+		for u := range cfg.Users {
+			if !m.isTor[u] && orng.Float64() < cfg.Workload.OneShot {
+				m.oneshot[u], m.offline[u] = true, true
+			}
 		}
 	}
 	m.contacts = makeContacts(cfg, rand.New(rand.NewPCG(cfg.Seed, 0xc0c0)))
@@ -199,9 +237,14 @@ func (m *model) latency() int64 {
 	return int64(l.Mean)
 }
 
-// hopDelay is the delay a sender draws for one hop (Poisson mixing).
-func (m *model) hopDelay() time.Duration {
-	return time.Duration(m.rng.ExpFloat64() * float64(m.cfg.Mixing.MeanDelay.D()))
+// hopDelay is the delay a packet's creator drew for one hop (Poisson
+// mixing): the clients' mean, or the nodes' own for their cover.
+func (m *model) hopDelay(kind uint8) time.Duration {
+	mean := m.cfg.Mixing.MeanDelay.D()
+	if kind == kindRelay || kind == kindRelayDrop {
+		mean = m.cfg.Relay.MeanDelay.D()
+	}
+	return time.Duration(m.rng.ExpFloat64() * float64(mean))
 }
 
 func (m *model) alloc() int32 {
@@ -218,7 +261,7 @@ func (m *model) alloc() int32 {
 func (m *model) newPacket(kind uint8, src, dst int32, dest int32) int32 {
 	i := m.alloc()
 	p := &m.pkts[i]
-	*p = packet{kind: kind, src: src, dst: dst, created: m.now, prevOut: -1, target: -1, size: m.size(kind)}
+	*p = packet{kind: kind, src: src, dst: dst, created: m.now, prevOut: -1, target: -1, msg: -1, size: m.size(kind)}
 	for l := 1; l <= m.L; l++ {
 		p.path[l-1] = m.mixAt(l, m.rng.IntN(m.W))
 	}
@@ -231,7 +274,7 @@ func (m *model) newPacket(kind uint8, src, dst int32, dest int32) int32 {
 // message's (the sizes of short text messages: 64 B to 2 KiB, log-uniform).
 func (m *model) size(kind uint8) int32 {
 	if m.cfg.Client.Padding == "fixed" {
-		return 2577
+		return PacketSize
 	}
 	return int32(math.Exp(math.Log(64) + m.rng.Float64()*(math.Log(2048)-math.Log(64))))
 }
@@ -252,8 +295,75 @@ func (m *model) send(i int32, from int32) {
 	m.stats.linkPacket(p)
 	if from < 0 && p.hop == 0 && p.src >= 0 {
 		m.att.sent(p.src, m.now)
+		if p.msg >= 0 {
+			m.sentReal(p)
+		}
 	}
 	m.q.push(t, evArrive, i)
+}
+
+// newMessage opens a real message's delivery state.
+func (m *model) newMessage(src, dst int32) int32 {
+	m.msgs = append(m.msgs, message{src: src, dst: dst})
+	id := int32(len(m.msgs) - 1)
+	m.pending[src]++
+	return id
+}
+
+// sentReal: a packet of a real message left its sender. With
+// acknowledgements, the client's retransmission timer starts; without,
+// the message is settled (nothing will come back).
+func (m *model) sentReal(p *packet) {
+	ms := &m.msgs[p.msg]
+	ms.attempts++
+	if !*m.cfg.Workload.Acks || m.isTor[ms.src] {
+		m.settle(p.msg)
+		return
+	}
+	wait := int64(m.cfg.Client.AckTimeout.D())
+	if j := int64(m.cfg.Client.RetryJitter.D()); j > 0 {
+		wait += m.rng.Int64N(j + 1)
+	}
+	m.q.push(m.now+wait, evRetry, p.msg)
+}
+
+// retry is a real message's retransmission timer: unacknowledged, it goes
+// again on a new path through the sender's Poisson stream, until
+// MaxAttempts transmissions.
+func (m *model) retry(id int32) {
+	ms := &m.msgs[id]
+	switch {
+	case ms.settled:
+		return // acknowledged
+	case int(ms.attempts) >= m.cfg.Client.MaxAttempts:
+		m.stats.failed++
+		m.settle(id)
+		return
+	}
+	i := m.newPacket(kindReal, ms.src, ms.dst, m.providerOf(ms.dst))
+	m.pkts[i].msg = id
+	m.stats.retransmits++
+	u := ms.src
+	if m.cfg.Client.Rate == 0 && !m.offline[u] {
+		m.send(i, -1)
+		return
+	}
+	m.queued[u] = append(m.queued[u], i)
+}
+
+// settle ends a message's delivery state; a one-shot client with nothing
+// left to wait for exits.
+func (m *model) settle(id int32) {
+	ms := &m.msgs[id]
+	if ms.settled {
+		return
+	}
+	ms.settled = true
+	u := ms.src
+	m.pending[u]--
+	if m.oneshot[u] && m.pending[u] == 0 && len(m.queued[u]) == 0 {
+		m.offline[u] = true
+	}
 }
 
 // run starts every user's and mix's Poisson processes and processes
@@ -283,9 +393,13 @@ func (m *model) start() {
 		}
 		m.q.push(m.exp(cfg.Workload.MessageRate), evMsg, uu)
 	}
-	if cfg.Relay.LoopRate > 0 {
-		for n := m.P; n < int(m.torBase); n++ {
+	// Mixes and providers run the same cover (relay/cover.go).
+	for n := 0; n < int(m.torBase); n++ {
+		if cfg.Relay.LoopRate > 0 {
 			m.q.push(m.exp(cfg.Relay.LoopRate), evRelayLoop, int32(n))
+		}
+		if cfg.Relay.DropRate > 0 {
+			m.q.push(m.exp(cfg.Relay.DropRate), evRelayDrop, int32(n))
 		}
 	}
 }
@@ -342,11 +456,13 @@ func (m *model) loop(ctx context.Context) error {
 			}
 			m.q.push(m.toggleIn(int(e.a)), evToggle, e.a)
 		case evRelayLoop:
-			i := m.newPacket(kindRelay, -1-e.a, -1, e.a)
-			// A mix's loop starts at the first layer and comes back to it.
-			m.pkts[i].prevOut = -1
-			m.send(i, e.a)
+			m.send(m.relayLoop(e.a), e.a)
 			m.q.push(m.now+m.exp(cfg.Relay.LoopRate), evRelayLoop, e.a)
+		case evRelayDrop:
+			m.send(m.newPacket(kindRelayDrop, -1-e.a, -1, int32(m.rng.IntN(m.P))), e.a)
+			m.q.push(m.now+m.exp(cfg.Relay.DropRate), evRelayDrop, e.a)
+		case evRetry:
+			m.retry(e.a)
 		case evArrive:
 			m.arrive(e.a)
 		case evRelease:
@@ -373,9 +489,34 @@ func (m *model) toggleIn(u int) int64 {
 	return m.now + int64(m.rng.ExpFloat64()*float64(mean))
 }
 
+// relayLoop makes node nd's loop packet as relay/cover.go does: a mix's
+// crosses every other layer, starting with the one after its own, and
+// comes back to it; a provider's crosses every layer.
+func (m *model) relayLoop(nd int32) int32 {
+	i := m.alloc()
+	p := &m.pkts[i]
+	*p = packet{kind: kindRelay, src: -1 - nd, dst: -1, created: m.now, prevOut: -1, target: -1, msg: -1, size: m.size(kindRelay)}
+	own := m.nodes[nd].layer // 0 for a provider
+	for k := range m.L {
+		l := (own+k)%m.L + 1
+		if l == own {
+			continue
+		}
+		p.path[p.n] = m.mixAt(l, m.rng.IntN(m.W))
+		p.n++
+	}
+	p.path[p.n] = nd
+	p.n++
+	return i
+}
+
 // writeTo makes a real message from u to `to`.
 func (m *model) writeTo(u, to int32) {
 	i := m.newPacket(kindReal, u, to, m.providerOf(to))
+	m.pkts[i].msg = m.newMessage(u, to)
+	if m.oneshot[u] && m.offline[u] {
+		m.offline[u] = false // `sealnet send` starts the client
+	}
 	m.stats.realSent++
 	if m.isTor[u] {
 		p := &m.pkts[i]
@@ -415,16 +556,19 @@ func (m *model) arrive(i int32) {
 	} else if p.kind == kindRelay || p.kind == kindAck {
 		from = -1 - p.src
 	}
-	if final && p.target >= 0 && (m.cfg.Adv.Providers == "recipient" || m.cfg.Adv.Providers == "both" || !(m.mixAll && int(nd) < m.P)) {
+	if final && p.target >= 0 && (m.cfg.Adv.Providers == "recipient" || m.cfg.Adv.Providers == "both") {
 		// The adversary knows the target when it reaches the recipient's
-		// provider (a corrupt provider tells it).
+		// provider (a corrupt provider tells it). An honest provider's
+		// output, the recipient's fetch, is what it sees otherwise
+		// (release): after the provider's own delay if it mixes, at once
+		// if not.
 		m.adv.observe(p.target, p.path[p.hop-1], p.prevOut, m.now, p.size)
 		p.target = -1
 	}
-	if final && !(m.mixAll && int(nd) < m.P) {
-		// It ends here without being mixed (a mix's own loop coming back,
-		// or a provider that does not mix): the adversary is assumed to
-		// know, so that its count of what a mix holds stays exact.
+	if final && int(nd) >= m.P {
+		// A mix's own loop coming back ends here without being mixed: the
+		// adversary is assumed to know, so that its count of what a mix
+		// holds stays exact.
 		m.finish(i)
 		return
 	}
@@ -438,8 +582,8 @@ func (m *model) arrive(i int32) {
 	}
 	node := &m.nodes[nd]
 	it := mix.Item[int32]{Value: i, Arrived: time.Unix(0, m.now)}
-	if !node.tor {
-		it.Delay = m.hopDelay()
+	if !node.tor && !node.instant {
+		it.Delay = m.hopDelay(p.kind)
 	}
 	p.prevOut = in // from here: the input index, until it leaves
 	if err := node.strat.Add(time.Unix(0, m.now), it); err != nil {
@@ -478,7 +622,9 @@ func (m *model) release(nd int32) {
 		p := &m.pkts[i]
 		out := m.adv.output(nd, m.now, p.prevOut, p.size)
 		if int(p.hop) == int(p.n)-1 {
-			if m.rec != nil && (p.kind == kindReal || p.kind == kindLoop) {
+			if m.rec != nil && (p.kind == kindReal && !m.msgs[p.msg].delivered || p.kind == kindLoop || p.kind == kindAck) {
+				// What a fetch hands the user: new mail, a loop, a reply
+				// (a retransmission is not stored, so no fetch shows it).
 				m.rec.Events = append(m.rec.Events, TraceEvent{T: m.now, From: nd, To: -1 - p.dst})
 				if p.target >= 0 {
 					tg := m.adv.targets[p.target]
@@ -506,9 +652,20 @@ func (m *model) finish(i int32) {
 	p := &m.pkts[i]
 	dest := p.path[p.n-1]
 	acked := int32(-1) // who gets an acknowledgement through the SURB
-	switch p.kind {
+	msg, kind := p.msg, p.kind
+	switch kind {
 	case kindReal:
+		ms := &m.msgs[msg]
+		m.att.arrival(p.src, p.dst, m.now, ms.delivered)
+		if ms.delivered {
+			// A retransmission: the provider recognises the envelope ID,
+			// stores nothing, and acknowledges again.
+			acked = p.src
+			break
+		}
+		ms.delivered = true
 		m.att.mailbox(p.dst, m.now)
+		m.att.deliveryAt(p.dst, m.now, false)
 		if m.isTor[p.src] {
 			m.stats.torDelivered(m.now - p.created)
 			break // no SURB, no acknowledgement
@@ -522,13 +679,25 @@ func (m *model) finish(i int32) {
 		}
 	case kindLoop:
 		m.att.mailbox(p.dst, m.now)
+		m.att.deliveryAt(p.dst, m.now, true)
 		acked = p.src
 	case kindAck:
 		m.att.reply(p.dst, m.now)
+		m.att.replyAt(p.dst, m.now, msg >= 0)
+		if msg >= 0 {
+			m.msgs[msg].acked = true
+			m.settle(msg)
+		}
 	}
 	m.release1(i)
+	if acked >= 0 && kind == kindReal && m.cfg.Adv.WithholdAcks && m.att.withheld(m.msgs[msg].dst) {
+		acked = -1 // the corrupt provider keeps the acknowledgement
+	}
 	if acked >= 0 && *m.cfg.Workload.Acks {
 		a := m.newPacket(kindAck, -1-dest, acked, m.providerOf(acked))
+		if kind == kindReal {
+			m.pkts[a].msg = msg
+		}
 		if d := m.cfg.Workload.AckDelay.D(); d > 0 {
 			m.q.pushB(m.now+int64(m.rng.ExpFloat64()*float64(d)), evAckSend, a, dest)
 		} else {

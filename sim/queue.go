@@ -12,6 +12,8 @@ const (
 	evReply                  // a user answers a message (a: user, b: to)
 	evToggle                 // a user goes online or offline
 	evAckSend                // a provider sends a held acknowledgement (a: packet, b: provider)
+	evRelayDrop              // a node sends drop cover
+	evRetry                  // a real message's retransmission timer (a: message)
 )
 
 // event is one entry of the calendar. Equal times are ordered by seq, the

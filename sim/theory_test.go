@@ -35,6 +35,11 @@ warmup = "0s"
 kind = "threshold"
 threshold = `+itoa(b)+`
 at = "mixes"
+[client]
+rate = 0
+loop_rate = 0
+[relay]
+loop_rate = 0
 [workload]
 message_rate = 0.0000001
 contacts = 1
@@ -93,6 +98,11 @@ warmup = "40s"
 kind = "poisson"
 mean_delay = "`+ftoa(c.d)+`s"
 at = "mixes"
+[client]
+rate = 0
+loop_rate = 0
+[relay]
+loop_rate = 0
 [workload]
 message_rate = `+ftoa(c.lambda/float64(users))+`
 contacts = 1

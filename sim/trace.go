@@ -56,7 +56,7 @@ var ErrTrace = errors.New("sim: invalid trace")
 
 // traceSize is the size a trace's packets are given: every link record has
 // one size, so it carries no information.
-const traceSize = 2577
+const traceSize = PacketSize
 
 // AnalyzeTrace scores tr with the adversary and attacks of cfg, which
 // gives the network's shape (Users, Providers, Layers, Width), the mixing

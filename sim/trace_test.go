@@ -30,6 +30,8 @@ mean_delay = "20ms"
 [client]
 rate = 2.0
 loop_rate = 0.2
+[relay]
+loop_rate = 0 # node-made packets look forwarded on the wire; the simulated adversary is told
 [workload]
 message_rate = 0.1
 contacts = 3

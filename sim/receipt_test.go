@@ -1,0 +1,176 @@
+package sim
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+// The receipt attacks (receipt.go) and what comes back (returns.go), each
+// with a control that must succeed and, where there is one, a closed form.
+
+// receiptScenario is a small network with the deployed defaults: top
+// holds top-level keys (seed, users, duration, warmup have defaults),
+// each other argument is added to the table of its name, and tables are
+// more tables.
+func receiptScenario(top, workload, client, adversary, tables string) string {
+	def := func(s *string, kvs ...string) {
+		for _, kv := range kvs {
+			if k, _, _ := strings.Cut(kv, " "); !strings.Contains(*s, k+" ") {
+				*s += "\n" + kv
+			}
+		}
+	}
+	def(&top, "seed = 5", "users = 200", `duration = "8m"`, `warmup = "1m"`)
+	def(&workload, "message_rate = 0.05", "contacts = 1")
+	def(&adversary, "targets = 50", "ack_pairs = 40", "disclosure_targets = 20", `round = "10s"`)
+	return top + "\n[workload]\n" + workload + "\n[client]\n" + client + "\n[adversary]\n" + adversary + "\n" + tables
+}
+
+var receiptBase = receiptScenario("", "", "", "", "")
+
+// TestReceiptByFetchTiming: a global observer who pairs each arrival of a
+// pair's message with every user's sends just before it links the pair;
+// without cover or mixing after one message, as deployed after a few.
+func TestReceiptByFetchTiming(t *testing.T) {
+	bare := run(t, receiptScenario("", "", "rate = 0\nloop_rate = 0", "", "[mixing]\nmean_delay = \"0s\"\n[relay]\nloop_rate = 0\n"))
+	d := bare.Disclosure
+	if len(d.Receipt) == 0 || d.Receipt[0] < 0.95 {
+		t.Fatalf("without cover and mixing, one message should link the pair: receipt top-1 %v", d.Receipt)
+	}
+	deployed := run(t, receiptBase)
+	r := deployed.Disclosure.Receipt
+	t.Logf("receipt top-1 after n messages: bare %.2f (n=1); as deployed n=1 %.2f, n=%d %.2f, half linked at n=%d",
+		d.Receipt[0], r[0], len(r), r[len(r)-1], deployed.Disclosure.ReceiptMessages)
+	if len(r) < 5 {
+		t.Fatalf("only %d messages per pair scored", len(r))
+	}
+	if r[0] >= d.Receipt[0] {
+		t.Errorf("cover and mixing should slow the attack: n=1 top-1 %.2f vs %.2f bare", r[0], d.Receipt[0])
+	}
+	if r[len(r)-1] <= r[0] {
+		t.Errorf("the attack should gain with messages: %.2f at n=1, %.2f at n=%d", r[0], r[len(r)-1], len(r))
+	}
+	if got := deployed.Disclosure.ReceiptSamples; got != 1 {
+		t.Errorf("without withheld acknowledgements each message is one sample, got %v", got)
+	}
+	// With constant-rate fetching a wire observer sees no arrival: nothing
+	// to pair with (the recipient's provider, honest here, would see it).
+	hidden := run(t, receiptScenario("", "", "fetch = \"constant\"", "providers = \"none\"", ""))
+	if len(hidden.Disclosure.Receipt) != 0 {
+		t.Errorf("constant fetching and honest providers: the receipt attack scored %v", hidden.Disclosure.Receipt)
+	}
+}
+
+// TestOnlineWindowIntersection: the users who sent anything just before
+// each arrival of a pair's message are the candidates for its sender.
+// One-shot senders are online only while they send, so a few messages
+// isolate them; clients that stay online with their Poisson stream are in
+// every window with probability p = 1 − e^{−λw}, so after n messages the
+// sender is isolated with probability (1 − pⁿ)^(N−1) (independent
+// windows: messages are far apart).
+func TestOnlineWindowIntersection(t *testing.T) {
+	oneshot := run(t, receiptScenario("", "oneshot = 1.0", "", "", ""))
+	o := oneshot.Disclosure.Online
+	t.Logf("one-shot senders isolated after n messages: %v (half by %d)", fmt2(o), oneshot.Disclosure.OnlineMessages)
+	if len(o) < 3 || o[2] < 0.9 {
+		t.Fatalf("one-shot senders should be isolated within 3 messages: %v", o)
+	}
+	cfgText := receiptScenario("", "", "rate = 1\nloop_rate = 0.2", "", "")
+	cfg := parse(t, cfgText)
+	res := run(t, cfgText)
+	m, _ := newModel(cfg)
+	w := (m.att.receipt.hi - m.att.receipt.lo) / 1e9
+	p := 1 - math.Exp(-(cfg.Client.Rate+cfg.Client.LoopRate)*w)
+	got := res.Disclosure.Online
+	t.Logf("daemon clients: window %.3f s, p = %.3f; isolated after n: %v", w, p, fmt2(got))
+	checked := 0
+	for n := 1; n <= len(got); n++ {
+		want := math.Pow(1-math.Pow(p, float64(n)), float64(cfg.Users-1))
+		pairs := float64(res.Disclosure.ReceiptPairs[n-1])
+		sd := math.Sqrt(max(want*(1-want), 1/pairs) / pairs)
+		if math.Abs(got[n-1]-want) > 4*sd+0.02 {
+			t.Errorf("n=%d: isolated %.3f, closed form %.3f (±%.3f)", n, got[n-1], want, sd)
+		}
+		checked++
+	}
+	if checked < 5 {
+		t.Fatalf("only %d message counts to check", checked)
+	}
+}
+
+// TestWithheldAcknowledgements: a corrupt recipient's provider that keeps
+// the acknowledgements makes each sender retransmit up to MaxAttempts
+// times, and every retransmission is another receipt sample.
+func TestWithheldAcknowledgements(t *testing.T) {
+	fair := run(t, receiptScenario("", "", "max_attempts = 5", "", ""))
+	held := run(t, receiptScenario("", "", "max_attempts = 5", "withhold_acks = true", ""))
+	df, dh := fair.Disclosure, held.Disclosure
+	t.Logf("receipt samples per message: %.2f fair, %.2f withheld (retransmits %d, failed %d); top-1 after n: fair %v, withheld %v",
+		df.ReceiptSamples, dh.ReceiptSamples, held.Retransmits, held.Failed, fmt2(df.Receipt), fmt2(dh.Receipt))
+	if fair.Retransmits != 0 || df.ReceiptSamples != 1 {
+		t.Fatalf("acknowledged messages were retransmitted: %d retransmits, %.2f samples", fair.Retransmits, df.ReceiptSamples)
+	}
+	if dh.ReceiptSamples < 4 || dh.ReceiptSamples > 5 || held.Failed == 0 {
+		t.Fatalf("withheld acknowledgements: %.2f samples per message (want up to 5), %d failed", dh.ReceiptSamples, held.Failed)
+	}
+	n := min(len(df.Receipt), len(dh.Receipt))
+	if n < 3 || dh.Receipt[n-1] < df.Receipt[n-1] || dh.Receipt[0] <= df.Receipt[0] {
+		t.Errorf("more samples should link sooner: withheld %v, fair %v", fmt2(dh.Receipt), fmt2(df.Receipt))
+	}
+}
+
+// TestLoopStripping: a provider tells its users' loops from their real
+// mail by the acknowledgement each loop brings back into the same mailbox;
+// with no acknowledgements (the control) it cannot do better than saying
+// "real" every time.
+func TestLoopStripping(t *testing.T) {
+	on := run(t, receiptBase)
+	r := on.Disclosure.Returns
+	if r == nil || r.Deliveries < 1000 {
+		t.Fatalf("too few deliveries classified: %+v", r)
+	}
+	base := max(r.LoopShare, 1-r.LoopShare)
+	t.Logf("loop stripping: %.3f right over %d deliveries (loops %.2f of them; a guess gets %.3f); replies %.3f right over %d",
+		r.LoopStripAccuracy, r.Deliveries, r.LoopShare, base, r.ReplyAccuracy, r.Replies)
+	if r.LoopStripAccuracy < 0.95 || r.LoopStripAccuracy < base+0.1 {
+		t.Errorf("loop stripping should work as deployed: %.3f (a guess: %.3f)", r.LoopStripAccuracy, base)
+	}
+	off := run(t, receiptScenario("", "acks = false", "", "", "")).Disclosure.Returns
+	if off == nil || math.Abs(off.LoopStripAccuracy-(1-off.LoopShare)) > 1e-9 {
+		t.Errorf("without acknowledgements every delivery should look real: %+v", off)
+	}
+}
+
+// TestReturnsFeedDisclosure: cover hides a user's sending pattern from a
+// disclosure attack that counts every packet, but not from providers that
+// count the packets coming back: the acknowledgements of real messages,
+// and real mail with loops stripped.
+func TestReturnsFeedDisclosure(t *testing.T) {
+	const workload = "message_rate = 0.05\ncontacts = 3"
+	const adv = "round = \"2s\""
+	const top = `duration = "30m"`
+	res := run(t, receiptScenario(top, workload, "", adv, ""))
+	d := res.Disclosure
+	r := d.Returns
+	t.Logf("SDA counting every packet %v; fed by returns %v (half by %d rounds); intersection %.2f vs %.2f", fmt2(d.SDA), fmt2(r.SDA), r.SDARounds, d.Intersection, r.Intersection)
+	if len(r.SDA) == 0 || r.SDA[len(r.SDA)-1] < 0.5 {
+		t.Fatalf("returns-fed disclosure should expose most targets by the end: %v", r.SDA)
+	}
+	if d.SDA[len(d.SDA)-1] >= r.SDA[len(r.SDA)-1] {
+		t.Errorf("counting every packet should do worse than counting returns: %v vs %v", d.SDA, r.SDA)
+	}
+	// Control: with nothing coming back the returns show no real send.
+	off := run(t, receiptScenario(top, workload+"\nacks = false", "", adv, "")).Disclosure.Returns
+	if off.SDA[len(off.SDA)-1] != 0 || off.Intersection != 0 {
+		t.Errorf("without acknowledgements returns-fed disclosure exposed %v, intersection %v", off.SDA, off.Intersection)
+	}
+}
+
+func fmt2(x []float64) []float64 {
+	out := make([]float64, len(x))
+	for i, v := range x {
+		out[i] = math.Round(v*100) / 100
+	}
+	return out
+}
