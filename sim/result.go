@@ -172,6 +172,11 @@ type advResult struct {
 	neg          [negBins + 1]float64
 	negZero      float64
 	lost, other  float64
+	// calib, if set (tests only), is handed every scored target's true
+	// sender and unnormalised posterior over senders (p_u = senders[u] /
+	// total; users absent have 0). The map is scratch: it changes after
+	// the call returns.
+	calib func(sender int32, senders map[int32]float64, total float64)
 }
 
 func (r *advResult) init(c *Config) {
@@ -195,6 +200,9 @@ func (r *advResult) score(tg target, senders map[int32]float64, lost, other floa
 	if total <= 0 {
 		// Nothing left to say who sent it (all weight lost): skip.
 		return
+	}
+	if r.calib != nil {
+		r.calib(tg.sender, senders, total)
 	}
 	h, pmax := 0.0, 0.0
 	ptrue := senders[tg.sender] / total
