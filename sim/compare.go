@@ -7,21 +7,13 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+
+	istats "github.com/sealnet/sealnet/internal/stats"
 )
 
 // Wilson is the 95 % Wilson score interval of k successes in n trials: the
-// confidence interval the comparison report gives a rate.
-func Wilson(k, n float64) (lo, hi float64) {
-	if n <= 0 {
-		return math.NaN(), math.NaN()
-	}
-	const z = 1.959964
-	p := k / n
-	d := 1 + z*z/n
-	c := (p + z*z/(2*n)) / d
-	h := z * math.Sqrt(p*(1-p)/n+z*z/(4*n*n)) / d
-	return max(0, c-h), min(1, c+h)
-}
+// confidence interval the comparison report gives a rate (internal/stats.Wilson).
+func Wilson(k, n float64) (lo, hi float64) { return istats.Wilson(k, n) }
 
 // A Compared is one figure, predicted and measured, with 95 % intervals.
 type Compared struct {

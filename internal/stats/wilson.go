@@ -1,0 +1,16 @@
+package stats
+
+import "math"
+
+// Wilson is the 95 % Wilson score interval of k successes in n trials.
+func Wilson(k, n float64) (lo, hi float64) {
+	if n <= 0 {
+		return math.NaN(), math.NaN()
+	}
+	const z = 1.959964
+	p := k / n
+	d := 1 + z*z/n
+	c := (p + z*z/(2*n)) / d
+	h := z * math.Sqrt(p*(1-p)/n+z*z/(4*n*n)) / d
+	return max(0, c-h), min(1, c+h)
+}
