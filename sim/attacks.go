@@ -162,7 +162,7 @@ func (at *attacks) arrival(from, to int32, t int64, dup bool) {
 // or a SURB reply (loop: the envelope was u's own loop; real: the reply
 // acknowledges a real message). The truth is for scoring only.
 func (at *attacks) deliveryAt(u int32, t int64, loop bool) { at.returns.deliveryAt(u, t, loop) }
-func (at *attacks) replyAt(u int32, t int64, real bool)   { at.returns.replyAt(u, t, real) }
+func (at *attacks) replyAt(u int32, t int64, real bool)    { at.returns.replyAt(u, t, real) }
 
 // withheld: the corrupt recipient's provider keeps the acknowledgements
 // of messages to `to`.

@@ -12,12 +12,12 @@ import (
 
 // packet kinds
 const (
-	kindReal  uint8 = iota // a user's message
-	kindDrop               // a user's drop cover (discarded at a random provider)
-	kindLoop               // a user's loop cover (to its own provider)
-	kindRelay              // a node's loop cover (a mix's or a provider's)
-	kindAck                // a SURB reply: a provider's acknowledgement
-	kindRelayDrop          // a node's drop cover
+	kindReal      uint8 = iota // a user's message
+	kindDrop                   // a user's drop cover (discarded at a random provider)
+	kindLoop                   // a user's loop cover (to its own provider)
+	kindRelay                  // a node's loop cover (a mix's or a provider's)
+	kindAck                    // a SURB reply: a provider's acknowledgement
+	kindRelayDrop              // a node's drop cover
 )
 
 const maxPath = 12

@@ -17,17 +17,17 @@ type Result struct {
 	SimTime  float64 `json:"sim_seconds"`
 
 	// Traffic and its cost.
-	RealSent      uint64  `json:"real_sent"`
-	RealDelivered uint64  `json:"real_delivered"`
+	RealSent      uint64 `json:"real_sent"`
+	RealDelivered uint64 `json:"real_delivered"`
 	// Retransmits counts real packets sent again for want of an
 	// acknowledgement; Failed, messages given up after MaxAttempts.
-	Retransmits uint64 `json:"retransmits"`
-	Failed      uint64 `json:"failed"`
-	Dropped       uint64  `json:"dropped_full"`
-	LinkPackets   uint64  `json:"link_packets"`
-	RealBytes     uint64  `json:"real_link_bytes"`
-	CoverBytes    uint64  `json:"cover_link_bytes"`
-	Overhead      float64 `json:"cover_bytes_per_real_byte"`
+	Retransmits uint64  `json:"retransmits"`
+	Failed      uint64  `json:"failed"`
+	Dropped     uint64  `json:"dropped_full"`
+	LinkPackets uint64  `json:"link_packets"`
+	RealBytes   uint64  `json:"real_link_bytes"`
+	CoverBytes  uint64  `json:"cover_link_bytes"`
+	Overhead    float64 `json:"cover_bytes_per_real_byte"`
 	// Latency of real messages, write to arrival at the recipient's
 	// provider (queueing for a slot included), in seconds.
 	Latency Quantiles `json:"latency"`

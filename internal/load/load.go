@@ -157,8 +157,11 @@ func Shape(cfg *sim.Config, nw *testnet.Network) error {
 	if cfg.Users > 250 {
 		return errors.New("load: at most 250 users (one loopback address each)")
 	}
-	if cfg.Tor.Fraction > 0 || cfg.Workload.ReplyProb > 0 || cfg.Workload.OfflineMean > 0 {
-		return errors.New("load: the driver runs neither a Tor population, replies nor offline periods; remove them from the scenario")
+	if cfg.Tor.Fraction > 0 || cfg.Workload.ReplyProb > 0 || cfg.Workload.OfflineMean > 0 || cfg.Workload.OneShot > 0 {
+		return errors.New("load: the driver runs neither a Tor population, replies, offline periods nor one-shot senders; remove them from the scenario")
+	}
+	if cfg.Client.Fetch != "longpoll" || cfg.Adv.WithholdAcks {
+		return errors.New("load: the client long-polls and the providers acknowledge everything; remove client.fetch and adversary.withhold_acks from the scenario")
 	}
 	return nil
 }
@@ -300,6 +303,7 @@ func newUser(ctx context.Context, nw *testnet.Network, dir string, us User, cfg 
 	}
 	s := sender.DefaultSettings()
 	s.Rate, s.LoopRate, s.MeanDelay = cfg.Client.Rate, cfg.Client.LoopRate, cfg.Mixing.MeanDelay.D()
+	s.AckTimeout, s.RetryJitter, s.MaxAttempts = cfg.Client.AckTimeout.D(), cfg.Client.RetryJitter.D(), cfg.Client.MaxAttempts
 	// The synthetic users' vaults need no costly key derivation.
 	kdf := sender.KDFParams{Time: 1, Memory: 8 << 10, Threads: 1}
 	if err := sender.Init(dir, passphrase, sender.InitOptions{Address: us.Address, Authorities: auths,

@@ -24,6 +24,7 @@ import (
 	"github.com/sealnet/sealnet/internal/load"
 	"github.com/sealnet/sealnet/internal/testnet"
 	"github.com/sealnet/sealnet/internal/wire"
+	"github.com/sealnet/sealnet/relay"
 	"github.com/sealnet/sealnet/sender"
 	"github.com/sealnet/sealnet/sim"
 )
@@ -122,9 +123,12 @@ func adversaryConfig(nw *testnet.Network, truth *load.Truth) (*sim.Config, error
 	if err := load.Shape(&c, nw); err != nil {
 		return nil, err
 	}
-	loop, n := 0.0, 0
+	// The nodes' own cover and mixing, exactly as they ran: mixes and
+	// providers alike send cover (relay/cover.go); the simulator has one
+	// setting for all, so nodes that differ are refused.
+	first := true
 	for _, node := range nw.Nodes {
-		if node.Role != "mix" {
+		if node.Role != "mix" && node.Role != "provider" {
 			continue
 		}
 		rc, err := nw.RelayConfig(node)
@@ -134,13 +138,24 @@ func adversaryConfig(nw *testnet.Network, truth *load.Truth) (*sim.Config, error
 		if err := rc.Validate(); err != nil {
 			return nil, err
 		}
-		loop += rc.Cover.LoopRate
-		n++
+		r := sim.Relay{LoopRate: rc.Cover.LoopRate, DropRate: rc.Cover.DropRate, MeanDelay: rc.Cover.MeanDelay}
+		if first {
+			c.Relay, c.Mixing.MaxDelay, first = r, rc.Mixing.MaxDelay, false
+			c.Mixing.Kind = rc.Mixing.Strategy
+			continue
+		}
+		if r != c.Relay || rc.Mixing.MaxDelay != c.Mixing.MaxDelay || rc.Mixing.Strategy != c.Mixing.Kind {
+			return nil, fmt.Errorf("measure: node %s's cover or mixing differs from the other nodes'; the simulator models one setting for all", node.Name)
+		}
 	}
-	c.Relay.LoopRate = loop / float64(max(n, 1))
+	if relay.ProvidersHoldFinalHop {
+		c.Mixing.At = "all"
+	} else {
+		c.Mixing.At = "mixes"
+	}
 	c.Latency = sim.Latency{Kind: "fixed", Mean: config.Duration(500 * time.Microsecond)} // loopback plus a hop's processing
 	c.Adv.Estimator = "timing"
-	c.Adv.Providers = "none" // the wire shows the fetch, after the provider's own delay
+	c.Adv.Providers = "none" // the wire shows the fetch (at once: providers do not mix)
 	c.Adv.Targets = 1_000_000
 	c.Adv.CorruptRelays = 0
 	if err := c.Check(); err != nil {
