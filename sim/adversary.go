@@ -35,6 +35,7 @@ type nodeLog struct {
 	inPrevOut  []int64 // that node's output index; for an origin, the origin
 	inSize     []int32
 	inL        []float64 // timed pool: log survival product at arrival
+	inPrior    []float32 // a user's packet: the chance it is real, by its gap (gapPrior)
 
 	outBase   int64
 	outT      []int64
@@ -81,6 +82,14 @@ type adversary struct {
 	cur, next map[nodeOut]float64
 	senders   map[int32]float64
 	trimAt    int64
+	// gapPrior: with a Poisson stream a real message waits for its
+	// sender's next slot, so a packet after a long silence is more likely
+	// real: each user packet is weighed by 1 − e^{−r·g}, g the time since
+	// the user's previous packet and r the message rate (the chance a
+	// message was written in the gap, for an empty queue).
+	gapPrior bool
+	lastSend []int64
+	pruned   []float64
 }
 
 type nodeOut struct {
@@ -112,6 +121,10 @@ func newAdversary(m *model) *adversary {
 		a.timing = true
 		a.tmu = max(a.mu, float64(c.Adv.DelayFloor.D()))
 		a.window = max(a.window, int64(c.Layers+2)*(int64(40*a.tmu)+lat))
+	}
+	if c.Client.Rate > 0 {
+		a.gapPrior = true
+		a.lastSend = make([]int64, c.Users)
 	}
 	a.res.init(c)
 	a.torRes.init(c)
@@ -145,6 +158,17 @@ func (a *adversary) input(nd int32, t int64, p *packet, from int32) int64 {
 		l.inPrevOut = append(l.inPrevOut, p.prevOut)
 	}
 	l.inSize = append(l.inSize, p.size)
+	prior := float32(1)
+	if a.gapPrior && p.hop == 0 && p.src >= 0 {
+		g := float64(t - a.lastSend[p.src])
+		a.lastSend[p.src] = t
+		// A queue left non-empty by the last slot (chance ρ = r/λ, an
+		// M/M/1 queue seen at departures) makes the packet real whatever
+		// the gap; an empty one, if a message was written in the gap.
+		r, rho := a.m.cfg.Workload.MessageRate, min(a.m.cfg.Workload.MessageRate/a.m.cfg.Client.Rate, 1)
+		prior = float32(rho + (1-rho)*-math.Expm1(-r*g/1e9))
+	}
+	l.inPrior = append(l.inPrior, prior)
 	if a.timing {
 		l.inL = append(l.inL, -float64(t)/a.tmuOf(nd))
 	} else {
@@ -229,6 +253,7 @@ func (a *adversary) trim(now int64) {
 			l.inPrevOut = slices.Delete(l.inPrevOut, 0, k)
 			l.inSize = slices.Delete(l.inSize, 0, k)
 			l.inL = slices.Delete(l.inL, 0, k)
+			l.inPrior = slices.Delete(l.inPrior, 0, k)
 		}
 		k, _ = slices.BinarySearch(l.outT, cut)
 		if k > 0 {
@@ -276,12 +301,27 @@ func (a *adversary) observe(tg int32, last int32, out int64, t int64, size int32
 				if pn := l.inPrevNode[j]; pn >= 0 {
 					a.next[nodeOut{pn, l.inPrevOut[j]}] += w
 				} else if src := int32(l.inPrevOut[j]); src >= 0 {
-					a.senders[src] += w
+					a.senders[src] += w * float64(l.inPrior[j])
 				} else {
 					other += w // a mix's own cover
 				}
 			})
 		}
+		// Weight that keeps flowing back through node-made loops (a mix's
+		// loop re-enters the first layer from the last) fades by the loops'
+		// share at every turn: past 1e-12 it cannot move a figure.
+		pruned := a.pruned[:0]
+		for k, w := range a.next {
+			if w < 1e-12 {
+				pruned = append(pruned, w)
+				delete(a.next, k)
+			}
+		}
+		slices.Sort(pruned) // map order must not change the sum's rounding
+		for _, w := range pruned {
+			lost += w
+		}
+		a.pruned = pruned
 		a.cur, a.next = a.next, a.cur
 	}
 	res := &a.res
