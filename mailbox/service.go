@@ -229,9 +229,19 @@ func (s *Service) enqueue(job func()) error {
 	}
 }
 
+// AckHold is how long a provider holds a reply through a SURB (the
+// acknowledgement of a delivery, the answer to a bundle request) before it
+// enters the mix network: not at all. replyThrough hands the reply to the
+// relay as soon as it is ready, for a delivery as soon as the envelope is
+// durable; the only delays it then meets are the per-hop delays of the
+// SURB's path. The simulator's workload.ack_delay models this, and tests
+// (TestAckNotHeld, TestMixnetAckNotHeld) check it.
+const AckHold time.Duration = 0
+
 // replyThrough sends a reply back along the requester's SURB. For a
 // delivery it is sent only once the envelope is durable: the
-// acknowledgement means "stored".
+// acknowledgement means "stored". It is sent at once, after no hold
+// (AckHold).
 func (s *Service) replyThrough(surbBytes []byte, m Message) {
 	surb, err := mixnet.UnmarshalSURB(s.geo, surbBytes)
 	if err != nil {

@@ -19,9 +19,33 @@ import (
 	"github.com/sealnet/sealnet/mixnet/mix"
 )
 
-// DefaultLoopRate is the loop cover per second of a relay whose [cover]
-// section is empty.
-const DefaultLoopRate = 0.2
+// Defaults of a relay's configuration that the traffic-analysis simulator
+// (sim/) also assumes; its tests compare its defaults with these, and this
+// package's tests check that Validate fills them in.
+const (
+	// DefaultLoopRate is the loop cover per second of a relay whose
+	// [cover] section is empty.
+	DefaultLoopRate = 0.2
+	// DefaultDropRate is the drop cover per second of a relay whose
+	// [cover] section is empty: none. Validate leaves drop_rate at 0
+	// unless it is set; an empty [cover] gets loops only.
+	DefaultDropRate = 0.0
+	// DefaultCoverDelay is cover.mean_delay by default: the mean per-hop
+	// delay of the relay's own loop and drop packets.
+	DefaultCoverDelay = 100 * time.Millisecond
+	// DefaultMaxDelay is mixing.max_delay by default: the longest per-hop
+	// delay a sender may ask of a Poisson mix.
+	DefaultMaxDelay = 30 * time.Second
+)
+
+// ProvidersHoldFinalHop says whether a provider holds a packet that ends
+// at it for the delay its sender drew for the provider hop. It does not: a
+// provider delivers a final-hop packet at once (Node.final, called by the
+// worker as soon as the packet is unwrapped, never through the mixer), and
+// the per-hop delay the sender put in the provider's routing slot is
+// discarded. Only mixes delay packets; the simulator's mixing.at = "mixes"
+// models this. A test (TestProviderDeliversFinalHopAtOnce) checks it.
+const ProvidersHoldFinalHop = false
 
 // Config is a relay's configuration file (TOML). docs/relay.md describes
 // every key; Validate fills in the defaults.
@@ -111,7 +135,8 @@ type AuthorityConfig struct {
 type MixingConfig struct {
 	// Strategy is poisson (default), threshold or timed-pool.
 	Strategy string `toml:"strategy"`
-	// MaxDelay caps the delay a sender asks for (poisson). Default 30s.
+	// MaxDelay caps the delay a sender asks for (poisson). Default 30s
+	// (DefaultMaxDelay).
 	MaxDelay config.Duration `toml:"max_delay"`
 	// Threshold is the batch size (threshold).
 	Threshold int `toml:"threshold"`
@@ -127,13 +152,15 @@ type MixingConfig struct {
 type CoverConfig struct {
 	// LoopRate is loop packets per second, sent through every other layer
 	// and back to this node: cover, and a health probe (a lost loop is a
-	// visible packet-loss signal). Default 0.2; 0 turns loops off.
+	// visible packet-loss signal). Default 0.2 (DefaultLoopRate) when the
+	// whole [cover] section is empty; 0 turns loops off.
 	LoopRate float64 `toml:"loop_rate"`
 	// DropRate is drop packets per second, sent to a random provider that
-	// discards them. Default 0.
+	// discards them. Default 0 (DefaultDropRate).
 	DropRate float64 `toml:"drop_rate"`
 	// MeanDelay is the mean per-hop delay of cover packets; it should equal
-	// what clients use so that cover looks like real traffic. Default 100ms.
+	// what clients use so that cover looks like real traffic. Default 100ms
+	// (DefaultCoverDelay).
 	MeanDelay config.Duration `toml:"mean_delay"`
 	// LoopTimeout: a loop not back in this long counts as lost. Default 1m.
 	LoopTimeout config.Duration `toml:"loop_timeout"`
@@ -236,7 +263,7 @@ func (c *Config) Validate() error {
 	if m.Strategy == "" {
 		m.Strategy = string(mix.Poisson)
 	}
-	config.Default(&m.MaxDelay, config.Duration(30*time.Second))
+	config.Default(&m.MaxDelay, config.Duration(DefaultMaxDelay))
 	if m.MaxDelay.D() > mixnet.MaxDelay {
 		return bad("mixing.max_delay %v is above %v", m.MaxDelay.D(), mixnet.MaxDelay)
 	}
@@ -247,12 +274,14 @@ func (c *Config) Validate() error {
 
 	cv := &c.Cover
 	if cv.LoopRate == 0 && cv.DropRate == 0 && cv.MeanDelay == 0 && cv.LoopTimeout == 0 {
-		cv.LoopRate = DefaultLoopRate
+		// An empty [cover] section: loops at DefaultLoopRate, drops at
+		// DefaultDropRate (0, so DropRate stays as it is).
+		cv.LoopRate, cv.DropRate = DefaultLoopRate, DefaultDropRate
 	}
 	if cv.LoopRate < 0 || cv.DropRate < 0 || cv.LoopRate > 1000 || cv.DropRate > 1000 {
 		return bad("cover rates must be between 0 and 1000 per second")
 	}
-	config.Default(&cv.MeanDelay, config.Duration(100*time.Millisecond))
+	config.Default(&cv.MeanDelay, config.Duration(DefaultCoverDelay))
 	config.Default(&cv.LoopTimeout, config.Duration(time.Minute))
 
 	l := &c.Limits

@@ -80,24 +80,37 @@ func (n *Node) hop(d *directory.Descriptor, e uint64) (mixnet.Hop, bool) {
 	return mixnet.Hop{ID: d.ID(), PublicKey: k, Delay: n.expDuration(n.cfg.Cover.MeanDelay.D())}, ok
 }
 
-// sendLoop sends a packet through every other layer and back to this node.
-// Its payload is a random ID and the send time, readable only here.
+// loopLayers returns the layers (0-based indices into the document's
+// Layers) that a loop from this node crosses, in order, before it comes
+// back here: a mix's loop crosses every other layer, starting with the
+// one after its own and wrapping around (layer 2 of 3: layers 3, 1); a
+// provider's crosses every layer, 1 to L.
+func loopLayers(role string, layer, layers int) []int {
+	start := 0 // a provider loops through every layer
+	if role == "mix" {
+		start = layer // the layer after this one (0-based index)
+	}
+	out := make([]int, 0, layers)
+	for i := range layers {
+		l := (start + i) % layers
+		if role == "mix" && l == layer-1 {
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// sendLoop sends a packet through the layers of loopLayers and back to
+// this node. Its payload is a random ID and the send time, readable only
+// here.
 func (n *Node) sendLoop() {
 	doc, e, ok := n.coverDoc()
 	if !ok {
 		return
 	}
 	var path []mixnet.Hop
-	L := len(doc.Layers)
-	start := 0 // a provider loops through every layer
-	if n.cfg.Role == "mix" {
-		start = n.cfg.Layer // the layer after this one (0-based index)
-	}
-	for i := range L {
-		layer := (start + i) % L
-		if n.cfg.Role == "mix" && layer == n.cfg.Layer-1 {
-			continue
-		}
+	for _, layer := range loopLayers(n.cfg.Role, n.cfg.Layer, len(doc.Layers)) {
 		h, ok := n.hop(n.pick(doc.Layers[layer]), e)
 		if !ok {
 			return

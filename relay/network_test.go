@@ -96,9 +96,11 @@ func (w *wire) checkFrames(t *testing.T) (links, frames int) {
 
 // deliveries records what providers deliver.
 type deliveries struct {
-	mu  sync.Mutex
-	got map[uint32][]string // message index -> providers that delivered it
-	n   int
+	mu    sync.Mutex
+	got   map[uint32][]string      // message index -> providers that delivered it
+	at    map[uint32]time.Time     // message index -> when it was first delivered
+	delay map[uint32]time.Duration // message index -> the delay its final hop asked for
+	n     int
 }
 
 type deliverer struct {
@@ -113,6 +115,9 @@ func (d deliverer) Deliver(res *mixnet.Result) error {
 	i := binary.BigEndian.Uint32(res.Payload[12:])
 	d.d.mu.Lock()
 	d.d.got[i] = append(d.d.got[i], d.name)
+	if _, ok := d.d.at[i]; !ok {
+		d.d.at[i], d.d.delay[i] = time.Now(), res.Delay
+	}
 	d.d.n++
 	d.d.mu.Unlock()
 	return nil
@@ -154,7 +159,7 @@ func startNetworkOpts(t *testing.T, spec testnet.Spec, mod func(name string, cfg
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &network{nw: nw, wire: &wire{}, del: &deliveries{got: make(map[uint32][]string)}}
+	n := &network{nw: nw, wire: &wire{}, del: &deliveries{got: make(map[uint32][]string), at: make(map[uint32]time.Time), delay: make(map[uint32]time.Duration)}}
 	var wrap func(string, net.Listener) net.Listener
 	if record {
 		wrap = func(_ string, ln net.Listener) net.Listener { return recListener{ln, n.wire} }

@@ -98,7 +98,11 @@ func (n *Node) countUnwrapError(err error) {
 	}
 }
 
-// final handles a packet that ends here.
+// final handles a packet that ends here, at once: it is called by the
+// worker that unwrapped the packet and never goes through the mixer, so
+// res.Delay (the delay the sender drew for this hop) is discarded. This is
+// what ProvidersHoldFinalHop (false) describes, and what the simulator's
+// mixing.at = "mixes" models; change one only with the other.
 func (n *Node) final(res *mixnet.Result) {
 	switch {
 	case res.Recipient == n.loopID:

@@ -1,0 +1,80 @@
+package relay_test
+
+import (
+	"context"
+	crand "crypto/rand"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/sealnet/sealnet/internal/testnet"
+	"github.com/sealnet/sealnet/mixnet"
+	"github.com/sealnet/sealnet/relay"
+)
+
+// TestProviderDeliversFinalHopAtOnce checks relay.ProvidersHoldFinalHop
+// against the pipeline: a provider delivers a packet that ends at it at
+// once, whatever delay its sender drew for the provider hop (here 3s, which
+// the provider does receive in its routing slot). A control packet in the
+// same run has the same 3s on its provider hop and 1s on its first mix hop:
+// it must take at least 1s, so the measurement can tell a hop that holds a
+// packet from one that does not.
+func TestProviderDeliversFinalHopAtOnce(t *testing.T) {
+	const (
+		finalDelay = 3 * time.Second // asked of the provider hop
+		mixDelay   = 1 * time.Second // asked of the control's first mix hop
+		slack      = 1500 * time.Millisecond
+	)
+	n := startNetwork(t, testnet.Spec{EpochPeriod: time.Hour, Layers: 3, Width: 1, Providers: 1, NoCover: true}, nil)
+	inj := testnet.NewInjector(n.doc.Doc)
+	defer inj.Close()
+	dest := n.provider(t, 0)
+	rng := rand.New(rand.NewPCG(1, 2))
+
+	// Message 0: no mix delays, finalDelay at the provider. Message 1, the
+	// control: mixDelay at the first mix, finalDelay at the provider.
+	sent := make(map[uint32]time.Time)
+	for i, first := range []time.Duration{0, mixDelay} {
+		path, err := n.doc.Doc.SelectPath(rng, dest, n.doc.Doc.Epoch, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(path) != 4 {
+			t.Fatalf("path of %d hops, want 3 mixes and the provider", len(path))
+		}
+		path[0].Delay = first
+		path[len(path)-1].Delay = finalDelay
+		pkt, err := mixnet.NewPacket(crand.Reader, geo, path, mixnet.RecipientID{1}, message(uint32(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent[uint32(i)] = time.Now()
+		if err := inj.Send(context.Background(), path[0].ID, pkt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "both deliveries", 10*time.Second, func() bool { return n.del.count() >= 2 }, n.dump)
+
+	n.del.mu.Lock()
+	probe, control := n.del.at[0].Sub(sent[0]), n.del.at[1].Sub(sent[1])
+	probeAsked, controlAsked := n.del.delay[0], n.del.delay[1]
+	n.del.mu.Unlock()
+	t.Logf("final-hop delay %v: delivered after %v; control (first mix %v): %v", finalDelay, probe, mixDelay, control)
+	if probeAsked != finalDelay || controlAsked != finalDelay {
+		t.Fatalf("the provider saw final-hop delays %v and %v, want %v", probeAsked, controlAsked, finalDelay)
+	}
+	// The control: a mix holds a packet for the delay asked of it.
+	if control < mixDelay {
+		t.Fatalf("control delivered after %v, before its first mix's delay of %v: the measurement cannot see a hold", control, mixDelay)
+	}
+	if relay.ProvidersHoldFinalHop {
+		if probe < finalDelay || control < mixDelay+finalDelay {
+			t.Fatalf("ProvidersHoldFinalHop, but delivered after %v and %v with %v asked of the provider", probe, control, finalDelay)
+		}
+		return
+	}
+	if probe >= slack || control >= mixDelay+slack {
+		t.Fatalf("!ProvidersHoldFinalHop, but delivered after %v (control %v): the provider held the packet for its %v final-hop delay; update relay.ProvidersHoldFinalHop and the simulator's mixing.at",
+			probe, control, finalDelay)
+	}
+}
