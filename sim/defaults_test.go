@@ -1,0 +1,58 @@
+package sim_test
+
+import (
+	"testing"
+
+	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mixnet"
+	"github.com/sealnet/sealnet/relay"
+	"github.com/sealnet/sealnet/sender"
+	"github.com/sealnet/sealnet/sim"
+)
+
+// TestDefaultsFollowTheCode: a scenario that sets nothing simulates the
+// network as the code runs it. Each default is compared with the value the
+// client, the relays or the mailbox use; when one of them changes, this
+// test fails until the simulator follows (and the figures are re-measured).
+// The behaviour behind each exported value is tested in its own package
+// (relay: providers deliver at once, cover defaults; mailbox: no hold
+// before an acknowledgement).
+func TestDefaultsFollowTheCode(t *testing.T) {
+	c, err := sim.ParseConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := sender.DefaultSettings()
+	at := "mixes"
+	if relay.ProvidersHoldFinalHop {
+		at = "all"
+	}
+	fetch := "constant"
+	if cl.FetchWait > 0 {
+		fetch = "longpoll" // the provider answers a long poll as soon as mail lands
+	}
+	for _, d := range []struct {
+		key       string
+		sim, code any
+	}{
+		{"client.rate", c.Client.Rate, cl.Rate},
+		{"client.loop_rate", c.Client.LoopRate, cl.LoopRate},
+		{"mixing.mean_delay", c.Mixing.MeanDelay.D(), cl.MeanDelay},
+		{"client.ack_timeout", c.Client.AckTimeout.D(), cl.AckTimeout},
+		{"client.retry_jitter", c.Client.RetryJitter.D(), cl.RetryJitter},
+		{"client.max_attempts", c.Client.MaxAttempts, cl.MaxAttempts},
+		{"client.fetch", c.Client.Fetch, fetch},
+		{"mixing.kind", c.Mixing.Kind, "poisson"}, // relay: mixing.strategy defaults to poisson
+		{"mixing.max_delay", c.Mixing.MaxDelay.D(), min(relay.DefaultMaxDelay, mixnet.MaxDelay)},
+		{"mixing.at", c.Mixing.At, at},
+		{"relay.loop_rate", c.Relay.LoopRate, relay.DefaultLoopRate},
+		{"relay.drop_rate", c.Relay.DropRate, relay.DefaultDropRate},
+		{"relay.mean_delay", c.Relay.MeanDelay.D(), relay.DefaultCoverDelay},
+		{"workload.ack_delay", c.Workload.AckDelay.D(), mailbox.AckHold},
+		{"packet size", sim.PacketSize, mixnet.DefaultGeometry().PacketSize()},
+	} {
+		if d.sim != d.code {
+			t.Errorf("%s: the simulator's default is %v, the code's %v", d.key, d.sim, d.code)
+		}
+	}
+}
