@@ -79,9 +79,10 @@ type adversary struct {
 	boundMax    float64
 	boundChecks int
 	// scratch
-	cur, next map[nodeOut]float64
-	senders   map[int32]float64
-	trimAt    int64
+	curBy, nextBy       [][]weighted
+	curNodes, nextNodes []int32
+	senders             map[int32]float64
+	trimAt              int64
 	// gapPrior: with a Poisson stream a real message waits for its
 	// sender's next slot, so a packet after a long silence is more likely
 	// real: each user packet is weighed by 1 − e^{−r·g}, g the time since
@@ -89,27 +90,29 @@ type adversary struct {
 	// message was written in the gap, for an empty queue).
 	gapPrior bool
 	lastSend []int64
-	pruned   []float64
 }
 
-type nodeOut struct {
-	node int32
-	out  int64
-}
+// pruneBelow: weight smaller than this on a node's output is not followed
+// further back (it is counted as lost). Weight that keeps flowing back
+// through node-made loops (a mix's loop re-enters the first layer from the
+// last) fades by the loops' share at every turn, and would otherwise be
+// followed to the window's edge; at 1e-12 of the target it cannot move a
+// figure.
+const pruneBelow = 1e-12
 
 func newAdversary(m *model) *adversary {
 	c := m.cfg
 	a := &adversary{m: m, kind: mix.Kind(c.Mixing.Kind), mu: float64(c.Mixing.MeanDelay.D()),
-		cur: map[nodeOut]float64{}, next: map[nodeOut]float64{}, senders: map[int32]float64{}}
+		senders: map[int32]float64{}}
 	lat := max(int64(c.Latency.Mean), int64(c.Latency.Max))
 	if c.Latency.Kind == "exponential" {
 		lat = 20 * int64(c.Latency.Mean)
 	}
 	switch a.kind {
 	case mix.Poisson:
-		// Inputs older than horizon weigh at most e^-25 of a fresh one;
+		// Inputs older than horizon weigh at most e^-15 of a fresh one;
 		// the relays' 30 s cap would keep far more than matters.
-		a.horizon = min(int64(c.Mixing.MaxDelay), int64(25*max(a.mu, float64(c.Relay.MeanDelay.D()))))
+		a.horizon = min(int64(c.Mixing.MaxDelay), int64(15*max(a.mu, float64(c.Relay.MeanDelay.D()))))
 		if a.mu == 0 {
 			a.horizon = int64(c.Mixing.MaxDelay)
 		}
@@ -276,54 +279,50 @@ type weighted struct {
 // observe scores target tg, which arrived at its recipient's provider from
 // node last, where it was output out.
 func (a *adversary) observe(tg int32, last int32, out int64, t int64, size int32) {
-	clear(a.cur)
 	clear(a.senders)
-	a.cur[nodeOut{last, out}] = 1
+	if a.curBy == nil {
+		a.curBy, a.nextBy = make([][]weighted, len(a.m.nodes)), make([][]weighted, len(a.m.nodes))
+	}
+	// Per node, the weighted outputs to follow back this step. Each output
+	// reaches one next node only, so an output is emitted once per step.
+	a.curBy[last] = append(a.curBy[last][:0], weighted{out, 1})
+	cur := append(a.curNodes[:0], last)
+	next := a.nextNodes[:0]
 	lost, other := 0.0, 0.0
-	byNode := map[int32][]weighted{}
-	for len(a.cur) > 0 {
-		clear(byNode)
-		for k, w := range a.cur {
-			byNode[k.node] = append(byNode[k.node], weighted{k.out, w})
-		}
-		clear(a.next)
-		nodes := make([]int32, 0, len(byNode))
-		for n := range byNode {
-			nodes = append(nodes, n)
-		}
-		slices.Sort(nodes) // map order must not change the sums' rounding
-		for _, n := range nodes {
-			outs := byNode[n]
-			slices.SortFunc(outs, func(x, y weighted) int { return int(x.out - y.out) })
+	var pruned uint64 // weight (× 2^76) not followed further back
+	byOut := func(x, y weighted) int { return int(x.out - y.out) }
+	for len(cur) > 0 {
+		slices.Sort(cur) // the order of the sums into senders is fixed
+		for _, n := range cur {
+			outs := a.curBy[n]
+			if !slices.IsSortedFunc(outs, byOut) {
+				slices.SortFunc(outs, byOut)
+			}
 			lost += a.backward(n, outs, func(in int64, w float64) {
 				l := &a.m.nodes[n].log
 				j := in - l.inBase
 				if pn := l.inPrevNode[j]; pn >= 0 {
-					a.next[nodeOut{pn, l.inPrevOut[j]}] += w
+					if w < pruneBelow {
+						pruned += uint64(w * 0x1p76) // integers: the sum's order cannot change it
+						return
+					}
+					if len(a.nextBy[pn]) == 0 {
+						next = append(next, pn)
+					}
+					a.nextBy[pn] = append(a.nextBy[pn], weighted{l.inPrevOut[j], w})
 				} else if src := int32(l.inPrevOut[j]); src >= 0 {
 					a.senders[src] += w * float64(l.inPrior[j])
 				} else {
 					other += w // a mix's own cover
 				}
 			})
+			a.curBy[n] = outs[:0]
 		}
-		// Weight that keeps flowing back through node-made loops (a mix's
-		// loop re-enters the first layer from the last) fades by the loops'
-		// share at every turn: past 1e-12 it cannot move a figure.
-		pruned := a.pruned[:0]
-		for k, w := range a.next {
-			if w < 1e-12 {
-				pruned = append(pruned, w)
-				delete(a.next, k)
-			}
-		}
-		slices.Sort(pruned) // map order must not change the sum's rounding
-		for _, w := range pruned {
-			lost += w
-		}
-		a.pruned = pruned
-		a.cur, a.next = a.next, a.cur
+		a.curBy, a.nextBy = a.nextBy, a.curBy
+		cur, next = next, cur[:0]
 	}
+	a.curNodes, a.nextNodes = cur, next
+	lost += float64(pruned) * 0x1p-76
 	res := &a.res
 	if a.m.isTor[a.targets[tg].sender] {
 		res = &a.torRes
