@@ -28,6 +28,7 @@ type attacks struct {
 	checkpoint []int
 	receipt    receiptState // receipt.go
 	returns    returnsState // returns.go
+	block      blockState   // active.go
 	// acknowledgement attack
 	pairs    []*ackPair
 	byFrom   map[int32]*ackPair // sender → pair
@@ -135,6 +136,7 @@ func newAttacks(m *model) *attacks {
 	at.ackCount = make([]int, at.ackMaxN)
 	at.receipt.init(m, at)
 	at.returns.init(m, at)
+	at.block.init(m, targets)
 	return at
 }
 
@@ -186,6 +188,7 @@ func (at *attacks) closeRound() {
 	checkpoint := slices.Contains(at.checkpoint, at.rounds)
 	at.all.closeRound(at.rounds, checkpoint)
 	at.ret.closeRound(at.rounds, checkpoint)
+	at.block.closeRound(at.rounds, checkpoint)
 }
 
 func (v *disclosureView) closeRound(rounds int, checkpoint bool) {
@@ -379,6 +382,12 @@ type Disclosure struct {
 	// stripping, and disclosure fed with real sends (absent on a wire
 	// trace, which has no provider view).
 	Returns *Returns `json:"returns,omitempty"`
+	// Block[i] is the share of the disclosure targets whose contacts the
+	// active attack on their entry links exposed after Checkpoints[i]
+	// rounds (adversary.block); BlockRounds the first checkpoint at which
+	// half are (-1: never).
+	Block       []float64 `json:"block_success,omitempty"`
+	BlockRounds int       `json:"block_rounds_to_half,omitempty"`
 }
 
 func (at *attacks) result() Disclosure {
@@ -386,6 +395,7 @@ func (at *attacks) result() Disclosure {
 	d.Checkpoints, d.SDA, d.SDARounds, d.Intersection, d.IntersectionRounds = at.all.result(at.checkpoint, at.rounds)
 	at.receipt.result(&d)
 	at.returns.result(&d)
+	at.block.result(&d)
 	for n := range at.ackMaxN {
 		if at.ackCount[n] == 0 {
 			break

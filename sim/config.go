@@ -194,6 +194,12 @@ type Adv struct {
 	// receipt sample (docs/sim.md §3.6). Needs providers "recipient" or
 	// "both".
 	WithholdAcks bool `toml:"withhold_acks"`
+	// Block is the active attack on the disclosure targets' entry links:
+	// "none" (default), "drop" (every other round, their packets are
+	// dropped) or "delay" (held for BlockDelay, default 5s); the adversary
+	// watches which mailboxes receive less (docs/sim.md §3.10).
+	Block      string          `toml:"block"`
+	BlockDelay config.Duration `toml:"block_delay"`
 }
 
 // The deployed code's settings, which a scenario starts from
@@ -256,6 +262,8 @@ func (c *Config) setDefaults() {
 	config.Default(&c.Adv.Providers, "recipient")
 	config.Default(&c.Adv.Estimator, "count")
 	config.Default(&c.Adv.DelayFloor, config.Duration(time.Millisecond))
+	config.Default(&c.Adv.Block, "none")
+	config.Default(&c.Adv.BlockDelay, config.Duration(5*time.Second))
 	if c.Workload.Acks == nil {
 		t := true
 		c.Workload.Acks = &t
@@ -328,6 +336,10 @@ func (c *Config) validate() error {
 		return bad("workload.oneshot %g: want 0..1", c.Workload.OneShot)
 	case c.Workload.OneShot > 0 && c.Workload.OfflineMean.D() > 0:
 		return bad("workload.oneshot and workload.offline_mean: one-shot users are online only while they send; choose one")
+	case c.Adv.Block != "none" && c.Adv.Block != "drop" && c.Adv.Block != "delay":
+		return bad("adversary.block %q: want none, drop or delay", c.Adv.Block)
+	case c.Adv.BlockDelay.D() <= 0:
+		return bad("adversary.block_delay must be positive")
 	case c.Adv.WithholdAcks && c.Adv.Providers != "recipient" && c.Adv.Providers != "both":
 		return bad("adversary.withhold_acks needs the recipient's provider: adversary.providers recipient or both")
 	case c.Workload.MessageRate <= 0 || c.Workload.MessageRate > 1e4:

@@ -298,6 +298,13 @@ func (m *model) send(i int32, from int32) {
 		if p.msg >= 0 {
 			m.sentReal(p)
 		}
+		if drop, until := m.att.block.blocked(p.src, m.now); drop {
+			m.stats.blocked++
+			m.release1(i)
+			return
+		} else if until > 0 {
+			t = until + m.latency()
+		}
 	}
 	m.q.push(t, evArrive, i)
 }

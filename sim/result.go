@@ -21,7 +21,10 @@ type Result struct {
 	RealDelivered uint64 `json:"real_delivered"`
 	// Retransmits counts real packets sent again for want of an
 	// acknowledgement; Failed, messages given up after MaxAttempts.
-	Retransmits uint64  `json:"retransmits"`
+	Retransmits uint64 `json:"retransmits"`
+	// Blocked counts packets the active adversary dropped
+	// (adversary.block).
+	Blocked     uint64  `json:"blocked,omitempty"`
 	Failed      uint64  `json:"failed"`
 	Dropped     uint64  `json:"dropped_full"`
 	LinkPackets uint64  `json:"link_packets"`
@@ -117,6 +120,7 @@ type stats struct {
 	events                uint64
 	realSent, realDeliv   uint64
 	retransmits, failed   uint64
+	blocked               uint64
 	dropped               uint64
 	linkPackets           uint64
 	realBytes, coverBytes uint64
@@ -362,7 +366,7 @@ func (m *model) result() *Result {
 	st := &m.stats
 	res := &Result{
 		Scenario: cfg.Name, Seed: cfg.Seed, Events: st.events, SimTime: cfg.Duration.D().Seconds(),
-		RealSent: st.realSent, RealDelivered: st.realDeliv, Retransmits: st.retransmits, Failed: st.failed, Dropped: st.dropped, LinkPackets: st.linkPackets,
+		RealSent: st.realSent, RealDelivered: st.realDeliv, Retransmits: st.retransmits, Failed: st.failed, Blocked: st.blocked, Dropped: st.dropped, LinkPackets: st.linkPackets,
 		RealBytes: st.realBytes, CoverBytes: st.coverBytes, Latency: quantiles(st.lat),
 		LatencyCDF: percentiles(st.lat), EntropyCDF: percentiles(a.h),
 		Targets: len(a.h), Entropy: summarize(a.h), MinEntropy: summarize(a.hmin), EffectiveSize: summarize(a.eff),

@@ -68,9 +68,11 @@ func (r *returnsState) flush(t int64) {
 		case d.loop:
 			r.delLoopBad += b2f(counted)
 			r.at.ret.received(d.u)
+			r.at.block.delivered(d.u, d.t)
 		default:
 			r.delRealOK += b2f(counted)
 			r.at.ret.received(d.u)
+			r.at.block.delivered(d.u, d.t)
 		}
 	}
 	if r.head > 4096 && r.head > len(r.queue)/2 {
