@@ -71,6 +71,14 @@ targets = 200
 	close("min-entropy", want.MinEntropy.Mean, got.MinEntropy.Mean)
 	close("top-1", want.TopK[0].Accuracy, got.TopK[0].Accuracy)
 	close("TPR@1e-2", want.TPR[0].TPR, got.TPR[0].TPR)
+	wd, gd := want.Disclosure, got.Disclosure
+	if len(wd.Receipt) < 3 || len(gd.Receipt) != len(wd.Receipt) {
+		t.Fatalf("receipt attack: simulated %v, replayed %v messages per pair", len(wd.Receipt), len(gd.Receipt))
+	}
+	for n := range wd.Receipt {
+		close("receipt top-1", wd.Receipt[n], gd.Receipt[n])
+		close("online-window isolated", wd.Online[n], gd.Online[n])
+	}
 	t.Logf("%d targets: entropy %.4f bits, top-1 %.3f, TPR@1e-2 %.3f", got.Targets, got.Entropy.Mean, got.TopK[0].Accuracy, got.TPR[0].TPR)
 }
 
