@@ -635,7 +635,8 @@ func (m *model) release(nd int32) {
 				m.rec.Events = append(m.rec.Events, TraceEvent{T: m.now, From: nd, To: -1 - p.dst})
 				if p.target >= 0 {
 					tg := m.adv.targets[p.target]
-					m.rec.Targets = append(m.rec.Targets, TraceTarget{Sender: tg.sender, Recipient: tg.recipient, Event: len(m.rec.Events) - 1})
+					m.rec.Targets = append(m.rec.Targets, TraceTarget{Sender: tg.sender, Recipient: tg.recipient, Event: len(m.rec.Events) - 1,
+						Latency: time.Duration(m.now - p.created)})
 				}
 			}
 			if p.target >= 0 {

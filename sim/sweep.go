@@ -430,6 +430,9 @@ type Aggregate struct {
 	LatencyMean   Stat // seconds
 	LatencyP99    Stat // seconds
 	Overhead      Stat // cover bytes per real byte
+	Ack10         Stat // acknowledgement attack: pairs linked after 10 messages
+	Receipt10     Stat // receipt by fetch timing: pairs linked after 10 messages
+	LoopStrip     Stat // loop stripping accuracy
 }
 
 // metric names a figure in the JSON and CSV output and says where it
@@ -451,6 +454,23 @@ var metrics = []metric{
 	{"latency_mean_s", func(r *Result) float64 { return delivered(r, r.Latency.Mean) }, func(a *Aggregate) *Stat { return &a.LatencyMean }},
 	{"latency_p99_s", func(r *Result) float64 { return delivered(r, r.Latency.P99) }, func(a *Aggregate) *Stat { return &a.LatencyP99 }},
 	{"cover_overhead", overhead, func(a *Aggregate) *Stat { return &a.Overhead }},
+	{"ack_top1_10_msgs", func(r *Result) float64 { return at10(r.Disclosure.Ack) }, func(a *Aggregate) *Stat { return &a.Ack10 }},
+	{"receipt_top1_10_msgs", func(r *Result) float64 { return at10(r.Disclosure.Receipt) }, func(a *Aggregate) *Stat { return &a.Receipt10 }},
+	{"loop_strip_accuracy", func(r *Result) float64 {
+		if r.Disclosure.Returns == nil {
+			return math.NaN()
+		}
+		return r.Disclosure.Returns.LoopStripAccuracy
+	}, func(a *Aggregate) *Stat { return &a.LoopStrip }},
+}
+
+// at10 is a per-message curve's value after 10 messages (NaN if the run
+// had fewer per pair).
+func at10(curve []float64) float64 {
+	if len(curve) < 10 {
+		return math.NaN()
+	}
+	return curve[9]
 }
 
 func topK(r *Result, k int) float64 {

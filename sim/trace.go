@@ -181,6 +181,29 @@ func (tr *Trace) check(cfg *Config) error {
 	return nil
 }
 
+// Observe simulates cfg and returns what a wire observer of the simulated
+// network records, as a Trace: every packet on a link (the nodes' own
+// cover and acknowledgements looking like any other), every fetch that
+// hands a user mail, and the targets. AnalyzeTrace of it is the prediction
+// for a capture of a real network run with cfg's parameters: the same
+// observer, with the same blind spots (docs/measure.md §4).
+func Observe(ctx context.Context, cfg *Config) (*Trace, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	m, err := newModel(cfg)
+	if err != nil {
+		return nil, err
+	}
+	m.rec = &Trace{}
+	if err := m.run(ctx); err != nil {
+		return nil, err
+	}
+	tr := m.rec
+	tr.Contacts, tr.Warmup, tr.End, tr.Sent = m.contacts, m.warmup, m.end, int(m.stats.realSent)
+	return tr, nil
+}
+
 // Contacts returns the contact graph cfg's workload gives its users: the
 // same lists a simulation of cfg uses, so that a workload driven on a real
 // network (sealnet testnet load) and its simulation agree on who writes to

@@ -53,8 +53,13 @@ targets = 200
 		t.Fatal(err)
 	}
 	want := m.result()
-	tr := m.rec
-	tr.Contacts, tr.Warmup, tr.End, tr.Sent = m.contacts, m.warmup, m.end, int(want.RealSent)
+	tr, err := Observe(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.Events) != len(m.rec.Events) || len(tr.Targets) != len(m.rec.Targets) {
+		t.Fatalf("Observe recorded %d events and %d targets, the model %d and %d", len(tr.Events), len(tr.Targets), len(m.rec.Events), len(m.rec.Targets))
+	}
 	got, err := AnalyzeTrace(context.Background(), cfg, tr)
 	if err != nil {
 		t.Fatal(err)

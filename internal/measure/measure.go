@@ -107,7 +107,13 @@ func Analyze(ctx context.Context, nw *testnet.Network, truth *load.Truth, capt *
 		return nil, err
 	}
 	if !o.NoPrediction {
-		if a.Predicted, err = sim.Run(ctx, cfg, nil); err != nil {
+		// The prediction is the same observer on the simulated network's
+		// wire: node-made packets look forwarded there too.
+		st, err := sim.Observe(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		if a.Predicted, err = sim.AnalyzeTrace(ctx, cfg, st); err != nil {
 			return nil, err
 		}
 		a.Figures = compare(a.Predicted, a.Measured)
@@ -405,6 +411,10 @@ func compare(pred, meas *sim.Result) []sim.Compared {
 	rate("intersection", "intersection", pd.Intersection, pd.Targets, md.Intersection, md.Targets)
 	if n := min(len(pd.Ack), len(md.Ack)); n > 0 {
 		rate(fmt.Sprintf("ack attack top-1 (%d msgs)", n), "ack top-1", pd.Ack[n-1], pd.AckPairs[n-1], md.Ack[n-1], md.AckPairs[n-1])
+	}
+	if n := min(len(pd.Receipt), len(md.Receipt)); n > 0 {
+		rate(fmt.Sprintf("receipt by fetch timing top-1 (%d msgs)", n), "receipt top-1", pd.Receipt[n-1], pd.ReceiptPairs[n-1], md.Receipt[n-1], md.ReceiptPairs[n-1])
+		rate(fmt.Sprintf("online-window isolated (%d msgs)", n), "online window", pd.Online[n-1], pd.ReceiptPairs[n-1], md.Online[n-1], md.ReceiptPairs[n-1])
 	}
 	return out
 }

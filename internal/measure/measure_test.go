@@ -3,7 +3,6 @@ package measure_test
 import (
 	"context"
 	"errors"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -188,22 +187,23 @@ loop_rate = 0.2
 	if he.Meas <= figure(t, control, "entropy").Meas {
 		t.Errorf("mixing and cover did not raise the sender entropy")
 	}
-	// Simulated and measured figures should agree within their 95 %
-	// intervals; where they do not, say which (docs/measure.md §5 explains
-	// the known causes). The sender-anonymity figures of the mixed run must
-	// not be grossly apart: beyond three times the intervals' half-widths
-	// the simulator (or the analysis) is wrong.
+	// Simulated and measured figures must agree within the 95 % intervals
+	// the report prints: the prediction is the same wire observer on the
+	// simulated network (docs/measure.md §5), so a gap is a model that
+	// differs from the code, or an analysis that is broken.
 	for _, a := range []*measure.Analysis{control, mixed} {
+		for _, f := range a.Figures {
+			t.Logf("%s: %s simulated %.3g [%.3g, %.3g], measured %.3g [%.3g, %.3g]", a.Config.Name, f.Name,
+				f.Pred, f.PredLo, f.PredHi, f.Meas, f.MeasLo, f.MeasHi)
+		}
 		for _, d := range a.Disagreements() {
-			t.Logf("DISAGREE %s: simulated and measured %s: %.3g [%.3g, %.3g] vs %.3g [%.3g, %.3g]", a.Config.Name, d.Name,
+			t.Errorf("%s run: simulated and measured %s disagree: %.3g [%.3g, %.3g] vs %.3g [%.3g, %.3g]", a.Config.Name, d.Name,
 				d.Pred, d.PredLo, d.PredHi, d.Meas, d.MeasLo, d.MeasHi)
 		}
 	}
-	for _, name := range []string{"entropy", "top-1", "flow match"} {
-		f := figure(t, mixed, name)
-		half := (f.PredHi-f.PredLo)/2 + (f.MeasHi-f.MeasLo)/2
-		if math.Abs(f.Pred-f.Meas) > 3*half {
-			t.Errorf("mixed run: %s simulated %.3g, measured %.3g: more than three times the intervals apart", f.Name, f.Pred, f.Meas)
-		}
+	// The receipt attack by fetch timing must work on the capture without
+	// mixing and cover (its control), as it does in the simulation.
+	if f := figure(t, control, "receipt"); f.Meas < 0.8 {
+		t.Errorf("control run: receipt by fetch timing links only %.2f of the pairs", f.Meas)
 	}
 }

@@ -86,8 +86,14 @@ func (a *Analysis) markdown(title string) string {
 	p("| network | %d layers × %d mixes, %d providers |\n", c.Layers, c.Width, c.Providers)
 	p("| users | %d, %d contacts each (Zipf %.2g), %.3g messages/s each |\n", c.Users, c.Workload.Contacts, c.Workload.Zipf, c.Workload.MessageRate)
 	p("| client cover | λ = %.3g packets/s, loops %.3g/s |\n", c.Client.Rate, c.Client.LoopRate)
-	p("| mixing | poisson, mean %v per hop (providers too) |\n", c.Mixing.MeanDelay.D())
-	p("| relay cover | loops %.3g/s per mix |\n", c.Relay.LoopRate)
+	prov := "providers deliver at once"
+	if c.Mixing.At == "all" {
+		prov = "providers too"
+	}
+	p("| mixing | %s, mean %v per hop, capped at %v (%s) |\n", c.Mixing.Kind, c.Mixing.MeanDelay.D(), c.Mixing.MaxDelay.D(), prov)
+	p("| node cover (mixes and providers) | loops %.3g/s, drops %.3g/s, mean %v per hop |\n", c.Relay.LoopRate, c.Relay.DropRate, c.Relay.MeanDelay.D())
+	p("| acknowledgements | held %v at the recipient's provider; client retransmits after %v (+ up to %v), %d attempts |\n",
+		c.Workload.AckDelay.D(), c.Client.AckTimeout.D(), c.Client.RetryJitter.D(), c.Client.MaxAttempts)
 	p("| adversary | global passive wire observer; timing estimator (mean delay floor %v); targets seen when the recipient's fetch is answered |\n\n", c.Adv.DelayFloor.D())
 
 	p("## What the capture held\n\n| | |\n|---|---|\n")
@@ -103,7 +109,7 @@ func (a *Analysis) markdown(title string) string {
 		return b.String()
 	}
 	p("## Simulated prediction and measurement\n\n")
-	p("The prediction is `sealnet sim` on the same parameters (seed %d, %d targets); the measurement is the same adversary code (`sim.AnalyzeTrace`) on the capture (%d targets). Intervals are 95 %%: the mean's for entropy, Wilson's for rates.\n\n",
+	p("The prediction is `sealnet sim` on the same parameters (seed %d, %d targets), scored by the same wire observer on the simulated network's links (`sim.Observe`); the measurement is the same adversary code (`sim.AnalyzeTrace`) on the capture (%d targets). Intervals are 95 %%: the mean's for entropy, Wilson's for rates. The receipt and online-window attacks pair each pair's messages with every user's sends just before the recipient's fetch; the acknowledgement attack pairs them with the fetches after.\n\n",
 		c.Seed, a.Predicted.Targets, a.Measured.Targets)
 	p("| figure | simulated | measured on the testnet | intervals overlap |\n|---|---|---|---|\n")
 	for _, f := range a.Figures {
@@ -132,9 +138,9 @@ func (a *Analysis) markdown(title string) string {
 	p(`What the two runs share: the workload model and its contact graph (same seed), the network's shape, the cover rates, the mixing delay, and the adversary's code. What differs, and which way it pushes:
 
 - **Processing time.** Real nodes take a fraction of a millisecond per hop and queue under load; the simulation uses a fixed 0.5 ms link. With mixing delays of tens of milliseconds this is noise; with mixing off it is all the adversary has, so the control run is where it shows.
-- **Cover the observer cannot tell apart.** On the wire a relay's own loop packets, the providers' acknowledgements and drop cover look like any other packet; the simulator's adversary is told which packets a node created. The real observer's posterior therefore spreads over more candidates: measured entropy tends to be higher.
-- **Mail events.** The simulator's disclosure and acknowledgement attacks are told which mailbox received what; the wire observer sees only that a user's fetch was answered early (a message, a loop or an acknowledgement alike, and several envelopes in one page as one event). Long-term attacks are weaker on the wire for that reason.
-- **Retransmissions and first contacts.** Real clients fetch prekey bundles before a first message and resend fragments whose acknowledgement is late; these are real packets the simulator does not send.
+- **The same observer on both sides.** The prediction is scored on the simulated network's wire, where a node's own loops, drops and acknowledgements look forwarded, as on the capture; both are blind to what the providers know (loop stripping and returns-fed disclosure are simulator figures only: docs/sim.md §3.9).
+- **Mail events.** The wire observer sees only that a user's fetch was answered early (a message, a loop or an acknowledgement alike, and several envelopes in one page as one event); in the simulation each envelope is its own fetch. Upkeep requests after a page make a few extra mail events on the capture.
+- **First contacts.** Real clients fetch prekey bundles before a first message; these are real packets the simulator does not send. (Retransmissions are simulated: a fragment not acknowledged in time goes again.)
 - **Few targets.** A short run scores tens to hundreds of messages, so the intervals are wide; the disclosure attacks need many rounds and are near 0 on a run of minutes, simulated or measured.
 `)
 	return b.String()
