@@ -421,8 +421,22 @@ func (a *adversary) backward(n int32, outs []weighted, emit func(in int64, w flo
 		// and a difference array each input's share, in linear time.
 		diff := make([]float64, top-base+1)
 		for c0 := 0; c0 < len(spans); {
-			c1 := c0
-			for c1 < len(spans) && l.outL[spans[c0].j]-l.outL[spans[c1].j] < 200 {
+			// A chunk shares one reference exponent. Each output's share
+			// is w/sum, spread by a running sum of ±w/sum; an output whose
+			// candidates all weigh little against the reference has a
+			// large w/sum, and its rounding error would stay in the
+			// running sum for every later input. So a chunk holds outputs
+			// while every one's newest input weighs at least e^-14 against
+			// the reference (the error then stays below 1e-9 of any
+			// weight).
+			c1, oldest := c0, math.Inf(-1)
+			for c1 < len(spans) {
+				sp := spans[c1]
+				o := max(oldest, l.inL[sp.hi-1-l.inBase])
+				if c1 > c0 && l.outL[sp.j]-o < -14 {
+					break
+				}
+				oldest = o
 				c1++
 			}
 			ref := l.outL[spans[c1-1].j] // the smallest: every exponent ≤ 0

@@ -140,7 +140,8 @@ func newAttacks(m *model) *attacks {
 	return at
 }
 
-// sent: user u put a packet on its link to the first layer.
+// sent: a packet of user u reached its entry mix (a global observer sees
+// it on the user's link).
 func (at *attacks) sent(u int32, t int64) {
 	at.advance(t)
 	at.all.sent(u)

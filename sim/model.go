@@ -294,7 +294,6 @@ func (m *model) send(i int32, from int32) {
 	}
 	m.stats.linkPacket(p)
 	if from < 0 && p.hop == 0 && p.src >= 0 {
-		m.att.sent(p.src, m.now)
 		if p.msg >= 0 {
 			m.sentReal(p)
 		}
@@ -578,6 +577,10 @@ func (m *model) arrive(i int32) {
 		// holds stays exact.
 		m.finish(i)
 		return
+	}
+	if p.hop == 0 && p.src >= 0 {
+		// A user's packet, seen as it reaches the entry (as on a capture).
+		m.att.sent(p.src, m.now)
 	}
 	in := m.adv.input(nd, m.now, p, from)
 	if m.rec != nil {

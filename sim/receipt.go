@@ -74,7 +74,9 @@ func (r *receiptState) init(m *model, at *attacks) {
 	if c.Adv.Estimator == "timing" {
 		mean = max(mean, float64(c.Adv.DelayFloor.D()))
 	}
-	r.pdf = newTransitPDF(hops, mean, 0, float64(c.Layers+1)*float64(c.Latency.Mean.D()))
+	// From the entry mix (where a user's packet is seen, as on a capture)
+	// to the recipient's provider: L links.
+	r.pdf = newTransitPDF(hops, mean, 0, float64(c.Layers)*float64(c.Latency.Mean.D()))
 	r.lo, r.hi = r.pdf.shift, r.pdf.quantile(1-1e-6)
 	r.total = make([]float64, c.Users)
 	r.stamp = make([]int32, c.Users)
