@@ -70,6 +70,9 @@ type Analysis struct {
 	Figures   []sim.Compared
 	// Capture's own counters.
 	Capture wire.Stats
+	// PageGap is loop stripping on the wire, by the client's pause before
+	// it acknowledges a page (pagegap.go).
+	PageGap PageGap
 }
 
 // Options tune Analyze.
@@ -213,9 +216,12 @@ func newEndpoints(nw *testnet.Network, truth *load.Truth) (*endpoints, error) {
 }
 
 // mailEvent is a fetch answered early: provider p handed user u its mail.
+// ackGap is the time from the response's last record to the client's next
+// request on the link (its acknowledgement of the page); -1 if none came.
 type mailEvent struct {
-	t    int64
-	p, u int32
+	t      int64
+	p, u   int32
+	ackGap int64
 }
 
 func (a *Analysis) buildTrace(nw *testnet.Network, capt *wire.Capture, fetchWait time.Duration) (*sim.Trace, error) {
@@ -269,6 +275,8 @@ func (a *Analysis) buildTrace(nw *testnet.Network, capt *wire.Capture, fetchWait
 		up       bool
 		lastMail int64
 		ackNext  bool
+		lastDown int64
+		awaitAck int // index+1 into mails of the last mail event whose acknowledgement is due
 	}
 	fetch := make(map[int32]*fetchState)
 	var mails []mailEvent
@@ -300,9 +308,14 @@ func (a *Analysis) buildTrace(nw *testnet.Network, capt *wire.Capture, fetchWait
 				fetch[r.Conn] = fs
 			}
 			if r.Up {
+				if fs.awaitAck > 0 && !fs.up {
+					mails[fs.awaitAck-1].ackGap = t - fs.lastDown
+					fs.awaitAck = 0
+				}
 				fs.lastUp, fs.up = t, true
 				continue
 			}
+			fs.lastDown = t
 			if !fs.up {
 				continue // the rest of a response
 			}
@@ -313,12 +326,14 @@ func (a *Analysis) buildTrace(nw *testnet.Network, capt *wire.Capture, fetchWait
 			}
 			fs.ackNext = false
 			if t-fs.lastUp < early {
-				mails = append(mails, mailEvent{t: t, p: ci.from, u: -1 - ci.to})
+				mails = append(mails, mailEvent{t: t, p: ci.from, u: -1 - ci.to, ackGap: -1})
 				fs.lastMail, fs.ackNext = t, true
+				fs.awaitAck = len(mails)
 			}
 		}
 	}
 	acct.MailEvents = len(mails)
+	a.PageGap = pageGapAttack(mails, truth, at)
 	for _, m := range mails {
 		events = append(events, sim.TraceEvent{T: m.t, From: m.p, To: -1 - m.u})
 	}
