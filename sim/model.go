@@ -47,9 +47,8 @@ type packet struct {
 type message struct {
 	src, dst  int32
 	attempts  uint8
-	acked     bool
-	delivered bool
-	settled   bool
+	delivered bool // stored by the recipient's provider
+	settled   bool // acknowledged, or given up
 }
 
 // node is a mix or a provider.
@@ -126,8 +125,8 @@ func newModel(cfg *Config) (*model, error) {
 	crng := rand.New(rand.NewPCG(cfg.Seed, 0xc0))
 	for i := range m.nodes {
 		c := mc
-		instant := int32(i) >= m.torBase || i < m.P && !m.mixAll
-		if instant {
+		provInstant := i < m.P && !m.mixAll
+		if int32(i) >= m.torBase || provInstant {
 			// Tor relays, and providers that do not mix, forward at once,
 			// whatever the mixes do.
 			c = mix.Config{Kind: mix.Poisson, Capacity: mc.Capacity, MaxDelay: time.Microsecond}
@@ -136,7 +135,7 @@ func newModel(cfg *Config) (*model, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 		}
-		m.nodes[i] = node{strat: s, due: -1, instant: i < m.P && !m.mixAll}
+		m.nodes[i] = node{strat: s, due: -1, instant: provInstant}
 		switch {
 		case int32(i) >= m.torBase:
 			m.nodes[i].tor = true
@@ -696,7 +695,6 @@ func (m *model) finish(i int32) {
 		m.att.reply(p.dst, m.now)
 		m.att.replyAt(p.dst, m.now, msg >= 0)
 		if msg >= 0 {
-			m.msgs[msg].acked = true
 			m.settle(msg)
 		}
 	}
