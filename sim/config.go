@@ -147,6 +147,12 @@ type Workload struct {
 	// users send nothing, cover included; what they write waits.
 	OnlineMean  config.Duration `toml:"online_mean"`
 	OfflineMean config.Duration `toml:"offline_mean"`
+	// Fragments is the mean number of fragments of a message (geometric
+	// on 1, 2, …, at most 64; default 1: every message fits one packet's
+	// 1,388 bytes). Each fragment is its own packet, acknowledged and
+	// retransmitted on its own; the recipient's fetches show each (a long
+	// message is a burst of arrivals, each one more receipt sample).
+	Fragments float64 `toml:"fragments"`
 	// OneShot is the share of users who send with `sealnet send` and no
 	// running daemon: the client starts when the user writes, runs its
 	// Poisson stream, loops and fetches, and exits once every message it
@@ -283,7 +289,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
 	}
 	for key, v := range map[string]float64{"client.rate": c.Client.Rate, "client.loop_rate": c.Client.LoopRate,
-		"relay.loop_rate": c.Relay.LoopRate, "relay.drop_rate": c.Relay.DropRate, "workload.oneshot": c.Workload.OneShot, "workload.message_rate": c.Workload.MessageRate, "workload.zipf": c.Workload.Zipf,
+		"relay.loop_rate": c.Relay.LoopRate, "relay.drop_rate": c.Relay.DropRate, "workload.oneshot": c.Workload.OneShot, "workload.fragments": c.Workload.Fragments, "workload.message_rate": c.Workload.MessageRate, "workload.zipf": c.Workload.Zipf,
 		"workload.reply_prob": c.Workload.ReplyProb, "adversary.corrupt_relays": c.Adv.CorruptRelays, "tor.fraction": c.Tor.Fraction} {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return bad("%s is not a finite number", key)
@@ -332,6 +338,8 @@ func (c *Config) validate() error {
 		return bad("client.ack_timeout must be positive and client.retry_jitter not negative")
 	case c.Client.MaxAttempts < 1 || c.Client.MaxAttempts > 100:
 		return bad("client.max_attempts %d: want 1..100", c.Client.MaxAttempts)
+	case c.Workload.Fragments != 0 && (c.Workload.Fragments < 1 || c.Workload.Fragments > maxFragments):
+		return bad("workload.fragments %g: want 1..%d", c.Workload.Fragments, maxFragments)
 	case c.Workload.OneShot < 0 || c.Workload.OneShot > 1:
 		return bad("workload.oneshot %g: want 0..1", c.Workload.OneShot)
 	case c.Workload.OneShot > 0 && c.Workload.OfflineMean.D() > 0:

@@ -47,8 +47,9 @@ type packet struct {
 type message struct {
 	src, dst  int32
 	attempts  uint8
-	delivered bool // stored by the recipient's provider
-	settled   bool // acknowledged, or given up
+	frag      uint8 // the fragment's index in its message
+	delivered bool  // stored by the recipient's provider
+	settled   bool  // acknowledged, or given up
 }
 
 // node is a mix or a provider.
@@ -307,9 +308,9 @@ func (m *model) send(i int32, from int32) {
 	m.q.push(t, evArrive, i)
 }
 
-// newMessage opens a real message's delivery state.
-func (m *model) newMessage(src, dst int32) int32 {
-	m.msgs = append(m.msgs, message{src: src, dst: dst})
+// newMessage opens the delivery state of fragment frag of a real message.
+func (m *model) newMessage(src, dst int32, frag uint8) int32 {
+	m.msgs = append(m.msgs, message{src: src, dst: dst, frag: frag})
 	id := int32(len(m.msgs) - 1)
 	m.pending[src]++
 	return id
@@ -515,27 +516,43 @@ func (m *model) relayLoop(nd int32) int32 {
 	return i
 }
 
-// writeTo makes a real message from u to `to`.
+// maxFragments bounds a message's fragments (Workload.Fragments).
+const maxFragments = 64
+
+// writeTo makes a real message from u to `to`: one packet per fragment,
+// each acknowledged and retransmitted on its own, as the client does. The
+// first fragment is the message the adversary scores.
 func (m *model) writeTo(u, to int32) {
-	i := m.newPacket(kindReal, u, to, m.providerOf(to))
-	m.pkts[i].msg = m.newMessage(u, to)
+	f := 1
+	if mean := m.cfg.Workload.Fragments; mean > 1 {
+		// Geometric on 1, 2, … with the given mean.
+		f = min(1+int(math.Log(1-m.rng.Float64())/math.Log(1-1/mean)), maxFragments)
+	}
 	if m.oneshot[u] && m.offline[u] {
 		m.offline[u] = false // `sealnet send` starts the client
 	}
 	m.stats.realSent++
-	if m.isTor[u] {
-		p := &m.pkts[i]
-		copy(p.path[:3], m.circuit[u][:])
-		p.path[3], p.n = m.providerOf(to), 4
-	}
+	target := int32(-1)
 	if m.now >= m.warmup && m.advRng.Float64() < m.targetP {
-		m.pkts[i].target = m.adv.newTarget(u, to)
+		target = m.adv.newTarget(u, to)
 	}
-	if (m.cfg.Client.Rate == 0 || m.isTor[u]) && !m.offline[u] {
-		m.send(i, -1)
-		return
+	for k := range f {
+		i := m.newPacket(kindReal, u, to, m.providerOf(to))
+		m.pkts[i].msg = m.newMessage(u, to, uint8(k))
+		if k == 0 {
+			m.pkts[i].target = target
+		}
+		if m.isTor[u] {
+			p := &m.pkts[i]
+			copy(p.path[:3], m.circuit[u][:])
+			p.path[3], p.n = m.providerOf(to), 4
+		}
+		if (m.cfg.Client.Rate == 0 || m.isTor[u]) && !m.offline[u] {
+			m.send(i, -1)
+			continue
+		}
+		m.queued[u] = append(m.queued[u], i)
 	}
-	m.queued[u] = append(m.queued[u], i)
 }
 
 // userTick is one slot of u's Poisson stream: the oldest queued real
@@ -666,7 +683,7 @@ func (m *model) finish(i int32) {
 	switch kind {
 	case kindReal:
 		ms := &m.msgs[msg]
-		m.att.arrival(p.src, p.dst, m.now, ms.delivered)
+		m.att.arrival(p.src, p.dst, m.now, ms.delivered, ms.frag == 0)
 		if ms.delivered {
 			// A retransmission: the provider recognises the envelope ID,
 			// stores nothing, and acknowledges again.
@@ -676,6 +693,13 @@ func (m *model) finish(i int32) {
 		ms.delivered = true
 		m.att.mailbox(p.dst, m.now)
 		m.att.deliveryAt(p.dst, m.now, false)
+		if ms.frag > 0 {
+			// A later fragment: acknowledged, not counted as a message.
+			if !m.isTor[p.src] {
+				acked = p.src
+			}
+			break
+		}
 		if m.isTor[p.src] {
 			m.stats.torDelivered(m.now - p.created)
 			break // no SURB, no acknowledgement

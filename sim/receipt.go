@@ -121,9 +121,10 @@ func (r *receiptState) sent(u int32, t int64) {
 // of messages to `to` (Adv.WithholdAcks).
 func (r *receiptState) withheld(to int32) bool { return r.toPair[to] }
 
-// arrival: a message from `from` reached `to`'s provider at t (dup: a
-// retransmission of one already stored).
-func (r *receiptState) arrival(from, to int32, t int64, dup bool) {
+// arrival: a fragment of a message from `from` reached `to`'s provider at
+// t (dup: a retransmission of one already stored; first: the message's
+// first fragment, which counts the message).
+func (r *receiptState) arrival(from, to int32, t int64, dup, first bool) {
 	p := r.pairs[pairKey(from, to)]
 	if p == nil || t < r.m.warmup || p.n >= r.maxN {
 		return
@@ -163,7 +164,7 @@ func (r *receiptState) arrival(from, to int32, t int64, dup bool) {
 		}
 	}
 	p.candN = k
-	if dup {
+	if dup || !first {
 		return
 	}
 	r.messages++

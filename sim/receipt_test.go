@@ -120,6 +120,26 @@ func TestWithheldAcknowledgements(t *testing.T) {
 	}
 }
 
+// TestLongMessagesAreBursts: a message of several fragments is several
+// packets, each stored and fetched on its own; every fragment's arrival is
+// one more receipt sample, so long messages link their pair sooner.
+func TestLongMessagesAreBursts(t *testing.T) {
+	short := run(t, receiptBase)
+	long := run(t, receiptScenario("", "fragments = 4", "", "", ""))
+	ds, dl := short.Disclosure, long.Disclosure
+	t.Logf("receipt samples per message: %.2f one fragment, %.2f with 4 on average; top-1 after n: %v vs %v",
+		ds.ReceiptSamples, dl.ReceiptSamples, fmt2(ds.Receipt), fmt2(dl.Receipt))
+	if ds.ReceiptSamples != 1 || dl.ReceiptSamples < 3 || dl.ReceiptSamples > 5 {
+		t.Fatalf("samples per message: %.2f (want 1) and %.2f (want about 4)", ds.ReceiptSamples, dl.ReceiptSamples)
+	}
+	if long.RealSent == 0 || long.LinkPackets <= short.LinkPackets {
+		t.Errorf("4-fragment messages should add packets: %d vs %d", long.LinkPackets, short.LinkPackets)
+	}
+	if dl.Receipt[1] <= ds.Receipt[1] {
+		t.Errorf("long messages should link sooner: after 2 messages %.2f vs %.2f", dl.Receipt[1], ds.Receipt[1])
+	}
+}
+
 // TestLoopStripping: a provider tells its users' loops from their real
 // mail by the acknowledgement each loop brings back into the same mailbox;
 // with no acknowledgements (the control) it cannot do better than saying

@@ -160,8 +160,8 @@ func Shape(cfg *sim.Config, nw *testnet.Network) error {
 	if cfg.Tor.Fraction > 0 || cfg.Workload.ReplyProb > 0 || cfg.Workload.OfflineMean > 0 || cfg.Workload.OneShot > 0 {
 		return errors.New("load: the driver runs neither a Tor population, replies, offline periods nor one-shot senders; remove them from the scenario")
 	}
-	if cfg.Client.Fetch != "longpoll" || cfg.Adv.WithholdAcks {
-		return errors.New("load: the client long-polls and the providers acknowledge everything; remove client.fetch and adversary.withhold_acks from the scenario")
+	if cfg.Client.Fetch != "longpoll" || cfg.Adv.WithholdAcks || cfg.Workload.Fragments > 1 {
+		return errors.New("load: the client long-polls, the providers acknowledge everything and the driver writes one-fragment messages; remove client.fetch, adversary.withhold_acks and workload.fragments from the scenario")
 	}
 	return nil
 }
