@@ -428,8 +428,8 @@ func compare(pred, meas *sim.Result) []sim.Compared {
 		rate(fmt.Sprintf("ack attack top-1 (%d msgs)", n), "ack top-1", pd.Ack[n-1], pd.AckPairs[n-1], md.Ack[n-1], md.AckPairs[n-1])
 	}
 	if n := min(len(pd.Receipt), len(md.Receipt)); n > 0 {
-		rate(fmt.Sprintf("receipt by fetch timing top-1 (%d msgs)", n), "receipt top-1", pd.Receipt[n-1], pd.ReceiptPairs[n-1], md.Receipt[n-1], md.ReceiptPairs[n-1])
-		rate(fmt.Sprintf("online-window isolated (%d msgs)", n), "online window", pd.Online[n-1], pd.ReceiptPairs[n-1], md.Online[n-1], md.ReceiptPairs[n-1])
+		rate(fmt.Sprintf("receipt by fetch timing top-1 (%d msgs)", n), "receipt", pd.Receipt[n-1], pd.ReceiptPairs[n-1], md.Receipt[n-1], md.ReceiptPairs[n-1])
+		rate(fmt.Sprintf("online-window isolated (%d msgs)", n), "online", pd.Online[n-1], pd.ReceiptPairs[n-1], md.Online[n-1], md.ReceiptPairs[n-1])
 	}
 	return out
 }
