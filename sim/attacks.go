@@ -157,9 +157,9 @@ func (at *attacks) mailbox(u int32, t int64) {
 // arrival: a fragment of a real message from `from` reached `to`'s
 // provider at t; dup if it is a retransmission of one already stored,
 // first if it is the message's first fragment.
-func (at *attacks) arrival(from, to int32, t int64, dup, first bool) {
+func (at *attacks) arrival(msg int32, from, to int32, t int64, dup, first bool) {
 	at.advance(t)
-	at.receipt.arrival(from, to, t, dup, first)
+	at.receipt.arrival(msg, from, to, t, dup, first)
 }
 
 // deliveryAt and replyAt: a provider stored an envelope in u's mailbox,

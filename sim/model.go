@@ -683,7 +683,7 @@ func (m *model) finish(i int32) {
 	switch kind {
 	case kindReal:
 		ms := &m.msgs[msg]
-		m.att.arrival(p.src, p.dst, m.now, ms.delivered, ms.frag == 0)
+		m.att.arrival(msg, p.src, p.dst, m.now, ms.delivered, ms.frag == 0)
 		if ms.delivered {
 			// A retransmission: the provider recognises the envelope ID,
 			// stores nothing, and acknowledges again.

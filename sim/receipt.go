@@ -51,8 +51,9 @@ type receiptState struct {
 	// after n messages, and how many pairs got that far
 	curve, online []float64
 	count         []int
-	arrivals      float64 // arrivals scored, first and retransmitted
-	messages      float64 // first arrivals scored
+	arrivals      float64        // arrivals of the counted messages, first and retransmitted
+	messages      float64        // messages counted (first arrivals after the warm-up)
+	counted       map[int32]bool // the counted messages' fragments (m.msgs IDs)
 }
 
 type receiptPair struct {
@@ -83,6 +84,7 @@ func (r *receiptState) init(m *model, at *attacks) {
 	r.sum = map[int32]float64{}
 	r.pairs = map[uint64]*receiptPair{}
 	r.toPair = map[int32]bool{}
+	r.counted = map[int32]bool{}
 	for _, p := range at.pairs {
 		rp := &receiptPair{from: p.from, to: p.to, score: map[int32]float64{}, cand: make([]bool, c.Users), candN: c.Users}
 		for i := range rp.cand {
@@ -121,10 +123,11 @@ func (r *receiptState) sent(u int32, t int64) {
 // of messages to `to` (Adv.WithholdAcks).
 func (r *receiptState) withheld(to int32) bool { return r.toPair[to] }
 
-// arrival: a fragment of a message from `from` reached `to`'s provider at
-// t (dup: a retransmission of one already stored; first: the message's
-// first fragment, which counts the message).
-func (r *receiptState) arrival(from, to int32, t int64, dup, first bool) {
+// arrival: fragment msg (an m.msgs ID, or -1 on a trace) of a message
+// from `from` reached `to`'s provider at t (dup: a retransmission of one
+// already stored; first: the message's first fragment, which counts the
+// message).
+func (r *receiptState) arrival(msg int32, from, to int32, t int64, dup, first bool) {
 	p := r.pairs[pairKey(from, to)]
 	if p == nil || t < r.m.warmup || p.n >= r.maxN {
 		return
@@ -133,7 +136,9 @@ func (r *receiptState) arrival(from, to int32, t int64, dup, first bool) {
 	if dup && !atProvider || !dup && !atProvider && r.m.cfg.Client.Fetch != "longpoll" {
 		return // nobody who sees it is corrupt
 	}
-	r.arrivals++
+	if !dup || r.counted[msg] {
+		r.arrivals++ // the samples of messages counted below
+	}
 	// The window: every send whose transit to t has density.
 	r.windows++
 	clear(r.sum)
@@ -168,6 +173,9 @@ func (r *receiptState) arrival(from, to int32, t int64, dup, first bool) {
 		return
 	}
 	r.messages++
+	if msg >= 0 {
+		r.counted[msg] = true
+	}
 	mine := p.score[p.from]
 	top := mine > 0
 	for u, s := range p.score {

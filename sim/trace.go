@@ -115,7 +115,7 @@ func AnalyzeTrace(ctx context.Context, cfg *Config, tr *Trace) (*Result, error) 
 				m.adv.observe(id, e.From, out, e.T, traceSize)
 				tg := m.adv.targets[id]
 				m.att.delivered(tg.sender, tg.recipient, e.T)
-				m.att.arrival(tg.sender, tg.recipient, e.T, false, true)
+				m.att.arrival(-1, tg.sender, tg.recipient, e.T, false, true)
 			}
 			// A wire observer sees the fetch answered, not what it held:
 			// a message, a loop or an acknowledgement alike.
