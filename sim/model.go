@@ -651,7 +651,14 @@ func (m *model) release(nd int32) {
 			if m.rec != nil && (p.kind == kindReal && !m.msgs[p.msg].delivered || p.kind == kindLoop || p.kind == kindAck) {
 				// What a fetch hands the user: new mail, a loop, a reply
 				// (a retransmission is not stored, so no fetch shows it).
-				m.rec.Events = append(m.rec.Events, TraceEvent{T: m.now, From: nd, To: -1 - p.dst})
+				// The page is classified as the client's pause before
+				// acknowledging it shows (docs/measure.md §5.1), here
+				// without error.
+				page := int8(1)
+				if p.kind == kindLoop || p.kind == kindAck && p.msg < 0 {
+					page = -1
+				}
+				m.rec.Events = append(m.rec.Events, TraceEvent{T: m.now, From: nd, To: -1 - p.dst, Page: page})
 				if p.target >= 0 {
 					tg := m.adv.targets[p.target]
 					m.rec.Targets = append(m.rec.Targets, TraceTarget{Sender: tg.sender, Recipient: tg.recipient, Event: len(m.rec.Events) - 1,

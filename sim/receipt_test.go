@@ -180,6 +180,33 @@ func TestReturnsFeedDisclosure(t *testing.T) {
 	if d.SDA[len(d.SDA)-1] >= r.SDA[len(r.SDA)-1] {
 		t.Errorf("counting every packet should do worse than counting returns: %v vs %v", d.SDA, r.SDA)
 	}
+	// On the wire: a trace whose fetches are classified real or loop (as
+	// the client's pause before acknowledging a page shows; here without
+	// error) feeds the same attacks; with the pages unclassified there is
+	// nothing to feed them.
+	cfg := parse(t, receiptScenario(top, workload, "", adv+"\nestimator = \"timing\"\nproviders = \"none\"", ""))
+	tr, err := Observe(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire, err := AnalyzeTrace(t.Context(), cfg, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := wire.Disclosure.Returns
+	if w == nil || !w.Wire || len(w.SDA) == 0 {
+		t.Fatalf("a trace with classified pages fed no disclosure: %+v", w)
+	}
+	t.Logf("on the wire, pages classified: disclosure fed by returns %v", fmt2(w.SDA))
+	if w.SDA[len(w.SDA)-1] <= d.SDA[len(d.SDA)-1] {
+		t.Errorf("classified pages should expose more targets on the wire than counting every packet: %v vs %v", w.SDA, d.SDA)
+	}
+	for i := range tr.Events {
+		tr.Events[i].Page = 0
+	}
+	if blind, err := AnalyzeTrace(t.Context(), cfg, tr); err != nil || blind.Disclosure.Returns != nil {
+		t.Errorf("unclassified pages should feed nothing: %v, %+v", err, blind.Disclosure.Returns)
+	}
 	// Control: with nothing coming back the returns show no real send.
 	off := run(t, receiptScenario(top, workload+"\nacks = false", "", adv, "")).Disclosure.Returns
 	if off.SDA[len(off.SDA)-1] != 0 || off.Intersection != 0 {

@@ -28,6 +28,7 @@ type returnsState struct {
 	head   int
 	open   map[int32][]int // per mailbox: queue indices still unmatched
 	seen   bool            // typed arrivals were observed (not on a wire trace)
+	pages  bool            // a trace's classified pages were fed instead
 	// confusion counts: deliveries (loop or real) and replies (loop's
 	// or a real message's), as classified against the truth
 	delLoopOK, delLoopBad, delRealOK, delRealBad float64
@@ -128,7 +129,27 @@ func (r *returnsState) replyAt(u int32, t int64, real bool) {
 	r.at.ret.sent(u)
 }
 
+// page: on a trace, a fetch of u's at t that the observer classified (by
+// the client's pause before acknowledging it) as real, or as a loop's
+// return. A real page is an acknowledgement of u's message or mail for u;
+// the wire cannot tell which, so it counts as both.
+func (r *returnsState) page(u int32, t int64, real bool) {
+	r.pages = true
+	r.at.advance(t)
+	if real {
+		r.at.ret.sent(u)
+		r.at.ret.received(u)
+	}
+}
+
 func (r *returnsState) result(d *Disclosure) {
+	if r.pages && !r.seen {
+		// A wire trace: only the disclosure attacks fed by the pages.
+		rs := &Returns{Wire: true}
+		_, rs.SDA, rs.SDARounds, rs.Intersection, rs.IntersectionRounds = r.at.ret.result(r.at.checkpoint, r.at.rounds)
+		d.Returns = rs
+		return
+	}
 	if !r.seen {
 		return
 	}
@@ -165,6 +186,10 @@ type Returns struct {
 	ReplyAccuracy  float64 `json:"reply_accuracy"`
 	RealReplyShare float64 `json:"real_reply_share"`
 	Replies        int     `json:"replies"`
+	// Wire: from a trace, where the pages the observer classified as real
+	// feed the disclosure attacks; the loop-stripping fields are then 0
+	// (the capture analysis scores the classifier itself).
+	Wire bool `json:"wire,omitempty"`
 	// The statistical disclosure and intersection attacks fed with the
 	// classified real sends and receipts, at Disclosure.Checkpoints.
 	SDA                []float64 `json:"sda_success"`

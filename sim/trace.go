@@ -41,6 +41,12 @@ type TraceEvent struct {
 	// entry mix. To is the node it reached, or −1−u for a mail event: the
 	// provider From handed something to its user u (a fetch answered).
 	From, To int32
+	// Page, for a mail event, is what the observer took the page for: +1
+	// the user's mail or a reply to its own message, −1 only its loop's
+	// return, 0 unknown. Pages taken for real feed the disclosure attacks
+	// "fed by returns" (docs/sim.md §3.9): each counts as a send (an
+	// acknowledgement) and a receipt (mail) of the user.
+	Page int8
 }
 
 // TraceTarget is a real message, delivered by the mail event Event.
@@ -121,6 +127,9 @@ func AnalyzeTrace(ctx context.Context, cfg *Config, tr *Trace) (*Result, error) 
 			// a message, a loop or an acknowledgement alike.
 			m.att.mailbox(u, e.T)
 			m.att.reply(u, e.T)
+			if e.Page != 0 {
+				m.att.returns.page(u, e.T, e.Page > 0)
+			}
 			continue
 		}
 		p.hop, p.src, p.prevOut = 1, -1, out

@@ -222,6 +222,7 @@ type mailEvent struct {
 	t      int64
 	p, u   int32
 	ackGap int64
+	page   int8 // the page-gap classifier's verdict (sim.TraceEvent.Page)
 }
 
 func (a *Analysis) buildTrace(nw *testnet.Network, capt *wire.Capture, fetchWait time.Duration) (*sim.Trace, error) {
@@ -335,7 +336,7 @@ func (a *Analysis) buildTrace(nw *testnet.Network, capt *wire.Capture, fetchWait
 	acct.MailEvents = len(mails)
 	a.PageGap = pageGapAttack(mails, truth, at)
 	for _, m := range mails {
-		events = append(events, sim.TraceEvent{T: m.t, From: m.p, To: -1 - m.u})
+		events = append(events, sim.TraceEvent{T: m.t, From: m.p, To: -1 - m.u, Page: m.page})
 	}
 	slices.SortStableFunc(events, func(x, y sim.TraceEvent) int {
 		switch {
@@ -426,6 +427,12 @@ func compare(pred, meas *sim.Result) []sim.Compared {
 	rate("intersection", "intersection", pd.Intersection, pd.Targets, md.Intersection, md.Targets)
 	if n := min(len(pd.Ack), len(md.Ack)); n > 0 {
 		rate(fmt.Sprintf("ack attack top-1 (%d msgs)", n), "ack top-1", pd.Ack[n-1], pd.AckPairs[n-1], md.Ack[n-1], md.AckPairs[n-1])
+	}
+	if pd.Returns != nil && md.Returns != nil {
+		if n := min(len(pd.Returns.SDA), len(md.Returns.SDA)); n > 0 {
+			rate(fmt.Sprintf("disclosure fed by returns (SDA, %d rounds)", pd.Checkpoints[n-1]), "SDA returns", pd.Returns.SDA[n-1], pd.Targets, md.Returns.SDA[n-1], md.Targets)
+		}
+		rate("intersection fed by returns", "isect returns", pd.Returns.Intersection, pd.Targets, md.Returns.Intersection, md.Targets)
 	}
 	if n := min(len(pd.Receipt), len(md.Receipt)); n > 0 {
 		rate(fmt.Sprintf("receipt by fetch timing top-1 (%d msgs)", n), "receipt", pd.Receipt[n-1], pd.ReceiptPairs[n-1], md.Receipt[n-1], md.ReceiptPairs[n-1])

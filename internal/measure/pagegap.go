@@ -39,6 +39,8 @@ type PageGap struct {
 	OtherMedian float64 `json:"other_median_s"`
 }
 
+// pageGapAttack classifies the mail events (setting each one's page) and
+// scores the classifier.
 func pageGapAttack(mails []mailEvent, truth *load.Truth, at func(time.Time) int64) PageGap {
 	// Ground truth: per user, the times its client showed mail or heard
 	// of a delivery.
@@ -55,12 +57,14 @@ func pageGapAttack(mails []mailEvent, truth *load.Truth, at func(time.Time) int6
 		slices.Sort(ts)
 	}
 	var logs []float64
+	var idx []int
 	var truthReal []bool
 	var gaps [2][]float64
-	for _, e := range mails {
+	for i, e := range mails {
 		if e.ackGap < 0 {
 			continue
 		}
+		idx = append(idx, i)
 		ts := real[e.u]
 		// The client shows the mail (or the delivery) right after it
 		// saved the page: within milliseconds of the answer.
@@ -94,6 +98,10 @@ func pageGapAttack(mails []mailEvent, truth *load.Truth, at func(time.Time) int6
 	for i, x := range logs {
 		if (x > mid) == truthReal[i] {
 			right++
+		}
+		mails[idx[i]].page = -1
+		if x > mid {
+			mails[idx[i]].page = 1
 		}
 	}
 	n := float64(len(logs))
