@@ -133,7 +133,7 @@ func (a *Analysis) markdown(title string) string {
 		p("## Loop stripping on the wire\n\nEvery one of the %d mail events was of one kind (no loops in this run): nothing to tell apart.\n\n", g.Events)
 	} else if g.Events > 0 {
 		p("## Loop stripping on the wire\n\n")
-		p("After a page with mail or a reply to its own message the client saves its state before it acknowledges the page; after a page with only its loop's return it acknowledges at once. Classifying each of the %d mail events by that pause (two-means on its log, boundary %.2g ms, no ground truth used) tells real pages from loop returns **%.2f of the time [%.2f, %.2f]**, against %.2f for a guess without it (%d real pages; median pause %.2g ms real, %.2g ms otherwise). A measured figure only: the simulator has no fsync to model.\n\n",
+		p("After a page with mail or a reply to its own message the client saves its state before it acknowledges the page; after a page with only its loop's return it acknowledges at once. Classifying each of the %d mail events by that pause (two-means on its log, boundary %.2g ms, no ground truth used) tells real pages from loop returns **%.2f of the time [%.2f, %.2f]**, against %.2f for a guess without it (%d real pages; median pause %.2g ms real, %.2g ms otherwise). Its verdicts feed the rows \"fed by returns\" above (the simulated side labels its pages without error; the simulator has no fsync to model).\n\n",
 			g.Events, g.Boundary*1e3, g.Accuracy, g.Lo, g.Hi, g.Base, g.Real, g.RealMedian*1e3, g.OtherMedian*1e3)
 	}
 	p("## Differences, explained\n\n")
