@@ -251,11 +251,14 @@ func (c *Config) setDefaults() {
 	}
 	config.Default(&c.Mixing.MaxDelay, config.Duration(max(10*c.Mixing.MeanDelay.D(), time.Microsecond)))
 	config.Default(&c.Mixing.Capacity, 1_000_000)
-	config.Default(&c.Mixing.At, "mixes")
+	// Keys whose zero is not a setting take the code's value (ParseConfig
+	// starts from codeDefaults; a Config built in code gets them here).
+	code := codeDefaults()
+	config.Default(&c.Mixing.At, code.Mixing.At)
 	config.Default(&c.Client.Padding, "fixed")
-	config.Default(&c.Client.Fetch, "longpoll")
-	config.Default(&c.Client.AckTimeout, config.Duration(15*time.Second))
-	config.Default(&c.Client.MaxAttempts, 5)
+	config.Default(&c.Client.Fetch, code.Client.Fetch)
+	config.Default(&c.Client.AckTimeout, code.Client.AckTimeout)
+	config.Default(&c.Client.MaxAttempts, code.Client.MaxAttempts)
 	config.Default(&c.Relay.MeanDelay, *c.Mixing.MeanDelay)
 	config.Default(&c.Workload.MessageRate, 0.01)
 	config.Default(&c.Workload.Contacts, 5)
