@@ -11,18 +11,59 @@ import (
 	"github.com/sealnet/sealnet/mixnet"
 )
 
-// TestAckNotHeld checks AckHold against the service, from the relay's
-// hand-off (Deliver) to the service's outlet into the mix network (its send
-// function, here a fake that notes the time): a delivery's acknowledgement
-// leaves once the envelope is durable and no later, and so does the answer
-// to a bundle request. The measured time includes the store's fsync, so it
-// is an upper bound on any hold. TestMixnetAckNotHeld measures the same
-// through a running network.
-func TestAckNotHeld(t *testing.T) {
+// TestRepliesHeld checks DefaultReplyHold's promise against the service,
+// from the relay's hand-off (Deliver) to the service's outlet into the mix
+// network (its send function, here a fake that notes the time): every
+// reply, to a delivery, a bundle request or cover, leaves after an
+// exponential hold of the published mean counted from the hand-off, and
+// an acknowledgement only once the envelope is durable. The control,
+// with a mean of 0, shows the measurement sees a reply that is not held:
+// it leaves within milliseconds, as every reply did before holds.
+func TestRepliesHeld(t *testing.T) {
 	const (
-		rounds = 5
-		bound  = 200 * time.Millisecond // generous under -race; the hold is AckHold
+		rounds = 12 // of each kind
+		mean   = 100 * time.Millisecond
+		fast   = 10 * time.Millisecond // P(Exp(mean) < fast) ≈ 9.5 %
 	)
+	held := measureReplies(t, mean, rounds)
+	ctl := measureReplies(t, 0, rounds)
+	var sum time.Duration
+	quick := 0
+	for _, h := range held {
+		sum += h
+		if h < fast {
+			quick++
+		}
+	}
+	got := sum / time.Duration(len(held))
+	ctlQuick := 0
+	var ctlMax time.Duration
+	for _, h := range ctl {
+		ctlMax = max(ctlMax, h)
+		if h < 200*time.Millisecond {
+			ctlQuick++
+		}
+	}
+	t.Logf("hold of mean %v: %d replies, mean %v, %d under %v; control (mean 0): the most %v", mean, len(held), got.Round(time.Millisecond), quick, fast, ctlMax.Round(time.Millisecond))
+	// The sample mean of 36 exponentials has a standard deviation of
+	// mean/6: [0.4, 1.8]·mean is beyond four of them on either side (plus
+	// the store's fsync on the high side).
+	if got < mean*4/10 || got > mean*18/10 {
+		t.Fatalf("replies held %v on average, want about %v", got, mean)
+	}
+	if quick > len(held)/3 {
+		t.Fatalf("%d of %d replies left within %v: they are not held", quick, len(held), fast)
+	}
+	if ctlQuick != len(ctl) {
+		t.Fatalf("control: %d of %d replies left within 200ms with no hold", ctlQuick, len(ctl))
+	}
+}
+
+// measureReplies runs a service whose replies are held with the given
+// mean and returns, for rounds requests of each kind (a delivery with the
+// token, a bundle request, cover), the time from the hand-off to the reply.
+func measureReplies(t *testing.T, mean time.Duration, rounds int) []time.Duration {
+	t.Helper()
 	geo := mixnet.DefaultGeometry()
 	st := stOpen(t, StoreConfig{})
 	var token [32]byte
@@ -49,6 +90,7 @@ func TestAckNotHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc := NewService(set, ServiceOptions{Domain: "provider.example", Store: st, Geometry: geo,
+		ReplyHold: func() time.Duration { return mean },
 		Send: func(mixnet.NodeID, []byte) error {
 			c := sendCall{at: time.Now()}
 			select {
@@ -103,17 +145,7 @@ func TestAckNotHeld(t *testing.T) {
 			return 0, false
 		}
 	}
-	check := func(what string, hold time.Duration) {
-		t.Helper()
-		if AckHold == 0 && hold >= bound {
-			t.Fatalf("%s: the reply left %v after the hand-off, with AckHold 0: the provider holds replies; update mailbox.AckHold and the simulator's workload.ack_delay", what, hold)
-		}
-		if AckHold > 0 && hold < AckHold {
-			t.Fatalf("%s: the reply left %v after the hand-off, before AckHold %v", what, hold, AckHold)
-		}
-	}
-
-	var maxAck, maxBundle time.Duration
+	var out []time.Duration
 	for i := range rounds {
 		var id [16]byte
 		id[0] = byte(i)
@@ -121,12 +153,11 @@ func TestAckNotHeld(t *testing.T) {
 		if !wasDurable {
 			t.Fatalf("delivery %d: the acknowledgement left before the envelope was durable", i)
 		}
-		check("acknowledgement", hold)
-		maxAck = max(maxAck, hold)
-
+		out = append(out, hold)
 		hold, _ = handOff(&MixRequest{SURB: surb(), Bundle: true})
-		check("bundle answer", hold)
-		maxBundle = max(maxBundle, hold)
+		out = append(out, hold)
+		hold, _ = handOff(&MixRequest{SURB: surb(), Cover: true})
+		out = append(out, hold)
 	}
-	t.Logf("Deliver -> reply sent, the most of %d: acknowledgement (fsync included) %v, bundle answer %v (AckHold %v)", rounds, maxAck, maxBundle, AckHold)
+	return out
 }

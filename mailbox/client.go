@@ -200,6 +200,22 @@ func (c *Client) Fetch(ctx context.Context, wait time.Duration) (*Page, error) {
 	return nil, fmt.Errorf("%w: unexpected reply %T", ErrMalformed, m)
 }
 
+// Pull acknowledges every envelope up to and including through (0: none)
+// and returns the next page: one step of the constant-rate fetch.
+func (c *Client) Pull(ctx context.Context, through uint64) (*Page, error) {
+	m, err := c.call(ctx, &PullRequest{Through: through}, PullAnswerDelay)
+	if err != nil {
+		return nil, err
+	}
+	switch r := m.(type) {
+	case *Page:
+		return r, nil
+	case *Status:
+		return nil, &StatusError{r}
+	}
+	return nil, fmt.Errorf("%w: unexpected reply %T", ErrMalformed, m)
+}
+
 // Ack acknowledges every envelope up to and including through.
 func (c *Client) Ack(ctx context.Context, through uint64) error {
 	_, err := c.status(ctx, &AckRequest{Through: through})

@@ -35,6 +35,12 @@ type Settings struct {
 	DeliveryWorkers        int             `toml:"delivery_workers"`         // default 256 (they fill the group commits)
 	DeliveryQueue          int             `toml:"delivery_queue"`           // default 4096
 	LimiterEntries         int             `toml:"limiter_entries"`          // rate-limit buckets kept; default 200000
+	HeldReplies            int             `toml:"held_replies"`             // replies waiting for their hold; default 262144
+	RepliesPerMinute       int             `toml:"replies_per_minute"`       // SURB replies stored per mailbox; default 1800
+	// ReplyHold is the mean of the exponential hold before every reply
+	// through a SURB (DefaultReplyHold); "0s" sends replies at once
+	// (measurement control runs only).
+	ReplyHold *config.Duration `toml:"reply_hold"`
 }
 
 // ErrConfig wraps configuration errors.
@@ -72,6 +78,12 @@ func (m *Settings) validate() error {
 	config.Default(&m.DeliveryWorkers, 256)
 	config.Default(&m.DeliveryQueue, 4096)
 	config.Default(&m.LimiterEntries, 200_000)
+	config.Default(&m.HeldReplies, 1<<18)
+	config.Default(&m.RepliesPerMinute, 1800)
+	if m.ReplyHold == nil {
+		h := config.Duration(DefaultReplyHold)
+		m.ReplyHold = &h
+	}
 	bad := func(f string, a ...any) error { return fmt.Errorf("%w: mailbox.%s", ErrConfig, fmt.Sprintf(f, a...)) }
 	switch {
 	case m.TTL.D() < time.Hour:
@@ -84,10 +96,12 @@ func (m *Settings) validate() error {
 		return bad("certificate_ttl %v is under an hour", m.CertificateTTL.D())
 	case m.DeliveryWorkers < 1 || m.DeliveryWorkers > 4096 || m.DeliveryQueue < 1:
 		return bad("delivery_workers must be 1..4096 and delivery_queue positive")
+	case m.ReplyHold.D() < 0 || m.ReplyHold.D() > time.Hour:
+		return bad("reply_hold %v is outside 0..1h", m.ReplyHold.D())
 	}
 	for name, v := range map[string]int{"deliveries_per_minute": m.DeliveriesPerMinute, "unsolicited_per_minute": m.UnsolicitedPerMinute,
 		"bundles_per_hour": m.BundlesPerHour, "onetime_per_hour": m.OneTimePerHour, "registrations_per_minute": m.RegistrationsPerMinute,
-		"requests_per_second": m.RequestsPerSecond, "replenish_below": m.ReplenishBelow, "limiter_entries": m.LimiterEntries} {
+		"requests_per_second": m.RequestsPerSecond, "replenish_below": m.ReplenishBelow, "limiter_entries": m.LimiterEntries, "held_replies": m.HeldReplies, "replies_per_minute": m.RepliesPerMinute} {
 		if v < 0 {
 			return bad("%s must not be negative", name)
 		}

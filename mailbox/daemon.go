@@ -1,6 +1,8 @@
 package mailbox
 
 import (
+	"time"
+
 	"context"
 	"crypto/rand"
 	"errors"
@@ -49,7 +51,9 @@ func NewProvider(cfg Config, opts Options) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc := NewService(cfg.Mailbox, ServiceOptions{Domain: cfg.Domain, Store: st, Secret: secret, Logger: log.With("node", cfg.Name)})
+	hold := cfg.Mailbox.ReplyHold.D()
+	svc := NewService(cfg.Mailbox, ServiceOptions{Domain: cfg.Domain, Store: st, Secret: secret, Logger: log.With("node", cfg.Name),
+		ReplyHold: func() time.Duration { return hold }})
 	ro := relay.Options{Logger: log, Deliverer: svc, ClientLinks: svc.HandleLink}
 	if opts.Relay != nil {
 		opts.Relay(&ro)

@@ -22,9 +22,11 @@ const (
 	typeFetch       = 0x13
 	typeAck         = 0x14
 	typeSetToken    = 0x15
+	typePull        = 0x16
 
 	typeMixDeliver = 0x41
 	typeMixBundle  = 0x42
+	typeMixCover   = 0x43
 
 	typeStatus     = 0x81
 	typeBundleResp = 0x82
@@ -130,6 +132,19 @@ type FetchRequest struct{ Wait time.Duration }
 // AckRequest acknowledges every envelope up to and including Through.
 type AckRequest struct{ Through uint64 }
 
+// PullRequest is one step of a client's constant-rate fetch: it
+// acknowledges every envelope up to and including Through (0: none) and
+// asks for the next page, which the provider sends PullAnswerDelay after
+// the request arrived, whatever the mailbox held (docs/mailbox.md §5).
+type PullRequest struct{ Through uint64 }
+
+// PullAnswerDelay is when a provider answers a PullRequest, counted from
+// its arrival: the same moment whether or not anything arrived, had to be
+// acknowledged or had to be read, so that the answer's timing says
+// nothing about the mailbox (it covers the commit of the acknowledgement
+// and the read of the page with a wide margin).
+const PullAnswerDelay = 100 * time.Millisecond
+
 // SetTokenRequest changes the delivery token and the unsolicited policy.
 type SetTokenRequest struct {
 	TokenHash        [32]byte
@@ -220,6 +235,8 @@ func (m *UploadRequest) encode(e *enc) {
 func (m *FetchRequest) encode(e *enc) { e.u8(typeFetch); e.u32(uint32(m.Wait / time.Millisecond)) }
 
 func (m *AckRequest) encode(e *enc) { e.u8(typeAck); e.u64(m.Through) }
+
+func (m *PullRequest) encode(e *enc) { e.u8(typePull); e.u64(m.Through) }
 
 func (m *SetTokenRequest) encode(e *enc) {
 	e.u8(typeSetToken)
@@ -344,6 +361,8 @@ func Unmarshal(b []byte) (Message, error) {
 		m = &FetchRequest{Wait: time.Duration(ms) * time.Millisecond}
 	case typeAck:
 		m = &AckRequest{Through: d.u64("sequence")}
+	case typePull:
+		m = &PullRequest{Through: d.u64("sequence")}
 	case typeSetToken:
 		r := &SetTokenRequest{}
 		d.fixed(r.TokenHash[:], "token hash")
@@ -494,6 +513,11 @@ type MixRequest struct {
 	Deliver *MixDeliver
 	// Bundle set means a bundle request (and Deliver is nil).
 	Bundle bool
+	// Cover set means a client's cover packet: the provider discards it
+	// and answers through the SURB after the same hold as any reply, so
+	// that every packet a client sends brings a reply back, whatever it
+	// carried (docs/client.md §5).
+	Cover bool
 }
 
 // MixDeliver is a delivery through the mix network.
@@ -512,14 +536,24 @@ func MaxMixEnvelope(g mixnet.Geometry) int {
 
 // MarshalMixRequest encodes r as a Sphinx message for geometry g.
 func MarshalMixRequest(g mixnet.Geometry, r *MixRequest) ([]byte, error) {
-	if len(r.SURB) != g.SURBSize() || (r.Deliver == nil) == !r.Bundle {
-		return nil, fmt.Errorf("%w: a mix request needs a SURB and one of deliver or bundle", ErrMalformed)
+	kinds := 0
+	for _, k := range []bool{r.Deliver != nil, r.Bundle, r.Cover} {
+		if k {
+			kinds++
+		}
+	}
+	if len(r.SURB) != g.SURBSize() || kinds != 1 {
+		return nil, fmt.Errorf("%w: a mix request needs a SURB and one of deliver, bundle or cover", ErrMalformed)
 	}
 	var e enc
-	if r.Bundle {
+	switch {
+	case r.Bundle:
 		e.u8(typeMixBundle)
 		e.fixed(r.SURB)
-	} else {
+	case r.Cover:
+		e.u8(typeMixCover)
+		e.fixed(r.SURB)
+	default:
 		if len(r.Deliver.Data) > MaxMixEnvelope(g) {
 			return nil, fmt.Errorf("%w: envelope of %d bytes, at most %d through the mix network", ErrMalformed, len(r.Deliver.Data), MaxMixEnvelope(g))
 		}
@@ -546,6 +580,9 @@ func ParseMixRequest(g mixnet.Geometry, msg []byte) (*MixRequest, error) {
 	case typeMixBundle:
 		d.fixed(r.SURB, "SURB")
 		r.Bundle = true
+	case typeMixCover:
+		d.fixed(r.SURB, "SURB")
+		r.Cover = true
 	case typeMixDeliver:
 		d.fixed(r.SURB, "SURB")
 		md := &MixDeliver{}

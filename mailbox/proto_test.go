@@ -47,6 +47,7 @@ func sampleMessages() []Message {
 			PQOneTime:  []Prekey{{ID: 11, Data: bytes.Repeat([]byte{11}, PQPrekeySize)}},
 		}},
 		&FetchRequest{Wait: 1500 * time.Millisecond},
+		&PullRequest{Through: 42},
 		&AckRequest{Through: 1 << 40},
 		&SetTokenRequest{TokenHash: [32]byte{3}, AllowUnsolicited: false},
 		&Status{Code: StatusQuotaFull, EnvelopeID: id, Detail: "mailbox full"},
@@ -202,6 +203,7 @@ func TestMixRequestRoundTrip(t *testing.T) {
 		{SURB: surb, Deliver: &MixDeliver{EnvelopeID: [16]byte{1}, Token: [32]byte{2}, Data: data}},
 		{SURB: surb, Deliver: &MixDeliver{EnvelopeID: [16]byte{1}}},
 		{SURB: surb, Bundle: true},
+		{SURB: surb, Cover: true},
 	} {
 		msg, err := MarshalMixRequest(geo, r)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	mrand "math/rand/v2"
 	"regexp"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 	"github.com/sealnet/sealnet/internal/metrics"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/link"
+	"github.com/sealnet/sealnet/mixnet/mix"
 )
 
 // Service is a provider's mailbox: the protocol of docs/mailbox.md on top
@@ -43,6 +45,18 @@ type Service struct {
 
 	jobs chan func() // mix-network requests waiting for a worker
 	wg   sync.WaitGroup
+
+	// Replies through SURBs wait here for their hold (ReplyHold).
+	held     *mix.Mixer[*heldReply]
+	holdMean func() time.Duration
+	holdMu   sync.Mutex
+	holdRng  *mrand.Rand
+}
+
+// heldReply is a reply waiting for its hold: the packet and its first hop.
+type heldReply struct {
+	first mixnet.NodeID
+	pkt   []byte
 }
 
 // ServiceOptions are what a Service needs besides its settings.
@@ -57,6 +71,11 @@ type ServiceOptions struct {
 	Clock    func() time.Time
 	// Send puts a packet into the mix network towards a node.
 	Send func(mixnet.NodeID, []byte) error
+	// ReplyHold returns the mean of the exponential hold every reply
+	// through a SURB waits before it leaves: the network's published
+	// value for the current epoch. Nil means DefaultReplyHold; a mean of 0
+	// sends replies as soon as they are ready (measurement controls only).
+	ReplyHold func() time.Duration
 }
 
 // NewService returns a service; Run starts its workers.
@@ -64,9 +83,21 @@ func NewService(cfg Settings, o ServiceOptions) *Service {
 	s := &Service{
 		cfg: cfg, domain: o.Domain, store: o.Store, geo: o.Geometry, identity: o.Identity,
 		secret: o.Secret, log: o.Logger, now: o.Clock, send: o.Send,
-		limits: newLimiter(cfg.LimiterEntries),
-		jobs:   make(chan func(), cfg.DeliveryQueue),
+		limits:   newLimiter(cfg.LimiterEntries),
+		jobs:     make(chan func(), cfg.DeliveryQueue),
+		holdMean: o.ReplyHold,
 	}
+	if s.holdMean == nil {
+		s.holdMean = func() time.Duration { return DefaultReplyHold }
+	}
+	var seed [32]byte
+	rand.Read(seed[:])
+	s.holdRng = mrand.New(mrand.NewChaCha8(seed))
+	strat, err := mix.New[*heldReply](mix.Config{Kind: mix.Poisson, Capacity: max(cfg.HeldReplies, 1), MaxDelay: mixnet.MaxDelay}, mrand.New(mrand.NewChaCha8(seed)))
+	if err != nil {
+		panic(err) // the configuration is constant
+	}
+	s.held = mix.NewMixer(strat, nil, s.releaseReplies)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -87,6 +118,7 @@ func (s *Service) SetSend(send func(mixnet.NodeID, []byte) error) { s.send = sen
 // Run runs the workers that handle mix-network requests until ctx is done,
 // then waits for them.
 func (s *Service) Run(ctx context.Context) {
+	s.wg.Go(func() { s.held.Run(ctx) })
 	for range s.cfg.DeliveryWorkers {
 		s.wg.Go(func() {
 			for {
@@ -100,6 +132,10 @@ func (s *Service) Run(ctx context.Context) {
 		})
 	}
 	s.wg.Wait()
+	if n := len(s.held.Drain()); n > 0 {
+		// Their senders retransmit (or, for cover, count a lost loop).
+		s.m.rejected("reply_not_sent").Add(uint64(n))
+	}
 }
 
 // --- delivery -----------------------------------------------------------
@@ -184,7 +220,9 @@ func (s *Service) Deliver(res *mixnet.Result) error {
 		return s.enqueue(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			if !s.limits.allow("deliver", mb, s.cfg.DeliveriesPerMinute, time.Minute, s.now()) {
+			// Replies have their own budget: a client's own cover and
+			// acknowledgements must not spend its contacts' deliveries.
+			if !s.limits.allow("reply", mb, s.cfg.RepliesPerMinute, time.Minute, s.now()) {
 				s.m.rejected("rate_limited").Inc()
 				return
 			}
@@ -199,10 +237,24 @@ func (s *Service) Deliver(res *mixnet.Result) error {
 			s.m.deliveries("surb_reply").Inc()
 		})
 	}
+	if res.Recipient == (mixnet.RecipientID{}) && allZero(res.Payload) {
+		s.m.deliveries("cover").Inc() // a node's drop cover
+		return nil
+	}
 	req, err := ParseMixRequest(s.geo, res.Payload)
 	if err != nil {
 		s.m.rejected("malformed").Inc()
 		return err
+	}
+	// The hold is counted from now, the moment the packet is handed over
+	// after its final-hop delay, not from when the work is done: the reply
+	// leaves at arrival + hold whether the request needed a commit, a
+	// bundle or nothing, so its timing says nothing about what it was.
+	due := s.replyDue()
+	if req.Cover {
+		s.m.deliveries("cover").Inc()
+		s.replyThrough(req.SURB, &Status{Code: StatusOK}, due)
+		return nil
 	}
 	return s.enqueue(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -215,8 +267,31 @@ func (s *Service) Deliver(res *mixnet.Result) error {
 			code := s.deliver(ctx, mb, Envelope{Kind: EnvelopeSealed, ID: d.EnvelopeID, Data: d.Data}, d.Token)
 			reply = &Status{Code: code, EnvelopeID: d.EnvelopeID}
 		}
-		s.replyThrough(req.SURB, reply)
+		s.replyThrough(req.SURB, reply, due)
 	})
+}
+
+func allZero(b []byte) bool {
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// replyDue is when a reply to a request handed over now may leave: now
+// plus an exponential hold of the published mean.
+func (s *Service) replyDue() time.Time {
+	now := time.Now()
+	mean := s.holdMean()
+	if mean <= 0 {
+		return now
+	}
+	s.holdMu.Lock()
+	h := time.Duration(s.holdRng.ExpFloat64() * float64(mean))
+	s.holdMu.Unlock()
+	return now.Add(min(h, mixnet.MaxDelay))
 }
 
 func (s *Service) enqueue(job func()) error {
@@ -229,20 +304,17 @@ func (s *Service) enqueue(job func()) error {
 	}
 }
 
-// AckHold is how long a provider holds a reply through a SURB (the
-// acknowledgement of a delivery, the answer to a bundle request) before it
-// enters the mix network: not at all. replyThrough hands the reply to the
-// relay as soon as it is ready, for a delivery as soon as the envelope is
-// durable; the only delays it then meets are the per-hop delays of the
-// SURB's path. The simulator's workload.ack_delay models this, and tests
-// (TestAckNotHeld, TestMixnetAckNotHeld) check it.
-const AckHold time.Duration = 0
+// DefaultReplyHold is the mean of the exponential hold of a reply through
+// a SURB (the acknowledgement of a delivery, the answer to a bundle
+// request or to cover) when the network publishes none: the moment a
+// message is stored says nothing about the moment its reply leaves. The
+// simulator's workload.ack_delay models it, and TestRepliesHeld checks it.
+const DefaultReplyHold = time.Second
 
-// replyThrough sends a reply back along the requester's SURB. For a
-// delivery it is sent only once the envelope is durable: the
-// acknowledgement means "stored". It is sent at once, after no hold
-// (AckHold).
-func (s *Service) replyThrough(surbBytes []byte, m Message) {
+// replyThrough sends a reply back along the requester's SURB, no earlier
+// than due. For a delivery it is called only once the envelope is
+// durable: the acknowledgement means "stored".
+func (s *Service) replyThrough(surbBytes []byte, m Message, due time.Time) {
 	surb, err := mixnet.UnmarshalSURB(s.geo, surbBytes)
 	if err != nil {
 		s.m.rejected("bad_surb").Inc()
@@ -257,11 +329,22 @@ func (s *Service) replyThrough(surbBytes []byte, m Message) {
 		s.m.rejected("bad_surb").Inc()
 		return
 	}
-	if err := s.send(surb.FirstHop, pkt); err != nil {
+	now := time.Now()
+	it := mix.Item[*heldReply]{Value: &heldReply{first: surb.FirstHop, pkt: pkt}, Arrived: now, Delay: max(due.Sub(now), 0)}
+	if err := s.held.Add(it); err != nil {
 		s.m.rejected("reply_not_sent").Inc()
-		return
 	}
-	s.m.replies.Inc()
+}
+
+// releaseReplies is the hold queue's output.
+func (s *Service) releaseReplies(batch []*heldReply) {
+	for _, r := range batch {
+		if err := s.send(r.first, r.pkt); err != nil {
+			s.m.rejected("reply_not_sent").Inc()
+			continue
+		}
+		s.m.replies.Inc()
+	}
 }
 
 // --- prekey bundles -------------------------------------------------------
@@ -437,6 +520,8 @@ func (s *Service) handle(ctx context.Context, kind link.Kind, o *session, m Mess
 		return s.upload(o, &r.Upload)
 	case *FetchRequest:
 		return s.fetch(ctx, o.mb, r.Wait)
+	case *PullRequest:
+		return s.pull(ctx, o.mb, r.Through, time.Now())
 	case *AckRequest:
 		if err := s.store.Ack(o.mb, r.Through); err != nil {
 			if errors.Is(err, ErrBadAck) {
@@ -611,6 +696,27 @@ func (s *Service) fetch(ctx context.Context, mb MailboxID, wait time.Duration) M
 	return p
 }
 
+// pull is one step of a constant-rate fetch: acknowledge, read the next
+// page, and answer PullAnswerDelay after the request arrived. A bad
+// acknowledgement (beyond what the mailbox holds) is ignored: the page
+// answers it as any other, so a client cannot be told apart by it.
+func (s *Service) pull(ctx context.Context, mb MailboxID, through uint64, arrived time.Time) Message {
+	var reply Message = &Status{Code: StatusUnavailable}
+	if err := s.store.Ack(mb, through); err == nil || errors.Is(err, ErrBadAck) {
+		if through > 0 && err == nil {
+			s.m.acks.Inc()
+		}
+		reply = s.fetch(ctx, mb, 0)
+	}
+	t := time.NewTimer(time.Until(arrived.Add(PullAnswerDelay)))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return reply
+}
+
 // --- rate limits ----------------------------------------------------------
 
 // bucket is a token bucket.
@@ -689,7 +795,7 @@ type serviceMetrics struct {
 
 func newServiceMetrics(r *metrics.Registry, s *Service) *serviceMetrics {
 	m := &serviceMetrics{reg: r, deliver: map[string]*metrics.Counter{}, reject: map[string]*metrics.Counter{}, link: map[string]*metrics.Counter{}}
-	for _, k := range []string{"stored", "duplicate", "discarded", "surb_reply"} {
+	for _, k := range []string{"stored", "duplicate", "discarded", "surb_reply", "cover"} {
 		m.deliver[k] = r.Counter("sealnet_mailbox_deliveries_total", "Envelopes delivered, by outcome.", "outcome", k)
 	}
 	for _, k := range []string{"rate_limited", "quota", "bad_request", "unavailable", "malformed", "queue_full", "bad_surb", "reply_not_sent", "reply_not_stored"} {

@@ -39,13 +39,14 @@ const (
 )
 
 // ProvidersHoldFinalHop says whether a provider holds a packet that ends
-// at it for the delay its sender drew for the provider hop. It does not: a
-// provider delivers a final-hop packet at once (Node.final, called by the
-// worker as soon as the packet is unwrapped, never through the mixer), and
-// the per-hop delay the sender put in the provider's routing slot is
-// discarded. Only mixes delay packets; the simulator's mixing.at = "mixes"
-// models this. A test (TestProviderDeliversFinalHopAtOnce) checks it.
-const ProvidersHoldFinalHop = false
+// at it for the delay its sender drew for the provider hop. It does: the
+// provider is a mixing hop like any other (Loopix). A final-hop packet
+// goes through the provider's mixer with the delay in its routing slot and
+// through the release stage, so it is acted on only once its replay tag
+// is durable (Node.final is called by the releaser). The simulator's
+// mixing.at = "all" models this. A test
+// (TestProviderHoldsFinalHop) checks it.
+const ProvidersHoldFinalHop = true
 
 // Config is a relay's configuration file (TOML). docs/relay.md describes
 // every key; Validate fills in the defaults.

@@ -12,14 +12,14 @@ import (
 	"github.com/sealnet/sealnet/relay"
 )
 
-// TestProviderDeliversFinalHopAtOnce checks relay.ProvidersHoldFinalHop
+// TestProviderHoldsFinalHop checks relay.ProvidersHoldFinalHop
 // against the pipeline: a provider delivers a packet that ends at it at
 // once, whatever delay its sender drew for the provider hop (here 3s, which
 // the provider does receive in its routing slot). A control packet in the
 // same run has the same 3s on its provider hop and 1s on its first mix hop:
 // it must take at least 1s, so the measurement can tell a hop that holds a
 // packet from one that does not.
-func TestProviderDeliversFinalHopAtOnce(t *testing.T) {
+func TestProviderHoldsFinalHop(t *testing.T) {
 	const (
 		finalDelay = 3 * time.Second // asked of the provider hop
 		mixDelay   = 1 * time.Second // asked of the control's first mix hop

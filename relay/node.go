@@ -88,9 +88,10 @@ type Node struct {
 
 // outPacket is a packet waiting in the mixer for its next hop.
 type outPacket struct {
-	next mixnet.NodeID
-	pkt  []byte
-	seq  uint64 // durability sequence of its replay tag
+	next  mixnet.NodeID
+	pkt   []byte
+	seq   uint64         // durability sequence of its replay tag
+	final *mixnet.Result // a packet that ends here (a provider's final hop), or nil
 }
 
 // New prepares a node: it loads or creates its keys and opens its replay

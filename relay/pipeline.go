@@ -32,12 +32,22 @@ func (n *Node) worker(ctx context.Context) {
 			n.countUnwrapError(err)
 			continue
 		}
+		op := &outPacket{next: res.NextHop, pkt: res.Packet, seq: seq}
 		if res.Final {
-			n.final(&res)
-			continue
+			if n.cfg.Role != "provider" {
+				// A mix's own loop coming back, or a misrouted packet:
+				// nothing leaves, so there is nothing to mix.
+				n.final(&res)
+				continue
+			}
+			// A provider is a mixing hop: the packet waits its sender's
+			// delay in the mixer, then its replay tag's sync, like any
+			// other (ProvidersHoldFinalHop).
+			r := res
+			op.final, op.pkt = &r, nil
 		}
 		it := mix.Item[*outPacket]{
-			Value:   &outPacket{next: res.NextHop, pkt: res.Packet, seq: seq},
+			Value:   op,
 			Arrived: time.Now(),
 			Delay:   res.Delay,
 		}
@@ -98,16 +108,18 @@ func (n *Node) countUnwrapError(err error) {
 	}
 }
 
-// final handles a packet that ends here, at once: it is called by the
-// worker that unwrapped the packet and never goes through the mixer, so
-// res.Delay (the delay the sender drew for this hop) is discarded. This is
-// what ProvidersHoldFinalHop (false) describes, and what the simulator's
-// mixing.at = "mixes" models; change one only with the other.
+// final handles a packet that ends here. At a provider it is called by
+// the releaser, after the packet waited the delay its sender drew for this
+// hop and its replay tag was synced (so a crash cannot make the provider
+// act on it twice); at a mix, by the worker at once (a mix's own loop, or
+// a packet that should not end there). This is what
+// ProvidersHoldFinalHop (true) describes, and what the simulator's
+// mixing.at = "all" models; change one only with the other.
 func (n *Node) final(res *mixnet.Result) {
 	switch {
 	case res.Recipient == n.loopID:
 		n.loops.received(res.Payload, n.m)
-	case res.Recipient == (mixnet.RecipientID{}):
+	case res.Recipient == (mixnet.RecipientID{}) && (n.cfg.Role != "provider" || n.opts.Deliverer == nil):
 		n.m.coverDropsReceived.Inc() // drop cover: discarded by design
 	case n.cfg.Role != "provider":
 		n.m.dropped("final_at_mix").Inc()
@@ -203,6 +215,10 @@ func (n *Node) runReleaser(r *releaser) {
 			n.log.Error("replay journal cannot be synced; dropping packets", "err", err)
 		} else {
 			for _, p := range group {
+				if p.final != nil {
+					n.final(p.final)
+					continue
+				}
 				n.send(p.next, p.pkt)
 			}
 		}

@@ -174,7 +174,7 @@ func Init(dir string, pass []byte, o InitOptions) error {
 	if err != nil {
 		return err
 	}
-	st := &State{Version: 1, Address: addr, Identity: idb, Authorities: o.Authorities, Threshold: o.Threshold,
+	st := &State{Version: stateVersion, Address: addr, Identity: idb, Authorities: o.Authorities, Threshold: o.Threshold,
 		EpochPeriod: o.EpochPeriod, Settings: DefaultSettings()}
 	if st.EpochPeriod <= 0 {
 		st.EpochPeriod = 20 * time.Minute
@@ -257,7 +257,17 @@ func Open(dir string, pass []byte, o Options) (*Client, error) {
 	return c, nil
 }
 
+// stateVersion 2 added Settings.FetchInterval (constant-rate fetching).
+const stateVersion = 2
+
 func (st *State) init() {
+	if st.Version < 2 {
+		// A state from before constant-rate fetching: it fetches like
+		// every other client now, and its retired loop stream is off.
+		st.Settings.FetchInterval = DefaultSettings().FetchInterval
+		st.Settings.LoopRate = 0
+		st.Version = stateVersion
+	}
 	if st.Sessions == nil {
 		st.Sessions = map[string][]byte{}
 	}

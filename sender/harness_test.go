@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sealnet/sealnet/internal/config"
 	"github.com/sealnet/sealnet/internal/testnet"
 	"github.com/sealnet/sealnet/mailbox"
 	"github.com/sealnet/sealnet/relay"
@@ -24,7 +25,10 @@ var (
 // retransmission logic is the same as with the defaults.
 func testSettings() sender.Settings {
 	s := sender.DefaultSettings()
-	s.Rate, s.LoopRate = 20, 1
+	s.Rate = 10
+	// Every packet brings a reply, and a pull takes at most PageRecords:
+	// pull fast enough to drain them (the directory requires the same).
+	s.FetchInterval = 100 * time.Millisecond
 	s.MeanDelay = 5 * time.Millisecond
 	s.AckTimeout, s.RetryJitter = 3*time.Second, 500*time.Millisecond
 	s.FetchWait = time.Second
@@ -62,6 +66,8 @@ func startCreated(t *testing.T, nw *testnet.Network, o testnet.InProcessOptions,
 	}
 	mbMod := o.Mailbox
 	o.Mailbox = func(name string, s *mailbox.Settings) {
+		hold := config.Duration(50 * time.Millisecond) // replies held briefly: tests finish in seconds
+		s.ReplyHold = &hold
 		if mbMod != nil {
 			mbMod(name, s)
 		}

@@ -16,8 +16,11 @@ import (
 	"github.com/sealnet/sealnet/sender/seal"
 )
 
-// fetchLoop keeps a user link to the own provider and long-polls it for
-// mail until ctx is done; a broken link is redialed after a growing pause.
+// fetchLoop keeps a user link to the own provider and fetches mail until
+// ctx is done; a broken link is redialed after a growing pause. With a
+// FetchInterval it pulls one fixed-size page per interval on a fixed
+// clock (pullOn); with none, it long-polls (fetchOn), which shows an
+// observer every arrival (measurement control runs only).
 func (c *Client) fetchLoop(ctx context.Context) {
 	pause := time.Second
 	for ctx.Err() == nil {
@@ -25,13 +28,74 @@ func (c *Client) fetchLoop(ctx context.Context) {
 			sleep(ctx, time.Second)
 			continue
 		}
-		err := c.fetchOn(ctx, func(int, bool) bool { return true })
+		var err error
+		if c.settings().FetchInterval > 0 {
+			err = c.pullOn(ctx)
+		} else {
+			err = c.fetchOn(ctx, func(int, bool) bool { return true })
+		}
 		if ctx.Err() != nil {
 			return
 		}
 		c.log.Warn("fetching from the provider; will retry", "err", err, "in", pause)
 		sleep(ctx, pause)
 		pause = min(2*pause, 30*time.Second)
+	}
+}
+
+// upkeepDelay is the mean of the random wait between the provider asking
+// for prekeys and the upload: the upload is a visible exchange on the user
+// link, and it must not follow the first contact that used the keys.
+const upkeepDelay = 10 * time.Minute
+
+// pullOn pulls the own mailbox at a constant rate: one request per
+// FetchInterval, at a random phase and then on a fixed clock, each
+// acknowledging what the previous page held, each answered by the provider
+// PullAnswerDelay later with a page of PageRecords slots. Neither what
+// arrived nor what the client does with a page (opening, saving,
+// acknowledging) changes when a request leaves or how big any message is.
+// A page that takes longer than the interval to process makes the client
+// skip a slot, never catch up in a burst.
+func (c *Client) pullOn(ctx context.Context) error {
+	mc, err := c.dialOwner(ctx)
+	if err != nil {
+		return err
+	}
+	defer mc.Close()
+	if err := c.upkeep(ctx, mc, 0); err != nil {
+		return err
+	}
+	every := c.settings().FetchInterval
+	next := time.Now().Add(c.jitter(every))
+	var through uint64
+	var replenish byte
+	var upkeepAt time.Time
+	for {
+		sleep(ctx, time.Until(next))
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		page, err := mc.Pull(ctx, through)
+		if err != nil {
+			return err
+		}
+		last, err := c.processPage(ctx, page)
+		if err != nil {
+			return err
+		}
+		through = max(through, last)
+		if page.Replenish != 0 && replenish == 0 {
+			upkeepAt = time.Now().Add(c.exp(1 / upkeepDelay.Seconds()))
+		}
+		replenish |= page.Replenish
+		if replenish != 0 && time.Now().After(upkeepAt) {
+			if err := c.upkeep(ctx, mc, replenish); err != nil {
+				return err
+			}
+			replenish = 0
+		}
+		for next = next.Add(every); !next.After(time.Now()); next = next.Add(every) {
+		}
 	}
 }
 
@@ -102,8 +166,14 @@ func (c *Client) fetchOn(ctx context.Context, again func(records int, more bool)
 		if err != nil {
 			return err
 		}
-		if err := c.processPage(ctx, mc, page); err != nil {
+		last, err := c.processPage(ctx, page)
+		if err != nil {
 			return err
+		}
+		if len(page.Records) > 0 {
+			if err := mc.Ack(ctx, last); err != nil {
+				return err
+			}
 		}
 		if err := c.upkeep(ctx, mc, page.Replenish); err != nil {
 			return err
@@ -144,13 +214,17 @@ func (c *Client) upkeep(ctx context.Context, mc *mailbox.Client, replenish byte)
 // processPage handles every record of a page, saves the state and the
 // history, and only then acknowledges the page to the provider: a crash
 // in between means the records come again, and are recognised.
-func (c *Client) processPage(ctx context.Context, mc *mailbox.Client, page *mailbox.Page) error {
+// processPage opens, shows and saves what a page holds and returns the
+// sequence number of its last record, for the caller to acknowledge (0 if
+// the page is empty).
+func (c *Client) processPage(ctx context.Context, page *mailbox.Page) (uint64, error) {
 	if len(page.Records) == 0 {
-		return nil
+		c.maintain()
+		return 0, nil
 	}
 	doc, _, err := c.document(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	c.mu.Lock()
 	var shown []*Message
@@ -177,7 +251,7 @@ func (c *Client) processPage(ctx context.Context, mc *mailbox.Client, page *mail
 	collect := c.collect
 	c.mu.Unlock()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for _, m := range shown {
 		c.emit(Event{Kind: "received", Message: m})
@@ -186,7 +260,7 @@ func (c *Client) processPage(ctx context.Context, mc *mailbox.Client, page *mail
 		}
 	}
 	c.maintain()
-	return mc.Ack(ctx, last)
+	return last, nil
 }
 
 // surbReplyLocked opens a reply that came back through one of this

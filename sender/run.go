@@ -18,10 +18,11 @@ import (
 // Run sends and fetches like a Loopix client until ctx is done or done
 // (checked after every event) reports true. Sending is a Poisson stream
 // of rate Settings.Rate: at each tick the next queued real packet leaves,
-// or a drop cover packet if none is queued, so an observer sees the same
-// stream whether the user writes or not; loop cover packets go out as a
-// second Poisson stream. Fragments not acknowledged in time are sent again
-// on a new path after a random extra delay.
+// or a cover packet if none is queued, so an observer sees the same
+// stream whether the user writes or not; every packet, real or cover,
+// brings one reply back through its SURB, so what returns does not tell
+// them apart either. Fragments not acknowledged in time are sent again on
+// a new path after a random extra delay.
 func (c *Client) Run(ctx context.Context, done func() bool) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -58,7 +59,6 @@ func (c *Client) jitter(max time.Duration) time.Duration {
 func (c *Client) sendLoop(ctx context.Context, done func() bool) error {
 	s := c.settings()
 	nextSend := time.Now().Add(c.exp(s.Rate))
-	nextLoop := time.Now().Add(c.exp(s.LoopRate))
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	timer := time.NewTimer(0)
@@ -67,11 +67,7 @@ func (c *Client) sendLoop(ctx context.Context, done func() bool) error {
 		if done != nil && done() {
 			return nil
 		}
-		wake := nextSend
-		if nextLoop.Before(wake) {
-			wake = nextLoop
-		}
-		timer.Reset(time.Until(wake))
+		timer.Reset(time.Until(nextSend))
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -98,12 +94,6 @@ func (c *Client) sendLoop(ctx context.Context, done func() bool) error {
 			if nextSend.Before(now) {
 				nextSend = now.Add(c.exp(s.Rate)) // fell behind: do not burst
 			}
-		}
-		if !now.Before(nextLoop) {
-			if err := c.sendLoopCover(ctx); err != nil && ctx.Err() == nil {
-				c.log.Debug("loop cover", "err", err)
-			}
-			nextLoop = now.Add(c.exp(s.LoopRate))
 		}
 		c.maintain()
 	}
@@ -164,7 +154,7 @@ func (c *Client) newSURBLocked(doc *directory.Document, epoch uint64, purpose, m
 
 // packet is a packet ready to leave for an entry mix.
 type packet struct {
-	kind  string // "real" (a fragment), "bundle" (a key request), "drop", "loop"
+	kind  string // "real" (a fragment), "bundle" (a key request), "cover", "drop" (before registration)
 	entry *directory.Descriptor
 	pkt   []byte
 }
@@ -181,7 +171,7 @@ func (c *Client) slot(ctx context.Context) error {
 		return err
 	}
 	if p == nil {
-		if p, err = c.dropCover(doc, epoch); err != nil {
+		if p, err = c.cover(doc, epoch); err != nil {
 			return err
 		}
 	}
@@ -323,70 +313,57 @@ func (c *Client) buildSaveLocked(doc *directory.Document, epoch uint64, dest *di
 	return &packet{kind: "real", entry: entry, pkt: pkt}, nil
 }
 
-// dropCover is a packet to a random provider that discards it.
-func (c *Client) dropCover(doc *directory.Document, epoch uint64) (*packet, error) {
-	dest := c.pick(doc.Providers)
-	path, err := c.path(doc, dest, epoch)
-	if err != nil {
-		return nil, err
-	}
-	pkt, err := mixnet.NewPacket(crand.Reader, c.geo, path, mixnet.RecipientID{}, nil)
-	if err != nil {
-		return nil, err
-	}
-	entry, _ := doc.Node(path[0].ID)
-	return &packet{kind: "drop", entry: entry, pkt: pkt}, nil
-}
+// CoverReturns says what a cover packet of the Poisson stream is: a
+// request that brings a reply back through its SURB, like every real
+// packet (cover). The simulator's client.cover = "returns" models this,
+// and TestCoverReturns checks it.
+const CoverReturns = true
 
-// sendLoopCover sends a loop packet: a delivery to the user's own mailbox,
-// recognised and discarded when it comes back.
-func (c *Client) sendLoopCover(ctx context.Context) error {
-	doc, epoch, err := c.document(ctx)
-	if err != nil {
-		return err
-	}
+// cover is a cover packet: a request to a random provider that it
+// discards and answers through the packet's SURB, after the same hold as
+// any reply. Every packet the client sends, real or cover, so brings one
+// reply back into the user's mailbox (Nym's cover carries a SURB for the
+// same reason): what comes back, and when, does not tell a provider or an
+// observer which of the client's packets were real. The reply is the
+// cover's return, the loop that shows the path works (its keys live in
+// memory only: losing them in a crash costs nothing, and an idle client
+// writes nothing to disk).
+func (c *Client) cover(doc *directory.Document, epoch uint64) (*packet, error) {
+	dest := c.pick(doc.Providers)
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if !c.st.Registered {
-		c.mu.Unlock()
-		return nil
-	}
-	own, err := c.provider(doc, c.st.Address)
-	if err != nil {
-		c.mu.Unlock()
-		return err
-	}
-	sb, _, err := c.newSURBLocked(doc, epoch, "loop", "", 0)
-	if err != nil {
-		c.mu.Unlock()
-		return err
-	}
-	md := &mailbox.MixDeliver{Data: make([]byte, mailbox.MaxMixEnvelope(c.geo))}
-	crand.Read(md.Data)
-	crand.Read(md.EnvelopeID[:])
-	copy(md.Token[:], c.st.Token)
-	c.loops[md.EnvelopeID] = c.now()
-	for id, t := range c.loops {
-		if c.now().Sub(t) > time.Hour {
-			delete(c.loops, id)
+		// No mailbox for a reply yet: a plain drop.
+		path, err := c.path(doc, dest, epoch)
+		if err != nil {
+			return nil, err
 		}
+		pkt, err := mixnet.NewPacket(crand.Reader, c.geo, path, mixnet.RecipientID{}, nil)
+		if err != nil {
+			return nil, err
+		}
+		entry, _ := doc.Node(path[0].ID)
+		return &packet{kind: "drop", entry: entry, pkt: pkt}, nil
 	}
 	for id, sk := range c.loopKeys {
 		if c.now().After(sk.Expires) {
 			delete(c.loopKeys, id)
 		}
 	}
-	msg, err := mailbox.MarshalMixRequest(c.geo, &mailbox.MixRequest{SURB: sb, Deliver: md})
+	sb, _, err := c.newSURBLocked(doc, epoch, "loop", "", 0)
 	if err != nil {
-		c.mu.Unlock()
-		return err
+		return nil, err
 	}
-	p, err := c.buildSaveLocked(doc, epoch, own, mailbox.MailboxOf(c.st.Address), msg, false)
-	c.mu.Unlock()
+	msg, err := mailbox.MarshalMixRequest(c.geo, &mailbox.MixRequest{SURB: sb, Cover: true})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	p.kind = "loop"
-	return c.emitPacket(ctx, p)
+	p, err := c.buildSaveLocked(doc, epoch, dest, mailbox.MailboxID{}, msg, false)
+	if err != nil {
+		return nil, err
+	}
+	p.kind = "cover"
+	return p, nil
 }
 
 // maintain settles messages: delivered when every fragment is

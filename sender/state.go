@@ -135,7 +135,9 @@ type Settings struct {
 	// Rate is λ: packets per second of the Poisson stream; a real packet
 	// takes the place of a drop cover packet when one is queued.
 	Rate float64 `json:"rate"`
-	// LoopRate is loop cover packets per second.
+	// LoopRate is no longer used: every cover packet carries a SURB and
+	// comes back, so the Poisson stream's cover is the loop cover. Kept so
+	// that old state files load.
 	LoopRate float64 `json:"loop_rate"`
 	// MeanDelay is the mean per-hop mixing delay chosen for each packet.
 	MeanDelay time.Duration `json:"mean_delay"`
@@ -147,8 +149,12 @@ type Settings struct {
 	// MaxAttempts bounds the transmissions of a fragment (and of a bundle
 	// request); after that the user is told the message was not delivered.
 	MaxAttempts int `json:"max_attempts"`
-	// FetchWait is how long a fetch waits for mail (long poll).
+	// FetchWait is how long `sealnet fetch` waits for mail (long poll).
 	FetchWait time.Duration `json:"fetch_wait"`
+	// FetchInterval is the running client's constant fetch rate: one pull
+	// of one fixed-size page per interval. 0 long-polls instead, which
+	// shows an observer every arrival (measurement control runs only).
+	FetchInterval time.Duration `json:"fetch_interval"`
 	// OneTimePrekeys and PQPrekeys are how many to keep uploaded.
 	OneTimePrekeys int `json:"one_time_prekeys"`
 	PQPrekeys      int `json:"pq_prekeys"`
@@ -157,8 +163,8 @@ type Settings struct {
 // DefaultSettings are cheap enough to leave on (docs/client.md).
 func DefaultSettings() Settings {
 	return Settings{
-		Rate: 2, LoopRate: 0.2, MeanDelay: 50 * time.Millisecond,
-		AckTimeout: 15 * time.Second, RetryJitter: 5 * time.Second, MaxAttempts: 5,
-		FetchWait: 10 * time.Second, OneTimePrekeys: 50, PQPrekeys: 10,
+		Rate: 2, MeanDelay: 400 * time.Millisecond,
+		AckTimeout: 30 * time.Second, RetryJitter: 5 * time.Second, MaxAttempts: 5,
+		FetchWait: 10 * time.Second, FetchInterval: time.Second, OneTimePrekeys: 50, PQPrekeys: 10,
 	}
 }

@@ -5,13 +5,16 @@ import "testing"
 // TestBlockingOneClient: dropping (or holding) a client's packets in half
 // the rounds shows which mailboxes it writes to, because they receive
 // less in those rounds; with no blocking (the control) the same
-// open-versus-blocked count finds nothing.
+// open-versus-blocked count finds nothing. The attack is shown on the
+// network before issue 15 (legacy); as deployed it still works in
+// principle, and the client's loop alarm is what notices it
+// (internal/loopwatch).
 func TestBlockingOneClient(t *testing.T) {
 	const workload = "message_rate = 0.05\ncontacts = 1"
 	top := `duration = "20m"`
-	control := run(t, receiptScenario(top, workload, "", "", ""))
-	drop := run(t, receiptScenario(top, workload, "", `block = "drop"`, ""))
-	delay := run(t, receiptScenario(top, workload, "", `block = "delay"`+"\nblock_delay = \"30s\"", ""))
+	control := run(t, legacy(top, workload, "", "", ""))
+	drop := run(t, legacy(top, workload, "", `block = "drop"`, ""))
+	delay := run(t, legacy(top, workload, "", `block = "delay"`+"\nblock_delay = \"30s\"", ""))
 	last := func(x []float64) float64 {
 		if len(x) == 0 {
 			return -1
@@ -30,7 +33,7 @@ func TestBlockingOneClient(t *testing.T) {
 		t.Errorf("holding for 30 s in half the rounds should expose a good share of the targets' contacts: %v", delay.Disclosure.Block)
 	}
 	// The control: the same statistic on the unblocked network.
-	m, err := newModel(parse(t, receiptScenario(top, workload, "", `block = "drop"`, "")))
+	m, err := newModel(parse(t, legacy(top, workload, "", `block = "drop"`, "")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,4 +48,6 @@ func TestBlockingOneClient(t *testing.T) {
 	if watched.Blocked != 0 || last(watched.Disclosure.Block) > 0.2 {
 		t.Errorf("without blocking the statistic should find (almost) nothing: %v, %d dropped", watched.Disclosure.Block, watched.Blocked)
 	}
+	dep := run(t, receiptScenario(top, workload, "", `block = "drop"`, ""))
+	t.Logf("as deployed, dropping every other round: %v", fmt2(dep.Disclosure.Block))
 }

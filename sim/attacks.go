@@ -101,7 +101,7 @@ type ackWindow struct {
 func newAttacks(m *model) *attacks {
 	c := m.cfg
 	at := &attacks{m: m, round: int64(c.Adv.Round.D()), byFrom: map[int32]*ackPair{},
-		replies: make([]float64, c.Users), ackMaxN: 20}
+		replies: make([]float64, c.Users), ackMaxN: 100}
 	at.roundEnd = m.warmup + at.round
 	for r := 1; r <= 1<<20; r *= 2 {
 		at.checkpoint = append(at.checkpoint, r)
@@ -118,20 +118,15 @@ func newAttacks(m *model) *attacks {
 		at.pairs = append(at.pairs, p)
 		at.byFrom[p.from] = p
 	}
-	// An acknowledgement is held at the recipient's provider (AckDelay,
-	// exponential), then crosses every layer and the sender's provider:
-	// L+1 exponential mixing delays (L with mixing.at = "mixes") and L+2
-	// links.
-	hops := c.Layers
-	if c.Mixing.At == "all" {
-		hops++
-	}
+	// The colluding recipient's provider knows when an acknowledgement
+	// leaves (its hold is its own), and the colluding sender's provider
+	// sees it arrive before holding it: between them, L exponential mixing
+	// delays and L+1 links.
 	mean := float64(c.Mixing.MeanDelay.D())
 	if c.Adv.Estimator == "timing" {
 		mean = max(mean, float64(c.Adv.DelayFloor.D())) // the adversary's delay model, as for mixing
 	}
-	at.ackPDF = newTransitPDF(hops, mean, float64(c.Workload.AckDelay.D()),
-		float64(c.Layers+1)*float64(c.Latency.Mean.D()))
+	at.ackPDF = newTransitPDF(c.Layers, mean, 0, float64(c.Layers+1)*float64(c.Latency.Mean.D()))
 	at.ackCurve = make([]float64, at.ackMaxN)
 	at.ackCount = make([]int, at.ackMaxN)
 	at.receipt.init(m, at)

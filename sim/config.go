@@ -82,10 +82,18 @@ type Mixing struct {
 // Client is each user's sending (Loopix).
 type Client struct {
 	// Rate is λ, the Poisson stream of packets per second; a real packet
-	// takes the place of a drop-cover packet. 0 turns cover off: real
-	// packets leave as soon as they are written.
+	// takes the place of a cover packet. 0 turns cover off: real packets
+	// leave as soon as they are written.
 	Rate float64 `toml:"rate"`
-	// LoopRate is loop cover per second (to the user's own provider).
+	// Cover is what a cover packet of the stream is: "returns" (default,
+	// as sealnet's client: a request to a random provider, answered
+	// through its SURB like a real packet, so every packet brings one
+	// reply back) or "drop" (discarded at a random provider, nothing
+	// comes back: Loopix's drop cover, sealnet before issue 15).
+	Cover string `toml:"cover"`
+	// LoopRate is a second Poisson stream of loop cover per second (a
+	// delivery into the user's own mailbox, acknowledged); sealnet's
+	// client sends none, its cover being its loops.
 	LoopRate float64 `toml:"loop_rate"`
 	// Padding "fixed" (every packet the same size) or "none" (a packet's
 	// size on the wire is its message's, for comparison).
@@ -98,12 +106,17 @@ type Client struct {
 	AckTimeout  config.Duration `toml:"ack_timeout"`
 	RetryJitter config.Duration `toml:"retry_jitter"`
 	MaxAttempts int             `toml:"max_attempts"`
-	// Fetch is how clients fetch their mail: "longpoll" (default, as
-	// sealnet's client does: the provider answers the moment something
-	// lands, so a wire observer sees every mailbox's arrivals) or
-	// "constant" (fixed-rate, fixed-size fetches: a wire observer sees no
-	// arrival; only a corrupt provider does).
+	// Fetch is how clients fetch their mail: "constant" (default, as
+	// sealnet's client does: one fixed-size page per interval on a fixed
+	// clock, so a wire observer sees no arrival; only a corrupt provider
+	// does) or "longpoll" (the provider answers the moment something
+	// lands, so a wire observer sees every mailbox's arrivals).
 	Fetch string `toml:"fetch"`
+	// FetchInterval is the constant fetch's period (sender's
+	// FetchInterval): what a recorded trace shows of fetching, one
+	// fixed-size answer per user per interval, and how long mail waits
+	// at the provider for the next one.
+	FetchInterval config.Duration `toml:"fetch_interval"`
 }
 
 // Relay is the cover the relays and providers add (relay.CoverConfig:
@@ -214,20 +227,22 @@ type Adv struct {
 // over them, so a key set to 0 in a file stays 0.
 func codeDefaults() *Config {
 	c := &Config{}
-	d := config.Duration(50 * time.Millisecond) // sender.DefaultSettings().MeanDelay
+	d := config.Duration(400 * time.Millisecond) // sender.DefaultSettings().MeanDelay
 	c.Mixing.MeanDelay = &d
 	c.Mixing.MaxDelay = config.Duration(30 * time.Second) // relay's mixing.max_delay
-	c.Mixing.At = "mixes"                                 // relay.ProvidersHoldFinalHop = false
+	c.Mixing.At = "all"                                   // relay.ProvidersHoldFinalHop = true
 	c.Client.Rate = 2                                     // sender.DefaultSettings().Rate
-	c.Client.LoopRate = 0.2                               // .LoopRate
-	c.Client.AckTimeout = config.Duration(15 * time.Second)
+	c.Client.Cover = "returns"                            // sender.CoverReturns
+	c.Client.LoopRate = 0                                 // .LoopRate: no separate loop stream
+	c.Client.AckTimeout = config.Duration(30 * time.Second)
 	c.Client.RetryJitter = config.Duration(5 * time.Second)
 	c.Client.MaxAttempts = 5
-	c.Client.Fetch = "longpoll" // sender's fetchLoop: FetchWait long polls
+	c.Client.Fetch = "constant" // sender's fetchLoop pulls every FetchInterval
+	c.Client.FetchInterval = config.Duration(time.Second)
 	c.Relay.LoopRate = 0.2      // relay.DefaultLoopRate
 	c.Relay.DropRate = 0
 	c.Relay.MeanDelay = config.Duration(100 * time.Millisecond) // relay.DefaultCoverDelay
-	c.Workload.AckDelay = 0                                     // mailbox.AckHold
+	c.Workload.AckDelay = config.Duration(time.Second)          // mailbox.DefaultReplyHold
 	return c
 }
 
@@ -257,6 +272,8 @@ func (c *Config) setDefaults() {
 	config.Default(&c.Mixing.At, code.Mixing.At)
 	config.Default(&c.Client.Padding, "fixed")
 	config.Default(&c.Client.Fetch, code.Client.Fetch)
+	config.Default(&c.Client.Cover, code.Client.Cover)
+	config.Default(&c.Client.FetchInterval, code.Client.FetchInterval)
 	config.Default(&c.Client.AckTimeout, code.Client.AckTimeout)
 	config.Default(&c.Client.MaxAttempts, code.Client.MaxAttempts)
 	config.Default(&c.Relay.MeanDelay, *c.Mixing.MeanDelay)
@@ -335,6 +352,10 @@ func (c *Config) validate() error {
 		return bad("relay.loop_rate, relay.drop_rate: want 0..1,000,000 per second")
 	case c.Relay.MeanDelay.D() < 0:
 		return bad("relay.mean_delay is negative")
+	case c.Client.FetchInterval.D() < time.Millisecond || c.Client.FetchInterval.D() > time.Hour:
+		return bad("client.fetch_interval %v: want 1ms..1h", c.Client.FetchInterval.D())
+	case c.Client.Cover != "returns" && c.Client.Cover != "drop":
+		return bad("client.cover %q: want returns or drop", c.Client.Cover)
 	case c.Client.Fetch != "longpoll" && c.Client.Fetch != "constant":
 		return bad("client.fetch %q: want longpoll or constant", c.Client.Fetch)
 	case c.Client.AckTimeout.D() <= 0 || c.Client.RetryJitter.D() < 0:

@@ -15,8 +15,8 @@ import (
 // client, the relays or the mailbox use; when one of them changes, this
 // test fails until the simulator follows (and the figures are re-measured).
 // The behaviour behind each exported value is tested in its own package
-// (relay: providers deliver at once, cover defaults; mailbox: no hold
-// before an acknowledgement).
+// (relay: providers hold the final hop, cover defaults; mailbox: replies
+// held; sender: cover returns).
 func TestDefaultsFollowTheCode(t *testing.T) {
 	c, err := sim.ParseConfig("")
 	if err != nil {
@@ -27,9 +27,13 @@ func TestDefaultsFollowTheCode(t *testing.T) {
 	if relay.ProvidersHoldFinalHop {
 		at = "all"
 	}
-	fetch := "constant"
-	if cl.FetchWait > 0 {
-		fetch = "longpoll" // the provider answers a long poll as soon as mail lands
+	fetch := "longpoll" // the provider answers a long poll as soon as mail lands
+	if cl.FetchInterval > 0 {
+		fetch = "constant" // one fixed-size page per interval, on a fixed clock
+	}
+	cover := "drop"
+	if sender.CoverReturns {
+		cover = "returns"
 	}
 	for _, d := range []struct {
 		key       string
@@ -37,6 +41,8 @@ func TestDefaultsFollowTheCode(t *testing.T) {
 	}{
 		{"client.rate", c.Client.Rate, cl.Rate},
 		{"client.loop_rate", c.Client.LoopRate, cl.LoopRate},
+		{"client.cover", c.Client.Cover, cover},
+		{"client.fetch_interval", c.Client.FetchInterval.D(), cl.FetchInterval},
 		{"mixing.mean_delay", c.Mixing.MeanDelay.D(), cl.MeanDelay},
 		{"client.ack_timeout", c.Client.AckTimeout.D(), cl.AckTimeout},
 		{"client.retry_jitter", c.Client.RetryJitter.D(), cl.RetryJitter},
@@ -48,7 +54,7 @@ func TestDefaultsFollowTheCode(t *testing.T) {
 		{"relay.loop_rate", c.Relay.LoopRate, relay.DefaultLoopRate},
 		{"relay.drop_rate", c.Relay.DropRate, relay.DefaultDropRate},
 		{"relay.mean_delay", c.Relay.MeanDelay.D(), relay.DefaultCoverDelay},
-		{"workload.ack_delay", c.Workload.AckDelay.D(), mailbox.AckHold},
+		{"workload.ack_delay", c.Workload.AckDelay.D(), mailbox.DefaultReplyHold},
 		{"packet size", sim.PacketSize, mixnet.DefaultGeometry().PacketSize()},
 	} {
 		if d.sim != d.code {

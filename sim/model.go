@@ -13,7 +13,7 @@ import (
 // packet kinds
 const (
 	kindReal      uint8 = iota // a user's message
-	kindDrop                   // a user's drop cover (discarded at a random provider)
+	kindDrop                   // a user's cover to a random provider (discarded there; answered if Client.Cover is "returns")
 	kindLoop                   // a user's loop cover (to its own provider)
 	kindRelay                  // a node's loop cover (a mix's or a provider's)
 	kindAck                    // a SURB reply: a provider's acknowledgement
@@ -39,6 +39,10 @@ type packet struct {
 	prevOut int64 // index of the output event it left the previous node with (-1: from its origin)
 	target  int32 // target number, or -1
 	msg     int32 // the real message it carries or acknowledges (m.msgs), or -1
+	// scored marks the acknowledgement of a scored pair's message (the
+	// first copy stored): when it leaves, the colluding recipient's
+	// provider opens an acknowledgement-attack window.
+	scored bool
 }
 
 // message is a real message's delivery state: the client retransmits it
@@ -102,6 +106,9 @@ type model struct {
 	// of theirs is unsettled (pending counts them).
 	oneshot []bool
 	pending []int32
+	// pulled: per user, the targets stored since its last constant-rate
+	// fetch, handed over by the next (recorded traces only).
+	pulled [][]TraceTarget
 }
 
 func newModel(cfg *Config) (*model, error) {
@@ -399,6 +406,15 @@ func (m *model) start() {
 		}
 		m.q.push(m.exp(cfg.Workload.MessageRate), evMsg, uu)
 	}
+	if m.rec != nil && cfg.Client.Fetch == "constant" {
+		// What the wire shows of constant-rate fetching: one answer per
+		// user per interval, at a random phase, whatever it holds.
+		m.pulled = make([][]TraceTarget, cfg.Users)
+		f := int64(cfg.Client.FetchInterval.D())
+		for u := range cfg.Users {
+			m.q.push(m.rng.Int64N(f), evPull, int32(u))
+		}
+	}
 	// Mixes and providers run the same cover (relay/cover.go).
 	for n := 0; n < int(m.torBase); n++ {
 		if cfg.Relay.LoopRate > 0 {
@@ -450,7 +466,7 @@ func (m *model) loop(ctx context.Context) error {
 		case evReply:
 			m.writeTo(e.a, e.b)
 		case evAckSend:
-			m.send(e.a, e.b)
+			m.sendAck(e.a, e.b)
 		case evToggle:
 			m.offline[e.a] = !m.offline[e.a]
 			if !m.offline[e.a] && (cfg.Client.Rate == 0 || m.isTor[e.a]) {
@@ -469,6 +485,9 @@ func (m *model) loop(ctx context.Context) error {
 			m.q.push(m.now+m.exp(cfg.Relay.DropRate), evRelayDrop, e.a)
 		case evRetry:
 			m.retry(e.a)
+		case evPull:
+			m.pull(e.a)
+			m.q.push(m.now+int64(cfg.Client.FetchInterval.D()), evPull, e.a)
 		case evArrive:
 			m.arrive(e.a)
 		case evRelease:
@@ -587,6 +606,18 @@ func (m *model) arrive(i int32) {
 		m.adv.observe(p.target, p.path[p.hop-1], p.prevOut, m.now, p.size)
 		p.target = -1
 	}
+	if final && p.kind == kindAck {
+		// The sender's provider sees a reply land as it arrives, before
+		// its own hold.
+		m.att.reply(p.dst, m.now)
+		m.att.replyAt(p.dst, m.now, p.msg >= 0)
+	}
+	if final && p.kind == kindReal && m.att.receipt.atProvider {
+		// A corrupt recipient's provider sees the message arrive, before
+		// its hold.
+		ms := &m.msgs[p.msg]
+		m.att.arrival(p.msg, p.src, p.dst, m.now, ms.delivered, ms.frag == 0)
+	}
 	if final && int(nd) >= m.P {
 		// A mix's own loop coming back ends here without being mixed: the
 		// adversary is assumed to know, so that its count of what a mix
@@ -648,7 +679,13 @@ func (m *model) release(nd int32) {
 		p := &m.pkts[i]
 		out := m.adv.output(nd, m.now, p.prevOut, p.size)
 		if int(p.hop) == int(p.n)-1 {
-			if m.rec != nil && (p.kind == kindReal && !m.msgs[p.msg].delivered || p.kind == kindLoop || p.kind == kindAck) {
+			if m.pulled != nil {
+				if p.target >= 0 {
+					tg := m.adv.targets[p.target]
+					// Latency holds the creation time until the fetch.
+					m.pulled[p.dst] = append(m.pulled[p.dst], TraceTarget{Sender: tg.sender, Recipient: tg.recipient, Latency: time.Duration(p.created)})
+				}
+			} else if m.rec != nil && (p.kind == kindReal && !m.msgs[p.msg].delivered || p.kind == kindLoop || p.kind == kindAck) {
 				// What a fetch hands the user: new mail, a loop, a reply
 				// (a retransmission is not stored, so no fetch shows it).
 				// The page is classified as the client's pause before
@@ -686,11 +723,16 @@ func (m *model) finish(i int32) {
 	p := &m.pkts[i]
 	dest := p.path[p.n-1]
 	acked := int32(-1) // who gets an acknowledgement through the SURB
+	scored := false    // the acknowledgement of a message's first stored copy
 	msg, kind := p.msg, p.kind
 	switch kind {
 	case kindReal:
 		ms := &m.msgs[msg]
-		m.att.arrival(msg, p.src, p.dst, m.now, ms.delivered, ms.frag == 0)
+		if !m.att.receipt.atProvider {
+			// An honest provider: the arrival shows only as the
+			// recipient's fetch (a long poll answered), after the hold.
+			m.att.arrival(msg, p.src, p.dst, m.now, ms.delivered, ms.frag == 0)
+		}
 		if ms.delivered {
 			// A retransmission: the provider recognises the envelope ID,
 			// stores nothing, and acknowledges again.
@@ -712,7 +754,7 @@ func (m *model) finish(i int32) {
 			break // no SURB, no acknowledgement
 		}
 		m.stats.delivered(m.now - p.created)
-		m.att.delivered(p.src, p.dst, m.now)
+		scored = true
 		acked = p.src
 		if r := m.cfg.Workload.ReplyProb; r > 0 && m.rng.Float64() < r {
 			d := int64(m.rng.ExpFloat64() * float64(m.cfg.Workload.ReplyDelay.D()))
@@ -722,9 +764,11 @@ func (m *model) finish(i int32) {
 		m.att.mailbox(p.dst, m.now)
 		m.att.deliveryAt(p.dst, m.now, true)
 		acked = p.src
+	case kindDrop:
+		if m.cfg.Client.Cover == "returns" {
+			acked = p.src // cover is answered like any request
+		}
 	case kindAck:
-		m.att.reply(p.dst, m.now)
-		m.att.replyAt(p.dst, m.now, msg >= 0)
 		if msg >= 0 {
 			m.settle(msg)
 		}
@@ -737,13 +781,42 @@ func (m *model) finish(i int32) {
 		a := m.newPacket(kindAck, -1-dest, acked, m.providerOf(acked))
 		if kind == kindReal {
 			m.pkts[a].msg = msg
+			m.pkts[a].scored = scored
 		}
 		if d := m.cfg.Workload.AckDelay.D(); d > 0 {
 			m.q.pushB(m.now+int64(m.rng.ExpFloat64()*float64(d)), evAckSend, a, dest)
 		} else {
-			m.send(a, dest)
+			m.sendAck(a, dest)
 		}
 	}
+}
+
+// pull is user u's constant-rate fetch on a recorded trace: an answer
+// from its provider whatever the mailbox holds, handing over the targets
+// stored since the last one. An offline user does not fetch; what waits
+// goes with its first fetch back.
+func (m *model) pull(u int32) {
+	if m.offline[u] {
+		return
+	}
+	m.rec.Events = append(m.rec.Events, TraceEvent{T: m.now, From: m.providerOf(u), To: -1 - u})
+	for _, tg := range m.pulled[u] {
+		tg.Event = len(m.rec.Events) - 1
+		tg.Latency = time.Duration(m.now) - tg.Latency
+		m.rec.Targets = append(m.rec.Targets, tg)
+	}
+	m.pulled[u] = m.pulled[u][:0]
+}
+
+// sendAck puts a provider's reply into the network. The colluding
+// recipient's provider knows the moment (its hold is its own): for a
+// scored message, the acknowledgement attack's window opens now.
+func (m *model) sendAck(a, from int32) {
+	if p := &m.pkts[a]; p.scored {
+		ms := &m.msgs[p.msg]
+		m.att.delivered(ms.src, ms.dst, m.now)
+	}
+	m.send(a, from)
 }
 
 func (m *model) release1(i int32) { m.free = append(m.free, i) }

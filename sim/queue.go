@@ -14,6 +14,7 @@ const (
 	evAckSend                // a provider sends a held acknowledgement (a: packet, b: provider)
 	evRelayDrop              // a node sends drop cover
 	evRetry                  // a real message's retransmission timer (a: message)
+	evPull                   // a user's constant-rate fetch (recorded traces only; a: user)
 )
 
 // event is one entry of the calendar. Equal times are ordered by seq, the

@@ -32,7 +32,11 @@ import (
 // provider stores once and so never show in a fetch, only at the provider.
 
 type receiptState struct {
-	m       *model
+	// atProvider: the recipient's provider is corrupt and sees arrivals
+	// as they happen, before its hold; otherwise only a long poll
+	// answered early shows one, after the hold.
+	atProvider bool
+	m          *model
 	at      *attacks
 	pdf     transitPDF // send → arrival at the recipient's provider
 	lo, hi  float64    // the window: transit times in [lo, hi] (ns)
@@ -67,9 +71,10 @@ type receiptPair struct {
 func (r *receiptState) init(m *model, at *attacks) {
 	c := m.cfg
 	r.m, r.at, r.maxN = m, at, at.ackMaxN
+	r.atProvider = c.Adv.Providers == "recipient" || c.Adv.Providers == "both"
 	hops := c.Layers
-	if c.Mixing.At == "all" {
-		hops++
+	if c.Mixing.At == "all" && !r.atProvider {
+		hops++ // seen after the provider's own hold
 	}
 	mean := float64(c.Mixing.MeanDelay.D())
 	if c.Adv.Estimator == "timing" {
@@ -132,7 +137,7 @@ func (r *receiptState) arrival(msg int32, from, to int32, t int64, dup, first bo
 	if p == nil || t < r.m.warmup || p.n >= r.maxN {
 		return
 	}
-	atProvider := r.m.cfg.Adv.Providers == "recipient" || r.m.cfg.Adv.Providers == "both"
+	atProvider := r.atProvider
 	if dup && !atProvider || !dup && !atProvider && r.m.cfg.Client.Fetch != "longpoll" {
 		return // nobody who sees it is corrupt
 	}

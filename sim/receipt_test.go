@@ -29,6 +29,31 @@ func receiptScenario(top, workload, client, adversary, tables string) string {
 
 var receiptBase = receiptScenario("", "", "", "", "")
 
+// legacy is the network as it ran before issue 15, the control that shows
+// each leak: providers deliver at once, cover is dropped (nothing comes
+// back), a separate loop stream goes to the own mailbox, clients long-poll,
+// replies leave at once, 50 ms per hop. Each argument is receiptScenario's.
+func legacy(top, workload, client, adversary, tables string) string {
+	add := func(s, kvs string) string {
+		for _, kv := range strings.Split(kvs, "\n") {
+			if k, _, _ := strings.Cut(kv, " "); !strings.Contains(s, k+" ") {
+				s += "\n" + kv
+			}
+		}
+		return s
+	}
+	workload = add(workload, `ack_delay = "0s"`)
+	client = add(client, "cover = \"drop\"\nfetch = \"longpoll\"\nloop_rate = 0.2\nack_timeout = \"15s\"")
+	mixing := "at = \"mixes\"\nmean_delay = \"50ms\""
+	if i := strings.Index(tables, "[mixing]\n"); i >= 0 {
+		j := i + len("[mixing]\n")
+		tables = tables[:j] + add(tables[j:], mixing)[len(tables[j:]):] + "\n" + tables[j:]
+	} else {
+		tables += "\n[mixing]\n" + mixing + "\n"
+	}
+	return receiptScenario(top, workload, client, adversary, tables)
+}
+
 // TestReceiptByFetchTiming: a global observer who pairs each arrival of a
 // pair's message with every user's sends just before it links the pair;
 // without cover or mixing after one message, as deployed after a few.
@@ -38,21 +63,31 @@ func TestReceiptByFetchTiming(t *testing.T) {
 	if len(d.Receipt) == 0 || d.Receipt[0] < 0.95 {
 		t.Fatalf("without cover and mixing, one message should link the pair: receipt top-1 %v", d.Receipt)
 	}
-	deployed := run(t, receiptBase)
-	r := deployed.Disclosure.Receipt
-	t.Logf("receipt top-1 after n messages: bare %.2f (n=1); as deployed n=1 %.2f, n=%d %.2f, half linked at n=%d",
-		d.Receipt[0], r[0], len(r), r[len(r)-1], deployed.Disclosure.ReceiptMessages)
+	before := run(t, legacy("", "", "", "", ""))
+	r := before.Disclosure.Receipt
+	t.Logf("receipt top-1 after n messages: bare %.2f (n=1); before issue 15 n=1 %.2f, n=%d %.2f, half linked at n=%d",
+		d.Receipt[0], r[0], len(r), r[len(r)-1], before.Disclosure.ReceiptMessages)
 	if len(r) < 5 {
 		t.Fatalf("only %d messages per pair scored", len(r))
 	}
 	if r[0] >= d.Receipt[0] {
 		t.Errorf("cover and mixing should slow the attack: n=1 top-1 %.2f vs %.2f bare", r[0], d.Receipt[0])
 	}
-	if r[len(r)-1] <= r[0] {
-		t.Errorf("the attack should gain with messages: %.2f at n=1, %.2f at n=%d", r[0], r[len(r)-1], len(r))
+	if r[len(r)-1] <= r[0] || before.Disclosure.ReceiptMessages < 0 {
+		t.Errorf("the attack should gain with messages and link half the pairs: %.2f at n=1, %.2f at n=%d", r[0], r[len(r)-1], len(r))
 	}
-	if got := deployed.Disclosure.ReceiptSamples; got != 1 {
+	if got := before.Disclosure.ReceiptSamples; got != 1 {
 		t.Errorf("without withheld acknowledgements each message is one sample, got %v", got)
+	}
+	// As deployed: the recipient's provider, corrupt, still sees each
+	// arrival, but every user sends λ = 2/s and each hop holds 400 ms on
+	// average: the same number of messages links far fewer pairs.
+	deployed := run(t, receiptBase)
+	dr := deployed.Disclosure.Receipt
+	n := min(len(dr), len(r))
+	t.Logf("as deployed: n=1 %.2f, n=%d %.2f (before: %.2f), half linked at n=%d", dr[0], n, dr[n-1], r[n-1], deployed.Disclosure.ReceiptMessages)
+	if n < 5 || dr[n-1] > r[n-1]-0.3 {
+		t.Errorf("as deployed the receipt attack should link far fewer pairs after %d messages: %.2f vs %.2f before", n, dr[n-1], r[n-1])
 	}
 	// With constant-rate fetching a wire observer sees no arrival: nothing
 	// to pair with (the recipient's provider, honest here, would see it).
@@ -70,13 +105,13 @@ func TestReceiptByFetchTiming(t *testing.T) {
 // sender is isolated with probability (1 − pⁿ)^(N−1) (independent
 // windows: messages are far apart).
 func TestOnlineWindowIntersection(t *testing.T) {
-	oneshot := run(t, receiptScenario("", "oneshot = 1.0", "", "", ""))
+	oneshot := run(t, legacy("", "oneshot = 1.0", "", "", ""))
 	o := oneshot.Disclosure.Online
 	t.Logf("one-shot senders isolated after n messages: %v (half by %d)", fmt2(o), oneshot.Disclosure.OnlineMessages)
 	if len(o) < 3 || o[2] < 0.9 {
 		t.Fatalf("one-shot senders should be isolated within 3 messages: %v", o)
 	}
-	cfgText := receiptScenario("", "", "rate = 1\nloop_rate = 0.2", "", "")
+	cfgText := receiptScenario("", "", "rate = 1\nloop_rate = 0.2", "", "[mixing]\nmean_delay = \"50ms\"\n")
 	cfg := parse(t, cfgText)
 	res := run(t, cfgText)
 	m, _ := newModel(cfg)
@@ -140,25 +175,34 @@ func TestLongMessagesAreBursts(t *testing.T) {
 	}
 }
 
-// TestLoopStripping: a provider tells its users' loops from their real
-// mail by the acknowledgement each loop brings back into the same mailbox;
-// with no acknowledgements (the control) it cannot do better than saying
-// "real" every time.
+// TestLoopStripping: before issue 15 a provider told its users' loops
+// from their real mail by the acknowledgement each loop brought back into
+// the same mailbox, and real sends from cover because only real packets
+// brought a reply; with no acknowledgements (the control) it cannot do
+// better than saying "real" every time. As deployed no loop lands in a
+// mailbox and every packet brings one reply: the replies tell nothing.
 func TestLoopStripping(t *testing.T) {
-	on := run(t, receiptBase)
+	on := run(t, legacy("", "", "", "", ""))
 	r := on.Disclosure.Returns
 	if r == nil || r.Deliveries < 1000 {
 		t.Fatalf("too few deliveries classified: %+v", r)
 	}
 	base := max(r.LoopShare, 1-r.LoopShare)
-	t.Logf("loop stripping: %.3f right over %d deliveries (loops %.2f of them; a guess gets %.3f); replies %.3f right over %d",
+	t.Logf("before issue 15, loop stripping: %.3f right over %d deliveries (loops %.2f of them; a guess gets %.3f); replies %.3f right over %d",
 		r.LoopStripAccuracy, r.Deliveries, r.LoopShare, base, r.ReplyAccuracy, r.Replies)
 	if r.LoopStripAccuracy < 0.95 || r.LoopStripAccuracy < base+0.1 {
-		t.Errorf("loop stripping should work as deployed: %.3f (a guess: %.3f)", r.LoopStripAccuracy, base)
+		t.Errorf("loop stripping should work before issue 15: %.3f (a guess: %.3f)", r.LoopStripAccuracy, base)
 	}
-	off := run(t, receiptScenario("", "acks = false", "", "", "")).Disclosure.Returns
+	off := run(t, legacy("", "acks = false", "", "", "")).Disclosure.Returns
 	if off == nil || math.Abs(off.LoopStripAccuracy-(1-off.LoopShare)) > 1e-9 {
 		t.Errorf("without acknowledgements every delivery should look real: %+v", off)
+	}
+	dep := run(t, receiptBase).Disclosure.Returns
+	guess := max(dep.RealReplyShare, 1-dep.RealReplyShare)
+	t.Logf("as deployed: %d deliveries (loops %.2f of them), %d replies (%.3f of them real): classified %.3f right, a guess %.3f",
+		dep.Deliveries, dep.LoopShare, dep.Replies, dep.RealReplyShare, dep.ReplyAccuracy, guess)
+	if dep.LoopShare != 0 || dep.Replies < 10*dep.Deliveries || dep.ReplyAccuracy > guess {
+		t.Errorf("as deployed the replies should tell real from cover no better than a guess: %+v", dep)
 	}
 }
 
@@ -170,7 +214,7 @@ func TestReturnsFeedDisclosure(t *testing.T) {
 	const workload = "message_rate = 0.05\ncontacts = 3"
 	const adv = "round = \"2s\""
 	const top = `duration = "30m"`
-	res := run(t, receiptScenario(top, workload, "", adv, ""))
+	res := run(t, legacy(top, workload, "", adv, ""))
 	d := res.Disclosure
 	r := d.Returns
 	t.Logf("SDA counting every packet %v; fed by returns %v (half by %d rounds); intersection %.2f vs %.2f", fmt2(d.SDA), fmt2(r.SDA), r.SDARounds, d.Intersection, r.Intersection)
@@ -184,7 +228,7 @@ func TestReturnsFeedDisclosure(t *testing.T) {
 	// the client's pause before acknowledging a page shows; here without
 	// error) feeds the same attacks; with the pages unclassified there is
 	// nothing to feed them.
-	cfg := parse(t, receiptScenario(top, workload, "", adv+"\nestimator = \"timing\"\nproviders = \"none\"", ""))
+	cfg := parse(t, legacy(top, workload, "", adv+"\nestimator = \"timing\"\nproviders = \"none\"", ""))
 	tr, err := Observe(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -207,8 +251,15 @@ func TestReturnsFeedDisclosure(t *testing.T) {
 	if blind, err := AnalyzeTrace(t.Context(), cfg, tr); err != nil || blind.Disclosure.Returns != nil {
 		t.Errorf("unclassified pages should feed nothing: %v, %+v", err, blind.Disclosure.Returns)
 	}
+	// As deployed every packet brings a reply: counting the returns is
+	// counting every packet.
+	dep := run(t, receiptScenario(top, workload, "", adv, "")).Disclosure
+	t.Logf("as deployed: SDA counting every packet %v; fed by returns %v", fmt2(dep.SDA), fmt2(dep.Returns.SDA))
+	if last := len(dep.Returns.SDA) - 1; last < 0 || dep.Returns.SDA[last] > dep.SDA[last]+0.1 || dep.Returns.SDA[last] >= r.SDA[len(r.SDA)-1]-0.2 {
+		t.Errorf("as deployed the returns should feed the disclosure attack nothing new: %v vs every packet %v", dep.Returns.SDA, dep.SDA)
+	}
 	// Control: with nothing coming back the returns show no real send.
-	off := run(t, receiptScenario(top, workload+"\nacks = false", "", adv, "")).Disclosure.Returns
+	off := run(t, legacy(top, workload+"\nacks = false", "", adv, "")).Disclosure.Returns
 	if off.SDA[len(off.SDA)-1] != 0 || off.Intersection != 0 {
 		t.Errorf("without acknowledgements returns-fed disclosure exposed %v, intersection %v", off.SDA, off.Intersection)
 	}

@@ -43,6 +43,7 @@ loop_rate = 0
 [workload]
 message_rate = 0.0000001
 contacts = 1
+acks = false # replies would join the batches
 [adversary]
 targets = 1000
 top_k = [1]

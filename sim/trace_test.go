@@ -27,9 +27,11 @@ kind = "fixed"
 mean = "1ns"
 [mixing]
 mean_delay = "20ms"
+at = "mixes" # a provider that mixes holds what it delivers: the wire's mail event comes later than the simulated arrival
 [client]
 rate = 2.0
 loop_rate = 0.2
+fetch = "longpoll" # a fetch answered the moment mail lands: the wire shows what the adversary uses
 [relay]
 loop_rate = 0 # node-made packets look forwarded on the wire; the simulated adversary is told
 [workload]

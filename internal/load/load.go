@@ -160,8 +160,8 @@ func Shape(cfg *sim.Config, nw *testnet.Network) error {
 	if cfg.Tor.Fraction > 0 || cfg.Workload.ReplyProb > 0 || cfg.Workload.OfflineMean > 0 || cfg.Workload.OneShot > 0 {
 		return errors.New("load: the driver runs neither a Tor population, replies, offline periods nor one-shot senders; remove them from the scenario")
 	}
-	if cfg.Client.Fetch != "longpoll" || cfg.Adv.WithholdAcks || cfg.Workload.Fragments > 1 {
-		return errors.New("load: the client long-polls, the providers acknowledge everything and the driver writes one-fragment messages; remove client.fetch, adversary.withhold_acks and workload.fragments from the scenario")
+	if cfg.Adv.WithholdAcks || cfg.Workload.Fragments > 1 || cfg.Client.Cover != "returns" {
+		return errors.New("load: the providers acknowledge everything, the clients' cover returns and the driver writes one-fragment messages; remove adversary.withhold_acks, client.cover and workload.fragments from the scenario")
 	}
 	return nil
 }
@@ -304,6 +304,10 @@ func newUser(ctx context.Context, nw *testnet.Network, dir string, us User, cfg 
 	s := sender.DefaultSettings()
 	s.Rate, s.LoopRate, s.MeanDelay = cfg.Client.Rate, cfg.Client.LoopRate, cfg.Mixing.MeanDelay.D()
 	s.AckTimeout, s.RetryJitter, s.MaxAttempts = cfg.Client.AckTimeout.D(), cfg.Client.RetryJitter.D(), cfg.Client.MaxAttempts
+	s.FetchInterval = cfg.Client.FetchInterval.D()
+	if cfg.Client.Fetch == "longpoll" {
+		s.FetchInterval = 0 // long polls: every arrival shows (control runs)
+	}
 	// The synthetic users' vaults need no costly key derivation.
 	kdf := sender.KDFParams{Time: 1, Memory: 8 << 10, Threads: 1}
 	if err := sender.Init(dir, passphrase, sender.InitOptions{Address: us.Address, Authorities: auths,

@@ -267,8 +267,10 @@ func (a *Analysis) buildTrace(nw *testnet.Network, capt *wire.Capture, fetchWait
 	}
 
 	var events []sim.TraceEvent
-	// Fetch answers: per user link, a response that starts less than
-	// fetchWait − 1s after the request before it is mail arriving. A page
+	// Fetch answers. With constant-rate fetching every response is one
+	// (docs/measure.md §3). With long polls: per user link, a response
+	// that starts less than fetchWait − 1s after the request before it is
+	// mail arriving. A page
 	// with mail is acknowledged at once (sender/receive.go), and the answer
 	// to that acknowledgement is the next response: not mail.
 	type fetchState struct {
@@ -281,6 +283,7 @@ func (a *Analysis) buildTrace(nw *testnet.Network, capt *wire.Capture, fetchWait
 	}
 	fetch := make(map[int32]*fetchState)
 	var mails []mailEvent
+	pull := truth.Scenario.Client.Fetch == "constant"
 	early := (fetchWait - time.Second).Nanoseconds()
 	for _, r := range capt.Records {
 		t := at(r.T)
@@ -321,6 +324,15 @@ func (a *Analysis) buildTrace(nw *testnet.Network, capt *wire.Capture, fetchWait
 				continue // the rest of a response
 			}
 			fs.up = false
+			if pull {
+				// Constant-rate fetching: every answer looks alike, so
+				// every answer is a mail event (a page that may hold
+				// anything); the pause to the next request is measured
+				// all the same.
+				mails = append(mails, mailEvent{t: t, p: ci.from, u: -1 - ci.to, ackGap: -1})
+				fs.awaitAck = len(mails)
+				continue
+			}
 			if fs.ackNext && t-fs.lastMail < int64(time.Second) {
 				fs.ackNext = false
 				continue
