@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 
+	"github.com/sealnet/sealnet/internal/config"
 	"github.com/sealnet/sealnet/internal/daemon"
+	"github.com/sealnet/sealnet/internal/dirauth"
 	"github.com/sealnet/sealnet/internal/testnet"
 	"github.com/sealnet/sealnet/internal/wire"
 )
@@ -30,8 +33,10 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 	epoch := fs.Duration("epoch", 0, "epoch length, default 20m (new networks only)")
 	metricsOn := fs.Bool("metrics", true, "give every node a Prometheus metrics address (new networks only)")
 	perNode := fs.Bool("host-per-node", false, "give every node its own loopback address 127.0.0.10, .11, ..., so a packet capture tells them apart (Linux; new networks only)")
-	relayCover := fs.Bool("relay-cover", true, "relays send loop cover (new networks only)")
-	coverDelay := fs.Duration("cover-delay", 0, "mean per-hop delay of relay cover, default 100ms (new networks only)")
+	relayCover := fs.Bool("relay-cover", true, "relays send loop cover; false publishes relay_loop_rate = 0 (new networks only)")
+	paramsFile := fs.String("parameters", "", "TOML file with a [parameters] section as in dirauth.toml: the network parameters the authorities publish; keys left out keep their defaults (new networks only; docs/directory.md)")
+	meanDelay := fs.Duration("mean-delay", 0, "the network's mean per-hop delay (parameter mean_delay), for relay cover and, as they follow the directory, clients; default 200ms or --parameters' (new networks only)")
+	clientRate := fs.Float64("client-rate", 0, "the network's client packets per second (parameter client_rate); default 2 or --parameters' (new networks only)")
 	capture := fs.String("capture", "", "capture the network's loopback TCP traffic, from before the nodes start until they stop, into this pcap file (needs tcpdump, and root or CAP_NET_RAW; docs/measure.md)")
 	torOn := fs.Bool("tor", false, "also run a private Tor network on loopback; providers publish onion services on it (new networks only; needs tor: apt-get install tor)")
 	if err := parseFlags(fs, args[1:]); err != nil {
@@ -53,10 +58,27 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "testnet: using the network in %s\n", *dir)
 	} else {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		var file struct {
+			Parameters dirauth.ParametersConfig `toml:"parameters"`
+		}
+		if *paramsFile != "" {
+			if err := config.Load(*paramsFile, &file); err != nil {
+				return err
+			}
+		}
+		params := file.Parameters.Parameters()
+		if set["mean-delay"] {
+			params.MeanDelay = *meanDelay
+		}
+		if set["client-rate"] {
+			params.ClientRate = *clientRate
+		}
 		nw, err = testnet.Create(*dir, testnet.Spec{
 			Layers: *layers, Width: *width, Providers: *providers,
 			Authorities: *auths, Threshold: *threshold, EpochPeriod: *epoch, Metrics: *metricsOn, Tor: *torOn,
-			HostPerNode: *perNode, NoCover: !*relayCover, CoverDelay: *coverDelay,
+			HostPerNode: *perNode, NoCover: !*relayCover, Parameters: params,
 		})
 		if err != nil {
 			return err
