@@ -226,7 +226,7 @@ func codeDefaults() *Config {
 	c.Client.Fetch = "longpoll" // sender's fetchLoop: FetchWait long polls
 	c.Relay.LoopRate = 0.2      // relay.DefaultLoopRate
 	c.Relay.DropRate = 0
-	c.Relay.MeanDelay = config.Duration(100 * time.Millisecond) // relay.DefaultCoverDelay
+	c.Relay.MeanDelay = config.Duration(200 * time.Millisecond) // relay.DefaultCoverDelay (the directory's default mean_delay)
 	c.Workload.AckDelay = 0                                     // mailbox.AckHold
 	return c
 }
