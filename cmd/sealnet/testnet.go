@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/sealnet/sealnet/internal/config"
 	"github.com/sealnet/sealnet/internal/daemon"
 	"github.com/sealnet/sealnet/internal/dirauth"
 	"github.com/sealnet/sealnet/internal/testnet"
 	"github.com/sealnet/sealnet/internal/wire"
+	"github.com/sealnet/sealnet/mixnet/directory"
 )
 
 func runTestnet(args []string, stdout, stderr io.Writer) error {
@@ -60,20 +62,17 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 	} else {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		var file struct {
-			Parameters dirauth.ParametersConfig `toml:"parameters"`
-		}
-		if *paramsFile != "" {
-			if err := config.Load(*paramsFile, &file); err != nil {
-				return err
-			}
-		}
-		params := file.Parameters.Parameters()
+		var mean *time.Duration
+		var rate *float64
 		if set["mean-delay"] {
-			params.MeanDelay = *meanDelay
+			mean = meanDelay
 		}
 		if set["client-rate"] {
-			params.ClientRate = *clientRate
+			rate = clientRate
+		}
+		params, err := testnetParameters(*paramsFile, mean, rate)
+		if err != nil {
+			return err
 		}
 		nw, err = testnet.Create(*dir, testnet.Spec{
 			Layers: *layers, Width: *width, Providers: *providers,
@@ -108,4 +107,26 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// testnetParameters are the parameters a new testnet's authorities
+// publish: the [parameters] section of the file at path (if any), keys it
+// leaves out at their defaults, then the flags given (nil: not given).
+func testnetParameters(path string, meanDelay *time.Duration, clientRate *float64) (directory.Parameters, error) {
+	var file struct {
+		Parameters dirauth.ParametersConfig `toml:"parameters"`
+	}
+	if path != "" {
+		if err := config.Load(path, &file); err != nil {
+			return directory.Parameters{}, fmt.Errorf("--parameters: %w", err)
+		}
+	}
+	p := file.Parameters.Parameters()
+	if meanDelay != nil {
+		p.MeanDelay = *meanDelay
+	}
+	if clientRate != nil {
+		p.ClientRate = *clientRate
+	}
+	return p, nil
 }
