@@ -12,9 +12,9 @@ import (
 )
 
 // coverLoop sends loop and drop cover packets as two Poisson processes:
-// loops at the network's RelayLoopRate, read again after every loop and
-// every sweep so that a new document's rate takes over, and drops at the
-// configured DropRate.
+// loops at the network's RelayLoopRate, read again when a loop is due and
+// at every sweep so that a new document's rate takes over, and drops at
+// the configured DropRate.
 func (n *Node) coverLoop(ctx context.Context) {
 	dropRate := n.cfg.Cover.DropRate
 	loopRate := n.params().RelayLoopRate
@@ -55,8 +55,14 @@ func (n *Node) coverLoop(ctx context.Context) {
 		case <-fire:
 			now := time.Now()
 			if !nextLoop.IsZero() && !now.Before(nextLoop) {
-				n.sendLoop()
-				loopRate = n.params().RelayLoopRate
+				// A loop drawn at a rate no longer in force (the defaults
+				// before the first document, or the last epoch's) is not
+				// sent: the next one is drawn at the rate in force.
+				if r := n.params().RelayLoopRate; r == loopRate {
+					n.sendLoop()
+				} else {
+					loopRate = r
+				}
 				nextLoop = next(loopRate)
 			}
 			if !nextDrop.IsZero() && !now.Before(nextDrop) {
