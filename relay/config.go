@@ -19,23 +19,25 @@ import (
 	"github.com/sealnet/sealnet/mixnet/mix"
 )
 
-// Defaults of a relay's configuration that the traffic-analysis simulator
-// (sim/) also assumes; its tests compare its defaults with these, and this
-// package's tests check that Validate fills them in.
+// What a relay does under a document that publishes the default
+// parameters (directory.DefaultParameters): the traffic-analysis
+// simulator (sim/) assumes these; its tests compare its defaults with
+// them, and this package's tests check that a relay follows the document.
 const (
-	// DefaultLoopRate is the loop cover per second of a relay whose
-	// [cover] section is empty.
-	DefaultLoopRate = 0.2
+	// DefaultLoopRate is the loop cover per second of every relay: the
+	// network's RelayLoopRate, by default directory.DefaultRelayLoopRate.
+	DefaultLoopRate = directory.DefaultRelayLoopRate
 	// DefaultDropRate is the drop cover per second of a relay whose
-	// [cover] section is empty: none. Validate leaves drop_rate at 0
-	// unless it is set; an empty [cover] gets loops only.
+	// [cover] drop_rate is not set: none.
 	DefaultDropRate = 0.0
-	// DefaultCoverDelay is cover.mean_delay by default: the mean per-hop
-	// delay of the relay's own loop and drop packets.
-	DefaultCoverDelay = 100 * time.Millisecond
-	// DefaultMaxDelay is mixing.max_delay by default: the longest per-hop
-	// delay a sender may ask of a Poisson mix.
-	DefaultMaxDelay = 30 * time.Second
+	// DefaultCoverDelay is the mean per-hop delay of a relay's own loop
+	// and drop packets: the network's MeanDelay, by default
+	// directory.DefaultMeanDelay, the clients' own.
+	DefaultCoverDelay = directory.DefaultMeanDelay
+	// DefaultMaxDelay is the longest per-hop delay a relay accepts: the
+	// network's MaxDelay, by default directory.DefaultMaxDelay. A packet
+	// asking more is dropped (delay_out_of_bounds).
+	DefaultMaxDelay = directory.DefaultMaxDelay
 )
 
 // ProvidersHoldFinalHop says whether a provider holds a packet that ends
@@ -136,9 +138,10 @@ type AuthorityConfig struct {
 type MixingConfig struct {
 	// Strategy is poisson (default), threshold or timed-pool.
 	Strategy string `toml:"strategy"`
-	// MaxDelay caps the delay a sender asks for (poisson). Default 30s
-	// (DefaultMaxDelay).
-	MaxDelay config.Duration `toml:"max_delay"`
+	// MaxDelay is ignored: the longest per-hop delay a relay accepts is
+	// the network's (the document's MaxDelay); a packet asking more is
+	// dropped. Set, it is reported at start (remove it).
+	MaxDelay *config.Duration `toml:"max_delay"`
 	// Threshold is the batch size (threshold).
 	Threshold int `toml:"threshold"`
 	// Interval is the flush period (timed-pool).
@@ -151,18 +154,18 @@ type MixingConfig struct {
 
 // CoverConfig sets the relay's own cover traffic.
 type CoverConfig struct {
-	// LoopRate is loop packets per second, sent through every other layer
-	// and back to this node: cover, and a health probe (a lost loop is a
-	// visible packet-loss signal). Default 0.2 (DefaultLoopRate) when the
-	// whole [cover] section is empty; 0 turns loops off.
-	LoopRate float64 `toml:"loop_rate"`
+	// LoopRate is ignored: a relay sends loops (through every other layer
+	// and back to itself: cover, and a probe of packet loss) at the
+	// network's RelayLoopRate, so that every relay's cover looks alike.
+	// Set, it is reported at start (remove it).
+	LoopRate *float64 `toml:"loop_rate"`
 	// DropRate is drop packets per second, sent to a random provider that
 	// discards them. Default 0 (DefaultDropRate).
 	DropRate float64 `toml:"drop_rate"`
-	// MeanDelay is the mean per-hop delay of cover packets; it should equal
-	// what clients use so that cover looks like real traffic. Default 100ms
-	// (DefaultCoverDelay).
-	MeanDelay config.Duration `toml:"mean_delay"`
+	// MeanDelay is ignored: cover packets draw their per-hop delays with
+	// the network's MeanDelay, the clients' own, so that cover looks like
+	// real traffic. Set, it is reported at start (remove it).
+	MeanDelay *config.Duration `toml:"mean_delay"`
 	// LoopTimeout: a loop not back in this long counts as lost. Default 1m.
 	LoopTimeout config.Duration `toml:"loop_timeout"`
 }
@@ -264,25 +267,15 @@ func (c *Config) Validate() error {
 	if m.Strategy == "" {
 		m.Strategy = string(mix.Poisson)
 	}
-	config.Default(&m.MaxDelay, config.Duration(DefaultMaxDelay))
-	if m.MaxDelay.D() > mixnet.MaxDelay {
-		return bad("mixing.max_delay %v is above %v", m.MaxDelay.D(), mixnet.MaxDelay)
-	}
 	config.Default(&m.Capacity, 100_000)
 	if err := c.mixConfig().Validate(); err != nil {
 		return bad("mixing: %v", err)
 	}
 
 	cv := &c.Cover
-	if cv.LoopRate == 0 && cv.DropRate == 0 && cv.MeanDelay == 0 && cv.LoopTimeout == 0 {
-		// An empty [cover] section: loops at DefaultLoopRate, drops at
-		// DefaultDropRate (0, so DropRate stays as it is).
-		cv.LoopRate, cv.DropRate = DefaultLoopRate, DefaultDropRate
+	if cv.DropRate < 0 || cv.DropRate > 1000 {
+		return bad("cover.drop_rate %v must be between 0 and 1000 per second", cv.DropRate)
 	}
-	if cv.LoopRate < 0 || cv.DropRate < 0 || cv.LoopRate > 1000 || cv.DropRate > 1000 {
-		return bad("cover rates must be between 0 and 1000 per second")
-	}
-	config.Default(&cv.MeanDelay, config.Duration(DefaultCoverDelay))
 	config.Default(&cv.LoopTimeout, config.Duration(time.Minute))
 
 	l := &c.Limits
@@ -348,11 +341,34 @@ func (t *TorConfig) torctl() torctl.Config {
 		Control: t.Control, Password: t.Password, Bootstrap: t.BootstrapTimeout.D()}
 }
 
+// networkKey is a key of the relay's configuration that a network
+// parameter replaces.
+type networkKey struct{ key, param string }
+
+// networkKeys lists the keys set in c that the network's parameters
+// replace: the relay ignores them and says so at start.
+func (c *Config) networkKeys() []networkKey {
+	var out []networkKey
+	if c.Cover.LoopRate != nil {
+		out = append(out, networkKey{"cover.loop_rate", "relay_loop_rate"})
+	}
+	if c.Cover.MeanDelay != nil {
+		out = append(out, networkKey{"cover.mean_delay", "mean_delay"})
+	}
+	if c.Mixing.MaxDelay != nil {
+		out = append(out, networkKey{"mixing.max_delay", "max_delay"})
+	}
+	return out
+}
+
+// mixConfig is the mixing strategy's configuration. Its Poisson cap is
+// the longest encodable delay: packets asking more than the network's
+// MaxDelay are refused before they reach the mixer.
 func (c *Config) mixConfig() mix.Config {
 	return mix.Config{
 		Kind:     mix.Kind(c.Mixing.Strategy),
 		Capacity: c.Mixing.Capacity,
-		MaxDelay: c.Mixing.MaxDelay.D(),
+		MaxDelay: mixnet.MaxDelay,
 		N:        c.Mixing.Threshold,
 		Interval: c.Mixing.Interval.D(),
 		Keep:     c.Mixing.Keep,

@@ -11,12 +11,13 @@ import (
 	"github.com/sealnet/sealnet/mixnet/directory"
 )
 
-// coverLoop sends loop and drop cover packets as two Poisson processes.
+// coverLoop sends loop and drop cover packets as two Poisson processes:
+// loops at the network's RelayLoopRate, read again when a loop is due and
+// at every sweep so that a new document's rate takes over, and drops at
+// the configured DropRate.
 func (n *Node) coverLoop(ctx context.Context) {
-	loopRate, dropRate := n.cfg.Cover.LoopRate, n.cfg.Cover.DropRate
-	if loopRate == 0 && dropRate == 0 {
-		return
-	}
+	dropRate := n.cfg.Cover.DropRate
+	loopRate := n.params().RelayLoopRate
 	next := func(rate float64) time.Time {
 		if rate == 0 {
 			return time.Time{}
@@ -36,16 +37,32 @@ func (n *Node) coverLoop(ctx context.Context) {
 		if wake.IsZero() || (!nextDrop.IsZero() && nextDrop.Before(wake)) {
 			wake = nextDrop
 		}
-		timer.Reset(time.Until(wake))
+		var fire <-chan time.Time // nil: neither loops nor drops, wait for a sweep
+		if !wake.IsZero() {
+			timer.Reset(time.Until(wake))
+			fire = timer.C
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-sweep.C:
 			n.loops.expire(time.Now(), n.m)
-		case <-timer.C:
+			if r := n.params().RelayLoopRate; r != loopRate {
+				// Exponential gaps are memoryless: drawing the next loop
+				// afresh at the new rate is the new process.
+				loopRate, nextLoop = r, next(r)
+			}
+		case <-fire:
 			now := time.Now()
 			if !nextLoop.IsZero() && !now.Before(nextLoop) {
-				n.sendLoop()
+				// A loop drawn at a rate no longer in force (the defaults
+				// before the first document, or the last epoch's) is not
+				// sent: the next one is drawn at the rate in force.
+				if r := n.params().RelayLoopRate; r == loopRate {
+					n.sendLoop()
+				} else {
+					loopRate = r
+				}
 				nextLoop = next(loopRate)
 			}
 			if !nextDrop.IsZero() && !now.Before(nextDrop) {
@@ -75,9 +92,12 @@ func (n *Node) pick(nodes []*directory.Descriptor) *directory.Descriptor {
 	return nodes[n.rng.IntN(len(nodes))]
 }
 
-func (n *Node) hop(d *directory.Descriptor, e uint64) (mixnet.Hop, bool) {
+// hop is a cover hop through d with the keys of epoch e, its delay drawn
+// as every client draws it: exponential with the network's MeanDelay,
+// truncated at its MaxDelay (which the next hop would refuse to exceed).
+func (n *Node) hop(d *directory.Descriptor, e uint64, p directory.Parameters) (mixnet.Hop, bool) {
 	k, ok := d.MixKeys[e]
-	return mixnet.Hop{ID: d.ID(), PublicKey: k, Delay: n.expDuration(n.cfg.Cover.MeanDelay.D())}, ok
+	return mixnet.Hop{ID: d.ID(), PublicKey: k, Delay: min(n.expDuration(p.MeanDelay), p.MaxDelay)}, ok
 }
 
 // loopLayers returns the layers (0-based indices into the document's
@@ -111,7 +131,7 @@ func (n *Node) sendLoop() {
 	}
 	var path []mixnet.Hop
 	for _, layer := range loopLayers(n.cfg.Role, n.cfg.Layer, len(doc.Layers)) {
-		h, ok := n.hop(n.pick(doc.Layers[layer]), e)
+		h, ok := n.hop(n.pick(doc.Layers[layer]), e, doc.Params())
 		if !ok {
 			return
 		}
@@ -144,13 +164,13 @@ func (n *Node) sendDrop() {
 	}
 	var path []mixnet.Hop
 	for _, layer := range doc.Layers {
-		h, ok := n.hop(n.pick(layer), e)
+		h, ok := n.hop(n.pick(layer), e, doc.Params())
 		if !ok {
 			return
 		}
 		path = append(path, h)
 	}
-	h, ok := n.hop(n.pick(doc.Providers), e)
+	h, ok := n.hop(n.pick(doc.Providers), e, doc.Params())
 	if !ok {
 		return
 	}

@@ -1,19 +1,30 @@
 package relay
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
 )
 
 // TestCoverAndMixingDefaults: a relay whose [cover] and [mixing] sections
-// are empty sends loops at DefaultLoopRate, drops at DefaultDropRate, with
-// a mean per-hop delay of DefaultCoverDelay, and its Poisson mixer caps
-// delays at DefaultMaxDelay: the values the simulator's tie test reads.
+// are empty drops at DefaultDropRate and, before any document, follows
+// directory.DefaultParameters: loops at DefaultLoopRate, cover hops of
+// mean DefaultCoverDelay, packets accepted up to DefaultMaxDelay (the
+// values the simulator's tie test reads). Its Poisson mixer's own cap is
+// the longest encodable delay: the bound is enforced before the mixer.
 func TestCoverAndMixingDefaults(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "relay.toml")
@@ -38,52 +49,138 @@ key = "0000000000000000000000000000000000000000000000000000000000000000"
 	if err != nil {
 		t.Fatal(err)
 	}
-	cv := c.Cover
-	if cv.LoopRate != DefaultLoopRate || cv.DropRate != DefaultDropRate || cv.MeanDelay.D() != DefaultCoverDelay {
-		t.Errorf("empty [cover]: loop_rate %v, drop_rate %v, mean_delay %v; want %v, %v, %v",
-			cv.LoopRate, cv.DropRate, cv.MeanDelay.D(), DefaultLoopRate, DefaultDropRate, DefaultCoverDelay)
+	if c.Cover.DropRate != DefaultDropRate || len(c.networkKeys()) != 0 {
+		t.Errorf("empty [cover]: drop_rate %v, network keys %v; want %v, none", c.Cover.DropRate, c.networkKeys(), DefaultDropRate)
 	}
-	if c.Mixing.Strategy != "poisson" || c.Mixing.MaxDelay.D() != DefaultMaxDelay {
-		t.Errorf("empty [mixing]: strategy %q, max_delay %v; want poisson, %v", c.Mixing.Strategy, c.Mixing.MaxDelay.D(), DefaultMaxDelay)
-	}
-	if got := c.mixConfig().MaxDelay; got != DefaultMaxDelay {
-		t.Errorf("the mixer is given max delay %v, want %v", got, DefaultMaxDelay)
+	if c.Mixing.Strategy != "poisson" || c.mixConfig().MaxDelay != mixnet.MaxDelay {
+		t.Errorf("empty [mixing]: strategy %q, mixer cap %v; want poisson, %v", c.Mixing.Strategy, c.mixConfig().MaxDelay, mixnet.MaxDelay)
 	}
 
-	// A relay's cover hops draw from the mean delay it was configured with.
 	n, err := New(*c, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := n.cfg.Cover.MeanDelay.D(); got != DefaultCoverDelay {
-		t.Errorf("the node's cover mean delay is %v, want %v", got, DefaultCoverDelay)
+	p := n.params()
+	if p != directory.DefaultParameters() || p.RelayLoopRate != DefaultLoopRate || p.MeanDelay != DefaultCoverDelay || p.MaxDelay != DefaultMaxDelay {
+		t.Errorf("before any document the node follows %+v, want the defaults", p)
 	}
+
+	// Cover hops draw from the document's mean delay, truncated at its
+	// max delay, as clients do.
 	d := &directory.Descriptor{IdentityKey: make([]byte, 32), MixKeys: map[uint64][32]byte{7: {1}}}
 	const draws = 20000
-	var sum time.Duration
-	for range draws {
-		h, ok := n.hop(d, 7) // what sendLoop and sendDrop put on every hop
-		if !ok {
-			t.Fatal("no hop")
+	mean := func(p directory.Parameters) (time.Duration, int) {
+		var sum time.Duration
+		atMax := 0
+		for range draws {
+			h, ok := n.hop(d, 7, p) // what sendLoop and sendDrop put on every hop
+			if !ok {
+				t.Fatal("no hop")
+			}
+			if h.Delay > p.MaxDelay {
+				t.Fatalf("cover hop delay %v above max delay %v", h.Delay, p.MaxDelay)
+			}
+			if h.Delay == p.MaxDelay {
+				atMax++
+			}
+			sum += h.Delay
 		}
-		sum += h.Delay
+		return sum / draws, atMax
 	}
 	// The mean of 20000 exponential draws is within 5% of the true mean
 	// with overwhelming probability (the standard error is 0.7%).
-	if mean := sum / draws; mean < DefaultCoverDelay*95/100 || mean > DefaultCoverDelay*105/100 {
-		t.Errorf("cover hop delays average %v, want about %v", mean, DefaultCoverDelay)
+	if got, _ := mean(p); got < DefaultCoverDelay*95/100 || got > DefaultCoverDelay*105/100 {
+		t.Errorf("cover hop delays average %v, want about %v", got, DefaultCoverDelay)
 	}
+	q := p
+	q.MeanDelay, q.MaxDelay = 10*time.Millisecond, 20*time.Millisecond
+	// Truncated at twice the mean: E = mean·(1 - e⁻²) ≈ 8.65 ms, e⁻² ≈ 13.5% at the cap.
+	got, atMax := mean(q)
+	if got < 8200*time.Microsecond || got > 9100*time.Microsecond || atMax < draws/10 || atMax > draws/6 {
+		t.Errorf("mean 10ms, max 20ms: cover hops average %v with %d of %d at the cap; want about 8.65ms and 2700", got, atMax, draws)
+	}
+}
 
-	// Setting only drop_rate turns loops off: the loop default applies to
-	// an empty section only.
-	c2 := *c
-	c2.Cover = CoverConfig{DropRate: 1}
-	if err := c2.Validate(); err != nil {
+// TestNetworkKeysIgnoredAndReported: the keys the network's parameters
+// replace still load (old configuration files keep working), even with
+// values the relay would once have refused, are ignored, and are named
+// at start with the parameter used instead.
+func TestNetworkKeysIgnoredAndReported(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "relay.toml")
+	text := `name = "m"
+role = "mix"
+layer = 1
+listen = "127.0.0.1:0"
+data_dir = "` + filepath.ToSlash(dir) + `"
+
+[[directory.authorities]]
+url = "http://127.0.0.1:1"
+key = "0000000000000000000000000000000000000000000000000000000000000000"
+
+[mixing]
+max_delay = "5s"
+
+[cover]
+loop_rate = 0.0
+mean_delay = "1ms"
+`
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if c2.Cover.LoopRate != 0 || c2.Cover.MeanDelay.D() != DefaultCoverDelay {
-		t.Errorf("[cover] drop_rate = 1: loop_rate %v, mean_delay %v; want 0, %v", c2.Cover.LoopRate, c2.Cover.MeanDelay.D(), DefaultCoverDelay)
+	c, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
 	}
+	var keys []string
+	for _, k := range c.networkKeys() {
+		keys = append(keys, k.key+"->"+k.param)
+	}
+	if want := []string{"cover.loop_rate->relay_loop_rate", "cover.mean_delay->mean_delay", "mixing.max_delay->max_delay"}; !slices.Equal(keys, want) {
+		t.Fatalf("network keys %v, want %v", keys, want)
+	}
+	if c.mixConfig().MaxDelay != mixnet.MaxDelay {
+		t.Errorf("mixing.max_delay reached the mixer: %v", c.mixConfig().MaxDelay)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+	n, err := New(*c, Options{Logger: log, Listener: ln})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.params().RelayLoopRate != DefaultLoopRate || n.params().MeanDelay != DefaultCoverDelay {
+		t.Errorf("the configured cover replaced the network's: %+v", n.params())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // start, log, stop
+	if err := n.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	for _, k := range []string{"key=cover.loop_rate parameter=relay_loop_rate", "key=cover.mean_delay parameter=mean_delay", "key=mixing.max_delay parameter=max_delay"} {
+		if !strings.Contains(out, k) || !strings.Contains(out, "configuration key ignored") {
+			t.Errorf("the start log does not report %s:\n%s", k, out)
+		}
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // TestLoopLayers: a mix's loop crosses every other layer, starting with the

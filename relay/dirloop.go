@@ -98,6 +98,7 @@ func (n *Node) directoryLoop(ctx context.Context) {
 				n.log.Debug("fetching document", "epoch", x, "err", err)
 			}
 		}
+		n.refreshParams()
 		if latest := n.dir.Latest(); latest != nil {
 			n.m.docEpoch.Set(int64(latest.Doc.Epoch))
 			if latest.Doc.Epoch < e {

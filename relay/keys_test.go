@@ -118,7 +118,7 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Mixing.Strategy != "poisson" || c.Directory.Threshold != 1 || c.Limits.Workers < 1 || c.Address != c.Listen || c.Cover.LoopRate != 0.2 {
+	if c.Mixing.Strategy != "poisson" || c.Directory.Threshold != 1 || c.Limits.Workers < 1 || c.Address != c.Listen || c.Cover.LoopTimeout.D() != time.Minute {
 		t.Fatalf("defaults not filled: %+v", c)
 	}
 	bad := map[string]func(*Config){
@@ -132,7 +132,7 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 		"epoch":             func(c *Config) { c.Directory.EpochPeriod = config.Duration(1500 * time.Millisecond) },
 		"strategy":          func(c *Config) { c.Mixing.Strategy = "fifo" },
 		"threshold batch":   func(c *Config) { c.Mixing.Strategy = "threshold"; c.Mixing.Threshold = 0 },
-		"cover rate":        func(c *Config) { c.Cover.LoopRate = -1 },
+		"cover rate":        func(c *Config) { c.Cover.DropRate = -1 },
 		"workers":           func(c *Config) { c.Limits.Workers = 1000 },
 	}
 	for name, f := range bad {

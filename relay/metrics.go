@@ -29,7 +29,7 @@ type nodeMetrics struct {
 var dropReasons = []string{
 	"input_queue_full", "mix_full", "output_queue_full", "unknown_next_hop",
 	"header_invalid", "replay", "replay_cache_full", "routing_invalid", "payload_invalid",
-	"malformed", "no_key", "final_at_mix", "delivery_failed", "replay_journal_error", "release_queue_full", "shutdown",
+	"malformed", "no_key", "delay_out_of_bounds", "final_at_mix", "delivery_failed", "replay_journal_error", "release_queue_full", "shutdown",
 }
 
 func newNodeMetrics(n *Node) *nodeMetrics {

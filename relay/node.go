@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flynn/noise"
@@ -84,6 +85,10 @@ type Node struct {
 
 	idxMu sync.Mutex
 	idx   map[*directory.SignedDocument]map[mixnet.NodeID]*directory.Descriptor
+
+	// netParams are the parameters of the document in force (see
+	// refreshParams); the workers read them for every packet.
+	netParams atomic.Pointer[directory.Parameters]
 }
 
 // outPacket is a packet waiting in the mixer for its next hop.
@@ -171,7 +176,35 @@ func New(cfg Config, opts Options) (*Node, error) {
 	n.loops = newLoopTracker(cfg.Cover.LoopTimeout.D())
 	n.m = newNodeMetrics(n)
 	n.mixRNG()
+	n.refreshParams()
 	return n, nil
+}
+
+// params returns the network parameters in force: those of the document
+// for the current epoch, else of the newest older one held, else of any
+// held; DefaultParameters before the first document. directoryLoop
+// refreshes them every poll, so a new epoch's parameters apply from the
+// first poll after it starts.
+func (n *Node) params() directory.Parameters { return *n.netParams.Load() }
+
+// refreshParams sets the parameters in force from the documents held,
+// and logs them when they change.
+func (n *Node) refreshParams() {
+	p, from := directory.DefaultParameters(), "defaults (no document yet)"
+	e := n.epoch()
+	if sd, ok := n.dir.Document(e); ok {
+		p, from = sd.Doc.Params(), "current document"
+	} else if sd, ok := n.dir.Document(e - 1); ok {
+		p, from = sd.Doc.Params(), "previous epoch's document"
+	} else if sd := n.dir.Latest(); sd != nil {
+		p, from = sd.Doc.Params(), "newest document held"
+	}
+	if old := n.netParams.Load(); old != nil && *old == p {
+		return
+	}
+	n.netParams.Store(&p)
+	n.log.Info("network parameters in force", "from", from, "epoch", e, "mean_delay", p.MeanDelay, "max_delay", p.MaxDelay,
+		"relay_loop_rate", p.RelayLoopRate)
 }
 
 // mixRNG creates the mixer; its strategy gets its own generator from the
@@ -279,6 +312,10 @@ func (n *Node) Run(ctx context.Context) error {
 	n.selfBenchmark()
 	n.log.Info("relay starting", "role", n.cfg.Role, "layer", n.cfg.Layer, "domain", n.cfg.Domain,
 		"listen", ln.Addr().String(), "strategy", n.cfg.Mixing.Strategy, "epoch", n.epoch(), "workers", n.cfg.Limits.Workers)
+	for _, k := range n.cfg.networkKeys() {
+		n.log.Warn("configuration key ignored: the network's published parameter is used instead; remove the key",
+			"key", k.key, "parameter", k.param)
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

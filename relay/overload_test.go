@@ -20,8 +20,7 @@ import (
 // more packets than it can unwrap. Its memory stays bounded by its queues
 // and the excess is dropped and counted, never queued without limit.
 func TestOverloadBoundedMemory(t *testing.T) {
-	n := startNetwork(t, testnet.Spec{EpochPeriod: time.Hour, Layers: 1, Width: 1, Providers: 1}, func(name string, cfg *relay.Config) {
-		cfg.Cover.LoopRate = 0
+	n := startNetwork(t, testnet.Spec{EpochPeriod: time.Hour, Layers: 1, Width: 1, Providers: 1, NoCover: true}, func(name string, cfg *relay.Config) {
 		if cfg.Role == "mix" {
 			cfg.Limits.Workers = 1
 			cfg.Limits.InputQueue = 1024

@@ -32,6 +32,13 @@ func (n *Node) worker(ctx context.Context) {
 			n.countUnwrapError(err)
 			continue
 		}
+		if res.Delay > n.params().MaxDelay {
+			// Asks more than the network allows: a sender marking its
+			// packet, or one that ignores the document. Its replay tag
+			// stays recorded, so a copy is refused as a replay.
+			n.m.dropped("delay_out_of_bounds").Inc()
+			continue
+		}
 		op := &outPacket{next: res.NextHop, pkt: res.Packet, seq: seq}
 		if res.Final {
 			if n.cfg.Role != "provider" {

@@ -46,8 +46,8 @@ measure() {
 	tar -C "$net" --exclude=./*/data --exclude=./logs --exclude=./load/users --exclude=./directory -cf - . | tar -C "$OUT/$name/testnet" -xf -
 }
 
-measure control sim/scenarios/measure-control.toml --relay-cover=false
-measure mixed sim/scenarios/measure.toml --cover-delay 50ms
+measure control sim/scenarios/measure-control.toml --relay-cover=false --mean-delay 0s --client-rate 0
+measure mixed sim/scenarios/measure.toml --mean-delay 50ms
 
 {
 	echo "# sealnet: the simulator's predictions measured on a real testnet"

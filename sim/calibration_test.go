@@ -254,6 +254,11 @@ func (f *fifo) Drain(dst []int32) []int32 {
 // the adversary assumes; stream runs the same network with Loopix's
 // Poisson stream instead (real packets take a cover packet's slot), where
 // that assumption fails (see TestAdversaryIsCalibrated).
+//
+// The relays' cover delay is pinned at the 100 ms the check was
+// established with, not left to the code's default (the directory's
+// mean_delay, 200 ms): the stream's calibration depends on it (top-1
+// observed/expected 1.09 at 100 ms, 1.23 at 200 ms, seed 1).
 func calibScenario(seed uint64, estimator string, stream bool, targets int) string {
 	rate, loop := 0.0, 0.3
 	if stream {
@@ -274,6 +279,7 @@ rate = %g
 loop_rate = %g
 [relay]
 loop_rate = 0.5
+mean_delay = "100ms"
 [workload]
 message_rate = 0.3
 contacts = 20

@@ -241,8 +241,8 @@ func codeDefaults() *Config {
 	c.Client.FetchInterval = config.Duration(time.Second)
 	c.Relay.LoopRate = 0.2      // relay.DefaultLoopRate
 	c.Relay.DropRate = 0
-	c.Relay.MeanDelay = config.Duration(100 * time.Millisecond) // relay.DefaultCoverDelay
-	c.Workload.AckDelay = config.Duration(time.Second)          // mailbox.DefaultReplyHold
+	c.Relay.MeanDelay = config.Duration(400 * time.Millisecond) // relay cover: the directory's mean_delay
+	c.Workload.AckDelay = config.Duration(time.Second)          // the directory's provider_hold (mailbox.DefaultReplyHold)
 	return c
 }
 

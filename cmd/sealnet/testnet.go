@@ -3,13 +3,18 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
+	"time"
 
+	"github.com/sealnet/sealnet/internal/config"
 	"github.com/sealnet/sealnet/internal/daemon"
+	"github.com/sealnet/sealnet/internal/dirauth"
 	"github.com/sealnet/sealnet/internal/testnet"
 	"github.com/sealnet/sealnet/internal/wire"
+	"github.com/sealnet/sealnet/mixnet/directory"
 )
 
 func runTestnet(args []string, stdout, stderr io.Writer) error {
@@ -30,8 +35,10 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 	epoch := fs.Duration("epoch", 0, "epoch length, default 20m (new networks only)")
 	metricsOn := fs.Bool("metrics", true, "give every node a Prometheus metrics address (new networks only)")
 	perNode := fs.Bool("host-per-node", false, "give every node its own loopback address 127.0.0.10, .11, ..., so a packet capture tells them apart (Linux; new networks only)")
-	relayCover := fs.Bool("relay-cover", true, "relays send loop cover (new networks only)")
-	coverDelay := fs.Duration("cover-delay", 0, "mean per-hop delay of relay cover, default 100ms (new networks only)")
+	relayCover := fs.Bool("relay-cover", true, "relays send loop cover; false publishes relay_loop_rate = 0 (new networks only)")
+	paramsFile := fs.String("parameters", "", "TOML file with a [parameters] section as in dirauth.toml: the network parameters the authorities publish; keys left out keep their defaults (new networks only; docs/directory.md)")
+	meanDelay := fs.Duration("mean-delay", 0, "the network's mean per-hop delay (parameter mean_delay), for relay cover and, as they follow the directory, clients; default 200ms or --parameters' (new networks only)")
+	clientRate := fs.Float64("client-rate", 0, "the network's client packets per second (parameter client_rate); default 2 or --parameters' (new networks only)")
 	capture := fs.String("capture", "", "capture the network's loopback TCP traffic, from before the nodes start until they stop, into this pcap file (needs tcpdump, and root or CAP_NET_RAW; docs/measure.md)")
 	torOn := fs.Bool("tor", false, "also run a private Tor network on loopback; providers publish onion services on it (new networks only; needs tor: apt-get install tor)")
 	if err := parseFlags(fs, args[1:]); err != nil {
@@ -53,10 +60,24 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "testnet: using the network in %s\n", *dir)
 	} else {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		var mean *time.Duration
+		var rate *float64
+		if set["mean-delay"] {
+			mean = meanDelay
+		}
+		if set["client-rate"] {
+			rate = clientRate
+		}
+		params, err := testnetParameters(*paramsFile, mean, rate)
+		if err != nil {
+			return err
+		}
 		nw, err = testnet.Create(*dir, testnet.Spec{
 			Layers: *layers, Width: *width, Providers: *providers,
 			Authorities: *auths, Threshold: *threshold, EpochPeriod: *epoch, Metrics: *metricsOn, Tor: *torOn,
-			HostPerNode: *perNode, NoCover: !*relayCover, CoverDelay: *coverDelay,
+			HostPerNode: *perNode, NoCover: !*relayCover, Parameters: params,
 		})
 		if err != nil {
 			return err
@@ -86,4 +107,26 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// testnetParameters are the parameters a new testnet's authorities
+// publish: the [parameters] section of the file at path (if any), keys it
+// leaves out at their defaults, then the flags given (nil: not given).
+func testnetParameters(path string, meanDelay *time.Duration, clientRate *float64) (directory.Parameters, error) {
+	var file struct {
+		Parameters dirauth.ParametersConfig `toml:"parameters"`
+	}
+	if path != "" {
+		if err := config.Load(path, &file); err != nil {
+			return directory.Parameters{}, fmt.Errorf("--parameters: %w", err)
+		}
+	}
+	p := file.Parameters.Parameters()
+	if meanDelay != nil {
+		p.MeanDelay = *meanDelay
+	}
+	if clientRate != nil {
+		p.ClientRate = *clientRate
+	}
+	return p, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/sealnet/sealnet/internal/testnet"
 	"github.com/sealnet/sealnet/mailbox"
 	"github.com/sealnet/sealnet/mixnet"
+	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/mixnet/link"
 )
 
@@ -228,4 +229,34 @@ func processesMentioning(path string) []string {
 		}
 	}
 	return out
+}
+
+// TestTestnetParameters: `testnet up --parameters FILE` reads a
+// [parameters] section as dirauth.toml has it, keys left out keep their
+// defaults, --mean-delay and --client-rate override it (0 included), and
+// a misspelt key is refused by name.
+func TestTestnetParameters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "params.toml")
+	if err := os.WriteFile(path, []byte("[parameters]\nmax_delay = \"10s\"\nmean_delay = \"1s\"\nrelay_loop_rate = 0.5\nack_timeout = \"1m\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	zero, rate := time.Duration(0), 0.0
+	got, err := testnetParameters(path, &zero, &rate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := directory.DefaultParameters()
+	want.MaxDelay, want.MeanDelay, want.RelayLoopRate, want.AckTimeout, want.ClientRate = 10*time.Second, 0, 0.5, time.Minute, 0
+	if got != want {
+		t.Fatalf("got %+v\nwant %+v", got, want)
+	}
+	if got, err := testnetParameters("", nil, nil); err != nil || got != directory.DefaultParameters() {
+		t.Fatalf("no file, no flags: %+v, %v; want the defaults", got, err)
+	}
+	if err := os.WriteFile(path, []byte("[parameters]\nmean_dealy = \"1s\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testnetParameters(path, nil, nil); err == nil || !strings.Contains(err.Error(), "parameters.mean_dealy") {
+		t.Fatalf("misspelt key: got %v, want an error naming parameters.mean_dealy", err)
+	}
 }

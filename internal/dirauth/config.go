@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/sealnet/sealnet/internal/config"
@@ -35,8 +36,75 @@ type Config struct {
 	LogLevel string `toml:"log_level"`
 	// Peers are the other authorities, whose signatures complete documents.
 	Peers []Peer `toml:"peers"`
+	// Parameters are the network's traffic parameters, published in every
+	// document: [parameters]. Every authority of a network must have the
+	// same, or their documents differ and lack signatures.
+	Parameters ParametersConfig `toml:"parameters"`
 	// Nodes is the allowlist: only these nodes may publish, each in its role.
 	Nodes []Node `toml:"nodes"`
+}
+
+// ParametersConfig is the [parameters] section: the fields of
+// directory.Parameters (docs/directory.md §4.1 says what each buys and
+// how to choose them). A key left out takes its value from
+// directory.DefaultParameters(); Validate fills them in, so a
+// configuration written after Validate states every value.
+type ParametersConfig struct {
+	// MeanDelay is the mean per-hop delay of every packet: "200ms".
+	MeanDelay *config.Duration `toml:"mean_delay" json:"mean_delay"`
+	// MaxDelay is the longest per-hop delay relays accept: "30s".
+	MaxDelay *config.Duration `toml:"max_delay" json:"max_delay"`
+	// ClientRate is every client's packets per second: 2.0.
+	ClientRate *float64 `toml:"client_rate" json:"client_rate"`
+	// ProviderHold is the mean hold before a provider's replies: "1s".
+	ProviderHold *config.Duration `toml:"provider_hold" json:"provider_hold"`
+	// FetchInterval: every client fetches once per interval: "2s".
+	FetchInterval *config.Duration `toml:"fetch_interval" json:"fetch_interval"`
+	// AckTimeout: unacknowledged messages are sent again after it: "30s".
+	AckTimeout *config.Duration `toml:"ack_timeout" json:"ack_timeout"`
+	// RetryJitter bounds the random extra wait before a retry: "5s".
+	RetryJitter *config.Duration `toml:"retry_jitter" json:"retry_jitter"`
+	// MaxAttempts bounds the transmissions of a message: 5.
+	MaxAttempts *int `toml:"max_attempts" json:"max_attempts"`
+	// RelayLoopRate is each relay's loop cover per second: 0.2.
+	RelayLoopRate *float64 `toml:"relay_loop_rate" json:"relay_loop_rate"`
+}
+
+// ParametersConfigOf returns the section that publishes p.
+func ParametersConfigOf(p directory.Parameters) ParametersConfig {
+	d := func(v time.Duration) *config.Duration { c := config.Duration(v); return &c }
+	return ParametersConfig{
+		MeanDelay: d(p.MeanDelay), MaxDelay: d(p.MaxDelay), ClientRate: &p.ClientRate,
+		ProviderHold: d(p.ProviderHold), FetchInterval: d(p.FetchInterval), AckTimeout: d(p.AckTimeout),
+		RetryJitter: d(p.RetryJitter), MaxAttempts: &p.MaxAttempts, RelayLoopRate: &p.RelayLoopRate,
+	}
+}
+
+// Parameters returns the parameters the section publishes, keys left out
+// taking their defaults. It does not validate them; Config.Validate does.
+func (pc *ParametersConfig) Parameters() directory.Parameters {
+	p := directory.DefaultParameters()
+	dur := func(dst *time.Duration, v *config.Duration) {
+		if v != nil {
+			*dst = v.D()
+		}
+	}
+	dur(&p.MeanDelay, pc.MeanDelay)
+	dur(&p.MaxDelay, pc.MaxDelay)
+	dur(&p.ProviderHold, pc.ProviderHold)
+	dur(&p.FetchInterval, pc.FetchInterval)
+	dur(&p.AckTimeout, pc.AckTimeout)
+	dur(&p.RetryJitter, pc.RetryJitter)
+	if pc.ClientRate != nil {
+		p.ClientRate = *pc.ClientRate
+	}
+	if pc.MaxAttempts != nil {
+		p.MaxAttempts = *pc.MaxAttempts
+	}
+	if pc.RelayLoopRate != nil {
+		p.RelayLoopRate = *pc.RelayLoopRate
+	}
+	return p
 }
 
 // Peer is another authority.
@@ -98,6 +166,11 @@ func (c *Config) Validate() error {
 	if c.LogLevel == "" {
 		c.LogLevel = "info"
 	}
+	params := c.Parameters.Parameters()
+	if err := params.Validate(c.Layers); err != nil {
+		return bad("[parameters]: %v", strings.TrimPrefix(err.Error(), directory.ErrInvalid.Error()+": "))
+	}
+	c.Parameters = ParametersConfigOf(params)
 	for i, pe := range c.Peers {
 		u, err := url.Parse(pe.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -51,6 +51,7 @@ type Options struct {
 type Server struct {
 	cfg     Config
 	geo     mixnet.Geometry
+	params  directory.Parameters // published in every document built
 	priv    ed25519.PrivateKey
 	log     *slog.Logger
 	now     func() time.Time
@@ -82,6 +83,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 	s := &Server{
 		cfg:     cfg,
 		geo:     mixnet.DefaultGeometry(),
+		params:  cfg.Parameters.Parameters(),
 		priv:    priv,
 		log:     opts.Logger,
 		now:     opts.Clock,
@@ -247,6 +249,10 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	})
 	defer stop()
 	s.log.Info("directory authority listening", "addr", ln.Addr().String(), "epoch", s.epoch(), "period", s.period())
+	p := s.params
+	s.log.Info("network parameters published in every document", "mean_delay", p.MeanDelay, "max_delay", p.MaxDelay,
+		"client_rate", p.ClientRate, "provider_hold", p.ProviderHold, "fetch_interval", p.FetchInterval,
+		"ack_timeout", p.AckTimeout, "retry_jitter", p.RetryJitter, "max_attempts", p.MaxAttempts, "relay_loop_rate", p.RelayLoopRate)
 	err := srv.Serve(ln)
 	<-done
 	s.client.CloseIdleConnections()
@@ -305,13 +311,16 @@ func (s *Server) due(x, current uint64, now time.Time) bool {
 	return all || now.Sub(s.started) >= s.cfg.BootstrapWait.D()
 }
 
-func (s *Server) warnOnce(key, msg string, args ...any) {
+func (s *Server) warnOnce(key, msg string, args ...any) { s.logOnce(slog.LevelWarn, key, msg, args...) }
+
+// logOnce logs msg the first time it is called with key.
+func (s *Server) logOnce(level slog.Level, key, msg string, args ...any) {
 	s.mu.Lock()
 	seen := s.warned[key]
 	s.warned[key] = true
 	s.mu.Unlock()
 	if !seen {
-		s.log.Warn(msg, args...)
+		s.log.Log(context.Background(), level, msg, args...)
 	}
 }
 
@@ -336,7 +345,7 @@ func (s *Server) finalize(ctx context.Context, x uint64) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	doc := &directory.Document{Epoch: x, Period: s.period(), Geometry: s.geo, Layers: make([][]*directory.Descriptor, s.cfg.Layers)}
+	doc := &directory.Document{Epoch: x, Period: s.period(), Geometry: s.geo, Parameters: s.params, Layers: make([][]*directory.Descriptor, s.cfg.Layers)}
 	for _, b := range s.descs[x] {
 		d, err := directory.ParseDescriptor(b)
 		if err != nil {
@@ -451,7 +460,7 @@ func (s *Server) collect(ctx context.Context, x uint64) {
 			continue // not built yet, or unreachable: try again later
 		}
 		if !bytes.Equal(b[:32], hash[:]) {
-			s.warnOnce("diverge-"+p.url+strconv.FormatUint(x, 10), "a peer authority signed a different document; clients will see fewer signatures", "peer", p.url, "epoch", x)
+			s.diverged(ctx, p, x, sd.Doc)
 			continue
 		}
 		s.mu.Lock()
@@ -462,6 +471,54 @@ func (s *Server) collect(ctx context.Context, x uint64) {
 		}
 		s.mu.Unlock()
 	}
+}
+
+// diverged says, once per peer and epoch, that a peer signed another
+// document for epoch x than ours. Authorities with different [parameters]
+// diverge at every epoch whatever descriptors they hold, so the peer's
+// document is fetched to tell that case apart and name the parameters
+// that differ: a misconfiguration to fix, not a race to wait out.
+func (s *Server) diverged(ctx context.Context, p peer, x uint64, ours *directory.Document) {
+	key := "diverge-" + p.url + strconv.FormatUint(x, 10)
+	s.mu.Lock()
+	seen := s.warned[key]
+	s.mu.Unlock()
+	if seen {
+		return
+	}
+	b, status, err := s.fetch(ctx, p.url+"/v1/document/"+strconv.FormatUint(x, 10), directory.MaxDocumentSize+64<<10)
+	if err == nil && status == http.StatusOK {
+		theirs, verr := directory.Verify(b, []ed25519.PublicKey{p.key}, 1)
+		if verr == nil && theirs.Doc.Epoch == x {
+			if diff := parametersDiff(ours.Params(), theirs.Doc.Params()); diff != "" {
+				s.logOnce(slog.LevelError, key, "a peer authority publishes other network parameters: every authority of a network must have the same [parameters] section; until they do, documents lack signatures and clients keep their last good one",
+					"peer", p.url, "epoch", x, "differences", diff)
+				return
+			}
+		}
+	}
+	s.warnOnce(key, "a peer authority signed a different document; clients will see fewer signatures", "peer", p.url, "epoch", x)
+}
+
+// parametersDiff lists the parameters in which ours and theirs differ
+// ("" if none), as "key: ours here, theirs there".
+func parametersDiff(ours, theirs directory.Parameters) string {
+	var diffs []string
+	add := func(key string, a, b any) {
+		if a != b {
+			diffs = append(diffs, fmt.Sprintf("%s: %v here, %v there", key, a, b))
+		}
+	}
+	add("mean_delay", ours.MeanDelay, theirs.MeanDelay)
+	add("max_delay", ours.MaxDelay, theirs.MaxDelay)
+	add("client_rate", ours.ClientRate, theirs.ClientRate)
+	add("provider_hold", ours.ProviderHold, theirs.ProviderHold)
+	add("fetch_interval", ours.FetchInterval, theirs.FetchInterval)
+	add("ack_timeout", ours.AckTimeout, theirs.AckTimeout)
+	add("retry_jitter", ours.RetryJitter, theirs.RetryJitter)
+	add("max_attempts", ours.MaxAttempts, theirs.MaxAttempts)
+	add("relay_loop_rate", ours.RelayLoopRate, theirs.RelayLoopRate)
+	return strings.Join(diffs, "; ")
 }
 
 func hasKey(sd *directory.SignedDocument, k ed25519.PublicKey) bool {
@@ -598,7 +655,11 @@ func (s *Server) Handler() http.Handler {
 			Descriptors map[string]int `json:"descriptors"`
 			Documents   []docStatus    `json:"documents"`
 			PublicKey   string         `json:"public_key"`
-		}{Name: s.cfg.Name, Epoch: e, Period: s.period().String(), Descriptors: map[string]int{}, PublicKey: hex.EncodeToString(s.PublicKey())}
+			// Parameters: what this authority publishes, in its
+			// configuration's terms, to compare with its peers'.
+			Parameters ParametersConfig `json:"parameters"`
+		}{Name: s.cfg.Name, Epoch: e, Period: s.period().String(), Descriptors: map[string]int{}, PublicKey: hex.EncodeToString(s.PublicKey()),
+			Parameters: ParametersConfigOf(s.params)}
 		s.mu.Lock()
 		for x, m := range s.descs {
 			st.Descriptors[strconv.FormatUint(x, 10)] = len(m)

@@ -133,8 +133,17 @@ func adversaryConfig(nw *testnet.Network, truth *load.Truth) (*sim.Config, error
 		return nil, err
 	}
 	// The nodes' own cover and mixing, exactly as they ran: mixes and
-	// providers alike send cover (relay/cover.go); the simulator has one
-	// setting for all, so nodes that differ are refused.
+	// providers alike send cover (relay/cover.go), loops at the network's
+	// relay_loop_rate and every hop at its mean_delay, capped at its
+	// max_delay (the authorities' [parameters]); drops as each relay is
+	// configured. The simulator has one setting for all, so nodes that
+	// differ are refused.
+	params, err := nw.Parameters()
+	if err != nil {
+		return nil, err
+	}
+	c.Relay = sim.Relay{LoopRate: params.RelayLoopRate, MeanDelay: config.Duration(params.MeanDelay)}
+	c.Mixing.MaxDelay = config.Duration(params.MaxDelay)
 	first := true
 	for _, node := range nw.Nodes {
 		if node.Role != "mix" && node.Role != "provider" {
@@ -147,13 +156,17 @@ func adversaryConfig(nw *testnet.Network, truth *load.Truth) (*sim.Config, error
 		if err := rc.Validate(); err != nil {
 			return nil, err
 		}
-		r := sim.Relay{LoopRate: rc.Cover.LoopRate, DropRate: rc.Cover.DropRate, MeanDelay: rc.Cover.MeanDelay}
+		if rc.Cover.LoopRate != nil || rc.Cover.MeanDelay != nil || rc.Mixing.MaxDelay != nil {
+			// Written before relays followed the directory: they ran
+			// with these, which the folder no longer tells apart from
+			// the network's.
+			return nil, fmt.Errorf("measure: node %s's configuration sets cover.loop_rate, cover.mean_delay or mixing.max_delay: this testnet was made before relays took them from the directory's parameters; analyse it with the sealnet that ran it", node.Name)
+		}
 		if first {
-			c.Relay, c.Mixing.MaxDelay, first = r, rc.Mixing.MaxDelay, false
-			c.Mixing.Kind = rc.Mixing.Strategy
+			c.Relay.DropRate, c.Mixing.Kind, first = rc.Cover.DropRate, rc.Mixing.Strategy, false
 			continue
 		}
-		if r != c.Relay || rc.Mixing.MaxDelay != c.Mixing.MaxDelay || rc.Mixing.Strategy != c.Mixing.Kind {
+		if rc.Cover.DropRate != c.Relay.DropRate || rc.Mixing.Strategy != c.Mixing.Kind {
 			return nil, fmt.Errorf("measure: node %s's cover or mixing differs from the other nodes'; the simulator models one setting for all", node.Name)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/sealnet/sealnet/internal/testnet"
 	"github.com/sealnet/sealnet/internal/wire"
 	"github.com/sealnet/sealnet/mixnet"
+	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/sim"
 )
 
@@ -149,7 +150,15 @@ round = "5s"
 disclosure_targets = 6
 ack_pairs = 6
 `
-	control := run(t, "control", testnet.Spec{Layers: 2, Width: 2, NoCover: true}, `
+	// The parameters the authorities publish match the scenario's
+	// clients: no delays and no stream for the control, 50 ms for the
+	// mixed run (and its relays' cover).
+	params := func(meanDelay time.Duration, clientRate float64) directory.Parameters {
+		p := directory.DefaultParameters()
+		p.MeanDelay, p.ClientRate = meanDelay, clientRate
+		return p
+	}
+	control := run(t, "control", testnet.Spec{Layers: 2, Width: 2, NoCover: true, Parameters: params(0, 0)}, `
 name = "control"
 seed = 7
 users = 6
@@ -169,7 +178,7 @@ loop_rate = 0.0
 		t.Errorf("control run: flow matching links only %.2f of messages with mixing and cover off", ctrl.Meas)
 	}
 
-	mixed := run(t, "mixed", testnet.Spec{Layers: 2, Width: 2, CoverDelay: 50 * time.Millisecond}, `
+	mixed := run(t, "mixed", testnet.Spec{Layers: 2, Width: 2, Parameters: params(50*time.Millisecond, 2)}, `
 name = "mixed"
 seed = 7
 users = 6

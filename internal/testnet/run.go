@@ -357,6 +357,9 @@ func Up(ctx context.Context, nw *Network, exe string, w io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(w, "testnet: network document for epoch %d is signed and published (directory/)\n", sd.Doc.Epoch)
+	pr := sd.Doc.Params()
+	fmt.Fprintf(w, "testnet: network parameters: mean delay %v per hop (at most %v), clients %g packets/s, fetch every %v, provider hold %v, relay loops %g/s\n",
+		pr.MeanDelay, pr.MaxDelay, pr.ClientRate, pr.FetchInterval, pr.ProviderHold, pr.RelayLoopRate)
 	for _, a := range nw.Authorities {
 		fmt.Fprintf(w, "  %-12s %s  sealnet dirauth --config %s\n", a.Name, a.URL, nw.Path(a.Config))
 	}

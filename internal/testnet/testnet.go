@@ -22,6 +22,7 @@ import (
 	"github.com/sealnet/sealnet/internal/dirclient"
 	"github.com/sealnet/sealnet/internal/keystore"
 	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/relay"
 )
 
@@ -36,9 +37,14 @@ type Spec struct {
 	Host        string        // default 127.0.0.1
 	LogLevel    string        // default info
 	Metrics     bool          // give every node a metrics address
-	LoopRate    float64       // relay loop cover per second; 0 keeps the relay default
-	NoCover     bool          `json:"no_cover,omitempty"`    // relays send no cover at all
-	CoverDelay  time.Duration `json:"cover_delay,omitempty"` // mean per-hop delay of relay cover; 0 keeps the default
+	// Parameters are the network's traffic parameters, which every
+	// authority publishes ([parameters] of dirauth.toml): the relays'
+	// cover follows them, and so will the clients'. The zero value
+	// publishes directory.DefaultParameters() (docs/directory.md §4.1).
+	Parameters directory.Parameters `json:"parameters,omitzero"`
+	// NoCover: relays send no cover at all (the network publishes
+	// relay_loop_rate 0, whatever Parameters says, and drops stay off).
+	NoCover bool `json:"no_cover,omitempty"`
 	// HostPerNode gives every relay and provider its own loopback address
 	// (127.0.0.10, .11, ...; Linux answers on all of 127/8), listening and
 	// dialing from it, so that a packet capture tells the nodes apart
@@ -78,6 +84,12 @@ func (s *Spec) defaults() {
 	}
 	if s.LogLevel == "" {
 		s.LogLevel = "info"
+	}
+	if s.Parameters == (directory.Parameters{}) {
+		s.Parameters = directory.DefaultParameters()
+	}
+	if s.NoCover {
+		s.Parameters.RelayLoopRate = 0
 	}
 }
 
@@ -175,6 +187,9 @@ func Create(dir string, spec Spec) (*Network, error) {
 	if spec.Threshold < 1 || spec.Threshold > spec.Authorities {
 		return nil, errors.New("testnet: threshold must be between 1 and the number of authorities")
 	}
+	if err := spec.Parameters.Validate(spec.Layers); err != nil {
+		return nil, fmt.Errorf("testnet: %w", err)
+	}
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -241,6 +256,7 @@ func Create(dir string, spec Spec) (*Network, error) {
 			Name: au.Name, Listen: ports[a], DataDir: filepath.Join(dir, au.Name, "data"),
 			EpochPeriod: config.Duration(spec.EpochPeriod), Layers: spec.Layers, LogLevel: spec.LogLevel,
 			BootstrapWait: config.Duration(min(30*time.Second, spec.EpochPeriod/4)),
+			Parameters:    dirauth.ParametersConfigOf(spec.Parameters),
 			Nodes:         allow,
 		}
 		for b, other := range nw.Authorities {
@@ -269,16 +285,8 @@ func Create(dir string, spec Spec) (*Network, error) {
 		for _, au := range nw.Authorities {
 			cfg.Directory.Authorities = append(cfg.Directory.Authorities, relay.AuthorityConfig{URL: au.URL, Key: au.Key})
 		}
-		cfg.Cover.LoopRate = spec.LoopRate
-		cfg.Cover.MeanDelay = config.Duration(spec.CoverDelay)
-		if cfg.Cover.LoopRate == 0 && spec.CoverDelay != 0 {
-			cfg.Cover.LoopRate = relay.DefaultLoopRate // an empty [cover] is no longer empty
-		}
-		if spec.NoCover {
-			// A mean delay set with both rates 0 is "no cover" to Validate.
-			cfg.Cover.LoopRate, cfg.Cover.DropRate = 0, 0
-			cfg.Cover.MeanDelay = config.Duration(max(spec.CoverDelay, time.Millisecond))
-		}
+		// Relay cover (loops at relay_loop_rate, hops at mean_delay)
+		// follows the authorities' [parameters]; drops stay off.
 		if spec.HostPerNode {
 			cfg.OutboundAddress, _, _ = net.SplitHostPort(s.n.Address)
 		}
@@ -351,6 +359,24 @@ func (nw *Network) RelayConfig(n Node) (*relay.Config, error) {
 // MailboxConfig loads a provider's configuration.
 func (nw *Network) MailboxConfig(n Node) (*mailbox.Config, error) {
 	return mailbox.LoadConfig(nw.Path(n.Config))
+}
+
+// Parameters returns the parameters the network's authorities publish,
+// from their configuration files; they must all publish the same.
+func (nw *Network) Parameters() (directory.Parameters, error) {
+	var p directory.Parameters
+	for i, a := range nw.Authorities {
+		cfg, err := nw.AuthorityConfig(a)
+		if err != nil {
+			return directory.Parameters{}, err
+		}
+		q := cfg.Parameters.Parameters()
+		if i > 0 && q != p {
+			return directory.Parameters{}, fmt.Errorf("testnet: authorities %s and %s publish different [parameters]", nw.Authorities[0].Name, a.Name)
+		}
+		p = q
+	}
+	return p, nil
 }
 
 // AuthorityConfig loads an authority's configuration.

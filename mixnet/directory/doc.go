@@ -1,6 +1,7 @@
 // Package directory is the data model of sealnet's network directory: the
 // descriptors nodes publish about themselves, the per-epoch document the
-// directory authorities sign, their canonical encodings, signature
+// directory authorities sign (the nodes, and the traffic parameters every
+// client and relay uses: Parameters), their canonical encodings, signature
 // verification, epoch arithmetic and path selection. It does no networking.
 // docs/directory.md specifies the formats.
 //
@@ -12,7 +13,7 @@
 //
 //   - Fewer than k compromised authorities cannot make anyone accept a
 //     network view they forged: extra or missing nodes, substituted mix or
-//     link keys, another geometry. With k > 1, one compromised authority
+//     link keys, another geometry, other traffic parameters. With k > 1, one compromised authority
 //     is not enough.
 //   - An attacker who withholds or corrupts signatures can only make a
 //     document fail to verify; clients then keep the last good one, which

@@ -20,6 +20,13 @@ type Document struct {
 	// GeometryHash must equal Geometry.Hash(), and it must allow paths of
 	// len(Layers)+1 hops.
 	Geometry mixnet.Geometry
+	// Parameters are the network's traffic parameters, which every
+	// client and relay must use. The zero value publishes none: it is
+	// encoded as no field at all (the bytes of documents made before
+	// parameters existed) and read by Params as DefaultParameters().
+	// Authorities always publish them, so that the values in force do
+	// not depend on the defaults of the software reading the document.
+	Parameters Parameters
 	// Layers[i] holds the mixes of layer i+1; no layer is empty. Marshal
 	// writes each layer sorted by ID, so decoded documents are sorted.
 	Layers [][]*Descriptor
@@ -36,7 +43,9 @@ type Document struct {
 //   - every descriptor is valid on its own, is for d.Epoch, has the role
 //     and layer of its place in d, and speaks d.Geometry;
 //   - no two nodes share an ID, name, address, link key or mix key, and no
-//     two providers a domain.
+//     two providers a domain;
+//   - the parameters, if any are published, pass Parameters.Validate for
+//     len(Layers) layers (the defaults do for every number of layers).
 //
 // The order of nodes within a layer is not checked: it is a property of
 // the encoding, which Marshal fixes.
@@ -74,6 +83,11 @@ func (d *Document) validate() error {
 	}
 	if total > MaxNodes {
 		return fmt.Errorf("%d nodes, at most %d allowed", total, MaxNodes)
+	}
+	if d.Parameters != (Parameters{}) {
+		if err := d.Parameters.validate(len(d.Layers)); err != nil {
+			return err
+		}
 	}
 
 	gh := d.Geometry.Hash()
@@ -205,6 +219,17 @@ func decodeDocument(raw []byte) (*Document, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// Params returns the parameters the network runs with: d.Parameters, or
+// DefaultParameters() if d publishes none. For a document that passed
+// Validate, as every document from Verify and ParseSignedDocument has,
+// they are valid for its number of layers.
+func (d *Document) Params() Parameters {
+	if d.Parameters == (Parameters{}) {
+		return DefaultParameters()
+	}
+	return d.Parameters
 }
 
 // Node returns the node with the given ID. It hashes every identity key

@@ -112,6 +112,10 @@ func TestFuzzCorpusReachesDeep(t *testing.T) {
 			"non-canonical-space":         {ErrMalformed, ErrMalformed},
 			"raw-flipped":                 {ErrInvalid, ErrThreshold},
 			"signed-invalid-no-providers": {ErrInvalid, ErrInvalid},
+			"with-parameters":             {},
+			"parameters-tampered":         {verify: ErrThreshold},
+			"parameters-null":             {ErrMalformed, ErrMalformed},
+			"signed-invalid-ack-timeout":  {ErrInvalid, ErrInvalid},
 		},
 	}
 	for target, seeds := range expect {

@@ -12,7 +12,9 @@ import (
 // from each layer in order, then dest, a provider of d, as the final hop.
 // Each hop carries the node's ID, its mix key for epoch, and a delay drawn
 // from an exponential distribution with mean meanDelay (0: no delays),
-// clipped at mixnet.MaxDelay; the provider gets a delay too.
+// clipped at the document's d.Params().MaxDelay, the longest delay its
+// relays accept; the provider gets a delay too. Clients pass
+// d.Params().MeanDelay: a client with its own mean stands out.
 //
 // epoch must be d.Epoch or d.Epoch+1: every descriptor carries both keys,
 // so a client whose newer document has not arrived can still build packets
@@ -44,13 +46,14 @@ func (d *Document) SelectPath(rng *rand.Rand, dest *Descriptor, epoch uint64, me
 	if !ok {
 		return nil, fmt.Errorf("%w: destination %v is not a provider in the document for epoch %d", ErrPath, dest.ID(), d.Epoch)
 	}
+	maxDelay := min(d.Params().MaxDelay, mixnet.MaxDelay) // the min only for documents that skipped Validate
 	delay := func() time.Duration {
 		if meanDelay == 0 {
 			return 0
 		}
 		x := rng.ExpFloat64() * float64(meanDelay)
-		if x >= float64(mixnet.MaxDelay) {
-			return mixnet.MaxDelay
+		if x >= float64(maxDelay) {
+			return maxDelay
 		}
 		return time.Duration(x)
 	}

@@ -151,6 +151,10 @@ func TestSelectPathUniform(t *testing.T) {
 func TestSelectPathDelays(t *testing.T) {
 	net := newTestNet(t, 2, 2, 1)
 	doc := net.doc
+	// Delays clip at the document's MaxDelay (TestSelectPathClipsAtMaxDelay);
+	// here it is the longest encodable, so that a 30 s mean stays exponential.
+	doc.Parameters = DefaultParameters()
+	doc.Parameters.MaxDelay = mixnet.MaxDelay
 	rng := rand.New(rand.NewPCG(9, 10))
 	const draws = 20_000
 	for _, mean := range []time.Duration{time.Millisecond, 250 * time.Millisecond, 30 * time.Second} {

@@ -17,10 +17,11 @@ import (
 // the output of encoding/json for the structs below (fields in declaration
 // order, every field present, no whitespace), where every string is hex or
 // a restricted ASCII alphabet that needs no escaping, every number is a
-// decimal integer, and lists have a defined order. One field is optional
-// (omitted when empty, so descriptors without it keep their bytes): a
-// provider's onion address. There are no JSON
-// objects with free keys (maps), whose key order would be a choice.
+// decimal integer, and lists have a defined order. Two fields are optional
+// (omitted when empty, so objects made before they existed keep their
+// bytes): a provider's onion address, and a document's parameters. There
+// are no JSON objects with free keys (maps), whose key order would be a
+// choice.
 //
 // Decoding is strict (unknown fields are errors) and then the decoded value
 // is encoded again: the input is accepted only if it equals that encoding
@@ -54,12 +55,29 @@ type wireGeometry struct {
 	PayloadSize     int   `json:"payload_size"`
 }
 
+// wireParameters are a document's Parameters: durations in microseconds,
+// rates in millionths of a packet per second (µHz).
+type wireParameters struct {
+	MeanDelay     uint64 `json:"mean_delay_us"`
+	MaxDelay      uint64 `json:"max_delay_us"`
+	ClientRate    uint64 `json:"client_rate_uhz"`
+	ProviderHold  uint64 `json:"provider_hold_us"`
+	FetchInterval uint64 `json:"fetch_interval_us"`
+	AckTimeout    uint64 `json:"ack_timeout_us"`
+	RetryJitter   uint64 `json:"retry_jitter_us"`
+	MaxAttempts   uint64 `json:"max_attempts"`
+	RelayLoopRate uint64 `json:"relay_loop_rate_uhz"`
+}
+
 type wireDocument struct {
-	Epoch         uint64             `json:"epoch"`
-	PeriodSeconds uint64             `json:"period_seconds"`
-	Geometry      wireGeometry       `json:"geometry"`
-	Layers        [][]wireDescriptor `json:"layers"`
-	Providers     []wireDescriptor   `json:"providers"`
+	Epoch         uint64       `json:"epoch"`
+	PeriodSeconds uint64       `json:"period_seconds"`
+	Geometry      wireGeometry `json:"geometry"`
+	// Parameters is omitted when the document publishes none (the
+	// defaults), so documents made before it existed keep their bytes.
+	Parameters *wireParameters    `json:"parameters,omitempty"`
+	Layers     [][]wireDescriptor `json:"layers"`
+	Providers  []wireDescriptor   `json:"providers"`
 }
 
 // decodeStrict decodes one JSON value from body into v, refusing unknown
@@ -180,8 +198,9 @@ func wireOfDocument(d *Document, layers [][]*Descriptor, providers []*Descriptor
 			RoutingInfoSize: d.Geometry.RoutingInfoSize,
 			PayloadSize:     d.Geometry.PayloadSize,
 		},
-		Layers:    make([][]wireDescriptor, len(layers)),
-		Providers: make([]wireDescriptor, len(providers)),
+		Parameters: wireOfParameters(d.Parameters),
+		Layers:     make([][]wireDescriptor, len(layers)),
+		Providers:  make([]wireDescriptor, len(providers)),
 	}
 	for i, layer := range layers {
 		w.Layers[i] = make([]wireDescriptor, len(layer))
@@ -213,6 +232,13 @@ func (w *wireDocument) document() (*Document, error) {
 		},
 		Layers: make([][]*Descriptor, len(w.Layers)),
 	}
+	if w.Parameters != nil {
+		p, err := w.Parameters.parameters()
+		if err != nil {
+			return nil, err
+		}
+		d.Parameters = p
+	}
 	nodes := len(w.Providers)
 	for _, l := range w.Layers {
 		nodes += len(l)
@@ -239,4 +265,68 @@ func (w *wireDocument) document() (*Document, error) {
 		d.Providers[i] = n
 	}
 	return d, nil
+}
+
+// wireOfParameters encodes p, or nothing for the zero value (no
+// parameters published). Durations are truncated to microseconds and
+// rates rounded to millionths; Validate requires them to be exact, so a
+// valid document loses nothing.
+func wireOfParameters(p Parameters) *wireParameters {
+	if p == (Parameters{}) {
+		return nil
+	}
+	us := func(d time.Duration) uint64 { return uint64(max(d, 0) / time.Microsecond) }
+	uhz := func(r float64) uint64 {
+		u, _ := rateMicros(r)
+		return u
+	}
+	return &wireParameters{
+		MeanDelay:     us(p.MeanDelay),
+		MaxDelay:      us(p.MaxDelay),
+		ClientRate:    uhz(p.ClientRate),
+		ProviderHold:  us(p.ProviderHold),
+		FetchInterval: us(p.FetchInterval),
+		AckTimeout:    us(p.AckTimeout),
+		RetryJitter:   us(p.RetryJitter),
+		MaxAttempts:   uint64(max(p.MaxAttempts, 0)),
+		RelayLoopRate: uhz(p.RelayLoopRate),
+	}
+}
+
+// parameters converts decoded parameters, refusing (ErrInvalid) values so
+// large that they could not be converted exactly; Validate checks the
+// rest.
+func (w *wireParameters) parameters() (Parameters, error) {
+	const maxUs = uint64(maxParamDuration / time.Microsecond) // above mixnet.MaxDelay too
+	for _, f := range []struct {
+		name string
+		v    uint64
+		max  uint64
+	}{
+		{"mean_delay_us", w.MeanDelay, maxUs},
+		{"max_delay_us", w.MaxDelay, maxUs},
+		{"client_rate_uhz", w.ClientRate, maxRate * microsPerUnit},
+		{"provider_hold_us", w.ProviderHold, maxUs},
+		{"fetch_interval_us", w.FetchInterval, maxUs},
+		{"ack_timeout_us", w.AckTimeout, maxUs},
+		{"retry_jitter_us", w.RetryJitter, maxUs},
+		{"max_attempts", w.MaxAttempts, maxAttempts},
+		{"relay_loop_rate_uhz", w.RelayLoopRate, maxRate * microsPerUnit},
+	} {
+		if f.v > f.max {
+			return Parameters{}, fmt.Errorf("%w: parameter %s is %d, at most %d allowed", ErrInvalid, f.name, f.v, f.max)
+		}
+	}
+	d := func(us uint64) time.Duration { return time.Duration(us) * time.Microsecond }
+	return Parameters{
+		MeanDelay:     d(w.MeanDelay),
+		MaxDelay:      d(w.MaxDelay),
+		ClientRate:    float64(w.ClientRate) / microsPerUnit,
+		ProviderHold:  d(w.ProviderHold),
+		FetchInterval: d(w.FetchInterval),
+		AckTimeout:    d(w.AckTimeout),
+		RetryJitter:   d(w.RetryJitter),
+		MaxAttempts:   int(w.MaxAttempts),
+		RelayLoopRate: float64(w.RelayLoopRate) / microsPerUnit,
+	}, nil
 }

@@ -211,6 +211,46 @@ func run(dir string) error {
 	docs["non-canonical-space"] = documentEnvelope([]byte(strings.Replace(string(smallRaw), `"epoch":5,`, `"epoch": 5,`, 1)), authority(0))
 	docs["signed-invalid-no-providers"] = documentEnvelope(append(bytes.Clone(smallRaw[:bytes.Index(smallRaw, []byte(`"providers":`))]), `"providers":[]}`...), authority(0))
 
+	// Documents that publish parameters: measurement-like values (no
+	// client stream, so a zero that must not read as absent), then the
+	// same bytes with one parameter changed under the old signatures, a
+	// null object, and an acknowledgement timeout below its bound.
+	withParams, err := network(2000, 2, 1, 1)
+	if err != nil {
+		return err
+	}
+	withParams.Parameters = directory.Parameters{
+		MeanDelay: 50 * time.Millisecond, MaxDelay: 10 * time.Second, ClientRate: 0, ProviderHold: 0,
+		FetchInterval: 1500 * time.Millisecond, AckTimeout: 20 * time.Second, RetryJitter: 2 * time.Second,
+		MaxAttempts: 3, RelayLoopRate: 0.125,
+	}
+	paramsRaw, err := withParams.Marshal()
+	if err != nil {
+		return err
+	}
+	replace := func(raw []byte, old, new string) ([]byte, error) {
+		if !bytes.Contains(raw, []byte(old)) {
+			return nil, fmt.Errorf("seedgen: %q not in the document", old)
+		}
+		return bytes.Replace(raw, []byte(old), []byte(new), 1), nil
+	}
+	signedParams := documentEnvelope(paramsRaw, authority(0), authority(2))
+	docs["with-parameters"] = signedParams
+	if docs["parameters-tampered"], err = replace(signedParams, `"max_delay_us":10000000`, `"max_delay_us":90000000`); err != nil {
+		return err
+	}
+	obj := paramsRaw[bytes.Index(paramsRaw, []byte(`"parameters":`)):bytes.Index(paramsRaw, []byte(`,"layers":`))]
+	nullRaw, err := replace(paramsRaw, string(obj), `"parameters":null`)
+	if err != nil {
+		return err
+	}
+	docs["parameters-null"] = documentEnvelope(nullRaw, authority(0))
+	shortRaw, err := replace(paramsRaw, `"ack_timeout_us":20000000`, `"ack_timeout_us":2000000`)
+	if err != nil {
+		return err
+	}
+	docs["signed-invalid-ack-timeout"] = documentEnvelope(shortRaw, authority(0))
+
 	for target, files := range seeds {
 		if err := os.RemoveAll(filepath.Join(dir, "testdata", "fuzz", target)); err != nil {
 			return err
