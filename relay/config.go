@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sealnet/sealnet/internal/config"
+	"github.com/sealnet/sealnet/internal/loopwatch"
 	"github.com/sealnet/sealnet/internal/torctl"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
@@ -36,6 +37,17 @@ const (
 	// DefaultMaxDelay is mixing.max_delay by default: the longest per-hop
 	// delay a sender may ask of a Poisson mix.
 	DefaultMaxDelay = 30 * time.Second
+)
+
+// Defaults of the loop alarm (docs/relay.md, "Loop alarm").
+const (
+	// DefaultLoopLoss is cover.loop_loss by default: the loop loss of an
+	// undisturbed network that the alarm's loss test takes as its
+	// baseline.
+	DefaultLoopLoss = loopwatch.DefaultBaselineLoss
+	// DefaultLoopLinkLatency is cover.loop_link_latency by default: the
+	// time allowed for each link a loop crosses.
+	DefaultLoopLinkLatency = 250 * time.Millisecond
 )
 
 // ProvidersHoldFinalHop says whether a provider holds a packet that ends
@@ -164,6 +176,15 @@ type CoverConfig struct {
 	MeanDelay config.Duration `toml:"mean_delay"`
 	// LoopTimeout: a loop not back in this long counts as lost. Default 1m.
 	LoopTimeout config.Duration `toml:"loop_timeout"`
+	// LoopLoss is the share of loops an undisturbed network loses, the
+	// baseline of the loop alarm's loss test (docs/relay.md, "Loop
+	// alarm"). Default 0.01 (DefaultLoopLoss).
+	LoopLoss float64 `toml:"loop_loss"`
+	// LoopLinkLatency is the time the loop alarm allows for each link a
+	// loop crosses (network latency, unwrapping, the replay journal's
+	// sync), added to the mixing delays in the round trip it expects.
+	// Default 250ms (DefaultLoopLinkLatency).
+	LoopLinkLatency config.Duration `toml:"loop_link_latency"`
 }
 
 // LimitsConfig bounds every resource.
@@ -283,6 +304,14 @@ func (c *Config) Validate() error {
 	}
 	config.Default(&cv.MeanDelay, config.Duration(DefaultCoverDelay))
 	config.Default(&cv.LoopTimeout, config.Duration(time.Minute))
+	config.Default(&cv.LoopLoss, DefaultLoopLoss)
+	if !(cv.LoopLoss > 0 && cv.LoopLoss < 1) {
+		return bad("cover.loop_loss must be above 0 and below 1 (a share of loops, e.g. 0.01)")
+	}
+	config.Default(&cv.LoopLinkLatency, config.Duration(DefaultLoopLinkLatency))
+	if cv.LoopLinkLatency.D() < 0 {
+		return bad("cover.loop_link_latency must not be negative")
+	}
 
 	l := &c.Limits
 	config.Default(&l.Workers, runtime.GOMAXPROCS(0))

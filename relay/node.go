@@ -14,12 +14,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flynn/noise"
 
 	"github.com/sealnet/sealnet/internal/dirclient"
 	"github.com/sealnet/sealnet/internal/keystore"
+	"github.com/sealnet/sealnet/internal/loopwatch"
 	"github.com/sealnet/sealnet/internal/metrics"
 	"github.com/sealnet/sealnet/internal/torctl"
 	"github.com/sealnet/sealnet/mixnet"
@@ -73,7 +75,8 @@ type Node struct {
 	gate     *durability
 	release  *releaser
 	peers    *peers
-	loops    *loopTracker
+	loops    *loopwatch.Watcher
+	loopHops atomic.Int64 // the mixes a loop crossed last; -1 before the first
 	// onion is the provider's onion service address ("" for none); the
 	// key is loaded in New so that descriptors carry the address.
 	onion    string
@@ -167,7 +170,10 @@ func New(cfg Config, opts Options) (*Node, error) {
 	n.gate = newDurability(n.keys.sync)
 	n.release = newReleaser(cfg.Mixing.Capacity)
 	n.peers = newPeers(n)
-	n.loops = newLoopTracker(cfg.Cover.LoopTimeout.D())
+	if n.loops, err = newLoopWatcher(cfg.Cover); err != nil {
+		return nil, err
+	}
+	n.loopHops.Store(-1)
 	n.m = newNodeMetrics(n)
 	n.mixRNG()
 	return n, nil

@@ -106,7 +106,7 @@ func (n *Node) countUnwrapError(err error) {
 func (n *Node) final(res *mixnet.Result) {
 	switch {
 	case res.Recipient == n.loopID:
-		n.loops.received(res.Payload, n.m)
+		n.loopReturned(res.Payload)
 	case res.Recipient == (mixnet.RecipientID{}):
 		n.m.coverDropsReceived.Inc() // drop cover: discarded by design
 	case n.cfg.Role != "provider":
