@@ -37,10 +37,6 @@ type Settings struct {
 	LimiterEntries         int             `toml:"limiter_entries"`          // rate-limit buckets kept; default 200000
 	HeldReplies            int             `toml:"held_replies"`             // replies waiting for their hold; default 262144
 	RepliesPerMinute       int             `toml:"replies_per_minute"`       // SURB replies stored per mailbox; default 1800
-	// ReplyHold is the mean of the exponential hold before every reply
-	// through a SURB (DefaultReplyHold); "0s" sends replies at once
-	// (measurement control runs only).
-	ReplyHold *config.Duration `toml:"reply_hold"`
 }
 
 // ErrConfig wraps configuration errors.
@@ -80,10 +76,6 @@ func (m *Settings) validate() error {
 	config.Default(&m.LimiterEntries, 200_000)
 	config.Default(&m.HeldReplies, 1<<18)
 	config.Default(&m.RepliesPerMinute, 1800)
-	if m.ReplyHold == nil {
-		h := config.Duration(DefaultReplyHold)
-		m.ReplyHold = &h
-	}
 	bad := func(f string, a ...any) error { return fmt.Errorf("%w: mailbox.%s", ErrConfig, fmt.Sprintf(f, a...)) }
 	switch {
 	case m.TTL.D() < time.Hour:
@@ -96,8 +88,6 @@ func (m *Settings) validate() error {
 		return bad("certificate_ttl %v is under an hour", m.CertificateTTL.D())
 	case m.DeliveryWorkers < 1 || m.DeliveryWorkers > 4096 || m.DeliveryQueue < 1:
 		return bad("delivery_workers must be 1..4096 and delivery_queue positive")
-	case m.ReplyHold.D() < 0 || m.ReplyHold.D() > time.Hour:
-		return bad("reply_hold %v is outside 0..1h", m.ReplyHold.D())
 	}
 	for name, v := range map[string]int{"deliveries_per_minute": m.DeliveriesPerMinute, "unsolicited_per_minute": m.UnsolicitedPerMinute,
 		"bundles_per_hour": m.BundlesPerHour, "onetime_per_hour": m.OneTimePerHour, "registrations_per_minute": m.RegistrationsPerMinute,

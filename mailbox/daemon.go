@@ -51,14 +51,15 @@ func NewProvider(cfg Config, opts Options) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	hold := cfg.Mailbox.ReplyHold.D()
+	var node *relay.Node
 	svc := NewService(cfg.Mailbox, ServiceOptions{Domain: cfg.Domain, Store: st, Secret: secret, Logger: log.With("node", cfg.Name),
-		ReplyHold: func() time.Duration { return hold }})
+		// The network's published hold, for the epoch in force.
+		ReplyHold: func() time.Duration { return node.Params().ProviderHold }})
 	ro := relay.Options{Logger: log, Deliverer: svc, ClientLinks: svc.HandleLink}
 	if opts.Relay != nil {
 		opts.Relay(&ro)
 	}
-	node, err := relay.New(cfg.Config, ro)
+	node, err = relay.New(cfg.Config, ro)
 	if err != nil {
 		st.Close()
 		return nil, err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sealnet/sealnet/internal/linktest"
 	"github.com/sealnet/sealnet/mixnet"
+	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/mixnet/link"
 )
 
@@ -306,5 +307,14 @@ func TestBundleSignatures(t *testing.T) {
 	b.Signed = NewSignedPrekey(other, 1, sp.PublicKey())
 	if err := b.Verify(); !errors.Is(err, ErrPrekey) {
 		t.Fatalf("prekey signed by another key: got %v", err)
+	}
+}
+
+// TestPageRecordsPublished: the directory's capacity rule for fetching
+// (a fetch drains ClientRate·FetchInterval replies) counts the records
+// this protocol's pages hold.
+func TestPageRecordsPublished(t *testing.T) {
+	if directory.PageRecords != PageRecords {
+		t.Fatalf("directory.PageRecords %d, a page holds %d", directory.PageRecords, PageRecords)
 	}
 }

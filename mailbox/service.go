@@ -22,6 +22,7 @@ import (
 
 	"github.com/sealnet/sealnet/internal/metrics"
 	"github.com/sealnet/sealnet/mixnet"
+	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/mixnet/link"
 	"github.com/sealnet/sealnet/mixnet/mix"
 )
@@ -307,9 +308,11 @@ func (s *Service) enqueue(job func()) error {
 // DefaultReplyHold is the mean of the exponential hold of a reply through
 // a SURB (the acknowledgement of a delivery, the answer to a bundle
 // request or to cover) when the network publishes none: the moment a
-// message is stored says nothing about the moment its reply leaves. The
-// simulator's workload.ack_delay models it, and TestRepliesHeld checks it.
-const DefaultReplyHold = time.Second
+// message is stored says nothing about the moment its reply leaves. A
+// provider uses the directory's ProviderHold (ServiceOptions.ReplyHold).
+// The simulator's workload.ack_delay models it, and TestRepliesHeld checks
+// it.
+const DefaultReplyHold = directory.DefaultProviderHold
 
 // replyThrough sends a reply back along the requester's SURB, no earlier
 // than due. For a delivery it is called only once the envelope is

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sealnet/sealnet/internal/config"
+	"github.com/sealnet/sealnet/internal/loopwatch"
 	"github.com/sealnet/sealnet/internal/torctl"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
@@ -38,6 +39,17 @@ const (
 	// network's MaxDelay, by default directory.DefaultMaxDelay. A packet
 	// asking more is dropped (delay_out_of_bounds).
 	DefaultMaxDelay = directory.DefaultMaxDelay
+)
+
+// Defaults of the loop alarm (docs/relay.md, "Loop alarm").
+const (
+	// DefaultLoopLoss is cover.loop_loss by default: the loop loss of an
+	// undisturbed network that the alarm's loss test takes as its
+	// baseline.
+	DefaultLoopLoss = loopwatch.DefaultBaselineLoss
+	// DefaultLoopLinkLatency is cover.loop_link_latency by default: the
+	// time allowed for each link a loop crosses.
+	DefaultLoopLinkLatency = 250 * time.Millisecond
 )
 
 // ProvidersHoldFinalHop says whether a provider holds a packet that ends
@@ -168,6 +180,15 @@ type CoverConfig struct {
 	MeanDelay *config.Duration `toml:"mean_delay"`
 	// LoopTimeout: a loop not back in this long counts as lost. Default 1m.
 	LoopTimeout config.Duration `toml:"loop_timeout"`
+	// LoopLoss is the share of loops an undisturbed network loses, the
+	// baseline of the loop alarm's loss test (docs/relay.md, "Loop
+	// alarm"). Default 0.01 (DefaultLoopLoss).
+	LoopLoss float64 `toml:"loop_loss"`
+	// LoopLinkLatency is the time the loop alarm allows for each link a
+	// loop crosses (network latency, unwrapping, the replay journal's
+	// sync), added to the mixing delays in the round trip it expects.
+	// Default 250ms (DefaultLoopLinkLatency).
+	LoopLinkLatency config.Duration `toml:"loop_link_latency"`
 }
 
 // LimitsConfig bounds every resource.
@@ -277,6 +298,14 @@ func (c *Config) Validate() error {
 		return bad("cover.drop_rate %v must be between 0 and 1000 per second", cv.DropRate)
 	}
 	config.Default(&cv.LoopTimeout, config.Duration(time.Minute))
+	config.Default(&cv.LoopLoss, DefaultLoopLoss)
+	if !(cv.LoopLoss > 0 && cv.LoopLoss < 1) {
+		return bad("cover.loop_loss must be above 0 and below 1 (a share of loops, e.g. 0.01)")
+	}
+	config.Default(&cv.LoopLinkLatency, config.Duration(DefaultLoopLinkLatency))
+	if cv.LoopLinkLatency.D() < 0 {
+		return bad("cover.loop_link_latency must not be negative")
+	}
 
 	l := &c.Limits
 	config.Default(&l.Workers, runtime.GOMAXPROCS(0))

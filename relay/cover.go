@@ -4,9 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"sync"
+	"math"
 	"time"
 
+	"github.com/sealnet/sealnet/internal/loopwatch"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
 )
@@ -28,7 +29,7 @@ func (n *Node) coverLoop(ctx context.Context) {
 		return time.Now().Add(d)
 	}
 	nextLoop, nextDrop := next(loopRate), next(dropRate)
-	sweep := time.NewTicker(5 * time.Second)
+	sweep := time.NewTicker(loopCheckInterval(n.cfg.Cover.LoopTimeout.D()))
 	defer sweep.Stop()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -46,7 +47,7 @@ func (n *Node) coverLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-sweep.C:
-			n.loops.expire(time.Now(), n.m)
+			n.checkLoops(time.Now())
 			if r := n.params().RelayLoopRate; r != loopRate {
 				// Exponential gaps are memoryless: drawing the next loop
 				// afresh at the new rate is the new process.
@@ -75,13 +76,13 @@ func (n *Node) coverLoop(ctx context.Context) {
 
 // coverDoc returns the document to build cover paths from, and the epoch
 // whose keys to use.
-func (n *Node) coverDoc() (*directory.Document, uint64, bool) {
+func (n *Node) coverDoc() (*directory.SignedDocument, uint64, bool) {
 	e := n.epoch()
 	if sd, ok := n.dir.Document(e); ok {
-		return sd.Doc, e, true
+		return sd, e, true
 	}
 	if sd, ok := n.dir.Document(e - 1); ok {
-		return sd.Doc, e, true // carries e's keys as "next"
+		return sd, e, true // carries e's keys as "next"
 	}
 	return nil, 0, false
 }
@@ -125,10 +126,14 @@ func loopLayers(role string, layer, layers int) []int {
 // this node. Its payload is a random ID and the send time, readable only
 // here.
 func (n *Node) sendLoop() {
-	doc, e, ok := n.coverDoc()
+	sd, e, ok := n.coverDoc()
 	if !ok {
 		return
 	}
+	if _, listed := n.index(sd)[n.id]; !listed {
+		return // the other relays would not know where to bring it back
+	}
+	doc := sd.Doc
 	var path []mixnet.Hop
 	for _, layer := range loopLayers(n.cfg.Role, n.cfg.Layer, len(doc.Layers)) {
 		h, ok := n.hop(n.pick(doc.Layers[layer]), e, doc.Params())
@@ -150,7 +155,8 @@ func (n *Node) sendLoop() {
 		n.log.Warn("cannot build loop packet", "err", err)
 		return
 	}
-	n.loops.sent([16]byte(msg[:16]), time.Now())
+	n.expectLoopHops(len(path) - 1)
+	n.loops.Sent([16]byte(msg[:16]), time.Now())
 	n.m.loopsSent.Inc()
 	n.send(path[0].ID, pkt)
 }
@@ -158,10 +164,11 @@ func (n *Node) sendLoop() {
 // sendDrop sends a packet through one mix per layer to a random provider,
 // which discards it (recipient zero).
 func (n *Node) sendDrop() {
-	doc, e, ok := n.coverDoc()
+	sd, e, ok := n.coverDoc()
 	if !ok {
 		return
 	}
+	doc := sd.Doc
 	var path []mixnet.Hop
 	for _, layer := range doc.Layers {
 		h, ok := n.hop(n.pick(layer), e, doc.Params())
@@ -183,50 +190,99 @@ func (n *Node) sendDrop() {
 	n.send(path[0].ID, pkt)
 }
 
-// loopTracker remembers the loops in flight, at most maxLoops of them.
-type loopTracker struct {
-	timeout time.Duration
-	mu      sync.Mutex
-	pending map[[16]byte]time.Time
+// The loop alarm (docs/relay.md, "Loop alarm"): n.loops, a
+// loopwatch.Watcher, remembers the loops in flight; checkLoops runs its
+// tests every loopCheckInterval and turns the result into metrics and log
+// lines.
+
+// loopRTTQuantile is the round trip that only loopwatch.DefaultSlowShare
+// of loops crossing hops Poisson mixes should exceed when nobody
+// interferes: the mixes' exponential delays of mean meanDelay (what this
+// relay draws for its cover hops), and linkLatency for each of the hops+1
+// links the loop crosses, the last one back to this node. The mean delay
+// is the network's published MeanDelay, with which the loop's hops were
+// drawn.
+func loopRTTQuantile(hops int, meanDelay, linkLatency time.Duration) time.Duration {
+	return loopwatch.ExpectedRTT(hops, meanDelay, time.Duration(hops+1)*linkLatency, 1-loopwatch.DefaultSlowShare)
 }
 
-const maxLoops = 100_000
-
-func newLoopTracker(timeout time.Duration) *loopTracker {
-	return &loopTracker{timeout: timeout, pending: make(map[[16]byte]time.Time)}
+// loopCheckInterval is how often the loop alarm's tests run: every 5 s, or
+// a tenth of the loop timeout if that is shorter (tests), but not more
+// often than every 100 ms.
+func loopCheckInterval(timeout time.Duration) time.Duration {
+	return min(max(timeout/10, 100*time.Millisecond), 5*time.Second)
 }
 
-func (l *loopTracker) sent(id [16]byte, at time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.pending) < maxLoops {
-		l.pending[id] = at
+// maxLoops caps the loops tracked in flight; the watcher needs about
+// rate × timeout of them. The rate is the network's, which can change with
+// each epoch: the cap allows for up to 1 loop per second (a network that
+// publishes more has the excess counted as untracked).
+func maxLoops(c CoverConfig) int {
+	need := int(4*max(DefaultLoopRate, 1)*c.LoopTimeout.D().Seconds()) + 64
+	return min(max(need, 256), 100_000)
+}
+
+func newLoopWatcher(c CoverConfig) (*loopwatch.Watcher, error) {
+	return loopwatch.New(loopwatch.Config{
+		Timeout:      c.LoopTimeout.D(),
+		BaselineLoss: c.LoopLoss,
+		MaxPending:   maxLoops(c),
+	})
+}
+
+// expectLoopHops sets the round trip the delay test expects for loops
+// through hops mixes. Only Poisson mixes hold a packet for the delay its
+// sender drew; under another strategy the delay a loop meets depends on
+// traffic, and the delay test stays off.
+func (n *Node) expectLoopHops(hops int) {
+	mean := n.params().MeanDelay // what the loop's hops were drawn with
+	key := int64(hops)<<40 | int64(mean/time.Microsecond)
+	if n.cfg.Mixing.Strategy != "poisson" || n.loopHops.Swap(key) == key {
+		return
 	}
+	n.loops.SetSlowRTT(loopRTTQuantile(hops, mean, n.cfg.Cover.LoopLinkLatency.D()))
 }
 
-func (l *loopTracker) received(payload []byte, m *nodeMetrics) {
+// loopReturned takes a loop that came back (a worker calls it).
+func (n *Node) loopReturned(payload []byte) {
 	if len(payload) < 24 {
 		return
 	}
-	id := [16]byte(payload[:16])
-	l.mu.Lock()
-	at, ok := l.pending[id]
-	delete(l.pending, id)
-	l.mu.Unlock()
-	if !ok {
-		return // late (already counted lost) or unknown
+	if rtt, ok := n.loops.Returned([16]byte(payload[:16]), time.Now()); ok {
+		n.m.loopRTT.ObserveDuration(rtt)
 	}
-	m.loopsReceived.Inc()
-	m.loopRTT.ObserveDuration(time.Since(at))
 }
 
-func (l *loopTracker) expire(now time.Time, m *nodeMetrics) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for id, at := range l.pending {
-		if now.Sub(at) > l.timeout {
-			delete(l.pending, id)
-			m.loopsLost.Inc()
+// checkLoops runs the loop alarm's tests and reports what changed: a
+// warning when an alarm starts, a line when it clears. The figures are
+// the relay's own loops; nothing names a peer or a packet.
+func (n *Node) checkLoops(now time.Time) {
+	st := n.loops.Check(now)
+	for _, kind := range []loopwatch.Alarm{loopwatch.Loss, loopwatch.Delay} {
+		on := st.Alarm&kind != 0
+		n.m.loopAlarm[kind].Set(b2i(on))
+		if st.Started&kind != 0 {
+			n.m.loopAlarms[kind].Inc()
+		}
+		switch {
+		case st.Started&kind != 0 && kind == loopwatch.Loss:
+			f := st.Loss
+			n.log.Warn("loop alarm: this relay's loops are being lost; its links may be blocked, or a relay is down",
+				"kind", "loss", "sent", f.Sent, "returned", f.Returned, "expected", math.Round(f.Expected*10)/10, "p_value", f.PValue)
+		case st.Started&kind != 0:
+			f := st.Delay
+			n.log.Warn("loop alarm: this relay's loops come back late; its links may be delayed, or a relay is overloaded",
+				"kind", "delay", "returned", f.Returned, "slow", f.Slow, "expected", math.Round(f.Expected*10)/10, "p_value", f.PValue,
+				"slow_rtt", n.loops.Config().SlowRTT)
+		case st.Cleared&kind != 0:
+			n.log.Info("loop alarm cleared", "kind", kind.String())
 		}
 	}
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }

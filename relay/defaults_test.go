@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sealnet/sealnet/internal/config"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
 )
@@ -206,5 +207,48 @@ func TestLoopLayers(t *testing.T) {
 		if !slices.Equal(got, c.want) {
 			t.Errorf("%s at layer %d of %d: loop crosses layers %v, want %v", c.role, c.layer, c.layers, got, c.want)
 		}
+	}
+}
+
+// TestLoopAlarmExpectation: the loop alarm's defaults, and the round trip
+// its delay test expects: for a mix of a three-layer network, two Poisson
+// mixes of mean 100 ms and three links of 250 ms, 1.224 s at the 95th
+// percentile (the Erlang(2) quantile 4.744 × 100 ms, plus 750 ms). A relay
+// sets it from its own mean delay and path when it sends a loop; under a
+// strategy other than poisson the delay test stays off.
+func TestLoopAlarmExpectation(t *testing.T) {
+	if got := loopRTTQuantile(2, 100*time.Millisecond, 250*time.Millisecond).Round(time.Millisecond); got != 1224*time.Millisecond {
+		t.Errorf("expected 95th percentile %v, want 1.224s", got)
+	}
+	for _, strategy := range []string{"poisson", "timed-pool"} {
+		dir := t.TempDir()
+		c := Config{Name: "m", Role: "mix", Layer: 2, Listen: "127.0.0.1:4433", DataDir: dir}
+		c.Directory.Authorities = []AuthorityConfig{{URL: "http://127.0.0.1:1", Key: strings.Repeat("ab", 32)}}
+		c.Mixing.Strategy = strategy
+		if strategy == "timed-pool" {
+			c.Mixing.Interval, c.Mixing.Keep = config.Duration(time.Second), 1
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if c.Cover.LoopLoss != DefaultLoopLoss || c.Cover.LoopLinkLatency.D() != DefaultLoopLinkLatency {
+			t.Errorf("defaults: loop_loss %v, loop_link_latency %v", c.Cover.LoopLoss, c.Cover.LoopLinkLatency.D())
+		}
+		n, err := New(c, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg := n.loops.Config(); cfg.Timeout != time.Minute || cfg.BaselineLoss != DefaultLoopLoss || cfg.SlowRTT != 0 {
+			t.Errorf("watcher config %+v", cfg)
+		}
+		n.expectLoopHops(2)
+		want := loopRTTQuantile(2, DefaultCoverDelay, DefaultLoopLinkLatency)
+		if strategy != "poisson" {
+			want = 0
+		}
+		if got := n.loops.Config().SlowRTT; got != want {
+			t.Errorf("%s: the delay test expects %v, want %v", strategy, got, want)
+		}
+		n.keys.close()
 	}
 }

@@ -133,6 +133,8 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 		"strategy":          func(c *Config) { c.Mixing.Strategy = "fifo" },
 		"threshold batch":   func(c *Config) { c.Mixing.Strategy = "threshold"; c.Mixing.Threshold = 0 },
 		"cover rate":        func(c *Config) { c.Cover.DropRate = -1 },
+		"loop loss":         func(c *Config) { c.Cover.LoopLoss = 1 },
+		"loop link latency": func(c *Config) { c.Cover.LoopLinkLatency = config.Duration(-time.Second) },
 		"workers":           func(c *Config) { c.Limits.Workers = 1000 },
 	}
 	for name, f := range bad {

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"github.com/sealnet/sealnet/internal/loopwatch"
 	"github.com/sealnet/sealnet/internal/metrics"
 )
 
@@ -14,9 +15,9 @@ type nodeMetrics struct {
 	surbReplies        *metrics.Counter
 	unwrapTime         *metrics.Histogram
 	loopsSent          *metrics.Counter
-	loopsReceived      *metrics.Counter
-	loopsLost          *metrics.Counter
 	loopRTT            *metrics.Histogram
+	loopAlarm          map[loopwatch.Alarm]*metrics.Gauge   // 0/1 by kind; fixed after newNodeMetrics
+	loopAlarms         map[loopwatch.Alarm]*metrics.Counter // alarm starts by kind
 	dropsSent          *metrics.Counter
 	coverDropsReceived *metrics.Counter
 	docStale           *metrics.Gauge
@@ -45,9 +46,47 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 		m.drop[reason] = r.Counter("sealnet_packets_dropped_total", "Packets dropped, by reason.", "reason", reason)
 	}
 	m.loopsSent = r.Counter("sealnet_cover_loops_sent_total", "Loop cover packets sent.")
-	m.loopsReceived = r.Counter("sealnet_cover_loops_received_total", "Loop cover packets that came back.")
-	m.loopsLost = r.Counter("sealnet_cover_loops_lost_total", "Loop cover packets that did not come back in time.")
+	totals := func(f func(loopwatch.Totals) uint64) func() uint64 {
+		return func() uint64 { return f(n.loops.Status().Totals) }
+	}
+	r.CounterFunc("sealnet_cover_loops_received_total", "Loop cover packets that came back before loop_timeout.",
+		totals(func(t loopwatch.Totals) uint64 { return t.Returned }))
+	r.CounterFunc("sealnet_cover_loops_lost_total", "Loop cover packets that did not come back within loop_timeout.",
+		totals(func(t loopwatch.Totals) uint64 { return t.Lost }))
+	r.CounterFunc("sealnet_cover_loops_late_total", "Loop cover packets that came back after loop_timeout (counted lost).",
+		totals(func(t loopwatch.Totals) uint64 { return t.Late }))
+	r.CounterFunc("sealnet_cover_loops_untracked_total", "Loop cover packets sent while the most loops the alarm tracks were in flight.",
+		totals(func(t loopwatch.Totals) uint64 { return t.Untracked }))
 	m.loopRTT = r.Histogram("sealnet_cover_loop_seconds", "Round-trip time of loop cover packets.", metrics.ExponentialBuckets(0.01, 2, 12))
+	m.loopAlarm = make(map[loopwatch.Alarm]*metrics.Gauge)
+	m.loopAlarms = make(map[loopwatch.Alarm]*metrics.Counter)
+	for _, kind := range []loopwatch.Alarm{loopwatch.Loss, loopwatch.Delay} {
+		k := kind.String()
+		m.loopAlarm[kind] = r.Gauge("sealnet_relay_loop_alarm", "1 while the loop alarm of this kind is on: loops lost, or late, significantly more than expected.", "kind", k)
+		m.loopAlarms[kind] = r.Counter("sealnet_relay_loop_alarms_total", "Loop alarms started, by kind.", "kind", k)
+		r.GaugeFunc("sealnet_relay_loop_p_value", "p-value of the loop alarm's last test, by kind (1 before the first).", func() float64 {
+			st := n.loops.Status()
+			if kind == loopwatch.Loss {
+				return st.Loss.PValue
+			}
+			return st.Delay.PValue
+		}, "kind", k)
+	}
+	for _, w := range []struct {
+		figure string
+		f      func(loopwatch.Status) int
+	}{
+		{"sent", func(st loopwatch.Status) int { return st.Loss.Sent }},
+		{"lost", func(st loopwatch.Status) int { return st.Loss.Lost() }},
+		{"returned", func(st loopwatch.Status) int { return st.Delay.Returned }},
+		{"slow", func(st loopwatch.Status) int { return st.Delay.Slow }},
+	} {
+		r.GaugeFunc("sealnet_relay_loop_window", "The loop alarm's windows: loops past their deadline (sent) and of them lost; loops back in time (returned) and of them slow.",
+			func() float64 { return float64(w.f(n.loops.Status())) }, "figure", w.figure)
+	}
+	r.GaugeFunc("sealnet_relay_loop_slow_seconds", "The round trip the delay test expects only 5% of loops to exceed (0: delay test off).", func() float64 {
+		return n.loops.Config().SlowRTT.Seconds()
+	})
 	m.dropsSent = r.Counter("sealnet_cover_drops_sent_total", "Drop cover packets sent.")
 	m.coverDropsReceived = r.Counter("sealnet_cover_drops_received_total", "Drop cover packets discarded here.")
 	m.docStale = r.Gauge("sealnet_directory_stale", "1 while no document for the current epoch is held and an older one is in use.")

@@ -155,17 +155,29 @@ func startNetworkSkip(t *testing.T, spec testnet.Spec, mod func(name string, cfg
 // incoming bytes are kept for checkFrames.
 func startNetworkOpts(t *testing.T, spec testnet.Spec, mod func(name string, cfg *relay.Config), skip map[string]bool, record bool) *network {
 	t.Helper()
+	var wrap func(*network, string, net.Listener) net.Listener
+	if record {
+		wrap = func(n *network, _ string, ln net.Listener) net.Listener { return recListener{ln, n.wire} }
+	}
+	return startNetworkListen(t, spec, mod, skip, wrap)
+}
+
+// startNetworkListen starts an in-process network whose node listeners
+// wrap, if not nil, may replace.
+func startNetworkListen(t *testing.T, spec testnet.Spec, mod func(name string, cfg *relay.Config), skip map[string]bool,
+	wrap func(n *network, name string, ln net.Listener) net.Listener) *network {
+	t.Helper()
 	nw, err := testnet.Create(t.TempDir(), spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := &network{nw: nw, wire: &wire{}, del: &deliveries{got: make(map[uint32][]string), at: make(map[uint32]time.Time), delay: make(map[uint32]time.Duration)}}
-	var wrap func(string, net.Listener) net.Listener
-	if record {
-		wrap = func(_ string, ln net.Listener) net.Listener { return recListener{ln, n.wire} }
+	var listen func(string, net.Listener) net.Listener
+	if wrap != nil {
+		listen = func(name string, ln net.Listener) net.Listener { return wrap(n, name, ln) }
 	}
 	n.p, err = testnet.StartInProcess(nw, testnet.InProcessOptions{
-		Listener:  wrap,
+		Listener:  listen,
 		Deliverer: func(name string) relay.Deliverer { return deliverer{name, n.del} },
 		Skip:      skip,
 		Relay: func(name string, cfg *relay.Config) {

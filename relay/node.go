@@ -21,6 +21,7 @@ import (
 
 	"github.com/sealnet/sealnet/internal/dirclient"
 	"github.com/sealnet/sealnet/internal/keystore"
+	"github.com/sealnet/sealnet/internal/loopwatch"
 	"github.com/sealnet/sealnet/internal/metrics"
 	"github.com/sealnet/sealnet/internal/torctl"
 	"github.com/sealnet/sealnet/mixnet"
@@ -74,7 +75,8 @@ type Node struct {
 	gate     *durability
 	release  *releaser
 	peers    *peers
-	loops    *loopTracker
+	loops    *loopwatch.Watcher
+	loopHops atomic.Int64 // the mixes a loop crossed last and their mean delay (expectLoopHops); -1 before the first
 	// onion is the provider's onion service address ("" for none); the
 	// key is loaded in New so that descriptors carry the address.
 	onion    string
@@ -173,7 +175,10 @@ func New(cfg Config, opts Options) (*Node, error) {
 	n.gate = newDurability(n.keys.sync)
 	n.release = newReleaser(cfg.Mixing.Capacity)
 	n.peers = newPeers(n)
-	n.loops = newLoopTracker(cfg.Cover.LoopTimeout.D())
+	if n.loops, err = newLoopWatcher(cfg.Cover); err != nil {
+		return nil, err
+	}
+	n.loopHops.Store(-1)
 	n.m = newNodeMetrics(n)
 	n.mixRNG()
 	n.refreshParams()
@@ -186,6 +191,10 @@ func New(cfg Config, opts Options) (*Node, error) {
 // refreshes them every poll, so a new epoch's parameters apply from the
 // first poll after it starts.
 func (n *Node) params() directory.Parameters { return *n.netParams.Load() }
+
+// Params returns the network's parameters in force at this node: those of
+// the current epoch's document, or the defaults before it has one.
+func (n *Node) Params() directory.Parameters { return n.params() }
 
 // refreshParams sets the parameters in force from the documents held,
 // and logs them when they change.

@@ -125,7 +125,7 @@ func (n *Node) countUnwrapError(err error) {
 func (n *Node) final(res *mixnet.Result) {
 	switch {
 	case res.Recipient == n.loopID:
-		n.loops.received(res.Payload, n.m)
+		n.loopReturned(res.Payload)
 	case res.Recipient == (mixnet.RecipientID{}) && (n.cfg.Role != "provider" || n.opts.Deliverer == nil):
 		n.m.coverDropsReceived.Inc() // drop cover: discarded by design
 	case n.cfg.Role != "provider":

@@ -2,9 +2,9 @@
 # make measure: measure the real network against the simulator
 # (docs/measure.md). Two runs, each on a fresh testnet with a loopback
 # address per node, captured with tcpdump from before its nodes start:
-#   mixed   - sim/scenarios/measure.toml: cover and 50 ms mixing per hop;
-#   control - sim/scenarios/measure-control.toml on a testnet without relay
-#             cover: mixing and cover off, where flow matching must work.
+#   mixed   - sim/scenarios/measure.toml on the directory's default parameters;
+#   control - sim/scenarios/measure-control.toml on a testnet whose
+#             parameters turn every defence off: flow matching must work.
 # Each is analysed with `sealnet sim analyze`; the reports land in
 # $OUT/mixed and $OUT/control, and $OUT/report.md links them.
 # Needs tcpdump and root or CAP_NET_RAW; about 4 minutes.
@@ -46,8 +46,8 @@ measure() {
 	tar -C "$net" --exclude=./*/data --exclude=./logs --exclude=./load/users --exclude=./directory -cf - . | tar -C "$OUT/$name/testnet" -xf -
 }
 
-measure control sim/scenarios/measure-control.toml --relay-cover=false --mean-delay 0s --client-rate 0
-measure mixed sim/scenarios/measure.toml --mean-delay 50ms
+measure control sim/scenarios/measure-control.toml --parameters scripts/measure-control-parameters.toml
+measure mixed sim/scenarios/measure.toml
 
 {
 	echo "# sealnet: the simulator's predictions measured on a real testnet"

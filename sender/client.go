@@ -18,11 +18,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flynn/noise"
 
 	"github.com/sealnet/sealnet/internal/dirclient"
+	"github.com/sealnet/sealnet/internal/loopwatch"
 	"github.com/sealnet/sealnet/mailbox"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
@@ -56,6 +58,10 @@ type Options struct {
 	// ("real" for a message fragment, "bundle", "drop", "loop"); returning
 	// false drops it. Tests simulate loss and tampering with it.
 	Filter func(kind string, pkt []byte) bool
+	// Params, if set, changes the network's parameters as this client
+	// uses them (tests and measurement control runs only: a client that
+	// differs from the network stands out).
+	Params func(*directory.Parameters)
 	// Clock; nil is time.Now.
 	Clock func() time.Time
 }
@@ -81,6 +87,10 @@ type Client struct {
 	loops map[[16]byte]time.Time // envelope IDs of loop cover in flight
 	// loopKeys are the SURB keys of loop cover packets (memory only).
 	loopKeys map[string]*SURBKeys
+	// watch notices cover that does not come back, or comes back late
+	// (the loop alarm, internal/loopwatch); lastCheck is its last Check.
+	watch     atomic.Pointer[loopwatch.Watcher] // set at the first check, with the network's timeout
+	lastCheck time.Time
 	// lastFetchFail throttles directory fetches after a failure.
 	lastFetchFail time.Time
 	events        chan Event
@@ -109,7 +119,7 @@ func (c *Client) Stats() Stats {
 
 // Event is something the user should hear about.
 type Event struct {
-	Kind    string // "received", "delivered", "failed", "warning"
+	Kind    string // "received", "delivered", "failed", "warning" (also: the loop alarm), "notice" (the loop alarm cleared)
 	Message *Message
 	ID      string // outgoing message ID (hex)
 	To      string

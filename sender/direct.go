@@ -84,7 +84,7 @@ func (c *Client) directDue(ctx context.Context) []*directJob {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
-	s := c.st.Settings
+	s := c.netSettings(c.st.Settings)
 	var jobs []*directJob
 	for _, o := range c.st.Outbox {
 		if o.Route != RouteOnion {

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sealnet/sealnet/internal/config"
 	"github.com/sealnet/sealnet/internal/testnet"
 	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/relay"
 	"github.com/sealnet/sealnet/sender"
 )
@@ -21,19 +21,25 @@ var (
 	fastKDF = sender.KDFParams{Time: 1, Memory: 8 << 10, Threads: 1}
 )
 
-// testSettings send quickly so that tests finish in seconds; the
-// retransmission logic is the same as with the defaults.
+// testSettings keep few prekeys; fetch --wait is short.
 func testSettings() sender.Settings {
 	s := sender.DefaultSettings()
-	s.Rate = 10
-	// Every packet brings a reply, and a pull takes at most PageRecords:
-	// pull fast enough to drain them (the directory requires the same).
-	s.FetchInterval = 100 * time.Millisecond
-	s.MeanDelay = 5 * time.Millisecond
-	s.AckTimeout, s.RetryJitter = 3*time.Second, 500*time.Millisecond
 	s.FetchWait = time.Second
 	s.OneTimePrekeys, s.PQPrekeys = 5, 3
 	return s
+}
+
+// testParams are the test networks' parameters: they send quickly so that
+// tests finish in seconds; the retransmission logic is the same as with
+// the defaults. Every packet brings a reply and a fetch takes at most a
+// page of them, so fetching is as fast as sending (the directory requires
+// it).
+func testParams() directory.Parameters {
+	p := directory.DefaultParameters()
+	p.ClientRate, p.FetchInterval = 10, 100*time.Millisecond
+	p.MeanDelay, p.ProviderHold = 5*time.Millisecond, 50*time.Millisecond
+	p.AckTimeout, p.RetryJitter = 3*time.Second, 500*time.Millisecond
+	return p
 }
 
 // network is an in-process testnet whose providers run their mailboxes.
@@ -46,7 +52,7 @@ type network struct {
 // waits for the first document (to start nodes of the test's own).
 func startNetwork(t *testing.T, o testnet.InProcessOptions, started ...func(*testnet.Network)) *network {
 	t.Helper()
-	nw, err := testnet.Create(t.TempDir(), testnet.Spec{})
+	nw, err := testnet.Create(t.TempDir(), testnet.Spec{Parameters: testParams()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,8 +72,6 @@ func startCreated(t *testing.T, nw *testnet.Network, o testnet.InProcessOptions,
 	}
 	mbMod := o.Mailbox
 	o.Mailbox = func(name string, s *mailbox.Settings) {
-		hold := config.Duration(50 * time.Millisecond) // replies held briefly: tests finish in seconds
-		s.ReplyHold = &hold
 		if mbMod != nil {
 			mbMod(name, s)
 		}
@@ -128,9 +132,18 @@ type user struct {
 }
 
 // newUser creates, registers and starts a client for addr.
-func (n *network) newUser(t *testing.T, addr string, o sender.Options, mod ...func(*sender.Settings)) *user {
+// mod changes the network's parameters as this one client uses them (a
+// test's deviant client).
+func (n *network) newUser(t *testing.T, addr string, o sender.Options, mod ...func(*directory.Parameters)) *user {
 	t.Helper()
-	u := n.initUser(t, addr, mod...)
+	u := n.initUser(t, addr)
+	if len(mod) > 0 {
+		o.Params = func(p *directory.Parameters) {
+			for _, m := range mod {
+				m(p)
+			}
+		}
+	}
 	u.open(o)
 	u.register()
 	u.start()
@@ -138,13 +151,10 @@ func (n *network) newUser(t *testing.T, addr string, o sender.Options, mod ...fu
 }
 
 // initUser creates the identity of a user without opening it.
-func (n *network) initUser(t *testing.T, addr string, mod ...func(*sender.Settings)) *user {
+func (n *network) initUser(t *testing.T, addr string) *user {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "home")
 	io := n.initOptions(addr)
-	for _, m := range mod {
-		m(io.Settings)
-	}
 	if err := sender.Init(dir, pass, io); err != nil {
 		t.Fatal(err)
 	}

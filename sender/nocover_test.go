@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sealnet/sealnet/internal/testnet"
+	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/sender"
 )
 
@@ -26,7 +27,7 @@ func TestRateZeroSendsAtOnce(t *testing.T) {
 		}
 		return true
 	}
-	off := func(s *sender.Settings) { s.Rate, s.LoopRate = 0, 0 }
+	off := func(p *directory.Parameters) { p.ClientRate = 0 }
 	alice := n.newUser(t, "alice@a", sender.Options{Filter: filter}, off)
 	bob := n.newUser(t, "bob@b", sender.Options{}, off)
 	time.Sleep(1500 * time.Millisecond) // a Poisson stream would have sent by now

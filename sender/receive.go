@@ -303,6 +303,9 @@ func (c *Client) surbReplyLocked(doc *directory.Document, r *mailbox.Record) (ch
 	switch sk.Purpose {
 	case "loop":
 		c.loopsBack++
+		if w := c.watch.Load(); w != nil {
+			w.Returned([16]byte(r.ID), time.Now())
+		}
 	case "ack":
 		st, ok := reply.(*mailbox.Status)
 		if !ok || o == nil || o.Status != StatusSending {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sealnet/sealnet/internal/loopwatch"
 	"github.com/sealnet/sealnet/mailbox"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
@@ -67,6 +68,12 @@ func (c *Client) sendLoop(ctx context.Context, done func() bool) error {
 		if done != nil && done() {
 			return nil
 		}
+		if r := c.net().ClientRate; r != s.Rate {
+			// A new epoch's rate (or the first document's): exponential
+			// gaps are memoryless, so drawing afresh is the new stream.
+			s.Rate = r
+			nextSend = time.Now().Add(c.exp(r))
+		}
 		timer.Reset(time.Until(nextSend))
 		select {
 		case <-ctx.Done():
@@ -74,6 +81,7 @@ func (c *Client) sendLoop(ctx context.Context, done func() bool) error {
 		case <-tick.C:
 			c.maintain()
 			c.spoolIn()
+			c.checkLoops()
 			if s.Rate <= 0 {
 				c.sendDue(ctx)
 			}
@@ -99,10 +107,39 @@ func (c *Client) sendLoop(ctx context.Context, done func() bool) error {
 	}
 }
 
+// settings are the client's settings with the network's parameters in
+// force (netSettings).
 func (c *Client) settings() Settings {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.st.Settings
+	return c.netSettings(c.st.Settings)
+}
+
+// net returns the network's parameters (directory.Parameters) the client
+// follows: those of the newest document it holds, or the defaults before
+// it has one, changed by Options.Params if set (tests and measurement
+// controls only). The client never uses its own: a client with other
+// rates or delays than everybody else's stands out.
+func (c *Client) net() directory.Parameters {
+	p := directory.DefaultParameters()
+	if l := c.dir.Latest(); l != nil {
+		p = l.Doc.Params()
+	}
+	if c.opts.Params != nil {
+		c.opts.Params(&p)
+	}
+	return p
+}
+
+// netSettings returns s with the network's parameters in place of the
+// fields they replace (the state keeps those fields only so that old
+// states load).
+func (c *Client) netSettings(s Settings) Settings {
+	p := c.net()
+	s.Rate, s.MeanDelay, s.FetchInterval = p.ClientRate, p.MeanDelay, p.FetchInterval
+	s.AckTimeout, s.RetryJitter, s.MaxAttempts = p.AckTimeout, p.RetryJitter, p.MaxAttempts
+	s.LoopRate = 0
+	return s
 }
 
 // pick returns a random element.
@@ -116,7 +153,7 @@ func (c *Client) pick(ds []*directory.Descriptor) *directory.Descriptor {
 func (c *Client) path(doc *directory.Document, dest *directory.Descriptor, epoch uint64) ([]mixnet.Hop, error) {
 	c.rngMu.Lock()
 	defer c.rngMu.Unlock()
-	return doc.SelectPath(c.rng, dest, epoch, c.st.Settings.MeanDelay)
+	return doc.SelectPath(c.rng, dest, epoch, c.net().MeanDelay)
 }
 
 // newSURB makes a SURB that brings a reply to this user's mailbox, and
@@ -157,6 +194,7 @@ type packet struct {
 	kind  string // "real" (a fragment), "bundle" (a key request), "cover", "drop" (before registration)
 	entry *directory.Descriptor
 	pkt   []byte
+	loop  [16]byte // a cover packet's SURB ID: the loop the alarm watches
 }
 
 // slot fills one tick of the Poisson stream: the next real packet, or a
@@ -202,10 +240,63 @@ func (c *Client) sendDue(ctx context.Context) {
 }
 
 func (c *Client) emitPacket(ctx context.Context, p *packet) error {
+	if w := c.watch.Load(); w != nil && p.kind == "cover" {
+		// Watched from here: a packet a test filter drops, or the
+		// entry link refuses, is lost like one an adversary drops.
+		w.Sent(p.loop, time.Now())
+	}
 	if c.opts.Filter != nil && !c.opts.Filter(p.kind, p.pkt) {
 		return nil // a test dropped it
 	}
 	return c.links.send(ctx, p.entry, p.pkt)
+}
+
+// loopCheck is how often the loop alarm's tests run (its false-alarm
+// bound counts them: docs/client.md §5).
+const loopCheck = 5 * time.Second
+
+// checkLoops runs the loop alarm and tells the user when it starts or
+// clears: a "warning" event (the daemon prints it) and a log line with the
+// figures, nothing about contacts or packets.
+func (c *Client) checkLoops() {
+	now := time.Now()
+	if now.Sub(c.lastCheck) < loopCheck {
+		return
+	}
+	c.lastCheck = now
+	p := c.net()
+	w := c.watch.Load()
+	if w == nil {
+		// A loop is lost once it is twice the acknowledgement timeout
+		// late: by then a reply would have been resent for a message.
+		var err error
+		if w, err = loopwatch.New(loopwatch.Config{Timeout: 2 * p.AckTimeout}); err != nil {
+			c.log.Error("loop alarm", "err", err)
+			return
+		}
+		c.watch.Store(w)
+	}
+	layers := 3
+	if l := c.dir.Latest(); l != nil {
+		layers = len(l.Doc.Layers)
+	}
+	// Out through every layer to a provider, which holds it, and back
+	// through every layer to the own provider, which holds it too; then
+	// the reply waits for the next fetch. The providers' holds, the fetch
+	// and the links are the fixed allowance (five mean holds: the hold's
+	// tail, as the directory's acknowledgement bound counts it).
+	allowance := 5*p.ProviderHold + p.FetchInterval + mailbox.PullAnswerDelay + time.Duration(2*layers+3)*250*time.Millisecond
+	w.SetSlowRTT(loopwatch.ExpectedRTT(2*(layers+1), p.MeanDelay, allowance, 1-loopwatch.DefaultSlowShare))
+	st := w.Check(now)
+	switch {
+	case st.Started != 0:
+		c.log.Warn("cover packets do not come back as they should", "alarm", st.Alarm.String(),
+			"lost", st.Loss.Lost(), "sent", st.Loss.Sent, "slow", st.Delay.Slow, "returned", st.Delay.Returned)
+		c.emit(Event{Kind: "warning", Text: st.Text()})
+	case st.Cleared != 0 && st.Alarm == 0:
+		c.log.Info("cover packets come back normally again")
+		c.emit(Event{Kind: "notice", Text: st.Text()})
+	}
 }
 
 // nextReal builds the next real packet due, if any: a bundle request for
@@ -215,7 +306,7 @@ func (c *Client) nextReal(doc *directory.Document, epoch uint64) (*packet, error
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
-	s := c.st.Settings
+	s := c.netSettings(c.st.Settings)
 	for _, o := range c.st.Outbox {
 		if o.Route == RouteOnion {
 			continue // directLoop's
@@ -254,7 +345,8 @@ func (c *Client) bundleRequestLocked(doc *directory.Document, epoch uint64, o *O
 	}
 	o.BundleAttempts++
 	o.BundleSURB = sid
-	o.BundleNextAt = c.now().Add(c.st.Settings.AckTimeout + c.jitter(c.st.Settings.RetryJitter))
+	s := c.net()
+	o.BundleNextAt = c.now().Add(s.AckTimeout + c.jitter(s.RetryJitter))
 	p, err := c.buildLocked(doc, epoch, dest, mailbox.MailboxOf(o.To), msg)
 	if p != nil {
 		p.kind = "bundle"
@@ -282,7 +374,8 @@ func (c *Client) fragmentPacketLocked(doc *directory.Document, epoch uint64, o *
 	}
 	f.Attempts++
 	f.SURB = sid
-	f.NextAt = c.now().Add(c.st.Settings.AckTimeout + c.jitter(c.st.Settings.RetryJitter))
+	s := c.net()
+	f.NextAt = c.now().Add(s.AckTimeout + c.jitter(s.RetryJitter))
 	return c.buildLocked(doc, epoch, dest, mailbox.MailboxOf(o.To), msg)
 }
 
@@ -350,7 +443,7 @@ func (c *Client) cover(doc *directory.Document, epoch uint64) (*packet, error) {
 			delete(c.loopKeys, id)
 		}
 	}
-	sb, _, err := c.newSURBLocked(doc, epoch, "loop", "", 0)
+	sb, sid, err := c.newSURBLocked(doc, epoch, "loop", "", 0)
 	if err != nil {
 		return nil, err
 	}
@@ -363,6 +456,7 @@ func (c *Client) cover(doc *directory.Document, epoch uint64) (*packet, error) {
 		return nil, err
 	}
 	p.kind = "cover"
+	hex.Decode(p.loop[:], []byte(sid))
 	return p, nil
 }
 
@@ -373,7 +467,7 @@ func (c *Client) maintain() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
-	s := c.st.Settings
+	s := c.netSettings(c.st.Settings)
 	changed := false
 	for _, o := range c.st.Outbox {
 		switch o.Status {

@@ -130,7 +130,10 @@ type SURBKeys struct {
 	Expires time.Time `json:"expires"`
 }
 
-// Settings tune sending; docs/client.md explains each.
+// Settings tune the client. Rate, MeanDelay, AckTimeout, RetryJitter,
+// MaxAttempts and FetchInterval are the network's now (the directory's
+// parameters, docs/directory.md §4.1): the client uses the document's
+// values and ignores these, which the state keeps so that old states load.
 type Settings struct {
 	// Rate is λ: packets per second of the Poisson stream; a real packet
 	// takes the place of a drop cover packet when one is queued.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sealnet/sealnet/internal/testnet"
 	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/sender"
 )
 
@@ -165,7 +166,7 @@ func TestRelayKilledInFlight(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	slow := func(s *sender.Settings) { s.MeanDelay = 100 * time.Millisecond } // packets linger in the mixes
+	slow := func(p *directory.Parameters) { p.MeanDelay = 100 * time.Millisecond } // packets linger in the mixes
 	alice := n.newUser(t, "alice@a", sender.Options{}, slow)
 	bob := n.newUser(t, "bob@b", sender.Options{}, slow)
 	// A first message and Bob's answer set up the session and give Alice

@@ -280,7 +280,7 @@ func TestLostMessageReported(t *testing.T) {
 		return true
 	}
 	n := startNetwork(t, testnet.InProcessOptions{})
-	alice := n.newUser(t, "alice@a", sender.Options{Filter: filter}, func(s *sender.Settings) { s.MaxAttempts = 3 })
+	alice := n.newUser(t, "alice@a", sender.Options{Filter: filter}, func(p *directory.Parameters) { p.MaxAttempts = 3 })
 	bob := n.newUser(t, "bob@b", sender.Options{})
 	const body = "this one never arrives"
 	id := alice.send("bob@b", body)

@@ -28,6 +28,11 @@ type Trace struct {
 	Targets []TraceTarget
 	// Sent is how many real messages the workload wrote in all.
 	Sent int
+	// Pulls: the clients fetched at a constant rate, so a mail event is
+	// every fetch answered, whatever it held: none shows an arrival, and
+	// the attacks that need one (receipt by fetch timing, the
+	// acknowledgement attack's storage time) get none.
+	Pulls bool
 	// Warmup: events before it build up the adversary's view; rounds of
 	// the disclosure attacks start after it. End is the end of the
 	// observation. Both in nanoseconds from the trace's origin, as T.
@@ -119,6 +124,9 @@ func AnalyzeTrace(ctx context.Context, cfg *Config, tr *Trace) (*Result, error) 
 			u := -1 - e.To
 			for _, id := range byEvent[i] {
 				m.adv.observe(id, e.From, out, e.T, traceSize)
+				if tr.Pulls {
+					continue // nothing on the wire tells this fetch from another
+				}
 				tg := m.adv.targets[id]
 				m.att.delivered(tg.sender, tg.recipient, e.T)
 				m.att.arrival(-1, tg.sender, tg.recipient, e.T, false, true)
@@ -210,6 +218,7 @@ func Observe(ctx context.Context, cfg *Config) (*Trace, error) {
 	}
 	tr := m.rec
 	tr.Contacts, tr.Warmup, tr.End, tr.Sent = m.contacts, m.warmup, m.end, int(m.stats.realSent)
+	tr.Pulls = cfg.Client.Fetch == "constant"
 	return tr, nil
 }
 

@@ -396,7 +396,7 @@ func printEvent(f *clientFlags, w io.Writer, e sender.Event) {
 	switch e.Kind {
 	case "received":
 		printMessage(f, w, e.Message)
-	case "delivered", "failed", "warning":
+	case "delivered", "failed", "warning", "notice":
 		if *f.json {
 			b, _ := json.Marshal(map[string]string{"kind": e.Kind, "id": e.ID, "to": e.To, "detail": e.Text})
 			fmt.Fprintf(w, "%s\n", b)
@@ -407,6 +407,8 @@ func printEvent(f *clientFlags, w io.Writer, e sender.Event) {
 			fmt.Fprintf(w, "Delivered: message %s to %s.\n", e.ID, e.To)
 		case "failed":
 			fmt.Fprintf(w, "NOT delivered: message %s to %s: %s\n", e.ID, e.To, e.Text)
+		case "notice":
+			fmt.Fprintf(w, "Notice: %s\n", e.Text)
 		default:
 			fmt.Fprintf(w, "WARNING: %s\n", e.Text)
 		}

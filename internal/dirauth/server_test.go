@@ -195,7 +195,7 @@ func TestConfigParametersRejects(t *testing.T) {
 		{"relay_loop_rate = -0.5", "relay_loop_rate"},
 		{"max_delay = \"2h\"", "max_delay"},
 		{"mean_delay = \"40s\"", "mean_delay"},
-		{"fetch_interval = \"0s\"", "fetch_interval"},
+		{"fetch_interval = \"500us\"", "fetch_interval"},
 		{"ack_timeout = \"10s\"", "ack_timeout"}, // 2s + 5·1s + 6·4·200ms = 11.8s needed with 3 layers
 		{"max_attempts = 0", "max_attempts"},
 		{"provider_hold = \"-1s\"", "provider_hold"},
@@ -358,7 +358,7 @@ func TestPeerParametersMismatchLogged(t *testing.T) {
 	if !ok {
 		t.Fatal("no error names the parameter mismatch")
 	}
-	for _, want := range []string{"mean_delay: 200ms here, 500ms there", "ack_timeout: 30s here, 1m0s there", "epoch=" + fmt.Sprint(e)} {
+	for _, want := range []string{"mean_delay: 400ms here, 500ms there", "ack_timeout: 30s here, 1m0s there", "epoch=" + fmt.Sprint(e)} {
 		if !strings.Contains(attrs, want) {
 			t.Errorf("the error says %q, not %q", attrs, want)
 		}

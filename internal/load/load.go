@@ -174,6 +174,15 @@ func Run(ctx context.Context, nw *testnet.Network, o Options) (*Truth, error) {
 	if err := Shape(cfg, nw); err != nil {
 		return nil, err
 	}
+	// The clients follow the network's parameters, whatever the scenario
+	// says: refuse a scenario that says otherwise.
+	params, err := nw.Parameters()
+	if err != nil {
+		return nil, err
+	}
+	if err := Parameters(cfg, params); err != nil {
+		return nil, err
+	}
 	if !nw.Spec.HostPerNode {
 		return nil, errors.New("load: the testnet's nodes share one address, so a capture cannot tell them apart; create it with `sealnet testnet up --host-per-node`")
 	}
@@ -302,12 +311,6 @@ func newUser(ctx context.Context, nw *testnet.Network, dir string, us User, cfg 
 		auths = append(auths, sender.AuthorityState{URL: a.URL, Key: a.Key})
 	}
 	s := sender.DefaultSettings()
-	s.Rate, s.LoopRate, s.MeanDelay = cfg.Client.Rate, cfg.Client.LoopRate, cfg.Mixing.MeanDelay.D()
-	s.AckTimeout, s.RetryJitter, s.MaxAttempts = cfg.Client.AckTimeout.D(), cfg.Client.RetryJitter.D(), cfg.Client.MaxAttempts
-	s.FetchInterval = cfg.Client.FetchInterval.D()
-	if cfg.Client.Fetch == "longpoll" {
-		s.FetchInterval = 0 // long polls: every arrival shows (control runs)
-	}
 	// The synthetic users' vaults need no costly key derivation.
 	kdf := sender.KDFParams{Time: 1, Memory: 8 << 10, Threads: 1}
 	if err := sender.Init(dir, passphrase, sender.InitOptions{Address: us.Address, Authorities: auths,

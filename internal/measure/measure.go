@@ -70,6 +70,9 @@ type Analysis struct {
 	Figures   []sim.Compared
 	// Capture's own counters.
 	Capture wire.Stats
+	// FetchTiming compares how fast the provider answered fetches that
+	// handed the user something real with the others (fetchtiming.go).
+	FetchTiming FetchTiming
 	// PageGap is loop stripping on the wire, by the client's pause before
 	// it acknowledges a page (pagegap.go).
 	PageGap PageGap
@@ -142,8 +145,10 @@ func adversaryConfig(nw *testnet.Network, truth *load.Truth) (*sim.Config, error
 	if err != nil {
 		return nil, err
 	}
-	c.Relay = sim.Relay{LoopRate: params.RelayLoopRate, MeanDelay: config.Duration(params.MeanDelay)}
-	c.Mixing.MaxDelay = config.Duration(params.MaxDelay)
+	// What every client and provider ran with: the network's parameters
+	// (the driver refused a scenario that differed).
+	_ = load.Parameters(&c, params)
+	c.Relay.DropRate = 0
 	first := true
 	for _, node := range nw.Nodes {
 		if node.Role != "mix" && node.Role != "provider" {
@@ -177,7 +182,7 @@ func adversaryConfig(nw *testnet.Network, truth *load.Truth) (*sim.Config, error
 	}
 	c.Latency = sim.Latency{Kind: "fixed", Mean: config.Duration(500 * time.Microsecond)} // loopback plus a hop's processing
 	c.Adv.Estimator = "timing"
-	c.Adv.Providers = "none" // the wire shows the fetch (at once: providers do not mix)
+	c.Adv.Providers = "none" // the wire shows the fetches
 	c.Adv.Targets = 1_000_000
 	c.Adv.CorruptRelays = 0
 	if err := c.Check(); err != nil {
@@ -236,6 +241,13 @@ type mailEvent struct {
 	p, u   int32
 	ackGap int64
 	page   int8 // the page-gap classifier's verdict (sim.TraceEvent.Page)
+}
+
+// answer is one response of a provider on a user link: when it started
+// and how long after the request before it.
+type answer struct {
+	t, latency int64
+	u          int32
 }
 
 func (a *Analysis) buildTrace(nw *testnet.Network, capt *wire.Capture, fetchWait time.Duration) (*sim.Trace, error) {
@@ -297,6 +309,7 @@ func (a *Analysis) buildTrace(nw *testnet.Network, capt *wire.Capture, fetchWait
 	fetch := make(map[int32]*fetchState)
 	var mails []mailEvent
 	pull := truth.Scenario.Client.Fetch == "constant"
+	var answers []answer
 	early := (fetchWait - time.Second).Nanoseconds()
 	for _, r := range capt.Records {
 		t := at(r.T)
@@ -337,6 +350,7 @@ func (a *Analysis) buildTrace(nw *testnet.Network, capt *wire.Capture, fetchWait
 				continue // the rest of a response
 			}
 			fs.up = false
+			answers = append(answers, answer{t: t, latency: t - fs.lastUp, u: -1 - ci.to})
 			if pull {
 				// Constant-rate fetching: every answer looks alike, so
 				// every answer is a mail event (a page that may hold
@@ -360,6 +374,7 @@ func (a *Analysis) buildTrace(nw *testnet.Network, capt *wire.Capture, fetchWait
 	}
 	acct.MailEvents = len(mails)
 	a.PageGap = pageGapAttack(mails, truth, at)
+	a.FetchTiming = fetchTimingTest(answers, truth, at)
 	for _, m := range mails {
 		events = append(events, sim.TraceEvent{T: m.t, From: m.p, To: -1 - m.u, Page: m.page})
 	}
@@ -385,7 +400,7 @@ func (a *Analysis) buildTrace(nw *testnet.Network, capt *wire.Capture, fetchWait
 		}
 	}
 	warm := int64(truth.Warmup * 1e9)
-	tr := &sim.Trace{Events: events, Sent: len(truth.Messages), Warmup: warm, End: end}
+	tr := &sim.Trace{Events: events, Sent: len(truth.Messages), Warmup: warm, End: end, Pulls: pull}
 	for _, us := range truth.Users {
 		tr.Contacts = append(tr.Contacts, us.Contacts)
 	}

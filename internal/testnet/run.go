@@ -183,6 +183,14 @@ func (p *InProcess) StartNode(name string) error {
 	return nil
 }
 
+// Node returns the named relay or provider node as last started (nil if
+// it never was); safe while nodes stop and start.
+func (p *InProcess) Node(name string) *relay.Node {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.Nodes[name]
+}
+
 // StopNode stops the named node or authority and waits for it.
 func (p *InProcess) StopNode(name string) error {
 	p.mu.Lock()

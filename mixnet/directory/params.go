@@ -56,7 +56,8 @@ type Parameters struct {
 	// FetchInterval: every client fetches from its provider exactly once
 	// per interval, whether mail is waiting or not, so the provider's
 	// answers do not tell when mail arrived. Shorter buys latency for
-	// load on providers.
+	// load on providers. 0 (measurement control runs only): clients
+	// long-poll, and every arrival shows on the wire.
 	FetchInterval time.Duration
 	// AckTimeout: a message not acknowledged this long after it was sent
 	// is sent again on a new path. It must exceed MinAckTimeout, so that
@@ -159,7 +160,8 @@ func (p Parameters) MinAckTimeout(layers int) time.Duration {
 //   - every duration is whole microseconds, and every rate whole
 //     millionths per second, from 0 to 1,000 per second;
 //   - 0 ≤ MeanDelay ≤ MaxDelay ≤ mixnet.MaxDelay and MaxDelay > 0;
-//   - 0 ≤ ProviderHold, RetryJitter ≤ 24 h; 1 ms ≤ FetchInterval ≤ 24 h;
+//   - 0 ≤ ProviderHold, RetryJitter ≤ 24 h; FetchInterval 0 (long
+//     polls) or 1 ms to 24 h;
 //   - MinAckTimeout(layers) < AckTimeout ≤ 24 h;
 //   - ClientRate·FetchInterval ≤ PageRecords/2: fetching drains the
 //     replies every packet brings, with room for mail;
@@ -183,7 +185,7 @@ func (p Parameters) validate(layers int) error {
 		{"max_delay", p.MaxDelay, time.Microsecond, mixnet.MaxDelay},
 		{"mean_delay", p.MeanDelay, 0, p.MaxDelay},
 		{"provider_hold", p.ProviderHold, 0, maxParamDuration},
-		{"fetch_interval", p.FetchInterval, minFetchInterval, maxParamDuration},
+		{"fetch_interval", p.FetchInterval, 0, maxParamDuration},
 		{"ack_timeout", p.AckTimeout, time.Microsecond, maxParamDuration},
 		{"retry_jitter", p.RetryJitter, 0, maxParamDuration},
 	} {
@@ -204,6 +206,9 @@ func (p Parameters) validate(layers int) error {
 	}
 	if p.MaxAttempts < 1 || p.MaxAttempts > maxAttempts {
 		return fmt.Errorf("parameter max_attempts %d is outside [1, %d]", p.MaxAttempts, maxAttempts)
+	}
+	if p.FetchInterval > 0 && p.FetchInterval < minFetchInterval {
+		return fmt.Errorf("parameter fetch_interval %v: 0 (long polls) or at least %v", p.FetchInterval, minFetchInterval)
 	}
 	if fill := p.ClientRate * p.FetchInterval.Seconds(); fill > PageRecords/2 {
 		return fmt.Errorf("parameter fetch_interval %v with client_rate %v: a fetch would have to carry %.2g replies on average, more than half the %d records of a page; fetch more often", p.FetchInterval, p.ClientRate, fill, PageRecords)

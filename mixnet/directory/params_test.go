@@ -73,7 +73,7 @@ func TestParametersEncodingFixed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = `"payload_size":2048},"parameters":{"mean_delay_us":200000,"max_delay_us":30000000,"client_rate_uhz":2000000,"provider_hold_us":1000000,"fetch_interval_us":2000000,"ack_timeout_us":30000000,"retry_jitter_us":5000000,"max_attempts":5,"relay_loop_rate_uhz":200000},"layers":[[`
+	const want = `"payload_size":2048},"parameters":{"mean_delay_us":400000,"max_delay_us":30000000,"client_rate_uhz":2000000,"provider_hold_us":1000000,"fetch_interval_us":1000000,"ack_timeout_us":30000000,"retry_jitter_us":5000000,"max_attempts":5,"relay_loop_rate_uhz":200000},"layers":[[`
 	if !strings.Contains(string(raw), want) {
 		t.Fatalf("encoding changed:\n%s", raw)
 	}
@@ -144,7 +144,7 @@ func TestParametersSigned(t *testing.T) {
 
 	// The same change by value: a valid document with another client
 	// rate, carrying the original signatures.
-	forged := bytes.Replace(b, []byte(`"client_rate_uhz":2000000`), []byte(`"client_rate_uhz":3000000`), 1)
+	forged := bytes.Replace(b, []byte(`"client_rate_uhz":2000000`), []byte(`"client_rate_uhz":1000000`), 1)
 	if bytes.Equal(forged, b) {
 		t.Fatal("nothing replaced")
 	}
@@ -152,7 +152,7 @@ func TestParametersSigned(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the forged document should be well-formed: %v", err)
 	}
-	if p.Doc.Params().ClientRate != 3 {
+	if p.Doc.Params().ClientRate != 1 {
 		t.Fatalf("forged client rate reads %v", p.Doc.Params().ClientRate)
 	}
 	if _, err := Verify(forged, auths, 1); !errors.Is(err, ErrThreshold) {
@@ -180,7 +180,9 @@ func TestParametersValidate(t *testing.T) {
 		{"no hold, no jitter", with(func(p *Parameters) { p.ProviderHold, p.RetryJitter = 0, 0 })},
 		{"mean equal to max", with(func(p *Parameters) { p.MeanDelay, p.MaxDelay, p.AckTimeout = time.Second, time.Second, time.Minute })},
 		{"longest encodable max delay", with(func(p *Parameters) { p.MaxDelay = mixnet.MaxDelay })},
-		{"top rates", with(func(p *Parameters) { p.ClientRate, p.RelayLoopRate = 1000, 1000 })},
+		{"top rates", with(func(p *Parameters) { p.ClientRate, p.RelayLoopRate, p.FetchInterval = 1000, 1000, time.Millisecond })},
+		{"long polls", with(func(p *Parameters) { p.FetchInterval = 0 })},
+		{"a page half full", with(func(p *Parameters) { p.FetchInterval = PageRecords / 2 * time.Second / 2 })},
 		{"one attempt", with(func(p *Parameters) { p.MaxAttempts = 1 })},
 		{"100 attempts", with(func(p *Parameters) { p.MaxAttempts = 100 })},
 		{"ack timeout just above the bound", with(func(p *Parameters) { p.AckTimeout = p.MinAckTimeout(3) + time.Microsecond })},
@@ -210,7 +212,7 @@ func TestParametersValidate(t *testing.T) {
 		{"negative relay loop rate", with(func(p *Parameters) { p.RelayLoopRate = -0.2 }), "relay_loop_rate"},
 		{"relay loop rate above 1000/s", with(func(p *Parameters) { p.RelayLoopRate = 2000 }), "relay_loop_rate"},
 		{"negative provider hold", with(func(p *Parameters) { p.ProviderHold = -time.Second }), "provider_hold"},
-		{"zero fetch interval", with(func(p *Parameters) { p.FetchInterval = 0 }), "fetch_interval"},
+		{"fetches too rare for the replies", with(func(p *Parameters) { p.FetchInterval = PageRecords/2*time.Second/2 + time.Microsecond }), "fetch_interval"},
 		{"fetch interval under 1ms", with(func(p *Parameters) { p.FetchInterval = 999 * time.Microsecond }), "fetch_interval"},
 		{"fetch interval over a day", with(func(p *Parameters) { p.FetchInterval = 25 * time.Hour }), "fetch_interval"},
 		{"zero ack timeout", with(func(p *Parameters) { p.AckTimeout = 0 }), "ack_timeout"},
@@ -301,15 +303,15 @@ func TestParseParametersRejects(t *testing.T) {
 		{"missing field", replaced(`,"retry_jitter_us":5000000`, ``), ErrMalformed},
 		{"missing field whose zero is invalid", replaced(`,"max_attempts":5`, ``), ErrInvalid},
 		{"unknown field", replaced(`"max_attempts":5,`, `"max_attempts":5,"mu":1,`), ErrMalformed},
-		{"reordered", replaced(`"mean_delay_us":200000,"max_delay_us":30000000`, `"max_delay_us":30000000,"mean_delay_us":200000`), ErrMalformed},
+		{"reordered", replaced(`"mean_delay_us":400000,"max_delay_us":30000000`, `"max_delay_us":30000000,"mean_delay_us":400000`), ErrMalformed},
 		{"after the layers", envelope([]byte(strings.Replace(strings.Replace(raw, obj+",", "", 1), `]]`, `]],`+obj, 1))), ErrMalformed},
 		{"fraction", replaced(`"client_rate_uhz":2000000`, `"client_rate_uhz":2000000.5`), ErrMalformed},
 		{"exponent", replaced(`"client_rate_uhz":2000000`, `"client_rate_uhz":2e6`), ErrMalformed},
 		{"negative", replaced(`"max_attempts":5`, `"max_attempts":-5`), ErrMalformed},
-		{"beyond 64 bits", replaced(`"mean_delay_us":200000`, `"mean_delay_us":18446744073709551616`), ErrMalformed},
-		{"64-bit duration", replaced(`"mean_delay_us":200000`, `"mean_delay_us":18446744073709551615`), ErrInvalid},
+		{"beyond 64 bits", replaced(`"mean_delay_us":400000`, `"mean_delay_us":18446744073709551616`), ErrMalformed},
+		{"64-bit duration", replaced(`"mean_delay_us":400000`, `"mean_delay_us":18446744073709551615`), ErrInvalid},
 		{"rate above 1000/s", replaced(`"client_rate_uhz":2000000`, `"client_rate_uhz":1000000001`), ErrInvalid},
-		{"mean above max", replaced(`"mean_delay_us":200000`, `"mean_delay_us":30000001`), ErrInvalid},
+		{"mean above max", replaced(`"mean_delay_us":400000`, `"mean_delay_us":30000001`), ErrInvalid},
 		{"no attempts", replaced(`"max_attempts":5`, `"max_attempts":0`), ErrInvalid},
 		{"ack timeout too short", replaced(`"ack_timeout_us":30000000`, `"ack_timeout_us":3000000`), ErrInvalid},
 	}
@@ -329,7 +331,7 @@ func TestSelectPathClipsAtMaxDelay(t *testing.T) {
 	net := newTestNet(t, 2, 1, 1)
 	doc := net.doc
 	p := DefaultParameters()
-	p.MaxDelay = 300 * time.Millisecond
+	p.MaxDelay, p.MeanDelay = 300*time.Millisecond, 200*time.Millisecond
 	doc.Parameters = p
 	if err := doc.Validate(); err != nil {
 		t.Fatal(err)
