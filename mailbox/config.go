@@ -35,6 +35,11 @@ type Settings struct {
 	DeliveryWorkers        int             `toml:"delivery_workers"`         // default 256 (they fill the group commits)
 	DeliveryQueue          int             `toml:"delivery_queue"`           // default 4096
 	LimiterEntries         int             `toml:"limiter_entries"`          // rate-limit buckets kept; default 200000
+
+	// Tests only (export_test.go): the stranger defence of issue 15 off,
+	// and another answer time.
+	strangerDefenceOff bool
+	strangerAnswerTime time.Duration
 }
 
 // ErrConfig wraps configuration errors.
