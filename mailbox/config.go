@@ -37,6 +37,11 @@ type Settings struct {
 	LimiterEntries         int             `toml:"limiter_entries"`          // rate-limit buckets kept; default 200000
 	HeldReplies            int             `toml:"held_replies"`             // replies waiting for their hold; default 262144
 	RepliesPerMinute       int             `toml:"replies_per_minute"`       // SURB replies stored per mailbox; default 1800
+
+	// Tests only (export_test.go): the stranger defence of issue 15 off,
+	// and another answer time.
+	strangerDefenceOff bool
+	strangerAnswerTime time.Duration
 }
 
 // ErrConfig wraps configuration errors.

@@ -35,17 +35,29 @@ type env struct {
 
 func start(t *testing.T, spec testnet.Spec, mod func(*mailbox.Settings)) *env {
 	t.Helper()
+	return startWith(t, spec, nil, func(_ string, s *mailbox.Settings) {
+		if mod != nil {
+			mod(s)
+		}
+	})
+}
+
+// startWith is start with changes to each relay's configuration and to
+// each provider's settings, by node name.
+func startWith(t *testing.T, spec testnet.Spec, relayMod func(string, *relay.Config), mod func(string, *mailbox.Settings)) *env {
+	t.Helper()
 	nw, err := testnet.Create(t.TempDir(), spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p, err := testnet.StartInProcess(nw, testnet.InProcessOptions{
-		Relay: func(_ string, c *relay.Config) { c.Directory.Poll.UnmarshalText([]byte("200ms")) },
-		Mailbox: func(_ string, s *mailbox.Settings) {
-			if mod != nil {
-				mod(s)
+		Relay: func(name string, c *relay.Config) {
+			c.Directory.Poll.UnmarshalText([]byte("200ms"))
+			if relayMod != nil {
+				relayMod(name, c)
 			}
 		},
+		Mailbox: mod,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -413,11 +425,15 @@ func TestLongPoll(t *testing.T) {
 }
 
 // TestOneTimePrekeysOnce: 100 concurrent bundle fetches, with the provider
-// restarted in the middle, never hand out a one-time prekey twice.
+// restarted in the middle, never hand out a one-time prekey twice. (Each
+// link is held for mailbox.StrangerAnswerTime, so the per-address cap on
+// links is raised for the hundred fetchers on loopback.)
 func TestOneTimePrekeysOnce(t *testing.T) {
-	e := start(t, testnet.Spec{EpochPeriod: time.Hour, Layers: 1, Width: 1, Providers: 1}, func(s *mailbox.Settings) {
-		s.BundlesPerHour, s.OneTimePerHour, s.RequestsPerSecond = 100000, 100000, 100000
-	})
+	e := startWith(t, testnet.Spec{EpochPeriod: time.Hour, Layers: 1, Width: 1, Providers: 1},
+		func(_ string, c *relay.Config) { c.Limits.MaxConnsPerPeer = 128 },
+		func(_ string, s *mailbox.Settings) {
+			s.BundlesPerHour, s.OneTimePerHour, s.RequestsPerSecond = 100000, 100000, 100000
+		})
 	bob := newUser(t, "bob@a")
 	owner := e.register(t, bob, true)
 	if err := owner.Upload(context.Background(), prekeys(t, bob, 1000, 50, 20)); err != nil {
@@ -428,8 +444,16 @@ func TestOneTimePrekeysOnce(t *testing.T) {
 	seen, pqSeen := map[uint32]int{}, map[uint32]int{}
 	var wg sync.WaitGroup
 	restart := make(chan struct{})
+	// The restart comes once 40 of the first 50 fetchers have their
+	// bundle: the other ten are in flight, and their answers wait for the
+	// answer time.
+	var before sync.WaitGroup
+	before.Add(40)
 	for g := range 100 {
 		wg.Go(func() {
+			if g < 40 {
+				defer before.Done()
+			}
 			for attempt := 0; attempt < 50; attempt++ {
 				if g >= 50 && attempt == 0 {
 					<-restart // half of the fetches run after the restart
@@ -458,7 +482,7 @@ func TestOneTimePrekeysOnce(t *testing.T) {
 			t.Error("a fetcher never got a bundle")
 		})
 	}
-	time.Sleep(50 * time.Millisecond)
+	before.Wait()
 	if err := e.p.StopNode("provider-a"); err != nil {
 		t.Fatal(err)
 	}
@@ -479,7 +503,7 @@ func TestOneTimePrekeysOnce(t *testing.T) {
 	}
 	// At most once, not exactly once: a request that took a prekey just as
 	// the provider stopped loses its reply, and that prekey is spent
-	// unused. Never more than the few requests in flight at the restart.
+	// unused. Never more than the ten requests in flight at the restart.
 	t.Logf("%d of 50 one-time and %d of 20 post-quantum prekeys reached fetchers", len(seen), len(pqSeen))
 	if len(seen) < 40 || len(seen) > 50 || len(pqSeen) < 10 || len(pqSeen) > 20 {
 		t.Fatalf("handed out %d of 50 one-time and %d of 20 post-quantum prekeys to 100 fetchers", len(seen), len(pqSeen))

@@ -4,12 +4,9 @@ import (
 	"context"
 	"crypto/ecdh"
 	"crypto/ed25519"
-	"crypto/hkdf"
-	"crypto/mlkem"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,6 +38,11 @@ type Service struct {
 	now      func() time.Time
 	limits   *limiter
 	m        *serviceMetrics
+
+	// Answers to strangers (stranger.go, phantom.go).
+	answerTime    time.Duration // StrangerAnswerTime; 0: answer at once (the defence off, tests)
+	strangerSlots chan struct{} // the work of those requests in progress
+	fake          func(mb MailboxID, take bool, now time.Time) (*PrekeyBundle, error)
 
 	send func(mixnet.NodeID, []byte) error // into the mix network (SURB replies)
 
@@ -87,6 +89,16 @@ func NewService(cfg Settings, o ServiceOptions) *Service {
 		limits:   newLimiter(cfg.LimiterEntries),
 		jobs:     make(chan func(), cfg.DeliveryQueue),
 		holdMean: o.ReplyHold,
+
+		answerTime:    StrangerAnswerTime,
+		strangerSlots: make(chan struct{}, max(cfg.DeliveryWorkers, 1)),
+	}
+	s.fake = s.phantomBundle
+	if cfg.strangerAnswerTime != 0 {
+		s.answerTime = max(cfg.strangerAnswerTime, 0)
+	}
+	if cfg.strangerDefenceOff && legacyStranger != nil {
+		legacyStranger(s)
 	}
 	if s.holdMean == nil {
 		s.holdMean = func() time.Duration { return DefaultReplyHold }
@@ -147,6 +159,14 @@ func (s *Service) Run(ctx context.Context) {
 // no such mailbox), so that a stranger cannot learn whether an address
 // exists. Rate limits apply per mailbox ID, existing or not.
 func (s *Service) deliver(ctx context.Context, mb MailboxID, env Envelope, token [32]byte) StatusCode {
+	return s.deliverAs(ctx, mb, env, token, nil)
+}
+
+// deliverAs is deliver, calling authorized (if not nil) as soon as it
+// knows that the token is the mailbox's. Without a valid token the
+// answer is Accepted also when storing the envelope failed, since an
+// error only a mailbox that exists can meet would tell that it exists.
+func (s *Service) deliverAs(ctx context.Context, mb MailboxID, env Envelope, token [32]byte, authorized func()) StatusCode {
 	acct, err := s.store.Account(mb)
 	known := err == nil
 	if err != nil && !errors.Is(err, ErrNotFound) {
@@ -160,6 +180,9 @@ func (s *Service) deliver(ctx context.Context, mb MailboxID, env Envelope, token
 	}
 	tokenOK := token != [32]byte{} && want != [32]byte{} && subtle.ConstantTimeCompare(th[:], want[:]) == 1
 	if tokenOK {
+		if authorized != nil {
+			authorized()
+		}
 		if !s.limits.allow("deliver", mb, s.cfg.DeliveriesPerMinute, time.Minute, s.now()) {
 			s.m.rejected("rate_limited").Inc()
 			return StatusRateLimited
@@ -203,7 +226,6 @@ func (s *Service) deliver(ctx context.Context, mb MailboxID, env Envelope, token
 		s.m.deliveries("discarded").Inc()
 	default:
 		s.m.rejected("unavailable").Inc()
-		return StatusUnavailable
 	}
 	return StatusAccepted
 }
@@ -356,7 +378,7 @@ func (s *Service) releaseReplies(batch []*heldReply) {
 // only within a per-mailbox rate, so nobody can drain them cheaply; beyond
 // it the bundle carries the signed and last-resort keys only. A mailbox
 // that does not exist (or has uploaded no prekeys) gets a fake bundle of
-// the same form, derived from the provider's secret so that it is stable.
+// the same form and behaviour: its phantom's (phantom.go).
 func (s *Service) bundle(mb MailboxID) Message {
 	now := s.now()
 	if !s.limits.allow("bundle", mb, s.cfg.BundlesPerHour, time.Hour, now) {
@@ -377,7 +399,11 @@ func (s *Service) bundle(mb MailboxID) Message {
 	} else if !errors.Is(err, ErrNotFound) {
 		return &Status{Code: StatusUnavailable}
 	}
-	return &BundleResponse{Bundle: s.fakeBundle(mb, take, now).Marshal()}
+	b, err := s.fake(mb, take, now)
+	if err != nil {
+		return &Status{Code: StatusUnavailable}
+	}
+	return &BundleResponse{Bundle: b.Marshal()}
 }
 
 func assembleBundle(a *Account, sb *Bundle) (*PrekeyBundle, bool) {
@@ -410,40 +436,6 @@ func assembleBundle(a *Account, sb *Bundle) (*PrekeyBundle, bool) {
 	return b, true
 }
 
-// fakeBundle returns a bundle for a mailbox that does not exist: its
-// identity and signed keys derive from the provider secret and the mailbox
-// ID (stable across requests), its one-time keys are fresh, and it has the
-// same form as a real bundle.
-func (s *Service) fakeBundle(mb MailboxID, take bool, now time.Time) *PrekeyBundle {
-	derive := func(label string, n int) []byte {
-		out, err := hkdf.Key(sha256.New, s.secret[:], mb[:], "sealnet fake bundle "+label, n)
-		if err != nil {
-			panic(err) // sizes are fixed and valid
-		}
-		return out
-	}
-	edKey := ed25519.NewKeyFromSeed(derive("ed25519", ed25519.SeedSize))
-	xKey, _ := ecdh.X25519().NewPrivateKey(derive("x25519", 32))
-	b := &PrekeyBundle{}
-	copy(b.IdentityX25519[:], xKey.PublicKey().Bytes())
-	copy(b.IdentityEd25519[:], edKey.Public().(ed25519.PublicKey))
-	week := uint32(now.Unix() / (7 * 24 * 3600))
-	sp, _ := ecdh.X25519().NewPrivateKey(derive(fmt.Sprintf("signed %d", week), 32))
-	b.Signed = NewSignedPrekey(edKey, week, sp.PublicKey())
-	idBase := binary.BigEndian.Uint32(derive("ids", 4)) & 0x3fffffff
-	if take {
-		ot, _ := ecdh.X25519().GenerateKey(rand.Reader)
-		b.OneTime = &OneTimePrekey{ID: idBase + uint32(now.Unix()/60)%(1<<20)}
-		copy(b.OneTime.Public[:], ot.PublicKey().Bytes())
-		dk, _ := mlkem.GenerateKey768()
-		b.PQ = NewPQPrekey(edKey, idBase+1<<20+uint32(now.Unix()/60)%(1<<20), PQOneTime, dk.EncapsulationKey())
-	} else {
-		dk, _ := mlkem.NewDecapsulationKey768(derive("last resort", 64))
-		b.PQ = NewPQPrekey(edKey, idBase+3<<20, PQLastResort, dk.EncapsulationKey())
-	}
-	return b
-}
-
 // --- links ------------------------------------------------------------------
 
 // HandleLink serves one client or user link: a request, a response, until
@@ -459,14 +451,19 @@ func (s *Service) HandleLink(ctx context.Context, c *link.Conn) {
 		s.m.links("client").Inc()
 	}
 	perLink := newBucket(float64(s.cfg.RequestsPerSecond), float64(2*s.cfg.RequestsPerSecond), s.now())
+	var stragglers sync.WaitGroup // requests' work that outlived its answer (answerAt)
+	defer stragglers.Wait()
 	for {
 		m, err := ReadMessage(c)
 		if err != nil {
 			return
 		}
+		arrived := time.Now()
 		var reply Message
 		if !perLink.take(s.now()) {
 			reply = &Status{Code: StatusRateLimited, Detail: "too many requests on this link"}
+		} else if r := s.anyones(ctx, arrived, &stragglers, m); r != nil {
+			reply = r
 		} else {
 			reply = s.handle(ctx, c.Kind(), owner, m)
 		}
@@ -801,7 +798,7 @@ func newServiceMetrics(r *metrics.Registry, s *Service) *serviceMetrics {
 	for _, k := range []string{"stored", "duplicate", "discarded", "surb_reply", "cover"} {
 		m.deliver[k] = r.Counter("sealnet_mailbox_deliveries_total", "Envelopes delivered, by outcome.", "outcome", k)
 	}
-	for _, k := range []string{"rate_limited", "quota", "bad_request", "unavailable", "malformed", "queue_full", "bad_surb", "reply_not_sent", "reply_not_stored"} {
+	for _, k := range []string{"rate_limited", "quota", "bad_request", "unavailable", "malformed", "queue_full", "bad_surb", "reply_not_sent", "reply_not_stored", "busy", "overrun", "phantom_cap"} {
 		m.reject[k] = r.Counter("sealnet_mailbox_rejected_total", "Requests refused, by reason.", "reason", k)
 	}
 	for _, k := range []string{"client", "user"} {
@@ -814,6 +811,12 @@ func newServiceMetrics(r *metrics.Registry, s *Service) *serviceMetrics {
 	m.replies = r.Counter("sealnet_mailbox_surb_replies_sent_total", "Acknowledgements and bundles sent back through SURBs.")
 	m.registrations = r.Counter("sealnet_mailbox_registrations_total", "Accounts registered.")
 	r.GaugeFunc("sealnet_mailbox_queue_depth", "Mix-network requests waiting for a worker.", func() float64 { return float64(len(s.jobs)) })
+	r.GaugeFunc("sealnet_mailbox_phantoms", "Unknown mailboxes whose fake bundles have handed out one-time prekeys.", func() float64 {
+		if s.store == nil {
+			return 0
+		}
+		return float64(s.store.Phantoms())
+	})
 	return m
 }
 

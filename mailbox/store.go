@@ -39,8 +39,9 @@ import (
 // retried a bounded number of times.
 //
 // What the disk shows: mailbox IDs (hashes of addresses), accounts,
-// envelopes with their IDs and an expiry rounded up to the hour, and queue
-// order; not arrival times (Badger's own TTLs are also rounded up to the
+// envelopes with their IDs and an expiry rounded up to the hour, queue
+// order, and for unknown mailboxes whose fake bundles handed out one-time
+// prekeys how many (store_phantom.go; no time); not arrival times (Badger's own TTLs are also rounded up to the
 // hour) and nothing about senders, which the provider never learns. Logs
 // carry no mailbox IDs, envelope IDs or times.
 
@@ -164,6 +165,8 @@ type StoreConfig struct {
 	GCInterval time.Duration    // expiry sweep and value-log GC; default 10 min
 	Logger     *slog.Logger     // nil: discard
 	Clock      func() time.Time // nil: time.Now
+
+	MaxPhantoms int // phantom records (store_phantom.go); default 1,000,000
 }
 
 // Defaults and bounds.
@@ -225,6 +228,9 @@ type Store struct {
 	subsClosed bool
 
 	commits atomic.Uint64 // delivery transactions committed (tests)
+
+	created  time.Time    // the hour the store was created (Created)
+	phantoms atomic.Int64 // phantom records (the cap of TakePhantom)
 }
 
 // OpenStore opens (or creates) the store in cfg.Dir and starts its
@@ -248,6 +254,9 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 	if cfg.GCInterval == 0 {
 		cfg.GCInterval = storeDefaultGCInterval
 	}
+	if cfg.MaxPhantoms == 0 {
+		cfg.MaxPhantoms = storeDefaultMaxPhantoms
+	}
 	switch {
 	case cfg.TTL < 0 || cfg.TTL > storeMaxTTL:
 		return nil, fmt.Errorf("mailbox: store TTL %v out of range", cfg.TTL)
@@ -257,6 +266,8 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 		return nil, fmt.Errorf("mailbox: store batch size %d out of range 1..%d", cfg.BatchSize, storeMaxBatchSize)
 	case cfg.GCInterval < 0:
 		return nil, errors.New("mailbox: negative store GC interval")
+	case cfg.MaxPhantoms < 0:
+		return nil, errors.New("mailbox: negative phantom cap")
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -283,9 +294,11 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 		committerDone: make(chan struct{}),
 		subs:          make(map[MailboxID]map[*storeSub]struct{}),
 	}
-	if err := s.checkFormat(); err != nil {
-		db.Close()
-		return nil, err
+	for _, step := range []func() error{s.checkFormat, s.checkCreated, s.countPhantoms} {
+		if err := step(); err != nil {
+			db.Close()
+			return nil, err
+		}
 	}
 	s.wg.Add(2)
 	go s.commitLoop()

@@ -21,6 +21,7 @@ const (
 	storeTagPrekey      = 0x06 // 0x06 mailbox kind(1) id(4) -> prekey record
 	storeTagUsed        = 0x07 // 0x07 mailbox kind(1) id(4) -> used marker
 	storeTagPrekeyState = 0x08 // 0x08 mailbox -> one-time prekeys held
+	storeTagPhantom     = 0x09 // 0x09 mailbox -> one-time prekeys handed out by its fake bundles
 
 	storeRecordVersion = 1
 	storeMetaName      = "sealnet mailbox store"

@@ -1,14 +1,19 @@
 #!/bin/sh
 # make demo: a whole network on loopback, two users, one sealed message
 # from alice@a to bob@b through three mix layers, its acknowledgement, and
-# Bob reading it with a verified sender. Everything lives in a temporary
-# folder and stops at the end.
+# Bob reading it with a verified sender. `sealnet send` hands the message
+# to a background daemon it starts for Alice, as it does for a user.
+# Everything lives in a temporary folder and stops at the end, Alice's
+# daemon included.
 set -eu
 BIN=${BIN:-bin/sealnet}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sealnet-demo.XXXXXX")
 NET_PID=
 . "$(dirname "$0")/lib.sh"
 cleanup() {
+	if [ -f "$WORK/alice/daemon.pid" ]; then
+		"$BIN" daemon --stop --dir "$WORK/alice" >/dev/null 2>&1 || true
+	fi
 	stop_net
 	rm -rf "$WORK"
 }
@@ -44,9 +49,22 @@ register "$WORK/bob"
 echo "   registered; prekeys uploaded"
 
 echo "== alice@a sends to bob@b (sealed sender, padded, through 3 mix layers)"
-"$BIN" send --dir "$WORK/alice" --to bob@b --timeout 2m "Hello Bob, this is Alice. Nobody between us knows we talk."
+"$BIN" send --dir "$WORK/alice" --to bob@b "Hello Bob, this is Alice. Nobody between us knows we talk."
+
+echo "== waiting for the acknowledgement in Alice's history"
+i=0
+until "$BIN" history --dir "$WORK/alice" 2>/dev/null | grep -q '^To: bob@b \[delivered\]'; do
+	i=$((i + 1))
+	if [ $i -gt 240 ]; then
+		echo "no acknowledgement after 2 minutes; Alice's daemon log:" >&2
+		cat "$WORK/alice/daemon.log" >&2
+		exit 1
+	fi
+	sleep 0.5
+done
+echo "   Delivered: bob@b's provider acknowledged it (sealnet history --dir $WORK/alice shows \"To: bob@b [delivered]\")"
 
 echo "== bob@b fetches from his provider"
 "$BIN" fetch --dir "$WORK/bob" --wait 20s
 
-echo "== done; stopping the testnet"
+echo "== done; stopping Alice's daemon and the testnet"

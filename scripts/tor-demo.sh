@@ -10,6 +10,9 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/sealnet-tor-demo.XXXXXX")
 NET_PID=
 . "$(dirname "$0")/lib.sh"
 cleanup() {
+	if [ -f "$WORK/alice/daemon.pid" ]; then
+		"$BIN" daemon --stop --dir "$WORK/alice" >/dev/null 2>&1 || true
+	fi
 	stop_net
 	rm -rf "$WORK"
 }
@@ -43,12 +46,13 @@ register "$WORK/alice"
 register "$WORK/bob"
 
 echo "== alice@a -> bob@b over Tor, straight to Bob's provider's onion service (--route onion)"
+echo "   (send starts a background daemon for Alice, over the same tor; --wait follows the outcome)"
 # shellcheck disable=SC2086
-"$BIN" send --dir "$WORK/alice" $TOR --route onion --to bob@b --timeout 2m "Hello Bob, over an onion service."
+"$BIN" send --dir "$WORK/alice" $TOR --route onion --to bob@b --wait 2m "Hello Bob, over an onion service."
 echo "== alice@a -> bob@b through the mix network, entering over Tor (--route mix)"
 # shellcheck disable=SC2086
-"$BIN" send --dir "$WORK/alice" $TOR --to bob@b --timeout 2m "Hello again, through the mixes."
+"$BIN" send --dir "$WORK/alice" $TOR --to bob@b --wait 2m "Hello again, through the mixes."
 echo "== bob@b fetches over Tor"
 # shellcheck disable=SC2086
 "$BIN" fetch --dir "$WORK/bob" $TOR --wait 20s
-echo "== done; stopping the testnet and the Tor network"
+echo "== done; stopping Alice's daemon, the testnet and the Tor network"

@@ -495,7 +495,8 @@ func (c *Client) replenishLocked(ctx context.Context, mc *mailbox.Client, rotate
 		up.LastResort = &mailbox.Prekey{ID: id, Data: pk.Marshal()}
 		p.OldLastResort, p.LastResort = p.LastResort, &PrivatePrekey{ID: id, Key: seed}
 	}
-	for len(p.OneTime)+len(up.OneTime) < c.st.Settings.OneTimePrekeys && len(up.OneTime) < 100 {
+	// p.OneTime and p.PQ already hold the keys this upload adds.
+	for len(p.OneTime) < c.st.Settings.OneTimePrekeys && len(up.OneTime) < 100 {
 		k, err := ecdh.X25519().GenerateKey(crand.Reader)
 		if err != nil {
 			return err
@@ -506,7 +507,7 @@ func (c *Client) replenishLocked(ctx context.Context, mc *mailbox.Client, rotate
 		up.OneTime = append(up.OneTime, mailbox.Prekey{ID: id, Data: ot.Marshal()})
 		p.OneTime[id] = k.Bytes()
 	}
-	for len(p.PQ)+len(up.PQOneTime) < c.st.Settings.PQPrekeys && len(up.PQOneTime) < 20 {
+	for len(p.PQ) < c.st.Settings.PQPrekeys && len(up.PQOneTime) < 20 {
 		seed := make([]byte, 64)
 		crand.Read(seed)
 		dk, err := mlkemFromSeed(seed)

@@ -162,3 +162,38 @@ func ReadHistory(dir string, pass []byte) ([]*Message, error) {
 	clear(raw)
 	return historyOf(v)
 }
+
+// StatusSpooled is the status Spooled gives a message still in the spool:
+// handed to a daemon that has not queued it yet.
+const StatusSpooled = "handed to the daemon, not yet queued"
+
+// Spooled returns the messages in dir's spool that no daemon has queued
+// yet, as outgoing messages with StatusSpooled, without taking the
+// directory's lock.
+func Spooled(dir string, pass []byte) ([]*Message, error) {
+	v, raw, err := readVault(dir, pass)
+	if err != nil {
+		return nil, err
+	}
+	defer v.close()
+	clear(raw)
+	names, _ := filepath.Glob(filepath.Join(dir, spoolDir, "*.msg"))
+	var out []*Message
+	for _, n := range names {
+		data, err := os.ReadFile(n)
+		if err != nil {
+			continue // queued and removed meanwhile
+		}
+		s, err := decodeSpool(&v.key, data)
+		if err != nil {
+			continue
+		}
+		st, _ := os.Stat(n)
+		m := &Message{ID: hex.EncodeToString(s.ID), To: s.To, Body: string(s.Body), Outgoing: true, Status: StatusSpooled}
+		if st != nil {
+			m.Sent = st.ModTime()
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}

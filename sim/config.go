@@ -166,8 +166,8 @@ type Workload struct {
 	// retransmitted on its own; the recipient's fetches show each (a long
 	// message is a burst of arrivals, each one more receipt sample).
 	Fragments float64 `toml:"fragments"`
-	// OneShot is the share of users who send with `sealnet send` and no
-	// running daemon: the client starts when the user writes, runs its
+	// OneShot is the share of users who send with `sealnet send
+	// --oneshot` and no running daemon: the client starts when the user writes, runs its
 	// Poisson stream, loops and fetches, and exits once every message it
 	// sent is acknowledged (or given up), so it is online exactly while it
 	// sends. The others run the daemon and stay online. Not with

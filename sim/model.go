@@ -548,7 +548,7 @@ func (m *model) writeTo(u, to int32) {
 		f = min(1+int(math.Log(1-m.rng.Float64())/math.Log(1-1/mean)), maxFragments)
 	}
 	if m.oneshot[u] && m.offline[u] {
-		m.offline[u] = false // `sealnet send` starts the client
+		m.offline[u] = false // `sealnet send --oneshot` starts the client
 	}
 	m.stats.realSent++
 	target := int32(-1)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sealnet/sealnet/internal/daemon"
 	"github.com/sealnet/sealnet/internal/testnet"
+	"github.com/sealnet/sealnet/internal/torctl"
 	"github.com/sealnet/sealnet/sender"
 )
 
@@ -27,6 +28,7 @@ type clientFlags struct {
 	fs       *flag.FlagSet
 	dir      *string
 	passFile *string
+	passFD   *int
 	json     *bool
 	level    *string
 	stdin    io.Reader
@@ -78,15 +80,19 @@ func newClientFlags(name, synopsis string, stderr io.Writer) *clientFlags {
 		fs:       fs,
 		dir:      fs.String("dir", def, "state directory (default $SEALNET_HOME, else ~/.sealnet)"),
 		passFile: fs.String("passphrase-file", "", "read the passphrase from this file (else $SEALNET_PASSPHRASE, else a terminal prompt)"),
+		passFD:   fs.Int("passphrase-fd", -1, "read the passphrase from this inherited file descriptor, to its end (how `send` hands it to a daemon it starts)"),
 		json:     fs.Bool("json", false, "print JSON (one object per line) for scripts"),
 		level:    fs.String("log-level", "warn", "log level on stderr: debug, info, warn, error"),
 		stdin:    os.Stdin,
 	}
 }
 
-// passphrase comes from $SEALNET_PASSPHRASE, --passphrase-file, or the
-// terminal (asked twice when confirm is set).
+// passphrase comes from --passphrase-fd, --passphrase-file,
+// $SEALNET_PASSPHRASE, or the terminal (asked twice when confirm is set).
 func (f *clientFlags) passphrase(stderr io.Writer, confirm bool) ([]byte, error) {
+	if *f.passFD >= 0 {
+		return readPassphraseFD(*f.passFD)
+	}
 	if *f.passFile != "" {
 		b, err := os.ReadFile(*f.passFile)
 		if err != nil {
@@ -239,14 +245,22 @@ func runRegister(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// oneshotWarning is what `send --oneshot` says before it sends.
+const oneshotWarning = "WARNING: --oneshot runs the client only while this message goes out. Anyone watching the network " +
+	"sees you come online now, as you write, and go away once it is acknowledged, and can link you to %s within a few " +
+	"messages. Without --oneshot a background daemon sends it among its constant cover traffic."
+
 func runSend(args []string, stdout, stderr io.Writer) error {
-	f := newClientFlags("send", "send --to NAME@PROVIDER [TEXT... | --file FILE | < stdin] [--route mix|onion] [--tor start|attach] [flags]", stderr).withTor()
+	f := newClientFlags("send", "send --to NAME@PROVIDER [TEXT... | --file FILE | < stdin] [--route mix|onion] [--tor start|attach] [--wait D | --oneshot] [flags]", stderr).withTor()
 	defer f.close()
 	f.fs.Usage = sendUsage(f)
 	to := f.fs.String("to", "", "recipient address")
 	route := f.fs.String("route", "", "mix: through the mix network (default); onion: over Tor straight to the recipient's provider's onion service (needs --tor)")
 	file := f.fs.String("file", "", "send this file's contents")
-	timeout := f.fs.Duration("timeout", 10*time.Minute, "stop waiting for the outcome after this long (the message stays queued)")
+	wait := f.fs.Duration("wait", 0, "after handing the message to the daemon, wait up to this long for its outcome (0: return at once)")
+	oneshot := f.fs.Bool("oneshot", false, "run the client only until this message is acknowledged, then exit, as before: "+
+		"REVEALS to an observer of the network that you come online when you write, and links you to your recipient within a few messages")
+	timeout := f.fs.Duration("timeout", 10*time.Minute, "--oneshot: stop waiting for the outcome after this long (the message stays queued)")
 	if err := f.fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -275,8 +289,6 @@ func runSend(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := daemon.SignalContext(context.Background())
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
 
 	log, err := daemon.Logger(stderr, *f.level)
 	if err != nil {
@@ -299,23 +311,102 @@ func runSend(args []string, stdout, stderr io.Writer) error {
 	if *route != sender.RouteMix && *route != sender.RouteOnion {
 		return fmt.Errorf("--route %q: want mix or onion", *route)
 	}
-	if sender.InUse(*f.dir) {
-		// A daemon runs for this identity: hand it the message; it
-		// delivers by its own transport.
-		id, err := sender.SpoolRoute(*f.dir, pass, *to, body, *route)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "Handed to the running daemon (message %s); waiting for the outcome.\n", id)
-		m, err := sender.WaitOutcome(ctx, *f.dir, pass, id)
-		if err != nil {
-			return fmt.Errorf("no outcome yet (%w); the daemon keeps trying", err)
-		}
-		return f.outcome(stdout, id, *to, m.Status, m.Warning)
+	pid, running := runningDaemon(*f.dir)
+	for deadline := time.Now().Add(5 * time.Second); running && pid == 0 && time.Now().Before(deadline); {
+		// Another command holds the directory for a moment, or a daemon
+		// is starting and has not written its pid yet.
+		time.Sleep(100 * time.Millisecond)
+		pid, running = runningDaemon(*f.dir)
 	}
-	if *route == sender.RouteOnion && f.tor.cfg.Tor.Mode == "" {
+	if *oneshot && !running {
+		return f.sendOneshot(ctx, stdout, stderr, log, pass, *to, body, *route, *timeout)
+	}
+	if *route == sender.RouteOnion && !running && f.tor.cfg.Tor.Mode == "" {
 		return sender.ErrNoTor
 	}
+	// Hand the message to the daemon that holds the directory, starting
+	// one if none does. The spool checks the passphrase.
+	id, err := sender.SpoolRoute(*f.dir, pass, *to, body, *route)
+	if err != nil {
+		return err
+	}
+	started := false
+	if !running {
+		startWait := daemonStartWait
+		if f.tor.cfg.Tor.Mode == torctl.ModeStart {
+			startWait += max(f.tor.cfg.Tor.Bootstrap.D(), 3*time.Minute)
+		}
+		fmt.Fprintln(stderr, "Starting a background daemon for this identity...")
+		if pid, err = startDaemon(*f.dir, pass, f.daemonFlags(), startWait); err != nil && pid == 0 {
+			return fmt.Errorf("%w\nThe message is queued in %s; it goes out when a daemon runs: sealnet daemon --dir %s",
+				err, filepath.Join(*f.dir, "spool"), *f.dir)
+		} else if err != nil {
+			fmt.Fprintf(stderr, "%v\n", err)
+		}
+		started = true
+	}
+	logPath := filepath.Join(*f.dir, daemonLogName)
+	if *f.json {
+		b, _ := json.Marshal(map[string]any{"id": id, "to": *to, "status": "queued", "daemon_pid": pid, "daemon_started": started, "daemon_log": logPath})
+		fmt.Fprintf(stdout, "%s\n", b)
+	} else {
+		how := "is running"
+		if started {
+			how = fmt.Sprintf("started now, in the background; it keeps running (stop it with `sealnet daemon --stop --dir %s`)", *f.dir)
+		}
+		if pid == 0 {
+			how = "(another sealnet process holds the directory) picks it up when it runs"
+		}
+		fmt.Fprintf(stdout, "Queued message %s to %s. The daemon (pid %d) %s.\n"+
+			"It sends the message among its cover traffic; `sealnet history` shows \"delivered\" once %s's provider acknowledges it (its log: %s).\n",
+			id, *to, pid, how, *to, logPath)
+	}
+	if *oneshot {
+		fmt.Fprintln(stderr, "A daemon runs for this identity: --oneshot is not needed, it sends the message with cover traffic; waiting for the outcome.")
+		if *wait == 0 {
+			*wait = *timeout
+		}
+	}
+	if *wait <= 0 {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, *wait)
+	defer cancel()
+	m, err := sender.WaitOutcome(wctx, *f.dir, pass, id)
+	if err != nil {
+		return fmt.Errorf("no outcome yet (%w); the daemon keeps trying: sealnet history shows it", err)
+	}
+	return f.outcome(stdout, id, *to, m.Status, m.Warning)
+}
+
+// daemonFlags are the flags of this command that a daemon it starts
+// needs: its log level and Tor's.
+func (f *clientFlags) daemonFlags() []string {
+	out := []string{"--log-level", *f.level}
+	if t := f.tor; t != nil {
+		for _, fl := range []struct {
+			name string
+			v    *string
+		}{{"tor", t.mode}, {"tor-socks", t.socks}, {"tor-control", t.control}, {"tor-torrc", t.torrc}, {"tor-binary", t.binary}} {
+			if *fl.v != "" {
+				out = append(out, "--"+fl.name, *fl.v)
+			}
+		}
+		if *t.bootstrap != 0 {
+			out = append(out, "--tor-bootstrap-timeout", t.bootstrap.String())
+		}
+	}
+	return out
+}
+
+// sendOneshot is `send --oneshot`: this process runs the client's stream
+// until the message is acknowledged or given up, then exits.
+func (f *clientFlags) sendOneshot(ctx context.Context, stdout, stderr io.Writer, log *slog.Logger, pass []byte, to string, body []byte, route string, timeout time.Duration) error {
+	if route == sender.RouteOnion && f.tor.cfg.Tor.Mode == "" {
+		return sender.ErrNoTor
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	o, err := f.options(ctx, log, stderr)
 	if err != nil {
 		return fmt.Errorf("%w\nNothing was sent or queued.", err)
@@ -325,7 +416,8 @@ func runSend(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer c.Close()
-	id, err := c.QueueRoute(*to, body, *route)
+	fmt.Fprintf(stderr, oneshotWarning+"\n", to)
+	id, err := c.QueueRoute(to, body, route)
 	if err != nil {
 		return err
 	}
@@ -346,15 +438,15 @@ func runSend(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	how := "through the mix network"
-	if *route == sender.RouteOnion {
+	if route == sender.RouteOnion {
 		how = "over Tor to the provider's onion service"
 	}
-	fmt.Fprintf(stderr, "Sending to %s %s (message %s)...\n", *to, how, id)
+	fmt.Fprintf(stderr, "Sending to %s %s (message %s)...\n", to, how, id)
 	if err := c.Run(ctx, done); err != nil && kind == "" {
 		return fmt.Errorf("stopped before the outcome (%w); the message stays queued: run `sealnet daemon` or send again later", err)
 	}
 	status := map[string]string{"delivered": sender.StatusDelivered, "failed": sender.StatusFailed, "warning": sender.StatusBlocked}[kind]
-	return f.outcome(stdout, id, *to, status, detail)
+	return f.outcome(stdout, id, to, status, detail)
 }
 
 func (f *clientFlags) outcome(stdout io.Writer, id, to, status, detail string) error {
@@ -471,14 +563,24 @@ func runHistory(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	for _, m := range hist {
+	spooled, err := sender.Spooled(*f.dir, pass)
+	if err != nil {
+		return err
+	}
+	for _, m := range append(hist, spooled...) {
 		if *f.json {
 			b, _ := json.Marshal(m)
 			fmt.Fprintf(stdout, "%s\n", b)
 			continue
 		}
 		if m.Outgoing {
-			fmt.Fprintf(stdout, "To: %s [%s]\nSent: %s\n\n%s\n\n", m.To, m.Status, m.Sent.Format(time.RFC3339), m.Body)
+			// The outcome: queued, sending, delivered, not delivered (and
+			// why), blocked, or still in the spool.
+			fmt.Fprintf(stdout, "To: %s [%s]\nSent: %s\n", m.To, m.Status, m.Sent.Format(time.RFC3339))
+			if m.Warning != "" {
+				fmt.Fprintf(stdout, "Why: %s\n", m.Warning)
+			}
+			fmt.Fprintf(stdout, "\n%s\n\n", m.Body)
 			continue
 		}
 		printMessage(f, stdout, m)
@@ -527,25 +629,97 @@ func runContacts(args []string, stdout, stderr io.Writer) error {
 }
 
 func runClientDaemon(args []string, stdout, stderr io.Writer) error {
-	f := newClientFlags("daemon", "daemon [flags]", stderr).withTor()
+	f := newClientFlags("daemon", "daemon [--detach | --stop] [flags]", stderr).withTor()
 	defer f.close()
+	detach := f.fs.Bool("detach", false, "start the daemon in the background, as `send` does when none runs, and return (log: DIR/daemon.log)")
+	background := f.fs.Bool("background", false, "run as the background daemon that --detach and `send` start: events without addresses or text (for a log file), no terminal")
+	stopIt := f.fs.Bool("stop", false, "stop the daemon that runs for this identity (SIGTERM) and wait until it has")
 	if err := parseFlags(f.fs, args); err != nil {
 		return err
 	}
-	c, _, err := f.open(stderr)
+	if *stopIt {
+		return stopDaemon(*f.dir, stdout)
+	}
+	if *detach {
+		if pid, held := runningDaemon(*f.dir); held {
+			return fmt.Errorf("a daemon (pid %d) already runs for %s", pid, *f.dir)
+		}
+		pass, err := f.passphrase(stderr, false)
+		if err != nil {
+			return err
+		}
+		defer clear(pass)
+		if err := f.tor.load(*f.dir); err != nil {
+			return err
+		}
+		if _, err := sender.ReadHistory(*f.dir, pass); err != nil { // checks the passphrase
+			return err
+		}
+		wait := daemonStartWait
+		if f.tor.cfg.Tor.Mode == torctl.ModeStart {
+			wait += max(f.tor.cfg.Tor.Bootstrap.D(), 3*time.Minute)
+		}
+		pid, err := startDaemon(*f.dir, pass, f.daemonFlags(), wait)
+		if err != nil {
+			return err
+		}
+		f.print(stdout, map[string]any{"daemon_pid": pid, "daemon_log": filepath.Join(*f.dir, daemonLogName)},
+			"Started the daemon (pid %d) in the background; its log: %s. Stop it with: sealnet daemon --stop --dir %s\n",
+			pid, filepath.Join(*f.dir, daemonLogName), *f.dir)
+		return nil
+	}
+	if *background {
+		log, err := backgroundLogger(stderr, *f.level)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "sealnet daemon (pid %d) starting\n", os.Getpid())
+		defer fmt.Fprintf(stderr, "sealnet daemon (pid %d) stopped\n", os.Getpid())
+		return f.runDaemon(stderr, log, true, func(e sender.Event) { printRedacted(stdout, e) })
+	}
+	log, err := daemon.Logger(stderr, *f.level)
+	if err != nil {
+		return err
+	}
+	return f.runDaemon(stderr, log, false, func(e sender.Event) { printEvent(f, stdout, e) })
+}
+
+// runDaemon runs the client until SIGINT or SIGTERM, printing its events
+// with show, with DIR/daemon.pid naming this process while it holds the
+// directory. redact leaves the address out of what it prints itself.
+func (f *clientFlags) runDaemon(stderr io.Writer, log *slog.Logger, redact bool, show func(sender.Event)) error {
+	ctx, stop := daemon.SignalContext(context.Background())
+	defer stop()
+	pass, err := f.passphrase(stderr, false)
+	if err != nil {
+		return err
+	}
+	defer clear(pass)
+	o, err := f.options(ctx, log, stderr)
+	if err != nil {
+		return err
+	}
+	c, err := sender.Open(*f.dir, pass, o)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	ctx, stop := daemon.SignalContext(context.Background())
-	defer stop()
-	fmt.Fprintf(stderr, "sealnet daemon for %s: sending and fetching with cover traffic; stop with Ctrl-C.\n", c.Address())
+	unpid, err := writePidFile(*f.dir)
+	if err != nil {
+		return err
+	}
+	defer unpid()
+	if redact {
+		fmt.Fprintf(stderr, "sealnet daemon (pid %d): sending and fetching with cover traffic.\n", os.Getpid())
+	} else {
+		fmt.Fprintf(stderr, "sealnet daemon for %s (pid %d): sending and fetching with cover traffic; stop with Ctrl-C or sealnet daemon --stop.\n", c.Address(), os.Getpid())
+	}
 	evs := c.Events()
 	done := func() bool {
 		for {
 			select {
 			case e := <-evs:
-				printEvent(f, stdout, e)
+				show(e)
 			default:
 				return false
 			}
