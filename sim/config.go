@@ -239,7 +239,7 @@ func codeDefaults() *Config {
 	c.Client.MaxAttempts = 5
 	c.Client.Fetch = "constant" // sender's fetchLoop pulls every FetchInterval
 	c.Client.FetchInterval = config.Duration(time.Second)
-	c.Relay.LoopRate = 0.2      // relay.DefaultLoopRate
+	c.Relay.LoopRate = 0.2 // relay.DefaultLoopRate
 	c.Relay.DropRate = 0
 	c.Relay.MeanDelay = config.Duration(400 * time.Millisecond) // relay cover: the directory's mean_delay
 	c.Workload.AckDelay = config.Duration(time.Second)          // the directory's provider_hold (mailbox.DefaultReplyHold)

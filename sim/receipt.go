@@ -37,20 +37,20 @@ type receiptState struct {
 	// answered early shows one, after the hold.
 	atProvider bool
 	m          *model
-	at      *attacks
-	pdf     transitPDF // send → arrival at the recipient's provider
-	lo, hi  float64    // the window: transit times in [lo, hi] (ns)
-	sendT   []int64    // recent user sends, in time order (a queue from head)
-	sendU   []int32
-	head    int
-	total   []float64 // per user: packets sent so far
-	stamp   []int32   // per user: last window it sent in (online-window)
-	windows int32
-	sum     map[int32]float64
-	users   []int32
-	pairs   map[uint64]*receiptPair
-	toPair  map[int32]bool // recipients whose acknowledgements are withheld
-	maxN    int
+	at         *attacks
+	pdf        transitPDF // send → arrival at the recipient's provider
+	lo, hi     float64    // the window: transit times in [lo, hi] (ns)
+	sendT      []int64    // recent user sends, in time order (a queue from head)
+	sendU      []int32
+	head       int
+	total      []float64 // per user: packets sent so far
+	stamp      []int32   // per user: last window it sent in (online-window)
+	windows    int32
+	sum        map[int32]float64
+	users      []int32
+	pairs      map[uint64]*receiptPair
+	toPair     map[int32]bool // recipients whose acknowledgements are withheld
+	maxN       int
 	// per n: pairs linked (receipt top-1) / isolated (online window)
 	// after n messages, and how many pairs got that far
 	curve, online []float64

@@ -337,7 +337,8 @@ func tCDF(x, v float64) float64 {
 
 // TestScenarioFiles: every shipped scenario parses; small.toml's whole
 // sweep runs with its simulated time cut; reference.toml is the
-// reference workload.
+// reference workload on the code's defaults (the network's parameters),
+// and reference-before.toml the same as the network ran before issue 15.
 func TestScenarioFiles(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("scenarios", "*.toml"))
 	if err != nil || len(files) < 3 {
@@ -357,10 +358,18 @@ func TestScenarioFiles(t *testing.T) {
 		switch filepath.Base(f) {
 		case "reference.toml":
 			c := p.Points[0].Config
-			if p.Runs() != 1 || c.Users != 100_000 || c.Client.Rate != 1 || c.Layers != 3 || c.Width != 10 || c.Providers != 10 ||
-				c.Mixing.MeanDelay.D() != 100*time.Millisecond || c.Duration.D() != time.Hour ||
-				c.Workload.MessageRate != 0.01 || c.Client.LoopRate != 0.1 {
-				t.Errorf("reference.toml is not the reference workload: %d runs, %+v", p.Runs(), c)
+			d := codeDefaults()
+			if p.Runs() != 1 || c.Users != 100_000 || c.Client.Rate != d.Client.Rate || c.Layers != 3 || c.Width != 10 || c.Providers != 10 ||
+				c.Mixing.MeanDelay.D() != d.Mixing.MeanDelay.D() || c.Duration.D() != time.Hour || c.Mixing.At != d.Mixing.At ||
+				c.Workload.MessageRate != 0.01 || c.Client.LoopRate != d.Client.LoopRate || c.Client.Cover != d.Client.Cover ||
+				c.Client.Fetch != d.Client.Fetch || c.Workload.AckDelay != d.Workload.AckDelay {
+				t.Errorf("reference.toml is not the reference workload on the network's defaults: %d runs, %+v", p.Runs(), c)
+			}
+		case "reference-before.toml":
+			c := p.Points[0].Config
+			if c.Users != 100_000 || c.Client.Rate != 1 || c.Client.LoopRate != 0.1 || c.Mixing.MeanDelay.D() != 100*time.Millisecond ||
+				c.Mixing.At != "mixes" || c.Client.Cover != "drop" || c.Client.Fetch != "longpoll" || c.Workload.AckDelay != 0 {
+				t.Errorf("reference-before.toml is not the network before issue 15: %+v", c)
 			}
 		case "small.toml":
 			if p.Runs() > 16 {
