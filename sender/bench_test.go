@@ -33,12 +33,13 @@ func procCPU(tb testing.TB, pid int) time.Duration {
 	return time.Duration(ut+st) * time.Second / hz
 }
 
-// BenchmarkClientIdle runs `sealnet daemon` with the default settings
-// (a Poisson stream of drop cover at λ = 2/s, loop cover at 0.2/s, a
-// long-poll fetch) as its own process on an idle in-process testnet, and
-// reports the CPU it uses as a percentage of one core. The baseline,
-// measured in the same run, is the CPU the packets themselves need:
-// (λ + loop rate) × the time to build one 5-hop packet here.
+// BenchmarkClientIdle runs `sealnet daemon` on the network's default
+// parameters (a Poisson stream of cover at λ = 2/s, every packet with a
+// SURB whose reply comes back, a pull every second) as its own process
+// on an idle in-process testnet, and reports the CPU it uses as a
+// percentage of one core. The baseline, measured in the same run, is the
+// CPU the packets themselves need: 2λ × the time to build one 5-hop
+// packet here (a cover packet and its SURB).
 // Run it once: go test ./sender -run '^$' -bench ClientIdle -benchtime 1x
 func BenchmarkClientIdle(b *testing.B) {
 	const window = 20 * time.Second
@@ -66,7 +67,7 @@ func BenchmarkClientIdle(b *testing.B) {
 	c.Close()
 
 	// Baseline: building one packet, as the daemon does for each cover
-	// packet (a loop also builds its SURB: counted as a second packet).
+	// packet (its SURB is counted as a second packet).
 	doc, err := n.nw.WaitDocument(ctx)
 	if err != nil {
 		b.Fatal(err)
@@ -85,11 +86,11 @@ func BenchmarkClientIdle(b *testing.B) {
 		}
 	}
 	perPacket := time.Since(start) / reps
-	baseline := (def.Rate + 2*def.LoopRate) * perPacket.Seconds()
+	baseline := 2 * def.Rate * perPacket.Seconds()
 
 	// Packets entering the first layer per second, with and without the
-	// daemon: the difference is the daemon's stream (and its loops'
-	// replies), showing it really sends while idle.
+	// daemon: the difference is the daemon's stream and its replies (they
+	// cross the layers too): 2λ, showing it really sends while idle.
 	entryRate := func(d time.Duration) float64 {
 		var sum0, sum1 uint64
 		for _, name := range []string{"mix-1a", "mix-1b"} {

@@ -3,6 +3,8 @@ package sender
 import (
 	"encoding/hex"
 	"time"
+
+	"github.com/sealnet/sealnet/mixnet/directory"
 )
 
 // State is everything a client keeps, encrypted at rest by the vault.
@@ -163,11 +165,14 @@ type Settings struct {
 	PQPrekeys      int `json:"pq_prekeys"`
 }
 
-// DefaultSettings are cheap enough to leave on (docs/client.md).
+// DefaultSettings are what init writes into a new state. The fields the
+// network's parameters replace hold the directory's defaults, for the
+// record only: the client uses the document's (netSettings).
 func DefaultSettings() Settings {
+	p := directory.DefaultParameters()
 	return Settings{
-		Rate: 2, MeanDelay: 400 * time.Millisecond,
-		AckTimeout: 30 * time.Second, RetryJitter: 5 * time.Second, MaxAttempts: 5,
-		FetchWait: 10 * time.Second, FetchInterval: time.Second, OneTimePrekeys: 50, PQPrekeys: 10,
+		Rate: p.ClientRate, MeanDelay: p.MeanDelay,
+		AckTimeout: p.AckTimeout, RetryJitter: p.RetryJitter, MaxAttempts: p.MaxAttempts,
+		FetchWait: 10 * time.Second, FetchInterval: p.FetchInterval, OneTimePrekeys: 50, PQPrekeys: 10,
 	}
 }

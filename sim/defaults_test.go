@@ -5,6 +5,7 @@ import (
 
 	"github.com/sealnet/sealnet/mailbox"
 	"github.com/sealnet/sealnet/mixnet"
+	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/relay"
 	"github.com/sealnet/sealnet/sender"
 	"github.com/sealnet/sealnet/sim"
@@ -23,12 +24,13 @@ func TestDefaultsFollowTheCode(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl := sender.DefaultSettings()
+	net := directory.DefaultParameters() // what clients, relays and providers follow
 	at := "mixes"
 	if relay.ProvidersHoldFinalHop {
 		at = "all"
 	}
 	fetch := "longpoll" // the provider answers a long poll as soon as mail lands
-	if cl.FetchInterval > 0 {
+	if net.FetchInterval > 0 {
 		fetch = "constant" // one fixed-size page per interval, on a fixed clock
 	}
 	cover := "drop"
@@ -39,22 +41,23 @@ func TestDefaultsFollowTheCode(t *testing.T) {
 		key       string
 		sim, code any
 	}{
-		{"client.rate", c.Client.Rate, cl.Rate},
+		{"client.rate", c.Client.Rate, net.ClientRate},
 		{"client.loop_rate", c.Client.LoopRate, cl.LoopRate},
 		{"client.cover", c.Client.Cover, cover},
-		{"client.fetch_interval", c.Client.FetchInterval.D(), cl.FetchInterval},
-		{"mixing.mean_delay", c.Mixing.MeanDelay.D(), cl.MeanDelay},
-		{"client.ack_timeout", c.Client.AckTimeout.D(), cl.AckTimeout},
-		{"client.retry_jitter", c.Client.RetryJitter.D(), cl.RetryJitter},
-		{"client.max_attempts", c.Client.MaxAttempts, cl.MaxAttempts},
+		{"client.fetch_interval", c.Client.FetchInterval.D(), net.FetchInterval},
+		{"mixing.mean_delay", c.Mixing.MeanDelay.D(), net.MeanDelay},
+		{"client.ack_timeout", c.Client.AckTimeout.D(), net.AckTimeout},
+		{"client.retry_jitter", c.Client.RetryJitter.D(), net.RetryJitter},
+		{"client.max_attempts", c.Client.MaxAttempts, net.MaxAttempts},
 		{"client.fetch", c.Client.Fetch, fetch},
 		{"mixing.kind", c.Mixing.Kind, "poisson"}, // relay: mixing.strategy defaults to poisson
-		{"mixing.max_delay", c.Mixing.MaxDelay.D(), min(relay.DefaultMaxDelay, mixnet.MaxDelay)},
+		{"mixing.max_delay", c.Mixing.MaxDelay.D(), net.MaxDelay},
 		{"mixing.at", c.Mixing.At, at},
-		{"relay.loop_rate", c.Relay.LoopRate, relay.DefaultLoopRate},
+		{"relay.loop_rate", c.Relay.LoopRate, net.RelayLoopRate},
 		{"relay.drop_rate", c.Relay.DropRate, relay.DefaultDropRate},
-		{"relay.mean_delay", c.Relay.MeanDelay.D(), relay.DefaultCoverDelay},
-		{"workload.ack_delay", c.Workload.AckDelay.D(), mailbox.DefaultReplyHold},
+		{"relay.mean_delay", c.Relay.MeanDelay.D(), net.MeanDelay}, // relay cover draws the network's delay
+		{"workload.ack_delay", c.Workload.AckDelay.D(), net.ProviderHold},
+		{"mailbox.DefaultReplyHold", c.Workload.AckDelay.D(), mailbox.DefaultReplyHold},
 		{"packet size", sim.PacketSize, mixnet.DefaultGeometry().PacketSize()},
 	} {
 		if d.sim != d.code {
