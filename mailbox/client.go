@@ -187,7 +187,12 @@ func (c *Client) Upload(ctx context.Context, up PrekeyUpload) error {
 
 // Fetch returns the next page of the mailbox, waiting up to wait for mail.
 func (c *Client) Fetch(ctx context.Context, wait time.Duration) (*Page, error) {
-	m, err := c.call(ctx, &FetchRequest{Wait: wait}, wait)
+	return c.page(ctx, &FetchRequest{Wait: wait}, wait)
+}
+
+// page runs a request whose answer is a page, allowing extra time for it.
+func (c *Client) page(ctx context.Context, req Message, extra time.Duration) (*Page, error) {
+	m, err := c.call(ctx, req, extra)
 	if err != nil {
 		return nil, err
 	}
@@ -203,17 +208,7 @@ func (c *Client) Fetch(ctx context.Context, wait time.Duration) (*Page, error) {
 // Pull acknowledges every envelope up to and including through (0: none)
 // and returns the next page: one step of the constant-rate fetch.
 func (c *Client) Pull(ctx context.Context, through uint64) (*Page, error) {
-	m, err := c.call(ctx, &PullRequest{Through: through}, PullAnswerDelay)
-	if err != nil {
-		return nil, err
-	}
-	switch r := m.(type) {
-	case *Page:
-		return r, nil
-	case *Status:
-		return nil, &StatusError{r}
-	}
-	return nil, fmt.Errorf("%w: unexpected reply %T", ErrMalformed, m)
+	return c.page(ctx, &PullRequest{Through: through}, PullAnswerDelay)
 }
 
 // Ack acknowledges every envelope up to and including through.

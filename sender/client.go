@@ -89,8 +89,10 @@ type Client struct {
 	loopKeys map[string]*SURBKeys
 	// watch notices cover that does not come back, or comes back late
 	// (the loop alarm, internal/loopwatch); lastCheck is its last Check.
-	watch     atomic.Pointer[loopwatch.Watcher] // set at the first check, with the network's timeout
+	watch     atomic.Pointer[loopwatch.Watcher] // set once the client is up (checkLoops), with the network's timeout
 	lastCheck time.Time
+	started   time.Time   // Run's start, for the loop alarm's warm-up
+	pulled    atomic.Bool // a fetch has brought a page: replies can come back
 	// lastFetchFail throttles directory fetches after a failure.
 	lastFetchFail time.Time
 	events        chan Event

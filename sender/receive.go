@@ -79,6 +79,7 @@ func (c *Client) pullOn(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		c.pulled.Store(true)
 		last, err := c.processPage(ctx, page)
 		if err != nil {
 			return err

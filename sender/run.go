@@ -58,6 +58,7 @@ func (c *Client) jitter(max time.Duration) time.Duration {
 }
 
 func (c *Client) sendLoop(ctx context.Context, done func() bool) error {
+	c.started = time.Now()
 	s := c.settings()
 	nextSend := time.Now().Add(c.exp(s.Rate))
 	tick := time.NewTicker(500 * time.Millisecond)
@@ -267,8 +268,15 @@ func (c *Client) checkLoops() {
 	p := c.net()
 	w := c.watch.Load()
 	if w == nil {
-		// A loop is lost once it is twice the acknowledgement timeout
-		// late: by then a reply would have been resent for a message.
+		// Armed once the client is up: its fetches work, and an
+		// acknowledgement timeout has passed since it started, so that
+		// what a starting network or link loses is not taken for an
+		// attack. A loop is lost once it is twice the acknowledgement
+		// timeout late: by then a reply would have been resent for a
+		// message.
+		if !c.pulled.Load() || now.Sub(c.started) < p.AckTimeout {
+			return
+		}
 		var err error
 		if w, err = loopwatch.New(loopwatch.Config{Timeout: 2 * p.AckTimeout}); err != nil {
 			c.log.Error("loop alarm", "err", err)

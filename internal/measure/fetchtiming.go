@@ -29,25 +29,13 @@ type FetchTiming struct {
 }
 
 func fetchTimingTest(answers []answer, truth *load.Truth, at func(time.Time) int64) FetchTiming {
-	real := map[int32][]int64{}
-	for _, m := range truth.Messages {
-		if !m.Received.IsZero() {
-			real[m.To] = append(real[m.To], at(m.Received))
-		}
-		if !m.Delivered.IsZero() {
-			real[m.From] = append(real[m.From], at(m.Delivered))
-		}
-	}
-	for _, ts := range real {
-		slices.Sort(ts)
-	}
+	real := realTimes(truth, at)
 	var x [2][]float64
 	for _, a := range answers {
 		ts := real[a.u]
 		// The page arrives within milliseconds of the answer's start; the
 		// client shows what it held once it has opened and saved it.
-		k, _ := slices.BinarySearch(ts, a.t)
-		isReal := k < len(ts) && ts[k] <= a.t+int64(200*time.Millisecond)
+		isReal := realWithin(ts, a.t, 0, 200*time.Millisecond)
 		x[b2i(isReal)] = append(x[b2i(isReal)], float64(a.latency)/1e9)
 	}
 	f := FetchTiming{Answers: len(answers), Real: len(x[1]), RealMedian: median(x[1]), OtherMedian: median(x[0]), P: math.NaN()}

@@ -42,20 +42,7 @@ type PageGap struct {
 // pageGapAttack classifies the mail events (setting each one's page) and
 // scores the classifier.
 func pageGapAttack(mails []mailEvent, truth *load.Truth, at func(time.Time) int64) PageGap {
-	// Ground truth: per user, the times its client showed mail or heard
-	// of a delivery.
-	real := map[int32][]int64{}
-	for _, m := range truth.Messages {
-		if !m.Received.IsZero() {
-			real[m.To] = append(real[m.To], at(m.Received))
-		}
-		if !m.Delivered.IsZero() {
-			real[m.From] = append(real[m.From], at(m.Delivered))
-		}
-	}
-	for _, ts := range real {
-		slices.Sort(ts)
-	}
+	real := realTimes(truth, at)
 	var logs []float64
 	var idx []int
 	var truthReal []bool
@@ -68,8 +55,7 @@ func pageGapAttack(mails []mailEvent, truth *load.Truth, at func(time.Time) int6
 		ts := real[e.u]
 		// The client shows the mail (or the delivery) right after it
 		// saved the page: within milliseconds of the answer.
-		k, _ := slices.BinarySearch(ts, e.t-int64(10*time.Millisecond))
-		isReal := k < len(ts) && ts[k] <= e.t+int64(200*time.Millisecond)
+		isReal := realWithin(ts, e.t, -10*time.Millisecond, 200*time.Millisecond)
 		logs = append(logs, math.Log(max(float64(e.ackGap), 1)))
 		truthReal = append(truthReal, isReal)
 		gaps[b2i(isReal)] = append(gaps[b2i(isReal)], float64(e.ackGap)/1e9)
@@ -111,6 +97,30 @@ func pageGapAttack(mails []mailEvent, truth *load.Truth, at func(time.Time) int6
 	g.Base = max(float64(g.Real), n-float64(g.Real)) / n
 	g.RealMedian, g.OtherMedian = median(gaps[1]), median(gaps[0])
 	return g
+}
+
+// realTimes is the ground truth of both wire classifiers: per user, the
+// times (sorted) its client showed mail or heard of a delivery.
+func realTimes(truth *load.Truth, at func(time.Time) int64) map[int32][]int64 {
+	real := map[int32][]int64{}
+	for _, m := range truth.Messages {
+		if !m.Received.IsZero() {
+			real[m.To] = append(real[m.To], at(m.Received))
+		}
+		if !m.Delivered.IsZero() {
+			real[m.From] = append(real[m.From], at(m.Delivered))
+		}
+	}
+	for _, ts := range real {
+		slices.Sort(ts)
+	}
+	return real
+}
+
+// realWithin reports whether ts (sorted) has a time in [t+lo, t+hi].
+func realWithin(ts []int64, t int64, lo, hi time.Duration) bool {
+	k, _ := slices.BinarySearch(ts, t+int64(lo))
+	return k < len(ts) && ts[k] <= t+int64(hi)
 }
 
 func b2i(b bool) int {

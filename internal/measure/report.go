@@ -57,11 +57,18 @@ func (a *Analysis) WriteReport(dir, title string) ([]string, error) {
 			*f = -1 // JSON has no NaN
 		}
 	}
+	ft := a.FetchTiming
+	for _, f := range []*float64{&ft.RealMedian, &ft.OtherMedian, &ft.P} {
+		if math.IsNaN(*f) {
+			*f = -1
+		}
+	}
 	acct, _ := json.MarshalIndent(struct {
 		Accounting
-		Capture any     `json:"capture"`
-		PageGap PageGap `json:"page_gap_loop_stripping"`
-	}{a.Acct, a.Capture, pg}, "", "  ")
+		Capture     any         `json:"capture"`
+		PageGap     PageGap     `json:"page_gap_loop_stripping"`
+		FetchTiming FetchTiming `json:"fetch_timing"`
+	}{a.Acct, a.Capture, pg, ft}, "", "  ")
 	if err := put("accounting.json", append(acct, '\n')); err != nil {
 		return files, err
 	}
@@ -106,7 +113,11 @@ func (a *Analysis) markdown(title string) string {
 	p("## What the capture held\n\n| | |\n|---|---|\n")
 	p("| link records | %d on %d link connections |\n", ac.Records, ac.Conns)
 	p("| link events (user→mix, node→node) | %d |\n", ac.LinkEvents)
-	p("| mail events (fetches answered early) | %d, from %d records on user links |\n", ac.MailEvents, ac.UserRecords)
+	if a.Trace != nil && a.Trace.Pulls {
+		p("| mail events (every fetch answered: constant-rate pulls) | %d, from %d records on user links |\n", ac.MailEvents, ac.UserRecords)
+	} else {
+		p("| mail events (fetches answered early) | %d, from %d records on user links |\n", ac.MailEvents, ac.UserRecords)
+	}
 	p("| not attributed / outside the run / direct deliveries | %d / %d / %d |\n", ac.Unattributed, ac.Outside, ac.Direct)
 	p("| messages written | %d: %d scored, %d in the warm-up, %d not matched to a mail event, %d never shown, %d reported failed |\n\n",
 		ac.Messages, ac.Scored, ac.Warmup, ac.Unmatched, ac.Undelivered, ac.Failed)
@@ -116,7 +127,7 @@ func (a *Analysis) markdown(title string) string {
 		return b.String()
 	}
 	p("## Simulated prediction and measurement\n\n")
-	p("The prediction is `sealnet sim` on the same parameters (seed %d, %d targets), scored by the same wire observer on the simulated network's links (`sim.Observe`); the measurement is the same adversary code (`sim.AnalyzeTrace`) on the capture (%d targets). Intervals are 95 %%: the mean's for entropy, Wilson's for rates. The receipt and online-window attacks pair each pair's messages with every user's sends just before the recipient's fetch; the acknowledgement attack pairs them with the fetches after.\n\n",
+	p("The prediction is `sealnet sim` on the same parameters (seed %d, %d targets), scored by the same wire observer on the simulated network's links (`sim.Observe`); the measurement is the same adversary code (`sim.AnalyzeTrace`) on the capture (%d targets). Intervals are 95 %%: the mean's for entropy, Wilson's for rates. The receipt and online-window attacks pair each pair's messages with every user's sends just before the recipient's fetch; the acknowledgement attack pairs them with the fetches after; with constant-rate pulls no fetch shows an arrival, and they have nothing to pair.\n\n",
 		c.Seed, a.Predicted.Targets, a.Measured.Targets)
 	p("| figure | simulated | measured on the testnet | intervals overlap |\n|---|---|---|---|\n")
 	for _, f := range a.Figures {
@@ -129,11 +140,15 @@ func (a *Analysis) markdown(title string) string {
 	p("\nLatency, writing to showing (measured): median %.2f s, 90th percentile %.2f s; simulated (writing to arrival): median %.2f s.\n\n",
 		a.Measured.Latency.P50, a.Measured.Latency.P90, a.Predicted.Latency.P50)
 	p("![entropy](entropy_cdf.png)\n\n![attacks](attacks.png)\n\n")
+	if ft := a.FetchTiming; ft.Answers > 0 {
+		p("## Fetch timing on the wire\n\nOf %d answers on user links, %d handed the user something real (ground truth); their median delay after the request was %.4g ms, against %.4g ms for the others (Kolmogorov–Smirnov D = %.3f, p = %.3g).\n\n",
+			ft.Answers, ft.Real, ft.RealMedian*1e3, ft.OtherMedian*1e3, ft.D, ft.P)
+	}
 	if g := a.PageGap; g.Events > 0 && (g.Real == 0 || g.Real == g.Events) {
 		p("## Loop stripping on the wire\n\nEvery one of the %d mail events was of one kind (no loops in this run): nothing to tell apart.\n\n", g.Events)
 	} else if g.Events > 0 {
 		p("## Loop stripping on the wire\n\n")
-		p("After a page with mail or a reply to its own message the client saves its state before it acknowledges the page; after a page with only its loop's return it acknowledges at once. Classifying each of the %d mail events by that pause (two-means on its log, boundary %.2g ms, no ground truth used) tells real pages from loop returns **%.2f of the time [%.2f, %.2f]**, against %.2f for a guess without it (%d real pages; median pause %.2g ms real, %.2g ms otherwise). Its verdicts feed the rows \"fed by returns\" above (the simulated side labels its pages without error; the simulator has no fsync to model).\n\n",
+		p("Before issue 15, after a page with mail or a reply to its own message the client saved its state before it acknowledged the page, and after a page with only its loop's return it acknowledged at once; with constant-rate pulls the next request leaves on a fixed clock whatever the page held. Classifying each of the %d mail events by the pause before the next request (two-means on its log, boundary %.2g ms, no ground truth used) tells real pages from loop returns **%.2f of the time [%.2f, %.2f]**, against %.2f for a guess without it (%d real pages; median pause %.2g ms real, %.2g ms otherwise). Its verdicts feed the rows \"fed by returns\" above (the simulated side labels its pages without error; the simulator has no fsync to model).\n\n",
 			g.Events, g.Boundary*1e3, g.Accuracy, g.Lo, g.Hi, g.Base, g.Real, g.RealMedian*1e3, g.OtherMedian*1e3)
 	}
 	p("## Differences, explained\n\n")
@@ -153,7 +168,7 @@ func (a *Analysis) markdown(title string) string {
 
 - **Processing time.** Real nodes take a fraction of a millisecond per hop and queue under load; the simulation uses a fixed 0.5 ms link. With mixing delays of tens of milliseconds this is noise; with mixing off it is all the adversary has, so the control run is where it shows.
 - **The same observer on both sides.** The prediction is scored on the simulated network's wire, where a node's own loops, drops and acknowledgements look forwarded, as on the capture; both are blind to what the providers know (loop stripping and returns-fed disclosure are simulator figures only: docs/sim.md §3.9).
-- **Mail events.** The wire observer sees only that a user's fetch was answered early (a message, a loop or an acknowledgement alike, and several envelopes in one page as one event); in the simulation each envelope is its own fetch. Upkeep requests after a page make a few extra mail events on the capture.
+- **Mail events.** With constant-rate pulls every answer is one, on both sides (the simulated wire pulls at the same interval). With long polls the wire observer sees only that a user's fetch was answered early (a message, a loop or an acknowledgement alike, and several envelopes in one page as one event); in the simulation each envelope is its own fetch. Upkeep requests make a few extra mail events on the capture.
 - **First contacts.** Real clients fetch prekey bundles before a first message; these are real packets the simulator does not send. (Retransmissions are simulated: a fragment not acknowledged in time goes again.)
 - **Few targets.** A short run scores tens to hundreds of messages, so the intervals are wide; the disclosure attacks need many rounds and are near 0 on a run of minutes, simulated or measured.
 `)
