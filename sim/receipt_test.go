@@ -32,7 +32,8 @@ var receiptBase = receiptScenario("", "", "", "", "")
 // legacy is the network as it ran before issue 15, the control that shows
 // each leak: providers deliver at once, cover is dropped (nothing comes
 // back), a separate loop stream goes to the own mailbox, clients long-poll,
-// replies leave at once, 50 ms per hop. Each argument is receiptScenario's.
+// replies leave at once, 50 ms per hop (relays' cover 100 ms). Each
+// argument is receiptScenario's.
 func legacy(top, workload, client, adversary, tables string) string {
 	add := func(s, kvs string) string {
 		for _, kv := range strings.Split(kvs, "\n") {
@@ -50,6 +51,9 @@ func legacy(top, workload, client, adversary, tables string) string {
 		tables = tables[:j] + add(tables[j:], mixing)[len(tables[j:]):] + "\n" + tables[j:]
 	} else {
 		tables += "\n[mixing]\n" + mixing + "\n"
+	}
+	if !strings.Contains(tables, "[relay]") {
+		tables += "\n[relay]\nmean_delay = \"100ms\"\n" // relays' own cover then
 	}
 	return receiptScenario(top, workload, client, adversary, tables)
 }
