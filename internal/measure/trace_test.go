@@ -10,6 +10,7 @@ import (
 	"github.com/sealnet/sealnet/internal/load"
 	"github.com/sealnet/sealnet/internal/testnet"
 	"github.com/sealnet/sealnet/internal/wire"
+	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/sim"
 )
 
@@ -19,7 +20,11 @@ import (
 // the page's acknowledgement must not count as mail, and the adversary
 // must name the sender.
 func TestBuildTrace(t *testing.T) {
-	nw, err := testnet.Create(filepath.Join(t.TempDir(), "net"), testnet.Spec{Layers: 1, Width: 1, Providers: 1, HostPerNode: true})
+	// The network the capture below stands for: no mixing delay, long
+	// polls, replies at once.
+	params := directory.DefaultParameters()
+	params.MeanDelay, params.FetchInterval, params.ProviderHold = 0, 0, 0
+	nw, err := testnet.Create(filepath.Join(t.TempDir(), "net"), testnet.Spec{Layers: 1, Width: 1, Providers: 1, HostPerNode: true, Parameters: params})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,6 +43,8 @@ duration = "20s"
 warmup = "500ms"
 [mixing]
 mean_delay = "0s"
+[client]
+fetch = "longpoll" # the capture below is of long polls: responses early and late
 [workload]
 message_rate = 0.1
 contacts = 1

@@ -88,6 +88,7 @@ func run(dir string) error {
 		}},
 		"fetch":                &mailbox.FetchRequest{Wait: 5 * time.Second},
 		"ack":                  &mailbox.AckRequest{Through: 42},
+		"pull":                 &mailbox.PullRequest{Through: 42},
 		"set-token":            &mailbox.SetTokenRequest{TokenHash: [32]byte{3}},
 		"status":               &mailbox.Status{Code: mailbox.StatusAccepted, EnvelopeID: [16]byte{1}, Detail: "taken"},
 		"bundle-response":      &mailbox.BundleResponse{Bundle: rawBundle},
@@ -110,6 +111,7 @@ func run(dir string) error {
 	for name, r := range map[string]*mailbox.MixRequest{
 		"deliver": {SURB: surb, Deliver: &mailbox.MixDeliver{EnvelopeID: [16]byte{5}, Token: [32]byte{6}, Data: bytesOf("mix envelope", 900)}},
 		"bundle":  {SURB: surb, Bundle: true},
+		"cover":   {SURB: surb, Cover: true},
 	} {
 		msg, err := mailbox.MarshalMixRequest(g, r)
 		if err != nil {
