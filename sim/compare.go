@@ -24,7 +24,18 @@ type Compared struct {
 }
 
 // Overlap reports whether the two intervals share a point.
-func (c Compared) Overlap() bool { return c.PredLo <= c.MeasHi && c.MeasLo <= c.PredHi }
+//
+// Figures within agreeTolerance of each other also count as agreeing: at a
+// ceiling (every message's entropy near log2 of the users) the intervals
+// shrink to nothing and a difference of a thousandth of a bit would
+// otherwise count as a disagreement.
+func (c Compared) Overlap() bool {
+	return c.PredLo <= c.MeasHi && c.MeasLo <= c.PredHi || math.Abs(c.Pred-c.Meas) <= agreeTolerance*max(1, math.Abs(c.Pred))
+}
+
+// agreeTolerance is the relative difference under which two figures are
+// the same figure (Compared.Overlap).
+const agreeTolerance = 0.01
 
 // WriteComparison writes two plots into dir, as PNG and SVG: the CDF of
 // the sender entropy over targets, predicted and measured, and the attack
