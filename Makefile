@@ -41,8 +41,13 @@ fmtcheck:
 vet:
 	$(GO) vet ./...
 
+# The simulator's tests are single-threaded arithmetic but for its sweep
+# workers: they run with the race detector only where goroutines meet
+# (the sweeps), and otherwise without it, which is 5-10x faster.
 unit:
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/sim$$')
+	$(GO) test -count=1 ./sim/
+	$(GO) test -race -count=1 -run 'Sweep|Deterministic' ./sim/
 
 fuzz-smoke:
 	scripts/fuzz.sh $(FUZZTIME)
