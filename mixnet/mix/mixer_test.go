@@ -189,13 +189,21 @@ func TestMixerTimedPool(t *testing.T) {
 	const iv = time.Second
 	start := t0.Add(-300 * time.Millisecond) // ticks at t0 + 0.7s + k·1s
 	m := NewMixer(mustNew(t, Config{Kind: TimedPool, Capacity: 10, Interval: iv, Keep: 1, Start: start}, 1), clock, out)
-	stop := runMixer(t, m)
-	defer stop()
+	// Items first, then Run: a wake-up still pending when the test
+	// advances the clock would make Run re-arm its timer from a "now"
+	// read before the advance, past the tick (a race of the fake clock,
+	// microseconds with a real one).
 	for i := range 4 {
 		if err := m.Add(Item[int]{Value: i}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	select {
+	case <-m.wake:
+	default:
+	}
+	stop := runMixer(t, m)
+	defer stop()
 	tick := t0.Add(700 * time.Millisecond)
 	clock.waitArmed(t, tick)
 	clock.AdvanceTo(t, tick)
