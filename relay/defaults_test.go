@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -28,28 +29,7 @@ import (
 // the longest encodable delay: the bound is enforced before the mixer.
 func TestCoverAndMixingDefaults(t *testing.T) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, "relay.toml")
-	text := `name = "m"
-role = "mix"
-layer = 2
-listen = "127.0.0.1:4433"
-data_dir = "` + filepath.ToSlash(dir) + `"
-
-[[directory.authorities]]
-url = "http://127.0.0.1:1"
-key = "0000000000000000000000000000000000000000000000000000000000000000"
-
-[mixing]
-
-[cover]
-`
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := LoadConfig(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := loadMixConfig(t, dir, 2, "127.0.0.1:4433", "[mixing]\n\n[cover]\n")
 	if c.Cover.DropRate != DefaultDropRate || len(c.networkKeys()) != 0 {
 		t.Errorf("empty [cover]: drop_rate %v, network keys %v; want %v, none", c.Cover.DropRate, c.networkKeys(), DefaultDropRate)
 	}
@@ -108,31 +88,7 @@ key = "0000000000000000000000000000000000000000000000000000000000000000"
 // at start with the parameter used instead.
 func TestNetworkKeysIgnoredAndReported(t *testing.T) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, "relay.toml")
-	text := `name = "m"
-role = "mix"
-layer = 1
-listen = "127.0.0.1:0"
-data_dir = "` + filepath.ToSlash(dir) + `"
-
-[[directory.authorities]]
-url = "http://127.0.0.1:1"
-key = "0000000000000000000000000000000000000000000000000000000000000000"
-
-[mixing]
-max_delay = "5s"
-
-[cover]
-loop_rate = 0.0
-mean_delay = "1ms"
-`
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := LoadConfig(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := loadMixConfig(t, dir, 1, "127.0.0.1:0", "[mixing]\nmax_delay = \"5s\"\n\n[cover]\nloop_rate = 0.0\nmean_delay = \"1ms\"\n")
 	var keys []string
 	for _, k := range c.networkKeys() {
 		keys = append(keys, k.key+"->"+k.param)
@@ -251,4 +207,30 @@ func TestLoopAlarmExpectation(t *testing.T) {
 		}
 		n.keys.close()
 	}
+}
+
+// loadMixConfig writes and loads a mix's relay.toml in dir: the minimal
+// keys, then tail.
+func loadMixConfig(t *testing.T, dir string, layer int, listen, tail string) *Config {
+	t.Helper()
+	path := filepath.Join(dir, "relay.toml")
+	text := fmt.Sprintf(`name = "m"
+role = "mix"
+layer = %d
+listen = %q
+data_dir = %q
+
+[[directory.authorities]]
+url = "http://127.0.0.1:1"
+key = "0000000000000000000000000000000000000000000000000000000000000000"
+
+`, layer, listen, filepath.ToSlash(dir)) + tail
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
