@@ -10,6 +10,7 @@ package hmac256
 
 import (
 	"crypto/sha256"
+	"encoding"
 	"hash"
 	"sync"
 )
@@ -28,13 +29,41 @@ type state struct {
 	ctr [1]byte
 }
 
+// freshDigest is the marshalled state of an unused SHA-256: initial chaining
+// value, an all-zero block buffer, length zero.
+var freshDigest = func() []byte {
+	b, err := sha256.New().(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		panic("hmac256: " + err.Error())
+	}
+	return b
+}()
+
 var states = sync.Pool{New: func() any { return &state{d: sha256.New()} }}
+
+func getState() *state { return states.Get().(*state) }
+
+// putState wipes s and returns it to the pool. Reset alone is not enough: a
+// SHA-256 digest keeps the last partial block it was given (here the tail
+// of a message or key material: an HKDF input, a derived key) in its
+// buffer, and Reset only rewinds the length. Restoring the marshalled state
+// of a fresh digest overwrites the whole buffer, without a heap allocation
+// and without an extra compression.
+func putState(s *state) {
+	if err := s.d.(encoding.BinaryUnmarshaler).UnmarshalBinary(freshDigest); err != nil {
+		panic("hmac256: " + err.Error())
+	}
+	clear(s.pad[:])
+	clear(s.t[:])
+	s.ctr[0] = 0
+	states.Put(s)
+}
 
 // Sum returns HMAC-SHA256(key, msg[0] || msg[1] || ...).
 func Sum(key []byte, msg ...[]byte) [Size]byte {
-	s := states.Get().(*state)
+	s := getState()
 	out := s.sum(key, msg...)
-	states.Put(s)
+	putState(s)
 	return out
 }
 
@@ -78,7 +107,12 @@ func HKDF(out, salt, ikm, info []byte) {
 	if len(salt) == 0 {
 		salt = zeroSalt[:]
 	}
-	s := states.Get().(*state)
+	s := getState()
+	s.hkdf(out, salt, ikm, info)
+	putState(s)
+}
+
+func (s *state) hkdf(out, salt, ikm, info []byte) {
 	prk := s.sum(salt, ikm)
 	for i, off := 0, 0; off < len(out); i++ {
 		s.ctr[0] = byte(i + 1)
@@ -90,6 +124,4 @@ func HKDF(out, salt, ikm, info []byte) {
 		off += copy(out[off:], s.t[:])
 	}
 	clear(prk[:])
-	clear(s.t[:])
-	states.Put(s)
 }

@@ -7,6 +7,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"math/rand/v2"
+	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -137,5 +139,84 @@ func BenchmarkStdlibHKDF64(b *testing.B) {
 		if _, err := hkdf.Key(sha256.New, ikm, salt, "", 64); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// secretIn reports whether any 8-byte window of secret appears in b.
+func secretIn(b, secret []byte) bool {
+	for i := 0; i+8 <= len(secret); i++ {
+		if bytes.Contains(b, secret[i:i+8]) {
+			return true
+		}
+	}
+	return false
+}
+
+// pooledBytes is everything a pooled state keeps: its digest's memory
+// (read through reflection, since MarshalBinary shows only the buffered
+// bytes still counted) and its own buffers.
+func pooledBytes(t *testing.T, s *state) []byte {
+	t.Helper()
+	v := reflect.ValueOf(s.d)
+	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+		v = v.Elem()
+	}
+	var b []byte
+	found := false
+	for i := range v.NumField() {
+		f := v.Field(i)
+		if f.Kind() == reflect.Array && f.Type().Elem().Kind() == reflect.Uint8 {
+			found = true
+			for j := range f.Len() {
+				b = append(b, byte(f.Index(j).Uint()))
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("%s has no byte buffer: the SHA-256 implementation changed, update this test", v.Type())
+	}
+	return slices.Concat(b, s.pad[:], s.t[:], s.ctr[:])
+}
+
+// TestPooledStateWiped: a state goes back to the pool holding none of the
+// key material it hashed. The HKDF output's blocks are what an HMAC's
+// inner hash buffers last (T(i) || info || counter), and a message whose
+// length is not a multiple of the block size leaves its tail there.
+func TestPooledStateWiped(t *testing.T) {
+	secret := bytes.Repeat([]byte{0xa5, 0x5a, 0x3c, 0xc3, 0x11, 0x22, 0x33, 0x44, 0x99}, 11) // 99 bytes
+	key := bytes.Repeat([]byte{0x77}, 32)
+
+	s := &state{d: sha256.New()}
+	s.sum(key, secret)
+	s.d.Reset()
+	if !secretIn(pooledBytes(t, s), secret[64:]) {
+		t.Fatal("control: after Reset alone the message tail should still be in the digest's buffer")
+	}
+	putState(s)
+	if secretIn(pooledBytes(t, s), secret) {
+		t.Fatal("the message's tail survived putState")
+	}
+
+	out := make([]byte, 3*Size)
+	s = &state{d: sha256.New()}
+	s.hkdf(out, key, secret, []byte("info"))
+	if !secretIn(pooledBytes(t, s), out) {
+		t.Fatal("control: after HKDF the state should hold output blocks before it is wiped")
+	}
+	putState(s)
+	if b := pooledBytes(t, s); secretIn(b, out) || secretIn(b, secret) {
+		t.Fatal("HKDF output or input survived putState")
+	}
+
+	// Sum and HKDF wipe what they return to the pool: after a Sum, a state
+	// taken from the pool holds nothing of it (without the race detector
+	// the pool hands back the same state).
+	if !raceEnabled {
+		Sum(key, secret)
+		s = getState()
+		if secretIn(pooledBytes(t, s), secret) {
+			t.Fatal("a pooled state holds the previous Sum's message")
+		}
+		states.Put(s)
 	}
 }

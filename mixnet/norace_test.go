@@ -1,0 +1,5 @@
+//go:build !race
+
+package mixnet
+
+const raceEnabled = false
