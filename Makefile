@@ -51,7 +51,7 @@ unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/sim$$')
 	$(GO) test -count=1 ./sim/
 	$(GO) test -race -count=1 -run 'Sweep|Deterministic' ./sim/
-	$(GO) test -count=1 -run 'Alloc' ./mixnet/... ./internal/hmac256/ ./internal/lioness/ ./internal/loopwatch/
+	$(GO) test -count=1 -run 'Alloc' ./mixnet/... ./internal/hmac256/ ./internal/loopwatch/
 
 fuzz-smoke:
 	scripts/fuzz.sh $(FUZZTIME)
