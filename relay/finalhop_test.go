@@ -4,6 +4,7 @@ import (
 	"context"
 	crand "crypto/rand"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,5 +77,37 @@ func TestProviderHoldsFinalHop(t *testing.T) {
 	if probe >= slack || control >= mixDelay+slack {
 		t.Fatalf("!ProvidersHoldFinalHop, but delivered after %v (control %v): the provider held the packet for its %v final-hop delay; update relay.ProvidersHoldFinalHop and the simulator's mixing.at",
 			probe, control, finalDelay)
+	}
+}
+
+// TestFinalHopWaitsForReplayJournal: a provider acts on a final-hop packet
+// only once its replay tag is on disk, as a mix forwards only then. While
+// the provider's journal cannot be synced, packets for its mailboxes are
+// dropped, not delivered (a crash could otherwise forget the tag of a
+// bundle request already answered, and a replay would take a second
+// one-time prekey); once the disk recovers, delivery resumes. The entry
+// mix's journal is healthy throughout, so the packets reach the provider.
+func TestFinalHopWaitsForReplayJournal(t *testing.T) {
+	n := startNetwork(t, testnet.Spec{EpochPeriod: time.Hour, Layers: 1, Width: 1, Providers: 1, NoCover: true}, nil)
+	inj := testnet.NewInjector(n.doc.Doc)
+	defer inj.Close()
+	prov := n.p.Nodes[n.provider(t, 0).Name]
+	var fail atomic.Bool
+	fail.Store(true)
+	relay.FailReplaySync(prov, &fail)
+
+	const series = `sealnet_packets_dropped_total{reason="replay_journal_error"}`
+	n.sendOne(t, inj, n.doc.Doc.Epoch, 30, 0)
+	waitFor(t, "the provider to drop the packet it cannot journal", 10*time.Second,
+		func() bool { return metric(t, prov, series) >= 1 }, n.dump)
+	if got := n.delivered(30); got != 0 {
+		t.Fatalf("delivered %d times while the provider's replay journal could not be synced", got)
+	}
+
+	fail.Store(false)
+	n.sendOne(t, inj, n.doc.Doc.Epoch, 31, 0)
+	waitFor(t, "delivery once the journal syncs again", 10*time.Second, func() bool { return n.delivered(31) == 1 }, n.dump)
+	if got := n.delivered(30); got != 0 {
+		t.Fatalf("the packet dropped for its journal was delivered %d times later", got)
 	}
 }

@@ -244,7 +244,7 @@ func (n *Node) send(next mixnet.NodeID, pkt []byte) { n.Send(next, pkt) }
 // once if none is running. Syncs are shared by all packets added before
 // them: group commit.
 type durability struct {
-	sync   func() error
+	sync   func() error // guarded by mu (tests replace it)
 	added  atomic.Uint64
 	mu     sync.Mutex
 	cond   *sync.Cond
@@ -276,8 +276,9 @@ func (d *durability) flush() {
 		return
 	}
 	d.busy = true
+	sync := d.sync
 	d.mu.Unlock()
-	err := d.sync()
+	err := sync()
 	d.mu.Lock()
 	d.busy = false
 	d.err = err
