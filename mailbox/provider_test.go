@@ -329,7 +329,10 @@ func TestNotEnumerable(t *testing.T) {
 	e := start(t, testnet.Spec{EpochPeriod: time.Hour, Layers: 1, Width: 1, Providers: 1}, func(s *mailbox.Settings) { s.BundlesPerHour = 3 })
 	bob := newUser(t, "bob@a")
 	owner := e.register(t, bob, true)
-	if err := owner.Upload(context.Background(), prekeys(t, bob, 1, 10, 2)); err != nil {
+	// The public client's first upload: signed prekey 1, last resort 2,
+	// one-time prekeys 3 to 52, post-quantum ones 53 to 62 (the layout
+	// TestPhantomIsAFreshClient ties to package sender).
+	if err := owner.Upload(context.Background(), prekeys(t, bob, 1, 50, 10)); err != nil {
 		t.Fatal(err)
 	}
 	anon := e.dial(t, "a", nil)
@@ -341,27 +344,41 @@ func TestNotEnumerable(t *testing.T) {
 			t.Fatalf("tokenless delivery: %v %v", code, err)
 		}
 	}
-	real, err := anon.Bundle(ctx, bob.mb())
-	if err != nil {
-		t.Fatal(err)
+	// Two bundles of each, interleaved: what a stranger compares is their
+	// form and every prekey identifier in them, the sequence included.
+	var reals, fakes []*mailbox.PrekeyBundle
+	for range 2 {
+		real, err := anon.Bundle(ctx, bob.mb())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fake, err := anon.Bundle(ctx, nobody)
+		if err != nil {
+			t.Fatalf("bundle for an unknown address: %v", err)
+		}
+		reals, fakes = append(reals, real), append(fakes, fake)
 	}
-	fake, err := anon.Bundle(ctx, nobody)
-	if err != nil {
-		t.Fatalf("bundle for an unknown address: %v", err)
+	ids := func(b *mailbox.PrekeyBundle) string {
+		ot := "none"
+		if b.OneTime != nil {
+			ot = fmt.Sprint(b.OneTime.ID)
+		}
+		return fmt.Sprintf("%d bytes, signed %d, one-time %s, post-quantum %d (kind %d)", len(b.Marshal()), b.Signed.ID, ot, b.PQ.ID, b.PQ.Kind)
 	}
-	if len(real.Marshal()) != len(fake.Marshal()) || (real.OneTime == nil) != (fake.OneTime == nil) || real.PQ.Kind != fake.PQ.Kind {
-		t.Fatalf("real and fake bundles differ in form: %d/%d bytes", len(real.Marshal()), len(fake.Marshal()))
+	for i := range reals {
+		if r, f := ids(reals[i]), ids(fakes[i]); r != f {
+			t.Fatalf("bundle %d: real %s, fake %s: a stranger tells them apart", i+1, r, f)
+		}
 	}
-	fake2, err := anon.Bundle(ctx, nobody)
-	if err != nil || fake2.IdentityEd25519 != fake.IdentityEd25519 || fake2.Signed != fake.Signed {
-		t.Fatalf("the fake identity is not stable: %v", err)
+	if fakes[1].IdentityEd25519 != fakes[0].IdentityEd25519 || fakes[1].Signed != fakes[0].Signed {
+		t.Fatal("the fake identity is not stable")
 	}
-	// Both have used part of their 3 requests an hour (bob 1, nobody 2);
-	// each runs out after exactly 3, known or not.
+	// Both have used part of their 3 requests an hour (2 each); each runs
+	// out after exactly 3, known or not.
 	for _, c := range []struct {
 		mb   mailbox.MailboxID
 		used int
-	}{{bob.mb(), 1}, {nobody, 2}} {
+	}{{bob.mb(), 2}, {nobody, 2}} {
 		ok := c.used
 		for range 10 {
 			if _, err := anon.Bundle(ctx, c.mb); err != nil {
