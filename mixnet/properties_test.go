@@ -46,10 +46,35 @@ func TestUnlinkableBits(t *testing.T) {
 			pkt = res.Packet
 		}
 	}
-	// The check can fail: a packet shares windows with itself.
-	pkt := mustPacket(t, rng, g, nodes, msg)
-	if !sharesWindow(pkt, pkt) {
-		t.Fatal("sharesWindow misses identical input")
+	// Controls: the check catches the leaks a hop could have. A hop that
+	// forwards the payload without its LIONESS layer, or that forgets to
+	// blind the ephemeral key, or that passes the routing information on
+	// without re-encrypting it, shares bytes with its input.
+	leaks := map[string]func(in, out []byte){
+		"payload not re-encrypted": func(in, out []byte) { copy(out[g.HeaderSize():], in[g.HeaderSize():]) },
+		"ephemeral not blinded": func(in, out []byte) {
+			copy(out[versionSize:versionSize+ephemeralSize], in[versionSize:versionSize+ephemeralSize])
+		},
+		"routing information passed on": func(in, out []byte) {
+			off := versionSize + ephemeralSize + g.RoutingInfoSize
+			copy(out[off:g.HeaderSize()-headerTagSize], in[off:g.HeaderSize()-headerTagSize])
+		},
+	}
+	for name, leak := range leaks {
+		pkt := mustPacket(t, rng, g, nodes, msg)
+		in := bytes.Clone(pkt)
+		res, err := nodes[0].key.Unwrap(pkt, nodes[0].rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := bytes.Clone(res.Packet)
+		if sharesWindow(in, out) {
+			t.Fatalf("control %q: the honest output already shares a window", name)
+		}
+		leak(in, out)
+		if !sharesWindow(in, out) {
+			t.Fatalf("control %q: the leak goes unnoticed", name)
+		}
 	}
 }
 
@@ -63,34 +88,66 @@ func TestOutputUniform(t *testing.T) {
 	nodes := newTestNodes(t, g, 2, 23)
 	rng := detRand(24)
 	const packets = 10_000
-	counts := make([]uint64, 256)
-	perPos := make([][256]uint16, g.PacketSize())
 	msg := make([]byte, g.MessageSize()) // all zeros: the most structured input
-	for range packets {
+	outs := make([][]byte, packets)
+	for i := range outs {
 		pkt := mustPacket(t, rng, g, nodes, msg)
 		res, err := nodes[0].key.Unwrap(pkt, nodes[0].rc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i, b := range res.Packet[versionSize:] {
+		outs[i] = res.Packet
+	}
+	if err := uniformBytes(t, g, outs); err != nil {
+		t.Fatal(err)
+	}
+	// Controls: the same checks catch a leak: one byte position stuck (a
+	// length or flag left in the clear), or a tenth of the payload left
+	// unencrypted (zeros).
+	stuck := make([][]byte, 0, packets)
+	clearText := make([][]byte, 0, packets)
+	for _, o := range outs {
+		a := bytes.Clone(o)
+		a[g.HeaderSize()+7] = 0x42
+		stuck = append(stuck, a)
+		b := bytes.Clone(o)
+		clear(b[g.HeaderSize() : g.HeaderSize()+g.PayloadSize/10])
+		clearText = append(clearText, b)
+	}
+	if uniformBytes(t, g, stuck) == nil {
+		t.Fatal("control: a stuck byte position passes")
+	}
+	if uniformBytes(t, g, clearText) == nil {
+		t.Fatal("control: a payload partly in the clear passes")
+	}
+}
+
+// uniformBytes checks packets (after the public version byte) for uniform
+// bytes: a chi-square test over all of them, and a bound per position.
+func uniformBytes(t *testing.T, g Geometry, packets [][]byte) error {
+	counts := make([]uint64, 256)
+	perPos := make([][256]uint16, g.PacketSize())
+	for _, p := range packets {
+		for i, b := range p[versionSize:] {
 			counts[b]++
 			perPos[i+versionSize][b]++
 		}
 	}
 	x, crit := stats.ChiSquare(counts), stats.ChiSquareCritical(255, 1e-3)
-	t.Logf("chi-square over %d bytes: %.1f (critical %.1f at p=0.001)", packets*(g.PacketSize()-1), x, crit)
+	t.Logf("chi-square over %d bytes: %.1f (critical %.1f at p=0.001)", len(packets)*(g.PacketSize()-1), x, crit)
 	if x > crit {
-		t.Fatalf("output bytes are not uniform: chi-square %.1f > %.1f", x, crit)
+		return fmt.Errorf("output bytes are not uniform: chi-square %.1f > %.1f", x, crit)
 	}
-	// Expected count per value per position is 39; a stuck or heavily
-	// biased position would reach thousands.
+	// Expected count per value per position is 39 for 10,000 packets; a
+	// stuck or heavily biased position reaches thousands.
 	for pos := versionSize; pos < g.PacketSize(); pos++ {
 		for v, c := range perPos[pos] {
 			if c > 150 {
-				t.Fatalf("byte %d takes value %d in %d of %d packets", pos, v, c, packets)
+				return fmt.Errorf("byte %d takes value %d in %d of %d packets", pos, v, c, len(packets))
 			}
 		}
 	}
+	return nil
 }
 
 // TestPositionHidden: what a hop learns does not depend on how many hops
@@ -136,6 +193,15 @@ func TestPositionHidden(t *testing.T) {
 			for j := range n {
 				if x := stats.ChiSquare(chunks[j]); x > crit {
 					t.Fatalf("hop %d, %d hops remaining: routing chunk %d is not uniform (chi-square %.1f > %.1f)", observer, remaining, j, x, crit)
+				}
+			}
+			// Control: a filler of zeros in place of one slot (where the
+			// real routing information ends) fails the same test.
+			if observer == 0 && remaining == 1 {
+				leaky := make([]uint64, 256)
+				leaky[0] = uint64(packets * r)
+				if x := stats.ChiSquare(leaky); x <= crit {
+					t.Fatalf("control: a zero filler slot passes (chi-square %.1f <= %.1f)", x, crit)
 				}
 			}
 		}
