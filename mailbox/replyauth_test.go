@@ -134,6 +134,9 @@ func TestForgedSURBReplyRefused(t *testing.T) {
 			deadline := time.Now().Add(30 * time.Second)
 			for counter(t, reg, forged) < wantForged || counter(t, reg, stored) < wantStored ||
 				counter(t, first.Metrics(), `sealnet_packets_dropped_total{reason="replay"}`) == replaysBefore {
+				if n := counter(t, reg, stored); n > wantStored {
+					t.Fatalf("%d replies stored, want %d", n, wantStored)
+				}
 				if time.Now().After(deadline) {
 					t.Fatalf("after 30 s: forged %d (want %d), stored %d (want %d), replays dropped at the first hop %d (before %d)",
 						counter(t, reg, forged), wantForged, counter(t, reg, stored), wantStored,
