@@ -246,3 +246,70 @@ func TestRepliesFillHalfTheQuota(t *testing.T) {
 		t.Fatalf("a reply to a full mailbox: reply_not_stored %d, want 1", n)
 	}
 }
+
+// TestReplyKeyFollowsIdentity: once a mailbox's identity key is replaced
+// (Store.ReplaceIdentity), IDs made under the old owner's key no longer
+// verify and the new owner's do, although the old key was cached.
+func TestReplyKeyFollowsIdentity(t *testing.T) {
+	f := newReplyFixture(t, StoreConfig{}, nil)
+	acct, err := f.st.Account(f.mb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _ := f.owner.NewReplyID(rand.Reader, f.mb)
+	if err := f.svc.replyKeys.verify(f.mb, acct.IdentityX25519, old); err != nil {
+		t.Fatal(err)
+	}
+	next, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.ReplaceIdentity(f.mb, [32]byte(next.PublicKey().Bytes()), [32]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	f.reply(t, old)
+	f.settle(t, 1)
+	if n := f.svc.m.rejected("forged_reply").Load(); n != 1 {
+		t.Fatalf("a reply under the replaced identity's key: forged_reply %d, want 1", n)
+	}
+	acct, _ = f.st.Account(f.mb)
+	k, err := f.svc.replyKeys.key(f.mb, acct.IdentityX25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := k.NewReplyID(rand.Reader, f.mb)
+	f.reply(t, id)
+	f.settle(t, 2)
+	if n := f.svc.m.deliveries("surb_reply").Load(); n != 1 {
+		t.Fatalf("a reply under the new identity's key: stored %d, want 1", n)
+	}
+}
+
+// BenchmarkReplyVerify is the provider's cost of checking one SURB ID:
+// cached (an HMAC) and uncached (an X25519 and an HKDF first).
+func BenchmarkReplyVerify(b *testing.B) {
+	link, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	owner, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	mb := MailboxOf("alice@provider.example")
+	k, _ := OwnerReplyKey(owner, [32]byte(link.PublicKey().Bytes()), mb)
+	id, _ := k.NewReplyID(rand.Reader, mb)
+	dh := func(peer [32]byte) ([]byte, error) { return noise.DH25519.DH(link.Bytes(), peer[:]) }
+	pub := [32]byte(owner.PublicKey().Bytes())
+	b.Run("cached", func(b *testing.B) {
+		r := newReplyKeys(dh)
+		for b.Loop() {
+			if r.verify(mb, pub, id) != nil {
+				b.Fatal("genuine ID refused")
+			}
+		}
+	})
+	b.Run("uncached", func(b *testing.B) {
+		r := newReplyKeys(dh)
+		for b.Loop() {
+			clear(r.m)
+			if r.verify(mb, pub, id) != nil {
+				b.Fatal("genuine ID refused")
+			}
+		}
+	})
+}
