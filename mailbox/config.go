@@ -39,9 +39,11 @@ type Settings struct {
 	RepliesPerMinute       int             `toml:"replies_per_minute"`       // SURB replies stored per mailbox; default 1800
 
 	// Tests only (export_test.go): the stranger defence of issue 15 off,
-	// and another answer time.
+	// another answer time, and SURB replies stored unchecked (before
+	// issue 16).
 	strangerDefenceOff bool
 	strangerAnswerTime time.Duration
+	replyAuthOff       bool
 }
 
 // ErrConfig wraps configuration errors.

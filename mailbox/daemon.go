@@ -66,6 +66,7 @@ func NewProvider(cfg Config, opts Options) (*Provider, error) {
 	}
 	svc.geo = node.Geometry()
 	svc.identity = node.Identity()
+	svc.replyKeys = newReplyKeys(node.LinkDH)
 	svc.SetSend(node.Send)
 	svc.m = newServiceMetrics(node.Metrics(), svc)
 	return &Provider{Node: node, Service: svc, Store: st}, nil

@@ -16,6 +16,11 @@ import (
 // they are ready. TestStrangerProbe's control runs against it.
 func DisableStrangerDefence(s *Settings) { s.strangerDefenceOff = true }
 
+// DisableReplyAuth makes the provider these settings configure store SURB
+// replies without checking their SURB IDs, as before issue 16: the
+// control of the forged-reply tests.
+func DisableReplyAuth(s *Settings) { s.replyAuthOff = true }
+
 // SetStrangerAnswerTime changes the answer time of the provider these
 // settings configure; a negative one answers at once (fake bundles stay
 // phantoms).

@@ -14,7 +14,9 @@ import (
 	"github.com/sealnet/sealnet/mixnet"
 )
 
-// surbTo builds a SURB that brings a reply to u's mailbox at its provider.
+// surbTo builds a SURB that brings a reply to u's mailbox at its provider,
+// with a SURB ID made as u's client makes them (its provider stores only
+// those replies: replyauth_test.go).
 func (e *env) surbTo(t *testing.T, u *user) (*mixnet.SURB, *mixnet.SURBKeys) {
 	t.Helper()
 	var seed [32]byte
@@ -23,11 +25,16 @@ func (e *env) surbTo(t *testing.T, u *user) (*mixnet.SURB, *mixnet.SURBKeys) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, k, err := mixnet.NewSURB(rand.Reader, geo, path, mixnet.RecipientID(u.mb()))
+	k := e.replyKey(t, u, u.x.Private)
+	id, err := k.NewReplyID(rand.Reader, u.mb())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, k
+	s, sk, err := mixnet.NewSURBWithID(rand.Reader, geo, path, mixnet.RecipientID(u.mb()), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, sk
 }
 
 // sendMix sends a mix request to u's mailbox through the network.

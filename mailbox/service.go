@@ -46,6 +46,8 @@ type Service struct {
 
 	send func(mixnet.NodeID, []byte) error // into the mix network (SURB replies)
 
+	replyKeys *replyKeys // checks that a SURB reply's ID is its mailbox owner's (replyid.go)
+
 	jobs chan func() // mix-network requests waiting for a worker
 	wg   sync.WaitGroup
 
@@ -79,6 +81,10 @@ type ServiceOptions struct {
 	// value for the current epoch. Nil means DefaultReplyHold; a mean of 0
 	// sends replies as soon as they are ready (measurement controls only).
 	ReplyHold func() time.Duration
+	// LinkDH is the X25519 function of the provider's link key
+	// (relay.Node.LinkDH): the reply keys it shares with its users derive
+	// from it (replyid.go). Nil refuses every SURB reply.
+	LinkDH func(peer [32]byte) ([]byte, error)
 }
 
 // NewService returns a service; Run starts its workers.
@@ -86,9 +92,10 @@ func NewService(cfg Settings, o ServiceOptions) *Service {
 	s := &Service{
 		cfg: cfg, domain: o.Domain, store: o.Store, geo: o.Geometry, identity: o.Identity,
 		secret: o.Secret, log: o.Logger, now: o.Clock, send: o.Send,
-		limits:   newLimiter(cfg.LimiterEntries),
-		jobs:     make(chan func(), cfg.DeliveryQueue),
-		holdMean: o.ReplyHold,
+		limits:    newLimiter(cfg.LimiterEntries),
+		jobs:      make(chan func(), cfg.DeliveryQueue),
+		holdMean:  o.ReplyHold,
+		replyKeys: newReplyKeys(o.LinkDH),
 
 		answerTime:    StrangerAnswerTime,
 		strangerSlots: make(chan struct{}, max(cfg.DeliveryWorkers, 1)),
@@ -237,28 +244,11 @@ func (s *Service) deliverAs(ctx context.Context, mb MailboxID, env Envelope, tok
 func (s *Service) Deliver(res *mixnet.Result) error {
 	mb := MailboxID(res.Recipient)
 	if res.SURBReply {
-		// A reply to a SURB this mailbox's owner made: the SURB is the
-		// capability, no token needed.
+		// A reply to a SURB: no token, but its ID must be one this
+		// mailbox's owner made (replyid.go), or anyone could fill the
+		// mailbox with replies.
 		env := Envelope{Kind: EnvelopeSURBReply, ID: res.SURBID, Data: append([]byte(nil), res.Payload...)}
-		return s.enqueue(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			// Replies have their own budget: a client's own cover and
-			// acknowledgements must not spend its contacts' deliveries.
-			if !s.limits.allow("reply", mb, s.cfg.RepliesPerMinute, time.Minute, s.now()) {
-				s.m.rejected("rate_limited").Inc()
-				return
-			}
-			if _, err := s.store.Account(mb); err != nil {
-				s.m.deliveries("discarded").Inc()
-				return
-			}
-			if _, err := s.store.Deliver(ctx, mb, env); err != nil {
-				s.m.rejected("reply_not_stored").Inc()
-				return
-			}
-			s.m.deliveries("surb_reply").Inc()
-		})
+		return s.enqueue(func() { s.storeReply(mb, env) })
 	}
 	if res.Recipient == (mixnet.RecipientID{}) && allZero(res.Payload) {
 		s.m.deliveries("cover").Inc() // a node's drop cover
@@ -292,6 +282,36 @@ func (s *Service) Deliver(res *mixnet.Result) error {
 		}
 		s.replyThrough(req.SURB, reply, due)
 	})
+}
+
+// storeReply stores a reply through a SURB in mb: only if the mailbox's
+// owner made the SURB (its ID verifies; a forgery spends nothing of the
+// mailbox's), within the mailbox's reply budget (a client's own cover and
+// acknowledgements must not spend its contacts' deliveries), and within
+// the replies' share of the quota (the store's ReplyShare).
+func (s *Service) storeReply(mb MailboxID, env Envelope) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	acct, err := s.store.Account(mb)
+	if err != nil {
+		s.m.deliveries("discarded").Inc()
+		return
+	}
+	if !s.cfg.replyAuthOff {
+		if err := s.replyKeys.verify(mb, acct.IdentityX25519, mixnet.SURBID(env.ID)); err != nil {
+			s.m.rejected("forged_reply").Inc()
+			return
+		}
+	}
+	if !s.limits.allow("reply", mb, s.cfg.RepliesPerMinute, time.Minute, s.now()) {
+		s.m.rejected("rate_limited").Inc()
+		return
+	}
+	if _, err := s.store.Deliver(ctx, mb, env); err != nil {
+		s.m.rejected("reply_not_stored").Inc()
+		return
+	}
+	s.m.deliveries("surb_reply").Inc()
 }
 
 func allZero(b []byte) bool {
@@ -798,7 +818,7 @@ func newServiceMetrics(r *metrics.Registry, s *Service) *serviceMetrics {
 	for _, k := range []string{"stored", "duplicate", "discarded", "surb_reply", "cover"} {
 		m.deliver[k] = r.Counter("sealnet_mailbox_deliveries_total", "Envelopes delivered, by outcome.", "outcome", k)
 	}
-	for _, k := range []string{"rate_limited", "quota", "bad_request", "unavailable", "malformed", "queue_full", "bad_surb", "reply_not_sent", "reply_not_stored", "busy", "overrun", "phantom_cap"} {
+	for _, k := range []string{"rate_limited", "quota", "bad_request", "unavailable", "malformed", "queue_full", "bad_surb", "forged_reply", "reply_not_sent", "reply_not_stored", "busy", "overrun", "phantom_cap"} {
 		m.reject[k] = r.Counter("sealnet_mailbox_rejected_total", "Requests refused, by reason.", "reason", k)
 	}
 	for _, k := range []string{"client", "user"} {

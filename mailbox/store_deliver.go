@@ -20,6 +20,7 @@ type storeDeliverReq struct {
 	ctx   context.Context
 	mb    MailboxID
 	id    [16]byte
+	kind  byte
 	size  int
 	rec   []byte                 // the encoded record; the committer fills in expiry and counter
 	reply chan storeDeliverReply // capacity 1: the committer never blocks
@@ -30,7 +31,7 @@ type storeDeliverReq struct {
 // depend on the mailbox's state.
 func newStoreDeliverReq(ctx context.Context, mb MailboxID, env Envelope) *storeDeliverReq {
 	rec := storeEnvelope{kind: env.Kind, id: env.ID, data: env.Data}
-	return &storeDeliverReq{ctx: ctx, mb: mb, id: env.ID, size: len(env.Data), rec: rec.encode(), reply: make(chan storeDeliverReply, 1)}
+	return &storeDeliverReq{ctx: ctx, mb: mb, id: env.ID, kind: env.Kind, size: len(env.Data), rec: rec.encode(), reply: make(chan storeDeliverReply, 1)}
 }
 
 type storeDeliverReply struct {
@@ -45,9 +46,9 @@ type storeDeliverReply struct {
 // mb has seen within TTL is not stored again (Duplicate), also if the first
 // copy was already fetched and acknowledged.
 //
-// Errors: ErrNotFound (no such mailbox), ErrQuota (MaxCount or MaxBytes
-// would be exceeded after sweeping expired envelopes; the message says
-// which), ErrTooLarge (len(Data) > MaxEnvelopeData or Kind unknown),
+// Errors: ErrNotFound (no such mailbox), ErrQuota (MaxCount or MaxBytes,
+// for a SURB reply its share of them (ReplyShare), would be exceeded
+// after sweeping expired envelopes; the message says which), ErrTooLarge (len(Data) > MaxEnvelopeData or Kind unknown),
 // ErrClosed, ctx errors. A call that returns a ctx error may or may not
 // have stored the envelope; delivering the same ID again is safe.
 func (s *Store) Deliver(ctx context.Context, mb MailboxID, env Envelope) (DeliverResult, error) {
@@ -277,7 +278,7 @@ func (s *Store) applyDeliveries(txn *badger.Txn, reqs []*storeDeliverReq, out []
 			}
 		}
 		size := uint64(r.size)
-		swept, err := s.makeRoom(txn, &r.mb, &ms.st, size, now)
+		swept, err := s.makeRoom(txn, &r.mb, &ms.st, size, r.kind, now)
 		ms.dirty = ms.dirty || swept
 		if err != nil {
 			if errors.Is(err, ErrQuota) || errors.Is(err, ErrStoreCorrupt) {
@@ -309,16 +310,34 @@ func (s *Store) applyDeliveries(txn *badger.Txn, reqs []*storeDeliverReq, out []
 	return nil
 }
 
-// makeRoom checks that one more envelope of size bytes fits mb's quota,
-// sweeping expired envelopes off the front of the queue first if it does
-// not look so. swept reports whether st changed.
-func (s *Store) makeRoom(txn *badger.Txn, mb *MailboxID, st *storeState, size uint64, now time.Time) (swept bool, err error) {
+// ReplyShare is the share of a mailbox's quota that SURB replies may fill:
+// a reply is stored only while the mailbox, the reply included, holds at
+// most 1/ReplyShare of MaxCount envelopes and of MaxBytes bytes (at least
+// one envelope). Whatever arrives through its owner's SURBs, the rest of
+// the quota stays for sealed deliveries; sealed mail may fill it all (and
+// then replies wait for the owner to fetch).
+const ReplyShare = 2
+
+// quotaFor returns the count and byte limits for an envelope of kind.
+func (s *Store) quotaFor(kind byte) (count, bytes uint64) {
+	count, bytes = uint64(s.cfg.MaxCount), uint64(s.cfg.MaxBytes)
+	if kind == EnvelopeSURBReply {
+		count, bytes = max(count/ReplyShare, 1), max(bytes/ReplyShare, MaxEnvelopeData)
+	}
+	return count, bytes
+}
+
+// makeRoom checks that one more envelope of size bytes and kind fits mb's
+// quota, sweeping expired envelopes off the front of the queue first if it
+// does not look so. swept reports whether st changed.
+func (s *Store) makeRoom(txn *badger.Txn, mb *MailboxID, st *storeState, size uint64, kind byte, now time.Time) (swept bool, err error) {
+	maxCount, maxBytes := s.quotaFor(kind)
 	fits := func() error {
-		if st.count()+1 > uint64(s.cfg.MaxCount) {
-			return fmt.Errorf("%w (limit %d)", storeErrQuotaCount, s.cfg.MaxCount)
+		if st.count()+1 > maxCount {
+			return fmt.Errorf("%w (limit %d)", storeErrQuotaCount, maxCount)
 		}
-		if st.bytes()+size > uint64(s.cfg.MaxBytes) {
-			return fmt.Errorf("%w (limit %d)", storeErrQuotaBytes, s.cfg.MaxBytes)
+		if st.bytes()+size > maxBytes {
+			return fmt.Errorf("%w (limit %d)", storeErrQuotaBytes, maxBytes)
 		}
 		return nil
 	}

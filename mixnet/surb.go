@@ -38,17 +38,25 @@ func (g Geometry) SURBSize() int { return 32 + 32 + g.HeaderSize() }
 // this order: the SURB ID (16 bytes), the payload key (32), then what
 // NewPacket reads for the header.
 func NewSURB(rng io.Reader, g Geometry, path []Hop, recipient RecipientID) (*SURB, *SURBKeys, error) {
+	var id SURBID
+	if _, err := io.ReadFull(rng, id[:]); err != nil {
+		return nil, nil, fmt.Errorf("mixnet: read randomness: %w", err)
+	}
+	return NewSURBWithID(rng, g, path, recipient, id)
+}
+
+// NewSURBWithID is NewSURB with a SURB ID the caller chose: the final hop
+// reads it, and a provider may give it a meaning (docs/mailbox.md: the ID
+// of a SURB for a mailbox authenticates the reply). Randomness is read as
+// NewSURB reads it after the ID.
+func NewSURBWithID(rng io.Reader, g Geometry, path []Hop, recipient RecipientID, id SURBID) (*SURB, *SURBKeys, error) {
 	if err := g.Validate(); err != nil {
 		return nil, nil, err
 	}
 	if len(path) < 1 {
 		return nil, nil, fmt.Errorf("%w: a SURB needs at least one hop", ErrPath)
 	}
-	var id SURBID
 	s := &SURB{FirstHop: path[0].ID, Header: make([]byte, g.HeaderSize())}
-	if _, err := io.ReadFull(rng, id[:]); err != nil {
-		return nil, nil, fmt.Errorf("mixnet: read randomness: %w", err)
-	}
 	if _, err := io.ReadFull(rng, s.PayloadKey[:]); err != nil {
 		return nil, nil, fmt.Errorf("mixnet: read randomness: %w", err)
 	}

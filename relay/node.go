@@ -238,6 +238,13 @@ func (n *Node) Geometry() mixnet.Geometry { return n.geo }
 // certificates).
 func (n *Node) Identity() ed25519.PrivateKey { return n.identity }
 
+// LinkDH returns the X25519 shared secret of the node's link key and peer
+// (for a provider: a key it shares with each of its users, derived by the
+// mailbox). The link's private key does not leave the node.
+func (n *Node) LinkDH(peer [32]byte) ([]byte, error) {
+	return noise.DH25519.DH(n.linkKey.Private, peer[:])
+}
+
 // Send hands a packet this node made (a SURB reply, cover) to the link of
 // the node with ID next. It fails if next is unknown or its queue is full.
 func (n *Node) Send(next mixnet.NodeID, pkt []byte) error {

@@ -103,6 +103,11 @@ type Client struct {
 	seen                        map[string]bool
 	collect                     func(*Message)
 	replies, loopsBack, refused int
+	// Under mu: the key that makes this user's SURB IDs (issue 16), and
+	// the provider link key and mailbox it was derived for.
+	replyKey     mailbox.ReplyKey
+	replyKeyLink [32]byte
+	replyKeyMB   mailbox.MailboxID
 }
 
 // Stats are counters since Open.

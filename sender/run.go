@@ -168,7 +168,21 @@ func (c *Client) newSURBLocked(doc *directory.Document, epoch uint64, purpose, m
 	if err != nil {
 		return nil, "", err
 	}
-	surb, keys, err := mixnet.NewSURB(crand.Reader, c.geo, back, mixnet.RecipientID(mailbox.MailboxOf(c.st.Address)))
+	mb := mailbox.MailboxOf(c.st.Address)
+	if c.replyKeyLink != own.LinkKey || c.replyKeyMB != mb || c.replyKeyLink == ([32]byte{}) {
+		k, err := mailbox.OwnerReplyKey(c.id.X25519, own.LinkKey, mb)
+		if err != nil {
+			return nil, "", err
+		}
+		c.replyKey, c.replyKeyLink, c.replyKeyMB = k, own.LinkKey, mb
+	}
+	// The ID tells the provider that this user made the SURB: replies to
+	// it are stored, forgeries are not (docs/mailbox.md §3).
+	sid, err := c.replyKey.NewReplyID(crand.Reader, mb)
+	if err != nil {
+		return nil, "", err
+	}
+	surb, keys, err := mixnet.NewSURBWithID(crand.Reader, c.geo, back, mixnet.RecipientID(mb), sid)
 	if err != nil {
 		return nil, "", err
 	}
