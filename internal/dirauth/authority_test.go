@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sealnet/sealnet/mixnet/directory"
@@ -899,4 +900,52 @@ func TestHTTPMalformedInput(t *testing.T) {
 		t.Fatalf("Run returned: %v", err)
 	default:
 	}
+}
+
+// TestScheduleLoopUsesInjectedClock: the running schedule (its ticker in
+// a synctest bubble, so no real time passes) builds each document when
+// the injected clock, not the bubble's, reaches its time, and stops when
+// its context ends.
+func TestScheduleLoopUsesInjectedClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nodes := testNodes()
+		clock := newManualClock()
+		s, err := New(baseConfig(t, nodes), Options{Clock: clock.now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := s.epoch()
+		for _, n := range nodes {
+			submit(t, &authority{s: s}, n.descriptor(t, e), n.descriptor(t, e+1))
+		}
+		have := func(x uint64) bool {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.docs[x] != nil
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.schedule(ctx)
+		}()
+		synctest.Wait()
+		if !have(e) || have(e+1) {
+			t.Fatalf("at start: documents %v %v, want the current one only", have(e), have(e+1))
+		}
+		// An hour of the bubble's time: the injected clock has not moved.
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if have(e + 1) {
+			t.Fatal("the next document was built by the bubble's time")
+		}
+		clock.set(directory.EpochStart(e+1, testPeriod).Add(-s.cfg.Lead.D()))
+		time.Sleep(250 * time.Millisecond) // one tick
+		synctest.Wait()
+		if !have(e + 1) {
+			t.Fatal("the next document was not built when the injected clock reached its lead time")
+		}
+		cancel()
+		<-done
+	})
 }
