@@ -617,6 +617,10 @@ func TestStoredFilesRefused(t *testing.T) {
 			os.WriteFile(provFile, b, 0o600)
 		}, true, 1},
 		{"a crash's temporary file", func() { os.WriteFile(filepath.Join(s.descDir(e), ".tmp-x.bin-1"), []byte("half"), 0o600) }, true, 2},
+		{"an older version's temporary file", func() {
+			b, _ := os.ReadFile(mixFile)
+			os.WriteFile(mixFile+".tmp", b[:10], 0o600)
+		}, true, 2},
 	} {
 		// Restore the good state, then damage it.
 		os.Remove(s.docPath(e + 1))
@@ -641,7 +645,9 @@ func TestStoredFilesRefused(t *testing.T) {
 		if len(r.descs[e]) != c.wantDescs || refusedDesc != (c.wantDescs < 2) {
 			t.Errorf("%s: %d descriptors read, refusal logged %v; want %d", c.name, len(r.descs[e]), refusedDesc, c.wantDescs)
 		}
-		if left, _ := filepath.Glob(filepath.Join(s.descDir(e), ".tmp-*")); len(left) != 0 {
+		left, _ := filepath.Glob(filepath.Join(s.descDir(e), ".tmp-*"))
+		older, _ := filepath.Glob(filepath.Join(s.descDir(e), "*.tmp"))
+		if left = append(left, older...); len(left) != 0 {
 			t.Errorf("%s: temporary files remain: %v", c.name, left)
 		}
 		if !c.wantDoc && c.wantDescs == 2 {
@@ -820,16 +826,15 @@ func TestHTTPMalformedInput(t *testing.T) {
 	// (chunked): refused after the limit, without holding the body.
 	chunk := bytes.Repeat([]byte{'x'}, 64<<10)
 	const sent = 8 << 20
+	frame := append(append(fmt.Appendf(nil, "%x\r\n", len(chunk)), chunk...), "\r\n"...)
 	stream := func(chunked bool) func(net.Conn) {
 		return func(c net.Conn) {
+			b := chunk
+			if chunked {
+				b = frame
+			}
 			for n := 0; n < sent; n += len(chunk) {
-				var err error
-				if chunked {
-					_, err = fmt.Fprintf(c, "%x\r\n%s\r\n", len(chunk), chunk)
-				} else {
-					_, err = c.Write(chunk)
-				}
-				if err != nil {
+				if _, err := c.Write(b); err != nil { // allocates nothing
 					return
 				}
 			}
@@ -846,7 +851,9 @@ func TestHTTPMalformedInput(t *testing.T) {
 		if status != http.StatusRequestEntityTooLarge {
 			t.Errorf("oversized body, %s: %d %q, want 413", c.name, status, text)
 		}
-		if grew := after.TotalAlloc - before.TotalAlloc; grew > sent/4 {
+		grew := after.TotalAlloc - before.TotalAlloc
+		t.Logf("oversized body, %s: %d bytes sent, %d allocated in the process meanwhile", c.name, sent, grew)
+		if grew > 1<<20 {
 			t.Errorf("oversized body, %s: %d bytes allocated while %d were sent; the body is being held", c.name, grew, sent)
 		}
 	}

@@ -186,8 +186,10 @@ func (s *Server) load() error {
 		}
 		for _, ent := range entries {
 			path := filepath.Join(s.descDir(x), ent.Name())
-			if strings.HasPrefix(ent.Name(), ".tmp-") {
-				os.Remove(path) // atomicfile's temporary file, left by a crash before its rename
+			if strings.HasPrefix(ent.Name(), ".tmp-") || strings.HasSuffix(ent.Name(), ".tmp") {
+				// A temporary file left by a crash before its rename
+				// (atomicfile's, or an older version's NAME.tmp).
+				os.Remove(path)
 				continue
 			}
 			b, err := os.ReadFile(path)
