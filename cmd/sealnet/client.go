@@ -80,7 +80,7 @@ func newClientFlags(name, synopsis string, stderr io.Writer) *clientFlags {
 		fs:       fs,
 		dir:      fs.String("dir", def, "state directory (default $SEALNET_HOME, else ~/.sealnet)"),
 		passFile: fs.String("passphrase-file", "", "read the passphrase from this file (else $SEALNET_PASSPHRASE, else a terminal prompt)"),
-		passFD:   fs.Int("passphrase-fd", -1, "read the passphrase from this inherited file descriptor, to its end (how `send` hands it to a daemon it starts)"),
+		passFD:   fs.Int("passphrase-fd", -1, "read the passphrase from this inherited file descriptor, to its end (how 'send' hands it to a daemon it starts)"),
 		json:     fs.Bool("json", false, "print JSON (one object per line) for scripts"),
 		level:    fs.String("log-level", "warn", "log level on stderr: debug, info, warn, error"),
 		stdin:    os.Stdin,
@@ -166,7 +166,7 @@ func runInit(args []string, stdout, stderr io.Writer) error {
 	f.fs.Var(&auths, "authority", "a directory authority as URL=HEX-ED25519-KEY (repeat for each)")
 	threshold := f.fs.Int("threshold", 0, "authority signatures a document needs (default: a majority)")
 	epoch := f.fs.Duration("epoch", 20*time.Minute, "the network's epoch length (only used until the first document arrives)")
-	if err := parseFlags(f.fs, args); err != nil {
+	if err := parseFlags(f.fs, args, stdout); err != nil {
 		return err
 	}
 	if *addr == "" {
@@ -227,7 +227,7 @@ func runRegister(args []string, stdout, stderr io.Writer) error {
 	f := newClientFlags("register", "register [flags]", stderr).withTor()
 	defer f.close()
 	timeout := f.fs.Duration("timeout", time.Minute, "give up after this long")
-	if err := parseFlags(f.fs, args); err != nil {
+	if err := parseFlags(f.fs, args, stdout); err != nil {
 		return err
 	}
 	c, _, err := f.open(stderr)
@@ -261,8 +261,8 @@ func runSend(args []string, stdout, stderr io.Writer) error {
 	oneshot := f.fs.Bool("oneshot", false, "run the client only until this message is acknowledged, then exit, as before: "+
 		"REVEALS to an observer of the network that you come online when you write, and links you to your recipient within a few messages")
 	timeout := f.fs.Duration("timeout", 10*time.Minute, "--oneshot: stop waiting for the outcome after this long (the message stays queued)")
-	if err := f.fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseFlagsArgs(f.fs, args, stdout); err != nil {
+		return err
 	}
 	if *to == "" {
 		fmt.Fprintln(stderr, "sealnet send: --to is required")
@@ -511,7 +511,7 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 	f := newClientFlags("fetch", "fetch [--wait 10s] [flags]", stderr).withTor()
 	defer f.close()
 	wait := f.fs.Duration("wait", 0, "wait this long for mail if there is none")
-	if err := parseFlags(f.fs, args); err != nil {
+	if err := parseFlags(f.fs, args, stdout); err != nil {
 		return err
 	}
 	c, _, err := f.open(stderr)
@@ -551,7 +551,7 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 
 func runHistory(args []string, stdout, stderr io.Writer) error {
 	f := newClientFlags("history", "history [flags]", stderr)
-	if err := parseFlags(f.fs, args); err != nil {
+	if err := parseFlags(f.fs, args, stdout); err != nil {
 		return err
 	}
 	pass, err := f.passphrase(stderr, false)
@@ -590,8 +590,8 @@ func runHistory(args []string, stdout, stderr io.Writer) error {
 
 func runContacts(args []string, stdout, stderr io.Writer) error {
 	f := newClientFlags("contacts", "contacts [trust NAME@PROVIDER] [flags]", stderr)
-	if err := f.fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseFlagsArgs(f.fs, args, stdout); err != nil {
+		return err
 	}
 	rest := f.fs.Args()
 	if len(rest) > 0 && (rest[0] != "trust" || len(rest) != 2) {
@@ -631,10 +631,10 @@ func runContacts(args []string, stdout, stderr io.Writer) error {
 func runClientDaemon(args []string, stdout, stderr io.Writer) error {
 	f := newClientFlags("daemon", "daemon [--detach | --stop] [flags]", stderr).withTor()
 	defer f.close()
-	detach := f.fs.Bool("detach", false, "start the daemon in the background, as `send` does when none runs, and return (log: DIR/daemon.log)")
-	background := f.fs.Bool("background", false, "run as the background daemon that --detach and `send` start: events without addresses or text (for a log file), no terminal")
+	detach := f.fs.Bool("detach", false, "start the daemon in the background, as 'send' does when none runs, and return (log: DIR/daemon.log)")
+	background := f.fs.Bool("background", false, "run as the background daemon that --detach and 'send' start: events without addresses or text (for a log file), no terminal")
 	stopIt := f.fs.Bool("stop", false, "stop the daemon that runs for this identity (SIGTERM) and wait until it has")
-	if err := parseFlags(f.fs, args); err != nil {
+	if err := parseFlags(f.fs, args, stdout); err != nil {
 		return err
 	}
 	if *stopIt {

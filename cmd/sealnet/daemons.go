@@ -17,11 +17,11 @@ import (
 // runDaemon is what every daemon subcommand does: read --config, load and
 // validate it, set up logging, run until SIGINT or SIGTERM. load returns
 // the configured log level and a function that builds and runs the daemon.
-func runDaemon(name, doc string, args []string, stderr io.Writer,
+func runDaemon(name, doc string, args []string, stdout, stderr io.Writer,
 	load func(path string) (level string, run func(context.Context, *slog.Logger) error, err error)) error {
 	fs := newFlagSet(name, name+" --config "+name+".toml", stderr)
 	path := fs.String("config", "", "configuration file (TOML; see "+doc+")")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if *path == "" {
@@ -46,7 +46,7 @@ func runDaemon(name, doc string, args []string, stderr io.Writer,
 }
 
 func runRelay(args []string, stdout, stderr io.Writer) error {
-	return runDaemon("relay", "docs/relay.md", args, stderr, func(path string) (string, func(context.Context, *slog.Logger) error, error) {
+	return runDaemon("relay", "docs/relay.md", args, stdout, stderr, func(path string) (string, func(context.Context, *slog.Logger) error, error) {
 		cfg, err := relay.LoadConfig(path)
 		if err != nil {
 			return "", nil, err
@@ -62,7 +62,7 @@ func runRelay(args []string, stdout, stderr io.Writer) error {
 }
 
 func runMailbox(args []string, stdout, stderr io.Writer) error {
-	return runDaemon("mailbox", "docs/mailbox.md", args, stderr, func(path string) (string, func(context.Context, *slog.Logger) error, error) {
+	return runDaemon("mailbox", "docs/mailbox.md", args, stdout, stderr, func(path string) (string, func(context.Context, *slog.Logger) error, error) {
 		cfg, err := mailbox.LoadConfig(path)
 		if err != nil {
 			return "", nil, err
@@ -78,7 +78,7 @@ func runMailbox(args []string, stdout, stderr io.Writer) error {
 }
 
 func runDirauth(args []string, stdout, stderr io.Writer) error {
-	return runDaemon("dirauth", "docs/directory.md", args, stderr, func(path string) (string, func(context.Context, *slog.Logger) error, error) {
+	return runDaemon("dirauth", "docs/directory.md", args, stdout, stderr, func(path string) (string, func(context.Context, *slog.Logger) error, error) {
 		cfg, err := dirauth.LoadConfig(path)
 		if err != nil {
 			return "", nil, err

@@ -23,7 +23,7 @@ type geometryInfo struct {
 func runGeometry(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("geometry", "geometry [--json]", stderr)
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	g := mixnet.DefaultGeometry()

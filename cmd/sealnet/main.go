@@ -45,11 +45,16 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(stdout)
-		if len(args) == 0 {
-			return 2
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	if isHelp(args[0]) {
+		if len(args) > 1 && args[0] == "help" {
+			// `sealnet help COMMAND` is `sealnet COMMAND --help`.
+			return run([]string{args[1], "--help"}, stdout, stderr)
 		}
+		usage(stdout)
 		return 0
 	}
 	cmd, ok := commands[args[0]]
@@ -59,13 +64,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if err := cmd.run(args[1:], stdout, stderr); err != nil {
-		if errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp) {
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			return 0 // asked for help: the usage went to stdout
+		case errors.Is(err, errUsage):
 			return 2
 		}
 		fmt.Fprintf(stderr, "sealnet %s: %v\n", args[0], err)
 		return 1
 	}
 	return 0
+}
+
+// isHelp reports whether a command-line word asks for help.
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "-help", "--help":
+		return true
+	}
+	return false
 }
 
 func usage(w io.Writer) {
@@ -82,21 +99,22 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nRun `sealnet <command> -h` for a command's flags. Docs: docs/ in the source tree.")
 }
 
-// newFlagSet returns a flag set that prints its usage to stderr and whose
-// parse errors map to errUsage.
+// newFlagSet returns a flag set whose errors and usage go to stderr;
+// parseFlags sends the usage to stdout instead when it is asked for.
 func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: sealnet %s\n\n", synopsis)
+		fmt.Fprintf(fs.Output(), "Usage: sealnet %s\n\n", synopsis)
 		fs.PrintDefaults()
 	}
 	return fs
 }
 
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+// parseFlags parses args, which must all be flags.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	if err := parseFlagsArgs(fs, args, stdout); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", fs.Arg(0))
@@ -106,8 +124,32 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseFlagsArgs parses the flags of args, leaving the arguments after
+// them in fs.Args(). Asked for help (-h, --help), it prints the usage to
+// stdout and returns flag.ErrHelp, which run turns into exit status 0; on
+// a mistake it prints the error and the usage to fs.Output() (stderr) and
+// returns errUsage, exit status 2.
+func parseFlagsArgs(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	usage := fs.Usage
+	fs.Usage = func() {} // Parse would print it, to stderr, in both cases
+	err := fs.Parse(args)
+	fs.Usage = usage
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		stderr := fs.Output()
+		fs.SetOutput(stdout)
+		fs.Usage()
+		fs.SetOutput(stderr)
+		return flag.ErrHelp
+	case err != nil:
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}
+
 func runVersion(args []string, stdout, stderr io.Writer) error {
-	if err := parseFlags(newFlagSet("version", "version", stderr), args); err != nil {
+	if err := parseFlags(newFlagSet("version", "version", stderr), args, stdout); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "sealnet %s\n", version)

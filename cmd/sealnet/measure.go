@@ -30,7 +30,7 @@ func runTestnetLoad(args []string, stdout, stderr io.Writer) error {
 	dur := fs.Duration("duration", 0, "override the scenario's duration (writing time)")
 	warm := fs.Duration("warmup", 0, "override the scenario's warm-up")
 	drain := fs.Duration("drain", time.Minute, "after the last message is written, wait up to this for it to arrive")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	if *dir == "" {
@@ -89,11 +89,11 @@ func runSimAnalyze(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("sim analyze", "sim analyze --capture FILE --testnet DIR --out DIR [flags]", stderr)
 	capPath := fs.String("capture", "", "pcap or pcapng file of the testnet's loopback traffic")
 	dir := fs.String("testnet", "", "the testnet's folder (its manifest maps addresses to nodes)")
-	truthPath := fs.String("truth", "", "ground truth written by `sealnet testnet load`; default TESTNET/"+load.TruthFile)
+	truthPath := fs.String("truth", "", "ground truth written by 'sealnet testnet load'; default TESTNET/"+load.TruthFile)
 	out := fs.String("out", "", "folder for report.md, the plots and the JSON results")
 	title := fs.String("title", "Measured vs simulated traffic analysis", "the report's title")
 	noPred := fs.Bool("no-prediction", false, "skip the simulation of the same parameters")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	for _, req := range []struct{ name, val string }{{"capture", *capPath}, {"testnet", *dir}, {"out", *out}} {

@@ -36,8 +36,12 @@ func runSim(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "analyze" {
 		return runSimAnalyze(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprintln(stdout, simUsage)
+		return flag.ErrHelp
+	}
 	if len(args) == 0 || (args[0] != "run" && args[0] != "sweep") {
-		if len(args) > 0 && args[0] != "-h" && args[0] != "--help" && args[0] != "help" {
+		if len(args) > 0 {
 			fmt.Fprintf(stderr, "sealnet sim: unknown subcommand %q\n\n", args[0])
 		}
 		fmt.Fprintln(stderr, simUsage)
@@ -68,8 +72,8 @@ func newSimFlags(name, synopsis string, stderr io.Writer) *simFlags {
 
 // parse checks the flags, reads the scenario and creates the output
 // folder.
-func (f *simFlags) parse(args []string, stderr io.Writer) (*sim.Plan, error) {
-	if err := parseFlags(f.fs, args); err != nil {
+func (f *simFlags) parse(args []string, stdout, stderr io.Writer) (*sim.Plan, error) {
+	if err := parseFlags(f.fs, args, stdout); err != nil {
 		return nil, err
 	}
 	for _, req := range []struct{ name, val string }{{"config", *f.config}, {"out", *f.out}} {
@@ -99,7 +103,7 @@ func (f *simFlags) parse(args []string, stderr io.Writer) (*sim.Plan, error) {
 
 func runSimRun(args []string, stdout, stderr io.Writer) error {
 	f := newSimFlags("sim run", "sim run --config scenario.toml --out DIR", stderr)
-	plan, err := f.parse(args, stderr)
+	plan, err := f.parse(args, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -134,7 +138,7 @@ func runSimSweep(args []string, stdout, stderr io.Writer) error {
 	f := newSimFlags("sim sweep", "sim sweep --config scenario.toml --out DIR [--workers N]", stderr)
 	workers := f.fs.Int("workers", runtime.NumCPU(), "runs at a time (each run uses one core)")
 	f.workers = workers
-	plan, err := f.parse(args, stderr)
+	plan, err := f.parse(args, stdout, stderr)
 	if err != nil {
 		return err
 	}

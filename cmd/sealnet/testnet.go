@@ -17,12 +17,21 @@ import (
 	"github.com/sealnet/sealnet/mixnet/directory"
 )
 
+const testnetUsage = "Usage: sealnet testnet up --dir DIR [flags]\n       sealnet testnet load --dir DIR [--config scenario.toml] [--capture FILE]\n\nup starts a whole network on loopback (see README.md); load drives a workload\nof real clients on a running one and records its ground truth (docs/measure.md)."
+
 func runTestnet(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "load" {
 		return runTestnetLoad(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprintln(stdout, testnetUsage)
+		return flag.ErrHelp
+	}
 	if len(args) == 0 || args[0] != "up" {
-		fmt.Fprintln(stderr, "Usage: sealnet testnet up --dir DIR [flags]\n       sealnet testnet load --dir DIR [--config scenario.toml] [--capture FILE]\n\nup starts a whole network on loopback (see README.md); load drives a workload\nof real clients on a running one and records its ground truth (docs/measure.md).")
+		if len(args) > 0 {
+			fmt.Fprintf(stderr, "sealnet testnet: unknown subcommand %q\n\n", args[0])
+		}
+		fmt.Fprintln(stderr, testnetUsage)
 		return errUsage
 	}
 	fs := newFlagSet("testnet up", "testnet up --dir DIR [flags]", stderr)
@@ -41,7 +50,7 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 	clientRate := fs.Float64("client-rate", 0, "the network's client packets per second (parameter client_rate); default 2 or --parameters' (new networks only)")
 	capture := fs.String("capture", "", "capture the network's loopback TCP traffic, from before the nodes start until they stop, into this pcap file (needs tcpdump, and root or CAP_NET_RAW; docs/measure.md)")
 	torOn := fs.Bool("tor", false, "also run a private Tor network on loopback; providers publish onion services on it (new networks only; needs tor: apt-get install tor)")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:], stdout); err != nil {
 		return err
 	}
 	if *dir == "" {

@@ -12,7 +12,19 @@
 // their signatures combine; if they diverge, the document lacks the
 // threshold of signatures and clients keep their last good document. The
 // authority says so in its log.
+//
+// Time: the injected clock (Options.Clock) is the authority's only source
+// of time for what it decides: the epoch, when a document is due, the
+// bootstrap wait, the pace of signature collection. Real time only paces
+// the schedule's polling and bounds network operations.
+//
+// Storage: every descriptor accepted and every document built is written
+// with internal/atomicfile (fsync of the file and its folder); a
+// descriptor is acknowledged only once it is on disk. A stored file that
+// does not hold what its name says is refused at start and built again.
 package dirauth
+
+//go:generate env SEALNET_WRITE_SEEDS=1 go test -count=1 -run ^TestFuzzSeedsCurrent$ .
 
 import (
 	"bytes"
@@ -25,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -36,6 +49,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sealnet/sealnet/internal/atomicfile"
 	"github.com/sealnet/sealnet/internal/keystore"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
@@ -44,8 +58,17 @@ import (
 // Options are the parts of an authority that tests replace.
 type Options struct {
 	Logger *slog.Logger
-	Clock  func() time.Time
+	// Clock is the time every decision is taken by (see the package
+	// documentation); nil is time.Now.
+	Clock func() time.Time
+	// ReadTimeout bounds how long a client may take to send one request,
+	// headers and body; 0 is 10 s. Headers alone get at most 5 s.
+	ReadTimeout time.Duration
 }
+
+// ErrStorage marks a failure to write the authority's state to its data
+// directory: the descriptor was not accepted (the node sends it again).
+var ErrStorage = errors.New("dirauth: cannot store to the data directory")
 
 // Server is a running authority.
 type Server struct {
@@ -59,6 +82,7 @@ type Server struct {
 	peers   []peer
 	client  *http.Client
 	started time.Time
+	readTO  time.Duration
 
 	mu     sync.Mutex
 	descs  map[uint64]map[mixnet.NodeID][]byte // signed descriptors by epoch
@@ -89,6 +113,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 		now:     opts.Clock,
 		allowed: make(map[mixnet.NodeID]Node),
 		client:  &http.Client{Timeout: 5 * time.Second},
+		readTO:  opts.ReadTimeout,
 		descs:   make(map[uint64]map[mixnet.NodeID][]byte),
 		docs:    make(map[uint64]*directory.SignedDocument),
 		warned:  make(map[string]bool),
@@ -98,6 +123,9 @@ func New(cfg Config, opts Options) (*Server, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.readTO <= 0 {
+		s.readTO = 10 * time.Second
 	}
 	s.started = s.now()
 	if created {
@@ -132,42 +160,93 @@ func (s *Server) descDir(e uint64) string {
 	return filepath.Join(s.cfg.DataDir, "descriptors", "epoch-"+strconv.FormatUint(e, 10))
 }
 
-// load restores descriptors and documents of the current and next epochs.
+// load restores the descriptors and documents of the previous, current
+// and next epochs. A stored file that does not hold what its name says
+// (cut short or torn, edited, for another epoch or epoch length, a
+// document without this authority's valid signature, a descriptor of
+// another node than its name) is refused with a warning: it is neither
+// served nor merged, and the schedule builds the document again. Files
+// that cannot be read at all make New fail.
 func (s *Server) load() error {
 	e := s.epoch()
 	for _, x := range []uint64{e - 1, e, e + 1} {
-		if b, err := os.ReadFile(s.docPath(x)); err == nil {
-			sd, err := directory.ParseSignedDocument(b)
-			if err != nil {
-				s.log.Warn("ignoring stored document", "epoch", x, "err", err)
-			} else {
-				s.docs[x] = sd
-			}
+		sd, err := s.loadDocument(x)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case errors.Is(err, errStored):
+			s.log.Warn("refusing a stored document; it will be built again", "epoch", x, "file", s.docPath(x), "err", err)
+		case err != nil:
+			return err
+		default:
+			s.docs[x] = sd
 		}
-		entries, _ := os.ReadDir(s.descDir(x))
+		entries, err := os.ReadDir(s.descDir(x))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 		for _, ent := range entries {
-			b, err := os.ReadFile(filepath.Join(s.descDir(x), ent.Name()))
-			if err != nil {
+			path := filepath.Join(s.descDir(x), ent.Name())
+			if strings.HasPrefix(ent.Name(), ".tmp-") || strings.HasSuffix(ent.Name(), ".tmp") {
+				// A temporary file left by a crash before its rename
+				// (atomicfile's, or an older version's NAME.tmp).
+				os.Remove(path)
 				continue
 			}
-			if _, err := s.check(b, x); err == nil {
-				s.storeDescriptor(x, b, false)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
 			}
+			d, err := s.check(b, x)
+			if err == nil && ent.Name() != descFile(d.ID()) {
+				err = fmt.Errorf("it holds the descriptor of %q", d.Name)
+			}
+			if err != nil {
+				s.log.Warn("refusing a stored descriptor", "epoch", x, "file", path, "err", err)
+				continue
+			}
+			s.putDescriptorLocked(x, d.ID(), b, false)
 		}
 	}
 	return nil
 }
 
-func writeAtomic(path string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
+// errStored marks a stored document that load refuses.
+var errStored = errors.New("not a document this authority built for this epoch")
+
+// loadDocument reads the stored document of epoch x; it must be for x and
+// this epoch length and carry this authority's valid signature. Of the
+// other signatures it keeps those of peers that verify.
+func (s *Server) loadDocument(x uint64) (*directory.SignedDocument, error) {
+	b, err := os.ReadFile(s.docPath(x))
+	if err != nil {
+		return nil, err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
+	sd, err := directory.Verify(b, []ed25519.PublicKey{s.PublicKey()}, 1)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errStored, err)
 	}
-	return os.Rename(tmp, path)
+	if sd.Doc.Epoch != x || sd.Doc.Period != s.period() {
+		return nil, fmt.Errorf("%w: it is for epoch %d of %v", errStored, sd.Doc.Epoch, sd.Doc.Period)
+	}
+	clean := &directory.SignedDocument{Raw: sd.Raw, Doc: sd.Doc}
+	for _, sig := range sd.Signatures {
+		if sig.Key.Equal(s.PublicKey()) || s.isPeer(sig.Key) {
+			clean.AddSignature(sig) // an invalid one is dropped
+		}
+	}
+	return clean, nil
 }
+
+func (s *Server) isPeer(k ed25519.PublicKey) bool {
+	for _, p := range s.peers {
+		if p.key.Equal(k) {
+			return true
+		}
+	}
+	return false
+}
+
+func descFile(id mixnet.NodeID) string { return hex.EncodeToString(id[:]) + ".bin" }
 
 // check parses a signed descriptor and applies the allowlist.
 func (s *Server) check(b []byte, wantEpoch uint64) (*directory.Descriptor, error) {
@@ -191,21 +270,24 @@ func (s *Server) check(b []byte, wantEpoch uint64) (*directory.Descriptor, error
 	return d, nil
 }
 
-func (s *Server) storeDescriptor(e uint64, b []byte, persist bool) {
-	d, _ := directory.ParseDescriptor(b)
-	id := d.ID()
+// putDescriptorLocked holds b, the signed descriptor of node id for
+// epoch e, writing it to disk first if persist is set; s.mu is held (or
+// the server is not running yet).
+func (s *Server) putDescriptorLocked(e uint64, id mixnet.NodeID, b []byte, persist bool) error {
+	if persist {
+		if err := atomicfile.Write(filepath.Join(s.descDir(e), descFile(id)), b); err != nil {
+			return fmt.Errorf("%w: descriptor: %w", ErrStorage, err)
+		}
+	}
 	if s.descs[e] == nil {
 		s.descs[e] = make(map[mixnet.NodeID][]byte)
 	}
 	s.descs[e][id] = b
-	if persist {
-		if err := writeAtomic(filepath.Join(s.descDir(e), hex.EncodeToString(id[:])+".bin"), b); err != nil {
-			s.log.Warn("cannot store descriptor", "err", err)
-		}
-	}
+	return nil
 }
 
-// Submit accepts a descriptor for the current or next epoch.
+// Submit accepts a descriptor for the current or next epoch, once it is
+// on disk (ErrStorage if it cannot be written).
 func (s *Server) Submit(b []byte) error {
 	d, err := s.check(b, 0)
 	if err != nil {
@@ -223,16 +305,15 @@ func (s *Server) Submit(b []byte) error {
 		}
 		return fmt.Errorf("the document for epoch %d is already published; descriptor not accepted", d.Epoch)
 	}
-	s.storeDescriptor(d.Epoch, b, true)
-	return nil
+	return s.putDescriptorLocked(d.Epoch, d.ID(), b, true)
 }
 
 // Run serves the API on ln and runs the schedule until ctx is done.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.Handler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
+		ReadHeaderTimeout: min(5*time.Second, s.readTO),
+		ReadTimeout:       s.readTO,
 		WriteTimeout:      20 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    8 << 10,
@@ -262,7 +343,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// schedule builds documents when due and collects peer signatures.
+// schedule builds documents when due and collects peer signatures. The
+// ticker only paces how often it looks at the clock; what it does is
+// decided by s.now.
 func (s *Server) schedule(ctx context.Context) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
@@ -288,8 +371,10 @@ func (s *Server) tick(ctx context.Context, lastCollect *time.Time) {
 			s.finalize(ctx, x)
 		}
 	}
-	if time.Since(*lastCollect) >= time.Second && len(s.peers) > 0 {
-		*lastCollect = time.Now()
+	// Peers are asked at most once a second of the clock (again at once if
+	// it went back).
+	if since := now.Sub(*lastCollect); len(s.peers) > 0 && (since >= time.Second || since < 0) {
+		*lastCollect = now
 		for _, x := range []uint64{e, e + 1} {
 			s.collect(ctx, x)
 		}
@@ -329,16 +414,19 @@ func (s *Server) logOnce(level slog.Level, key, msg string, args ...any) {
 func (s *Server) finalize(ctx context.Context, x uint64) {
 	for _, p := range s.peers {
 		for _, b := range s.fetchDescriptors(ctx, p, x) {
-			if _, err := s.check(b, x); err != nil {
+			d, err := s.check(b, x)
+			if err != nil {
 				continue
 			}
 			s.mu.Lock()
-			id := mustID(b)
+			id := d.ID()
 			old := s.descs[x][id]
 			// Conflicting descriptors of one node: keep the smaller bytes,
 			// a rule every authority applies alike.
 			if old == nil || bytes.Compare(b, old) < 0 {
-				s.storeDescriptor(x, b, true)
+				if err := s.putDescriptorLocked(x, id, b, true); err != nil {
+					s.log.Error("cannot store a peer's descriptor; the document is built without it", "epoch", x, "err", err)
+				}
 			}
 			s.mu.Unlock()
 		}
@@ -389,18 +477,13 @@ func (s *Server) finalize(ctx context.Context, x uint64) {
 	s.log.Info("built the network document", "epoch", x, "nodes", nodes, "of", len(s.allowed))
 }
 
-func mustID(b []byte) mixnet.NodeID {
-	d, _ := directory.ParseDescriptor(b)
-	return d.ID()
-}
-
 func (s *Server) persistLocked(x uint64) {
 	b, err := s.docs[x].Marshal()
 	if err == nil {
-		err = writeAtomic(s.docPath(x), b)
+		err = atomicfile.Write(s.docPath(x), b)
 	}
 	if err != nil {
-		s.log.Warn("cannot store the document", "epoch", x, "err", err)
+		s.log.Error("cannot store the document; it is served, but a restart builds it again", "epoch", x, "err", err)
 	}
 }
 
@@ -430,16 +513,52 @@ func (s *Server) fetchDescriptors(ctx context.Context, p peer, x uint64) [][]byt
 		s.warnOnce("peer-desc-"+p.url+strconv.FormatUint(x, 10), "cannot fetch a peer's descriptors", "peer", p.url, "epoch", x, "status", status, "err", err)
 		return nil
 	}
-	var out [][]byte
-	for len(b) >= 4 {
-		n := int(binary.BigEndian.Uint32(b))
-		if n > directory.MaxDescriptorSize || n > len(b)-4 {
-			break
-		}
-		out = append(out, b[4:4+n])
-		b = b[4+n:]
+	out, err := parseDescriptorList(b)
+	if err != nil {
+		s.warnOnce("peer-desc-"+p.url+strconv.FormatUint(x, 10), "a peer's descriptors do not decode; none of them is merged", "peer", p.url, "epoch", x, "err", err)
+		return nil
 	}
 	return out
+}
+
+// errDescriptorList marks a body of GET /v1/descriptors that does not
+// decode.
+var errDescriptorList = errors.New("dirauth: malformed descriptor list")
+
+// appendDescriptorList appends the body of GET /v1/descriptors: each
+// signed descriptor preceded by its length (4 bytes, big endian).
+func appendDescriptorList(out []byte, descs [][]byte) []byte {
+	for _, b := range descs {
+		out = binary.BigEndian.AppendUint32(out, uint32(len(b)))
+		out = append(out, b...)
+	}
+	return out
+}
+
+// parseDescriptorList decodes what appendDescriptorList writes: at most
+// directory.MaxNodes entries of 1 to directory.MaxDescriptorSize bytes
+// each, nothing after the last. The entries alias b. It does not look
+// inside the entries; the caller checks each as a descriptor.
+func parseDescriptorList(b []byte) ([][]byte, error) {
+	var out [][]byte
+	for len(b) > 0 {
+		if len(out) == directory.MaxNodes {
+			return nil, fmt.Errorf("%w: more than %d entries", errDescriptorList, directory.MaxNodes)
+		}
+		if len(b) < 4 {
+			return nil, fmt.Errorf("%w: %d bytes after entry %d, not a length", errDescriptorList, len(b), len(out))
+		}
+		n := binary.BigEndian.Uint32(b)
+		if n == 0 || n > directory.MaxDescriptorSize {
+			return nil, fmt.Errorf("%w: entry %d is %d bytes, want 1 to %d", errDescriptorList, len(out), n, directory.MaxDescriptorSize)
+		}
+		if int(n) > len(b)-4 {
+			return nil, fmt.Errorf("%w: entry %d of %d bytes is cut short at %d", errDescriptorList, len(out), n, len(b)-4)
+		}
+		out = append(out, b[4:4+n:4+n])
+		b = b[4+n:]
+	}
+	return out, nil
 }
 
 // collect asks each peer for its signature over the same document.
@@ -559,11 +678,22 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/descriptor", func(w http.ResponseWriter, r *http.Request) {
 		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, directory.MaxDescriptorSize))
-		if err != nil {
-			http.Error(w, "descriptor too large or unreadable", http.StatusRequestEntityTooLarge)
+		var tooLarge *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooLarge):
+			http.Error(w, fmt.Sprintf("a signed descriptor is at most %d bytes", directory.MaxDescriptorSize), http.StatusRequestEntityTooLarge)
+			return
+		case err != nil:
+			http.Error(w, "cannot read the descriptor", http.StatusBadRequest)
 			return
 		}
-		if err := s.Submit(b); err != nil {
+		err = s.Submit(b)
+		switch {
+		case errors.Is(err, ErrStorage):
+			s.log.Error("cannot store a descriptor; the node will send it again", "err", err)
+			http.Error(w, "the authority cannot store the descriptor now; send it again later", http.StatusInternalServerError)
+			return
+		case err != nil:
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
@@ -635,12 +765,11 @@ func (s *Server) Handler() http.Handler {
 		}
 		s.mu.Unlock()
 		sort.Strings(ids)
-		var out []byte
-		for _, k := range ids {
-			out = binary.BigEndian.AppendUint32(out, uint32(len(byID[k])))
-			out = append(out, byID[k]...)
+		list := make([][]byte, len(ids))
+		for i, k := range ids {
+			list[i] = byID[k]
 		}
-		w.Write(out)
+		w.Write(appendDescriptorList(nil, list))
 	})
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		e := s.epoch()

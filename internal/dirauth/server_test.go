@@ -38,15 +38,6 @@ func derived(what string) []byte {
 	return s[:]
 }
 
-func x25519(t *testing.T, what string) [32]byte {
-	t.Helper()
-	k, err := ecdh.X25519().NewPrivateKey(derived(what))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return [32]byte(k.PublicKey().Bytes())
-}
-
 // testNodes are one mix (layer 1) and one provider.
 func testNodes() []testNode {
 	var out []testNode
@@ -61,20 +52,38 @@ func testNodes() []testNode {
 // descriptor signs n's descriptor for epoch e.
 func (n testNode) descriptor(t *testing.T, e uint64) []byte {
 	t.Helper()
-	d := &directory.Descriptor{
-		Name: n.entry.Name, Role: directory.Role(n.entry.Role), Layer: n.entry.Layer, Domain: n.entry.Domain,
-		Address:      n.entry.Name + ".example:4433",
-		IdentityKey:  n.priv.Public().(ed25519.PublicKey),
-		LinkKey:      x25519(t, "link "+n.entry.Name),
-		Epoch:        e,
-		MixKeys:      map[uint64][32]byte{e: x25519(t, fmt.Sprint("mix ", n.entry.Name, e)), e + 1: x25519(t, fmt.Sprint("mix ", n.entry.Name, e+1))},
-		GeometryHash: mixnet.DefaultGeometry().Hash(),
-	}
-	b, err := directory.SignDescriptor(d, n.priv)
+	b, err := n.signedDescriptor(e)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// signedDescriptor is descriptor without a test, for the seed generator.
+func (n testNode) signedDescriptor(e uint64) ([]byte, error) {
+	x := func(what string) ([32]byte, error) {
+		k, err := ecdh.X25519().NewPrivateKey(derived(what))
+		if err != nil {
+			return [32]byte{}, err
+		}
+		return [32]byte(k.PublicKey().Bytes()), nil
+	}
+	link, err1 := x("link " + n.entry.Name)
+	mix0, err2 := x(fmt.Sprint("mix ", n.entry.Name, e))
+	mix1, err3 := x(fmt.Sprint("mix ", n.entry.Name, e+1))
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return nil, err
+	}
+	d := &directory.Descriptor{
+		Name: n.entry.Name, Role: directory.Role(n.entry.Role), Layer: n.entry.Layer, Domain: n.entry.Domain,
+		Address:      n.entry.Name + ".example:4433",
+		IdentityKey:  n.priv.Public().(ed25519.PublicKey),
+		LinkKey:      link,
+		Epoch:        e,
+		MixKeys:      map[uint64][32]byte{e: mix0, e + 1: mix1},
+		GeometryHash: mixnet.DefaultGeometry().Hash(),
+	}
+	return directory.SignDescriptor(d, n.priv)
 }
 
 func baseConfig(t *testing.T, nodes []testNode) Config {
