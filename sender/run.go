@@ -579,7 +579,7 @@ func (c *Client) sealLocked(o *Outgoing, sess *seal.Session) error {
 		}
 	}
 	plain := encodePlain(o.ID, c.now(), c.st.Token, o.Body)
-	sm, err := sess.Seal(plain)
+	sm, err := sess.Seal(crand.Reader, plain)
 	clear(plain)
 	if err != nil {
 		return err
