@@ -572,9 +572,12 @@ func (c *Client) Outbox() []Outgoing {
 // recipient's current session) and cuts it into fragments.
 func (c *Client) sealLocked(o *Outgoing, sess *seal.Session) error {
 	if sess == nil {
-		raw := c.st.Sessions[c.st.Current[o.To]]
+		sid, ok := c.sendableLocked(o.To)
+		if !ok {
+			return fmt.Errorf("sender: no session to send to %s on", o.To)
+		}
 		var err error
-		if sess, err = seal.UnmarshalSession(raw); err != nil {
+		if sess, err = seal.UnmarshalSession(c.st.Sessions[sid]); err != nil {
 			return err
 		}
 	}
