@@ -21,7 +21,7 @@ import (
 type sealedMessage struct {
 	body    string
 	session [16]byte
-	bodyCT []byte // the body's bytes of the AEAD ciphertext
+	bodyCT  []byte // the body's bytes of the AEAD ciphertext
 	frags   int
 }
 
