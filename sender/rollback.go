@@ -15,7 +15,7 @@ import (
 	"github.com/sealnet/sealnet/internal/atomicfile"
 )
 
-// Restored states (docs/client.md §4.1).
+// Restored states (docs/client.md §2.1).
 //
 // A session's chains are a fixed function of their key and the message
 // number (docs/envelope.md §3.2), so a state put back from a backup seals
