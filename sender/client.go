@@ -202,11 +202,12 @@ func Init(dir string, pass []byte, o InitOptions) error {
 	st.Token = make([]byte, 32)
 	crand.Read(st.Token)
 	st.Prekeys.NextID = 1
+	st.Generation = 1
 	b, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
-	return v.save(b)
+	return v.save(b, st.Generation)
 }
 
 // Open unlocks the identity in dir.
@@ -271,6 +272,10 @@ func Open(dir string, pass []byte, o Options) (*Client, error) {
 			c.seen[m.ID] = true
 		}
 	}
+	if err := c.checkRestored(); err != nil {
+		c.Close()
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -290,6 +295,9 @@ func (st *State) init() {
 	}
 	if st.Current == nil {
 		st.Current = map[string]string{}
+	}
+	if st.Retired == nil {
+		st.Retired = map[string]bool{}
 	}
 	if st.Contacts == nil {
 		st.Contacts = map[string]*Contact{}
@@ -330,13 +338,15 @@ func (c *Client) emit(e Event) {
 	}
 }
 
-// saveLocked writes the state; the caller holds mu.
+// saveLocked writes the state, as its next generation; the caller holds
+// mu.
 func (c *Client) saveLocked() error {
+	c.st.Generation++
 	b, err := json.Marshal(c.st)
 	if err != nil {
 		return err
 	}
-	err = c.v.save(b)
+	err = c.v.save(b, c.st.Generation)
 	clear(b)
 	return err
 }
@@ -602,7 +612,7 @@ func (c *Client) queue(id []byte, to string, body []byte, route string) (string,
 	if err := c.appendHistoryLocked(&Message{ID: o.idHex(), From: c.st.Address, To: to, Sent: o.Created, Body: string(body), Outgoing: true, Status: "queued"}); err != nil {
 		return "", err
 	}
-	if sid, ok := c.st.Current[to]; ok && c.st.Sessions[sid] != nil {
+	if _, ok := c.sendableLocked(to); ok {
 		if err := c.sealLocked(o, nil); err != nil {
 			return "", err
 		}

@@ -69,6 +69,15 @@ func writeSeeds(root string) error {
 		seed{"FuzzStateHeader", "huge-memory", huge},
 		seed{"FuzzStateHeader", "bad-magic", append([]byte("SEALNET-STATE-2\n"), make([]byte, 100)...)},
 	)
+	marker := sealMarker(&fuzzKey, bytes.Repeat([]byte{4}, 24), 7)
+	seeds = append(seeds,
+		seed{"FuzzMarker", "valid", marker},
+		seed{"FuzzMarker", "generation-max", sealMarker(&fuzzKey, bytes.Repeat([]byte{5}, 24), 1<<64-1)},
+		seed{"FuzzMarker", "wrong-ad", sealFixed(6, make([]byte, 8), historyAD)},
+		seed{"FuzzMarker", "truncated", marker[:len(marker)-1]},
+		seed{"FuzzMarker", "trailing-byte", append(bytes.Clone(marker), 0)},
+		seed{"FuzzMarker", "empty", []byte{}},
+	)
 	for _, s := range seeds {
 		if err := fuzzcheck.WriteSeed(root, s.target, s.name, s.value); err != nil {
 			return err
@@ -162,6 +171,25 @@ func FuzzStateHeader(f *testing.F) {
 		}
 		if v.kdf.check() != nil || hl > len(data) || !bytes.Equal((&vault{salt: v.salt, kdf: v.kdf}).header(), data[:hl]) {
 			t.Fatalf("accepted header %x as %+v", data[:min(hl, len(data))], v.kdf)
+		}
+	})
+}
+
+// FuzzMarker: a marker file decodes only if it has exactly the marker's
+// size and authenticates under the key, and what it decodes to seals back
+// to the input with the same nonce.
+func FuzzMarker(f *testing.F) {
+	fuzzcheck.RequireCorpus(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		gen, err := openMarker(&fuzzKey, data)
+		if err != nil {
+			if !errors.Is(err, errBadMarker) {
+				t.Fatalf("error without its sentinel: %v", err)
+			}
+			return
+		}
+		if len(data) != markerSize || !bytes.Equal(sealMarker(&fuzzKey, data[:24], gen), data) {
+			t.Fatalf("accepted %x as generation %d", data, gen)
 		}
 	})
 }

@@ -420,12 +420,18 @@ func (c *Client) sealedLocked(doc *directory.Document, r *mailbox.Record) *Messa
 	if err != nil || !complete {
 		return nil
 	}
+	// found and certified are what Open looked up and verified: for a
+	// refused message, its session and the sender's checked address.
+	var found, certified string
 	lookup := func(id [16]byte) (*seal.Session, bool) {
 		raw, ok := c.st.Sessions[hex.EncodeToString(id[:])]
 		if !ok {
 			return nil, false
 		}
 		s, err := seal.UnmarshalSession(raw)
+		if err == nil {
+			found = hex.EncodeToString(id[:])
+		}
 		return s, err == nil
 	}
 	verify := func(cert []byte) (*mailbox.Certificate, error) {
@@ -438,12 +444,21 @@ func (c *Client) sealedLocked(doc *directory.Document, r *mailbox.Record) *Messa
 		if !ok {
 			return nil, fmt.Errorf("no provider for %q in the directory", d)
 		}
-		return mailbox.VerifyCertificate(cert, p.IdentityKey, d, c.now())
+		vc, err := mailbox.VerifyCertificate(cert, p.IdentityKey, d, c.now())
+		if err == nil {
+			certified = vc.Address
+		}
+		return vc, err
 	}
 	op, err := seal.Open(c.id, statePrekeys{&c.st.Prekeys}, lookup, verify, inner)
 	if err != nil {
 		if errors.Is(err, seal.ErrReplay) {
 			c.log.Debug("message already received")
+			// Open refuses a used number only after the certificate and
+			// the session's peer agree, so certified is that peer.
+			if mid := hex.EncodeToString(f.MessageID[:]); !c.seen[mid] && found != "" && certified != "" {
+				c.reusedNumberLocked(found, certified)
+			}
 		} else {
 			c.log.Info("a message was refused", "err", err)
 			c.refused++
@@ -482,7 +497,10 @@ func (c *Client) sealedLocked(doc *directory.Document, r *mailbox.Record) *Messa
 		m.Verified = true
 		ct := c.st.Contacts[from]
 		ct.Token = append([]byte(nil), pt.Token[:]...)
-		if cur, ok := c.st.Current[from]; !ok || c.st.Sessions[cur] == nil {
+		// Send on the newest session the contact started (a contact whose
+		// state was restored starts one), else on this one if there is
+		// no other; never on a retired one.
+		if _, ok := c.sendableLocked(from); (op.New || !ok) && !c.st.Retired[sidHex] {
 			c.st.Current[from] = sidHex
 		}
 	} else {

@@ -586,14 +586,17 @@ func (c *Client) Outbox() []Outgoing {
 // recipient's current session) and cuts it into fragments.
 func (c *Client) sealLocked(o *Outgoing, sess *seal.Session) error {
 	if sess == nil {
-		raw := c.st.Sessions[c.st.Current[o.To]]
+		sid, ok := c.sendableLocked(o.To)
+		if !ok {
+			return fmt.Errorf("sender: no session to send to %s on", o.To)
+		}
 		var err error
-		if sess, err = seal.UnmarshalSession(raw); err != nil {
+		if sess, err = seal.UnmarshalSession(c.st.Sessions[sid]); err != nil {
 			return err
 		}
 	}
 	plain := encodePlain(o.ID, c.now(), c.st.Token, o.Body)
-	sm, err := sess.Seal(plain)
+	sm, err := sess.Seal(crand.Reader, plain)
 	clear(plain)
 	if err != nil {
 		return err

@@ -28,10 +28,19 @@ type State struct {
 	Prekeys PrekeyState `json:"prekeys"`
 
 	// Sessions by hex session ID; Current names, per contact address, the
-	// session to send on.
+	// session to send on. Retired sessions (by hex ID) still open what
+	// arrives on them but never seal again: those of a state found
+	// restored from an older copy, whose sending chains may repeat
+	// message numbers already used (sender/rollback.go).
 	Sessions map[string][]byte   `json:"sessions"`
 	Current  map[string]string   `json:"current"`
+	Retired  map[string]bool     `json:"retired,omitempty"`
 	Contacts map[string]*Contact `json:"contacts"`
+
+	// Generation counts the saves of this state; the marker file beside
+	// it holds the last one saved, so that an older copy put back is
+	// noticed (sender/rollback.go).
+	Generation uint64 `json:"generation,omitempty"`
 
 	Outbox []*Outgoing          `json:"outbox"`
 	SURBs  map[string]*SURBKeys `json:"surbs"` // by hex SURB ID

@@ -468,7 +468,7 @@ func deliverSealed(t *testing.T, doc *directory.Document, me *seal.Identity, cer
 	if err != nil {
 		t.Fatal(err)
 	}
-	sm, err := sess.Seal(plaintext(body))
+	sm, err := sess.Seal(rand.Reader, plaintext(body))
 	if err != nil {
 		t.Fatal(err)
 	}

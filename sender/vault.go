@@ -31,6 +31,11 @@ import (
 // History file (history.sealnet), append only, one record per message:
 //
 //	length (4) || nonce (24) || XChaCha20-Poly1305(key, nonce, ad = "sealnet history v1", record)
+//
+// Marker file (state.marker), rewritten atomically after every save of
+// the state, so that an older state put back is noticed (rollback.go):
+//
+//	nonce (24) || XChaCha20-Poly1305(key, nonce, ad = "sealnet state marker v1", generation (8))
 
 // ErrPassphrase: the passphrase does not open the state.
 var ErrPassphrase = errors.New("sender: wrong passphrase (or a damaged state file)")
@@ -212,14 +217,20 @@ func parseStateHeader(data []byte) (*vault, int, error) {
 }
 
 // save encrypts and writes the state atomically (temporary file, fsync,
-// rename, fsync the directory).
-func (v *vault) save(state []byte) error {
+// rename, fsync the directory), then the marker of its generation, gen
+// (the generation the state itself holds). In this order, a crash in
+// between leaves a marker below the state's generation, which is not
+// taken for a rollback.
+func (v *vault) save(state []byte, gen uint64) error {
 	aead, _ := chacha20poly1305.NewX(v.key[:])
 	hdr := v.header()
 	nonce := make([]byte, 24)
 	rand.Read(nonce)
 	out := append(append(hdr, nonce...), aead.Seal(nil, nonce, state, hdr)...)
-	return atomicfile.Write(filepath.Join(v.dir, stateFile), out)
+	if err := atomicfile.Write(filepath.Join(v.dir, stateFile), out); err != nil {
+		return err
+	}
+	return v.writeMarker(gen)
 }
 
 // appendHistory appends one encrypted record.

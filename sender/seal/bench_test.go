@@ -27,7 +27,7 @@ func BenchmarkSealInitial(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		msg, err := s.Seal(benchText)
+		msg, err := s.Seal(w.rng, benchText)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -46,7 +46,7 @@ func BenchmarkSealFollowUp(b *testing.B) {
 	var mid [16]byte
 	var frags int
 	for b.Loop() {
-		msg, err := s.Seal(benchText)
+		msg, err := s.Seal(w.rng, benchText)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -8,8 +8,10 @@
 //     messages of a session carry a PQXDH key agreement (X25519 with the
 //     recipient's identity, signed and one-time prekeys, plus ML-KEM-768
 //     with a signed post-quantum prekey); every message is encrypted with
-//     its own key from a per-direction HMAC-SHA256 chain (Signal's
-//     symmetric-key ratchet, without the Diffie-Hellman ratchet).
+//     its own key, derived from a per-direction HMAC-SHA256 chain (Signal's
+//     symmetric-key ratchet, without the Diffie-Hellman ratchet) and a
+//     random salt of its own, so that a session state restored from a
+//     backup, which repeats message numbers, still never repeats a key.
 //   - The sealed inner message: the sender's certificate (signed by the
 //     sender's provider) and the session message.
 //   - Fragments: the inner message in chunks, each chunk encrypted on its
@@ -63,6 +65,9 @@
 //   - X3DH's limits stay: a replayed initial message that used no one-time
 //     prekey makes a second session if the first was deleted; someone
 //     with the recipient's signed prekey can impersonate senders to it.
+//   - A restored session state repeats message numbers; their keys are
+//     gone at the receiver, which refuses those messages (ErrReplay). The
+//     caller notices a restored state and starts new sessions.
 //
 // Randomness comes from the io.Reader the caller passes, except for the
 // ML-KEM encapsulation, which crypto/mlkem draws from the system. Secrets

@@ -55,11 +55,11 @@ func TestFragmentsOfShortText(t *testing.T) {
 	if fragmentSize != 1388 {
 		t.Fatalf("MaxMixEnvelope is %d; update docs/envelope.md §7", fragmentSize)
 	}
-	if n := len(alice.seal(s, bob, string(make([]byte, 1093)))); n != 1 {
-		t.Fatalf("follow-up of 1,093 bytes: %d fragments", n)
+	if n := len(alice.seal(s, bob, string(make([]byte, 1077)))); n != 1 {
+		t.Fatalf("follow-up of 1,077 bytes: %d fragments", n)
 	}
-	if n := len(alice.seal(s, bob, string(make([]byte, 1094)))); n != 2 {
-		t.Fatalf("follow-up of 1,094 bytes: %d fragments", n)
+	if n := len(alice.seal(s, bob, string(make([]byte, 1078)))); n != 2 {
+		t.Fatalf("follow-up of 1,078 bytes: %d fragments", n)
 	}
 	msg := mustSeal(t, s, string(make([]byte, MaxPlaintext)))
 	if n := Fragments(3+len(alice.cert)+len(msg), fragmentSize); n != 50 {

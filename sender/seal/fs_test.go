@@ -168,7 +168,7 @@ func TestForwardSecrecyFollowUp(t *testing.T) {
 	}
 	for _, k := range keys {
 		for _, m := range msgs {
-			if _, err := decrypt(&k, m.ciphertext, stolen.ad(m.header)); err == nil {
+			if _, err := decrypt(&k, m, stolen.ad(m.header)); err == nil {
 				t.Fatal("a key derived from the later state decrypts an opened message")
 			}
 		}

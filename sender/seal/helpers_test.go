@@ -4,6 +4,7 @@ import (
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/mlkem"
+	crand "crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -21,6 +22,10 @@ import (
 // fragmentSize is what the client uses: the largest envelope a mix-network
 // delivery carries with the default geometry.
 var fragmentSize = mailbox.MaxMixEnvelope(mixnet.DefaultGeometry())
+
+// sealRand is what the tests' Seal calls read their salts from (safe for
+// concurrent use, unlike a world's rng).
+var sealRand io.Reader = crand.Reader
 
 // testRand returns a deterministic random source for test name.
 func testRand(name string) io.Reader {
@@ -167,7 +172,7 @@ func (u *user) initiate(to *user) *Session {
 // seal seals plaintext on s and returns the fragment blobs for to.
 func (u *user) seal(s *Session, to *user, plaintext string) [][]byte {
 	u.w.t.Helper()
-	msg, err := s.Seal([]byte(plaintext))
+	msg, err := s.Seal(sealRand, []byte(plaintext))
 	if err != nil {
 		u.w.t.Fatal(err)
 	}

@@ -7,19 +7,28 @@ import (
 	"github.com/sealnet/sealnet/mailbox"
 )
 
-// Session message encodings (big endian; docs/envelope.md §3):
+// Session message encodings (big endian; docs/envelope.md §3.3):
 //
-//	initial   0x01 || session ID (16) || IK_A X25519 (32) || IK_A Ed25519 (32) || EK_A (32)
+//	initial   0x03 || session ID (16) || IK_A X25519 (32) || IK_A Ed25519 (32) || EK_A (32)
 //	          || SPK ID (4) || has OPK (1) || OPK ID (4) || PQ ID (4) || PQ kind (1)
-//	          || ML-KEM-768 ciphertext (1088) || n (4) || AEAD ciphertext
-//	follow-up 0x02 || session ID (16) || n (4) || AEAD ciphertext
+//	          || ML-KEM-768 ciphertext (1088) || n (4) || salt (16) || AEAD ciphertext
+//	follow-up 0x04 || session ID (16) || n (4) || salt (16) || AEAD ciphertext
 //
-// The AEAD ciphertext is ChaCha20-Poly1305 under the message key, nonce
-// zero, with associated data = everything before it || initiator's X25519
-// identity key || responder's X25519 identity key.
+// The AEAD ciphertext is ChaCha20-Poly1305, nonce zero, under the key
+// HKDF-Expand(MK_n, "sealnet message key v2" || salt, 32), with associated
+// data = everything before it || initiator's X25519 identity key ||
+// responder's X25519 identity key. The salt is fresh randomness per
+// message, so a session state restored from a backup, which repeats n and
+// so MK_n, still never repeats a key (docs/envelope.md §3.2).
+//
+// Version 1 (types 0x01 and 0x02: the same without the salt, the AEAD key
+// MK_n itself) is still opened, for messages sealed before version 2 in
+// sessions that exist; it is never sealed.
 const (
-	typeInitial  = 0x01
-	typeFollowUp = 0x02
+	typeInitial    = 0x03
+	typeFollowUp   = 0x04
+	typeInitialV1  = 0x01
+	typeFollowUpV1 = 0x02
 
 	// InitialOverhead and FollowUpOverhead are the bytes a session message
 	// adds to its plaintext.
@@ -36,9 +45,12 @@ const (
 	// maxN messages is used up.
 	maxN = 1<<32 - 1
 
+	// saltSize is the per-message randomness of a version 2 message.
+	saltSize = 16
+
 	pendingSize        = 32 + 4 + 1 + 4 + 4 + 1 + mlkem.CiphertextSize768
-	initialHeaderSize  = 1 + 16 + 32 + 32 + pendingSize + 4
-	followUpHeaderSize = 1 + 16 + 4
+	initialHeaderSize  = 1 + 16 + 32 + 32 + pendingSize + 4 + saltSize
+	followUpHeaderSize = 1 + 16 + 4 + saltSize
 	tagSize            = 16
 )
 
@@ -88,11 +100,13 @@ func (h *initialHeader) decode(d *dec) {
 // input.
 type message struct {
 	initial    bool
+	v1         bool // version 1: no salt, the AEAD key is MK_n
 	sessionID  [16]byte
 	sender     PublicIdentity // initial only
 	init       initialHeader  // initial only
 	n          uint32
-	header     []byte // everything before the ciphertext
+	salt       [saltSize]byte // version 2 only
+	header     []byte         // everything before the ciphertext
 	ciphertext []byte
 }
 
@@ -110,6 +124,10 @@ func parseMessage(b []byte) (*message, error) {
 	case t == typeInitial:
 		m.initial = true
 	case t == typeFollowUp:
+	case t == typeInitialV1:
+		m.initial, m.v1 = true, true
+	case t == typeFollowUpV1:
+		m.v1 = true
 	default:
 		return nil, fmt.Errorf("%w: message type 0x%02x", ErrMalformed, t)
 	}
@@ -123,6 +141,9 @@ func parseMessage(b []byte) (*message, error) {
 	if d.err == nil && m.n == maxN {
 		d.invalid("message number %d", m.n)
 	}
+	if !m.v1 {
+		d.fixed(m.salt[:], "salt")
+	}
 	m.header = b[:len(b)-len(d.b)]
 	m.ciphertext = d.rest()
 	if d.err != nil {
@@ -134,20 +155,26 @@ func parseMessage(b []byte) (*message, error) {
 	return m, nil
 }
 
-// appendHeader writes the header of message n of a session.
-func appendHeader(dst []byte, id [16]byte, sender *PublicIdentity, init *initialHeader, n uint32) []byte {
+// appendHeader writes the header of message n of a session, version 2
+// with salt, or version 1 if salt is nil (tests and round trips only:
+// Seal writes version 2).
+func appendHeader(dst []byte, id [16]byte, sender *PublicIdentity, init *initialHeader, n uint32, salt *[saltSize]byte) []byte {
 	e := enc{b: dst}
+	t := [2]byte{typeFollowUpV1, typeFollowUp}
 	if init != nil {
-		e.u8(typeInitial)
-		e.fixed(id[:])
+		t = [2]byte{typeInitialV1, typeInitial}
+	}
+	e.u8(t[boolByte(salt != nil)])
+	e.fixed(id[:])
+	if init != nil {
 		e.fixed(sender.X25519[:])
 		e.fixed(sender.Ed25519[:])
 		init.encode(&e)
-	} else {
-		e.u8(typeFollowUp)
-		e.fixed(id[:])
 	}
 	e.u32(n)
+	if salt != nil {
+		e.fixed(salt[:])
+	}
 	return e.b
 }
 
@@ -157,6 +184,10 @@ func (m *message) marshal() []byte {
 	if m.initial {
 		init = &m.init
 	}
-	out := appendHeader(nil, m.sessionID, &m.sender, init, m.n)
+	salt := &m.salt
+	if m.v1 {
+		salt = nil
+	}
+	out := appendHeader(nil, m.sessionID, &m.sender, init, m.n, salt)
 	return append(out, m.ciphertext...)
 }

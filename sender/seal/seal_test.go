@@ -73,7 +73,7 @@ func TestRoundTrip(t *testing.T) {
 		}
 		for i := range 2 {
 			text := fmt.Sprintf("alice %d.%d", round, i)
-			msg, err := s.Seal([]byte(text))
+			msg, err := s.Seal(sealRand, []byte(text))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -95,7 +95,7 @@ func TestInitiatorRepeatsInitialForm(t *testing.T) {
 	s := alice.initiate(bob)
 	var headers [][]byte
 	for i := range 3 {
-		msg, err := s.Seal([]byte("x"))
+		msg, err := s.Seal(sealRand, []byte("x"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -103,7 +103,7 @@ func TestInitiatorRepeatsInitialForm(t *testing.T) {
 		if err != nil || !m.initial || m.n != uint32(i) {
 			t.Fatalf("message %d: %v, initial %v", i, err, m != nil && m.initial)
 		}
-		headers = append(headers, m.header[:initialHeaderSize-4])
+		headers = append(headers, m.header[:initialHeaderSize-4-saltSize])
 	}
 	if !bytes.Equal(headers[0], headers[1]) || !bytes.Equal(headers[0], headers[2]) {
 		t.Fatal("initial headers differ")
@@ -119,7 +119,7 @@ func TestInitiatorRepeatsInitialForm(t *testing.T) {
 
 func mustSeal(t testing.TB, s *Session, text string) []byte {
 	t.Helper()
-	msg, err := s.Seal([]byte(text))
+	msg, err := s.Seal(sealRand, []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -549,8 +549,13 @@ func TestKeyScheduleMatchesSpec(t *testing.T) {
 		mac = hmac.New(sha256.New, ck)
 		mac.Write([]byte{2})
 		ck = mac.Sum(nil)
-		aead, _ := chacha20poly1305.New(mk)
 		header := msg[:initialHeaderSize]
+		salt := header[initialHeaderSize-16:]
+		k, err := hkdf.Expand(sha256.New, mk, "sealnet message key v2"+string(salt), 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		aead, _ := chacha20poly1305.New(k)
 		ad := append(append(bytes.Clone(header), pa.X25519[:]...), pb.X25519[:]...)
 		pt := []byte(fmt.Sprint("message ", i))
 		if want := aead.Seal(bytes.Clone(header), make([]byte, 12), pt, ad); !bytes.Equal(want, msg) {
@@ -559,7 +564,7 @@ func TestKeyScheduleMatchesSpec(t *testing.T) {
 	}
 	// Layout of the header, field by field.
 	var e []byte
-	e = append(e, 0x01)
+	e = append(e, 0x03)
 	e = append(e, m.sessionID[:]...)
 	e = append(e, pa.X25519[:]...)
 	e = append(e, pa.Ed25519[:]...)
@@ -569,20 +574,29 @@ func TestKeyScheduleMatchesSpec(t *testing.T) {
 	e = append(e, byte(h.pqID>>24), byte(h.pqID>>16), byte(h.pqID>>8), byte(h.pqID), mailbox.PQOneTime)
 	e = append(e, h.kemCT[:]...)
 	e = append(e, 0, 0, 0, 0)
-	if !bytes.Equal(e, sealed[0][:initialHeaderSize]) || len(sealed[0]) != InitialOverhead+len("message 0") {
+	e = append(e, m.salt[:]...)
+	if len(e) != 1235 || !bytes.Equal(e, sealed[0][:initialHeaderSize]) || len(sealed[0]) != InitialOverhead+len("message 0") {
 		t.Fatal("initial header layout differs from the document")
+	}
+	// Every message has its own salt.
+	salts := map[[saltSize]byte]bool{}
+	for _, msg := range sealed {
+		salts[[saltSize]byte(msg[initialHeaderSize-saltSize:initialHeaderSize])] = true
+	}
+	if len(salts) != len(sealed) {
+		t.Fatal("two messages share a salt")
 	}
 }
 
-// TestFollowUpLayout: 0x02 || session ID || n || AEAD, AD with the
-// initiator's key first in both directions.
+// TestFollowUpLayout: 0x04 || session ID || n || salt || AEAD, AD with
+// the initiator's key first in both directions.
 func TestFollowUpLayout(t *testing.T) {
 	w := newWorld(t)
 	alice, bob, s, bs := established(t, w)
 	msg := mustSeal(t, bs, "to alice")
 	id := s.ID()
-	want := append(append([]byte{0x02}, id[:]...), 0, 0, 0, 1)
-	if !bytes.Equal(msg[:followUpHeaderSize], want) || len(msg) != FollowUpOverhead+len("to alice") {
+	want := append(append([]byte{0x04}, id[:]...), 0, 0, 0, 1)
+	if followUpHeaderSize != 37 || !bytes.Equal(msg[:followUpHeaderSize-saltSize], want) || len(msg) != FollowUpOverhead+len("to alice") {
 		t.Fatalf("follow-up header %x", msg[:followUpHeaderSize])
 	}
 	ad := bs.ad(msg[:followUpHeaderSize])
@@ -652,18 +666,18 @@ func TestSealLimits(t *testing.T) {
 	w := newWorld(t)
 	alice, bob := w.user("alice"), w.user("bob")
 	s := alice.initiate(bob)
-	if _, err := s.Seal(make([]byte, MaxPlaintext+1)); !errors.Is(err, ErrTooLarge) {
+	if _, err := s.Seal(sealRand, make([]byte, MaxPlaintext+1)); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("plaintext too large: %v", err)
 	}
-	msg, err := s.Seal(make([]byte, MaxPlaintext))
+	msg, err := s.Seal(sealRand, make([]byte, MaxPlaintext))
 	if err != nil || len(msg) != MaxSessionMessage {
 		t.Fatalf("largest plaintext: %v, %d bytes", err, len(msg))
 	}
 	s.st.sendN = maxN - 1
-	if _, err := s.Seal(nil); err != nil {
+	if _, err := s.Seal(sealRand, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Seal(nil); !errors.Is(err, ErrTooLarge) {
+	if _, err := s.Seal(sealRand, nil); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("used-up session: %v", err)
 	}
 }
@@ -713,7 +727,7 @@ func TestConcurrentUse(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			for range n / 4 {
-				msg, err := s.Seal([]byte("x"))
+				msg, err := s.Seal(sealRand, []byte("x"))
 				if err != nil {
 					t.Error(err)
 					return

@@ -23,6 +23,9 @@ const (
 	// Chain key labels (HKDF-Expand info, one per direction).
 	chainInfoAB = "sealnet chain v1 initiator to responder"
 	chainInfoBA = "sealnet chain v1 responder to initiator"
+	// messageKeyInfo prefixes the salt in the HKDF-Expand info that turns
+	// a chain's message key into the AEAD key of one version 2 message.
+	messageKeyInfo = "sealnet message key v2"
 
 	// MaxSkipped is the number of skipped message keys a session holds
 	// (keys of messages that have not arrived while later ones have); when
@@ -234,9 +237,18 @@ func (s *Session) ad(header []byte) []byte {
 // after later ones; afterwards, and on the responder's side always, it is
 // a follow-up. The message key is wiped once used. Seal changes the
 // session: persist it before sending the result.
-func (s *Session) Seal(plaintext []byte) ([]byte, error) {
+//
+// Seal reads 16 bytes from rng: the message's salt, which makes its AEAD
+// key differ from that of any other message, even one sealed with the
+// same message number by a copy of this session restored from a backup
+// (docs/envelope.md §3.2). rng must be a cryptographic generator.
+func (s *Session) Seal(rng io.Reader, plaintext []byte) ([]byte, error) {
 	if len(plaintext) > MaxPlaintext {
 		return nil, fmt.Errorf("%w: plaintext of %d bytes, at most %d", ErrTooLarge, len(plaintext), MaxPlaintext)
+	}
+	var salt [saltSize]byte
+	if _, err := io.ReadFull(rng, salt[:]); err != nil {
+		return nil, fmt.Errorf("seal: reading randomness: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -247,18 +259,37 @@ func (s *Session) Seal(plaintext []byte) ([]byte, error) {
 	if s.st.pending != nil {
 		size = InitialOverhead
 	}
-	out := appendHeader(make([]byte, 0, size+len(plaintext)), s.id, &s.self, s.st.pending, s.st.sendN)
+	out := appendHeader(make([]byte, 0, size+len(plaintext)), s.id, &s.self, s.st.pending, s.st.sendN, &salt)
 	mk, next := chainStep(&s.st.sendCK)
 	defer clear(mk[:])
-	aead, err := chacha20poly1305.New(mk[:])
+	defer clear(next[:])
+	k := messageKey(&mk, &salt)
+	defer clear(k[:])
+	aead, err := chacha20poly1305.New(k[:])
 	if err != nil {
 		return nil, err
 	}
 	out = aead.Seal(out, zeroNonce[:], plaintext, s.ad(out))
 	s.st.sendCK = next
-	clear(next[:])
 	s.st.sendN++
 	return out, nil
+}
+
+// messageKey is the AEAD key of a version 2 message:
+// HKDF-Expand(PRK = MK_n, info = "sealnet message key v2" || salt, 32).
+// MK_n is a uniformly random 32-byte HMAC-SHA256 output, a valid PRK
+// (RFC 5869 §3.3), so this is HMAC-SHA256 keyed with MK_n, a PRF, on
+// inputs that differ whenever the salts do.
+func messageKey(mk *[32]byte, salt *[saltSize]byte) [32]byte {
+	info := make([]byte, 0, len(messageKeyInfo)+saltSize)
+	info = append(append(info, messageKeyInfo...), salt[:]...)
+	b, err := hkdf.Expand(sha256.New, mk[:], string(info), 32)
+	if err != nil {
+		panic("seal: HKDF-Expand: " + err.Error()) // 32 bytes of SHA-256 output cannot fail
+	}
+	k := [32]byte(b)
+	clear(b)
+	return k
 }
 
 // open decrypts m with the receive chain. The caller holds s.mu and has
@@ -271,7 +302,7 @@ func (s *Session) open(m *message) ([]byte, error) {
 		if !ok {
 			return nil, fmt.Errorf("%w: message %d", ErrReplay, m.n)
 		}
-		pt, err := decrypt(&mk, m.ciphertext, ad)
+		pt, err := decrypt(&mk, m, ad)
 		clear(mk[:])
 		if err != nil {
 			return nil, err
@@ -301,7 +332,7 @@ func (s *Session) open(m *message) ([]byte, error) {
 	}
 	mk, next := chainStep(&ck)
 	defer clear(next[:])
-	pt, err := decrypt(&mk, m.ciphertext, ad)
+	pt, err := decrypt(&mk, m, ad)
 	clear(mk[:])
 	if err != nil {
 		return nil, err
@@ -336,12 +367,19 @@ func (st *chains) evict() {
 	}
 }
 
-func decrypt(mk *[32]byte, ciphertext, ad []byte) ([]byte, error) {
-	aead, err := chacha20poly1305.New(mk[:])
+// decrypt opens m's ciphertext with message key mk: under the key derived
+// from mk and m's salt (version 2), or under mk itself (version 1).
+func decrypt(mk *[32]byte, m *message, ad []byte) ([]byte, error) {
+	k := *mk
+	if !m.v1 {
+		k = messageKey(mk, &m.salt)
+	}
+	defer clear(k[:])
+	aead, err := chacha20poly1305.New(k[:])
 	if err != nil {
 		return nil, err
 	}
-	pt, err := aead.Open(nil, zeroNonce[:], ciphertext, ad)
+	pt, err := aead.Open(nil, zeroNonce[:], m.ciphertext, ad)
 	if err != nil {
 		return nil, fmt.Errorf("%w: session message", ErrAuth)
 	}

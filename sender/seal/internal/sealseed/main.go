@@ -162,12 +162,13 @@ func run(dir string) error {
 	usedUp := &session{role: 2, id: seed("other session")[:16], self: bob, peer: carol,
 		sendCK: seed("a"), recvCK: seed("b"), sendN: 1<<32 - 1, recvN: 1}
 
+	salts := &stream{label: "sealnet seal fuzz salts"}
 	sealOn := func(s *session, text string) ([]byte, error) {
 		x, err := seal.UnmarshalSession(s.encode())
 		if err != nil {
 			return nil, err
 		}
-		return x.Seal([]byte(text))
+		return x.Seal(salts, []byte(text))
 	}
 	initial, err := sealOn(pendingAlice, "hello, bob")
 	if err != nil {
@@ -188,14 +189,23 @@ func run(dir string) error {
 
 	// FuzzParseSessionMessage. Initial header offsets: type 0, session ID
 	// 1, IK_A 17, 49, EK_A 81, SPK ID 113, has OPK 117, OPK ID 118, PQ ID
-	// 122, PQ kind 126, ciphertext 127, n 1215.
+	// 122, PQ kind 126, ciphertext 127, n 1215, salt 1219 (version 2).
+	// Version 1 (types 1 and 2) has no salt; these seeds have its form only.
 	const t1 = "FuzzParseSessionMessage"
+	v1 := func(b []byte, saltAt int) []byte {
+		c := append(bytes.Clone(b[:saltAt]), b[saltAt+16:]...)
+		c[0] -= 2
+		return c
+	}
 	add(t1, "initial", initial)
 	add(t1, "follow-up", follow)
+	add(t1, "initial-v1", v1(initial, 1219))
+	add(t1, "follow-up-v1", v1(follow, 21))
 	add(t1, "empty", []byte{})
-	add(t1, "type-3", append([]byte{3}, follow[1:]...))
+	add(t1, "type-5", append([]byte{5}, follow[1:]...))
 	add(t1, "initial-truncated-header", initial[:1000])
-	add(t1, "follow-up-short-tag", follow[:21+15])
+	add(t1, "follow-up-short-tag", follow[:37+15])
+	add(t1, "follow-up-truncated-salt", follow[:30])
 	hasOPK2 := bytes.Clone(initial)
 	hasOPK2[117] = 2
 	add(t1, "has-opk-2", hasOPK2)
