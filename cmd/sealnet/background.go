@@ -223,7 +223,9 @@ func backgroundLogger(w io.Writer, level string) (*slog.Logger, error) {
 }
 
 // printRedacted prints an event for a background daemon's log: its kind
-// and message ID only.
+// and message ID only, or for a warning that names no contact and no
+// message (the loop alarm, a restored state) its text, which holds
+// neither.
 func printRedacted(w io.Writer, e sender.Event) {
 	switch e.Kind {
 	case "received":
@@ -233,6 +235,17 @@ func printRedacted(w io.Writer, e sender.Event) {
 	case "failed":
 		fmt.Fprintf(w, "NOT delivered: message %s (sealnet history says why)\n", e.ID)
 	case "warning":
-		fmt.Fprintf(w, "held: message %s (sealnet history and sealnet contacts say why)\n", e.ID)
+		switch {
+		case e.ID != "":
+			fmt.Fprintf(w, "held: message %s (sealnet history and sealnet contacts say why)\n", e.ID)
+		case e.To != "":
+			fmt.Fprintln(w, "warning about a contact (sealnet contacts says why)")
+		default:
+			fmt.Fprintf(w, "warning: %s\n", e.Text)
+		}
+	case "notice":
+		if e.To == "" && e.ID == "" {
+			fmt.Fprintf(w, "notice: %s\n", e.Text)
+		}
 	}
 }
