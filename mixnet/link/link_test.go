@@ -389,10 +389,12 @@ func TestConnectionCaps(t *testing.T) {
 	ln := listen(t)
 	block := make(chan struct{})
 	defer close(block)
+	entered := make(chan struct{}, 8)
 	s := startServer(t, ln, "capped", []link.Kind{link.KindPeer, link.KindClient}, allowAll, func(l *link.Listener) {
 		l.MaxConns = 3
 		l.MaxConnsPerPeer = 1
 		l.Handle = func(ctx context.Context, c *link.Conn) {
+			entered <- struct{}{}
 			select {
 			case <-ctx.Done():
 			case <-block:
@@ -415,6 +417,14 @@ func TestConnectionCaps(t *testing.T) {
 		c, err := link.Client(context.Background(), nc, cfg, kind, pub)
 		if err == nil {
 			open = append(open, c)
+			// A link counts against its key once the listener has read
+			// its confirmation frame, just after Client returns: wait
+			// for that, so the next dial meets the cap deterministically.
+			select {
+			case <-entered:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the listener never served an established link")
+			}
 		}
 		return err
 	}
