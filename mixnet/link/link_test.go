@@ -434,6 +434,14 @@ func TestConnectionCaps(t *testing.T) {
 	if err := dial(same, link.KindPeer); !errors.Is(err, link.ErrTooManyConns) {
 		t.Fatalf("second link from one peer: got %v, want ErrTooManyConns", err)
 	}
+	// The refused connection's place under MaxConns is free once the
+	// listener has counted the failure.
+	for i := 0; s.stats.HandshakesFailed.Load() < 1; i++ {
+		if i == 500 {
+			t.Fatal("the refused handshake was never counted")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	if err := dial(linktest.Config(geo, "other peer"), link.KindPeer); err != nil {
 		t.Fatal(err)
 	}

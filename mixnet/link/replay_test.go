@@ -177,6 +177,10 @@ func TestConfirmationRequired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := c.WritePacket(packet(1)); err != nil {
+		t.Fatal(err)
+	}
+	s.expect(t, 1) // the listener has served (and counted) the real link
 	c.Close()
 	r, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {

@@ -95,10 +95,7 @@ func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
 			nc.Close()
 			continue
 		}
-		wg.Go(func() {
-			defer l.release(nc, "")
-			l.serveConn(ctx, nc, log)
-		})
+		wg.Go(func() { l.serveConn(ctx, nc, log) })
 	}
 	cancel()
 	wg.Wait()
@@ -129,6 +126,8 @@ func (l *Listener) release(nc net.Conn, peer string) {
 	delete(l.conns, nc)
 }
 
+// serveConn runs the handshake on nc and serves the link; it frees nc's
+// place under MaxConns when it returns.
 func (l *Listener) serveConn(ctx context.Context, nc net.Conn, log *slog.Logger) {
 	// The handshake refuses a key whose established links are at the cap
 	// ("busy"), but reserves nothing: the dialer has not yet shown that it
@@ -146,6 +145,8 @@ func (l *Listener) serveConn(ctx context.Context, nc net.Conn, log *slog.Logger)
 	}
 	c, err := Server(ctx, nc, l.Config, l.Kinds, authorize)
 	if err != nil {
+		// Free the place first: once the failure is counted, it is free.
+		l.release(nc, "")
 		l.Config.Stats.HandshakesFailed.Add(1)
 		// The remote address of a refused link is an operator concern,
 		// not user metadata: relays and authorities are public nodes, and
@@ -153,6 +154,7 @@ func (l *Listener) serveConn(ctx context.Context, nc net.Conn, log *slog.Logger)
 		log.Debug("link handshake failed", "err", err)
 		return
 	}
+	defer l.release(nc, "")
 	defer c.Close()
 	// The link is live: count it against its key now. Links of one key
 	// that confirmed at the same moment can find the cap taken after all.
