@@ -119,7 +119,7 @@ func FuzzGeometry(f *testing.F) {
 		if err != nil || !bytes.Equal(again, b) {
 			t.Fatalf("re-encoding differs: %x, %v", again, err)
 		}
-		if g.PacketSize() <= g.HeaderSize() || g.PacketSize() > 1<<20 {
+		if g.PacketSize() <= g.HeaderSize() || g.PacketSize() > MaxPacketSize {
 			t.Fatalf("packet size %d out of bounds", g.PacketSize())
 		}
 	})

@@ -36,6 +36,13 @@ const (
 	minPayloadSize     = PayloadTagSize + lioness.MinBlockSize
 )
 
+// MaxPacketSize is the largest packet a valid geometry may describe. A
+// link frame (mixnet/link) is one type byte, the packet and a 16-byte
+// Poly1305 tag, announced by a 2-byte length, so the frame of a larger
+// packet would not fit its length prefix: 65,535 − 17 = 65,518 bytes. The
+// link package checks this sum at compile time.
+const MaxPacketSize = 1<<16 - 1 - 17
+
 // Geometry fixes the sizes of every packet in a network. All nodes of one
 // network must share it; its Hash goes into directory descriptors so that a
 // node can refuse a peer with another geometry, and into every hop's key
@@ -67,7 +74,7 @@ func DefaultGeometry() Geometry {
 }
 
 // Validate reports whether g describes a packet this package can build and
-// process.
+// process, and that a link can carry: PacketSize is at most MaxPacketSize.
 func (g Geometry) Validate() error {
 	switch {
 	case g.Version != VersionX25519:
@@ -78,6 +85,9 @@ func (g Geometry) Validate() error {
 		return fmt.Errorf("%w: RoutingInfoSize %d is outside [%d, %d]", ErrInvalidGeometry, g.RoutingInfoSize, minRoutingInfoSize, maxRoutingInfoSize)
 	case g.PayloadSize < minPayloadSize || g.PayloadSize > maxPayloadSize:
 		return fmt.Errorf("%w: PayloadSize %d is outside [%d, %d]", ErrInvalidGeometry, g.PayloadSize, minPayloadSize, maxPayloadSize)
+	case g.PacketSize() > MaxPacketSize:
+		return fmt.Errorf("%w: packets of %d bytes exceed %d (a link frame must fit a 2-byte length); with a %d-byte header PayloadSize can be at most %d",
+			ErrInvalidGeometry, g.PacketSize(), MaxPacketSize, g.HeaderSize(), MaxPacketSize-g.HeaderSize())
 	}
 	return nil
 }

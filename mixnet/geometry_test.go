@@ -97,3 +97,42 @@ func TestGeometryEncoding(t *testing.T) {
 		}
 	}
 }
+
+// TestGeometryPacketBound: a geometry is valid up to a packet of
+// MaxPacketSize bytes, whatever the mix of header and payload, and invalid
+// one byte past it, where a link frame would overflow its 2-byte length.
+func TestGeometryPacketBound(t *testing.T) {
+	if MaxPacketSize+17 != 65535 {
+		t.Fatalf("MaxPacketSize %d: a frame of it is %d bytes, want 65,535", MaxPacketSize, MaxPacketSize+17)
+	}
+	for _, base := range []Geometry{
+		{Version: VersionX25519, MaxHops: maxMaxHops, RoutingInfoSize: maxRoutingInfoSize},
+		{Version: VersionX25519, MaxHops: 5, RoutingInfoSize: 96},
+		{Version: VersionX25519, MaxHops: 1, RoutingInfoSize: minRoutingInfoSize},
+	} {
+		last := base
+		last.PayloadSize = MaxPacketSize - base.HeaderSize()
+		if err := last.Validate(); err != nil || last.PacketSize() != MaxPacketSize {
+			t.Errorf("last valid geometry %v: %v", last, err)
+		}
+		first := last
+		first.PayloadSize++
+		if err := first.Validate(); !errors.Is(err, ErrInvalidGeometry) {
+			t.Errorf("first invalid geometry %v: got %v, want ErrInvalidGeometry", first, err)
+		}
+		enc, _ := last.MarshalBinary()
+		enc[len(enc)-1]++ // the same geometry as first, from the wire
+		var g Geometry
+		if err := g.UnmarshalBinary(enc); !errors.Is(err, ErrInvalidGeometry) {
+			t.Errorf("decoded %v: got %v, want ErrInvalidGeometry", first, err)
+		}
+	}
+	// The largest packet still works end to end (a 2-hop path, to keep the
+	// test short; the header holds all 16 slots).
+	g := Geometry{Version: VersionX25519, MaxHops: maxMaxHops, RoutingInfoSize: maxRoutingInfoSize}
+	g.PayloadSize = MaxPacketSize - g.HeaderSize()
+	nodes := newTestNodes(t, g, 2, 90)
+	msg := testMessage(g, 91)
+	res := route(t, nodes, mustPacket(t, detRand(92), g, nodes, msg))
+	equalMessage(t, res.Payload, msg)
+}

@@ -29,6 +29,9 @@ func TestRealCapture(t *testing.T) {
 // realLink runs a link of the given kind over which the dialer sends up
 // packets and the listener down, captures it and checks what Read finds.
 func realLink(t *testing.T, kind link.Kind, up, down int) {
+	// The dialer's first record is its confirmation frame (docs/link.md
+	// §2): one more record up than packets.
+	wantUp := up + 1
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +122,7 @@ func realLink(t *testing.T, kind link.Kind, up, down int) {
 	// wait, bounded, until the last record is in the file before stopping.
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		if c, err := readFile(path); err == nil && len(c.Records) >= up+down {
+		if c, err := readFile(path); err == nil && len(c.Records) >= wantUp+down {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -139,8 +142,8 @@ func realLink(t *testing.T, kind link.Kind, up, down int) {
 	if k := c.Conns[0]; k.Kind != byte(kind) || k.Dialer != dialer || k.Listener.Port() != uint16(port) {
 		t.Errorf("conn %+v, want kind %d from %v to port %d", k, kind, dialer, port)
 	}
-	if len(c.Records) != up+down {
-		t.Fatalf("%d records, want %d", len(c.Records), up+down)
+	if len(c.Records) != wantUp+down {
+		t.Fatalf("%d records, want %d", len(c.Records), wantUp+down)
 	}
 	n := 0
 	for i, r := range c.Records {
@@ -151,8 +154,8 @@ func realLink(t *testing.T, kind link.Kind, up, down int) {
 			n++
 		}
 	}
-	if n != up {
-		t.Errorf("%d records up, %d down; want %d, %d", n, len(c.Records)-n, up, down)
+	if n != wantUp {
+		t.Errorf("%d records up, %d down; want %d, %d", n, len(c.Records)-n, wantUp, down)
 	}
 	if st.Captured != c.Stats.Packets || st.Dropped != 0 {
 		t.Errorf("tcpdump captured %d packets (dropped %d), the file holds %d", st.Captured, st.Dropped, c.Stats.Packets)

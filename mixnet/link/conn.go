@@ -195,6 +195,60 @@ func (c *Conn) readFrame() (byte, []byte, error) {
 			return 0, nil, err
 		}
 	}
+	typ, body, err := c.nextFrame()
+	if err != nil {
+		return 0, nil, err
+	}
+	c.rcvd++
+	if c.rcvd%rekeyFrames == 0 {
+		c.recv.Rekey()
+	}
+	c.stats.frameIn(typ)
+	return typ, body, nil
+}
+
+// writeConfirmation sends the dialer's confirmation frame, frame 0 of its
+// direction: a padding frame that only the holder of the session keys can
+// produce, so it proves to the listener that the handshake is live and
+// not a replayed first message (docs/link.md §2). It is written under
+// the deadline already set on the connection (the handshake's) and is
+// not counted in MaxFrames or in the rekey interval.
+func (c *Conn) writeConfirmation() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	b := binary.BigEndian.AppendUint16(c.wbuf[:0], uint16(c.frameSize))
+	b = append(b, framePadding)
+	b = b[:3+c.bodySize] // wbuf has room for a whole frame
+	clear(b[3:])
+	b, err := c.send.Encrypt(b[:2], nil, b[2:])
+	if err != nil {
+		return fmt.Errorf("link: encrypt: %w", err)
+	}
+	c.stats.frameOut(framePadding)
+	if _, err := c.nc.Write(b); err != nil {
+		return fmt.Errorf("link: write: %w", err)
+	}
+	return nil
+}
+
+// readConfirmation reads the dialer's confirmation frame under the
+// deadline already set on the connection (the handshake's) and requires
+// it to be a padding frame.
+func (c *Conn) readConfirmation() error {
+	typ, _, err := c.nextFrame()
+	if err != nil {
+		return err
+	}
+	c.stats.frameIn(typ)
+	if typ != framePadding {
+		return fmt.Errorf("%w: the confirmation frame is not padding", ErrFrame)
+	}
+	return nil
+}
+
+// nextFrame reads and decrypts one frame, without setting a deadline or
+// counting it.
+func (c *Conn) nextFrame() (byte, []byte, error) {
 	if _, err := io.ReadFull(c.br, c.rbuf[:2]); err != nil {
 		return 0, nil, err
 	}
@@ -206,12 +260,7 @@ func (c *Conn) readFrame() (byte, []byte, error) {
 	if _, err := io.ReadFull(c.br, c.rbuf[2:]); err != nil {
 		return 0, nil, err
 	}
-	typ, body, err := c.openFrame(c.rbuf[2:])
-	if err != nil {
-		return 0, nil, err
-	}
-	c.stats.frameIn(typ)
-	return typ, body, nil
+	return c.openFrame(c.rbuf[2:])
 }
 
 // openFrame decrypts one frame's ciphertext in place and checks its type.
@@ -219,10 +268,6 @@ func (c *Conn) openFrame(ct []byte) (byte, []byte, error) {
 	pt, err := c.recv.Decrypt(ct[:0], nil, ct)
 	if err != nil {
 		return 0, nil, fmt.Errorf("%w: %v", ErrFrame, err)
-	}
-	c.rcvd++
-	if c.rcvd%rekeyFrames == 0 {
-		c.recv.Rekey()
 	}
 	if len(pt) != 1+c.bodySize {
 		return 0, nil, fmt.Errorf("%w: %d-byte plaintext", ErrFrame, len(pt))

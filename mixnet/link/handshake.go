@@ -80,6 +80,10 @@ func deadline(ctx context.Context, d time.Duration) time.Time {
 // link. For KindPeer, cfg.Static is this node's key; peer is the
 // listener's static key from the directory. nc is closed on failure.
 func Client(ctx context.Context, nc net.Conn, cfg Config, kind Kind, peer [32]byte) (*Conn, error) {
+	if err := cfg.Geometry.Validate(); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("link: %w", err)
+	}
 	c := cfg.withDefaults()
 	conn, err := clientHandshake(ctx, nc, &c, kind, peer)
 	if err != nil {
@@ -145,10 +149,14 @@ func clientHandshake(ctx context.Context, nc net.Conn, cfg *Config, kind Kind, p
 	default:
 		return nil, fmt.Errorf("%w: unknown status %d", ErrHandshake, reply[0])
 	}
+	conn := newConn(nc, cfg, kind, peer, cs1, cs2)
+	if err := conn.writeConfirmation(); err != nil {
+		return nil, fmt.Errorf("%w: send confirmation: %v", ErrHandshake, err)
+	}
 	if err := nc.SetDeadline(time.Time{}); err != nil {
 		return nil, err
 	}
-	return newConn(nc, cfg, kind, peer, cs1, cs2), nil
+	return conn, nil
 }
 
 // Authorizer decides whether a handshaking peer may connect. For KindPeer
@@ -159,7 +167,17 @@ type Authorizer func(kind Kind, static [32]byte, remote net.Addr) error
 
 // Server runs the responder side of a handshake on nc. kinds lists the
 // kinds of link this listener accepts. nc is closed on failure.
+//
+// Server returns only once the dialer's confirmation frame has arrived and
+// decrypted, within the handshake timeout. That frame depends on this
+// end's fresh ephemeral key, so a replayed first message never yields a
+// Conn: authorize may see a replayed dialer's key, and must not count a
+// link against it (Listener counts only returned links).
 func Server(ctx context.Context, nc net.Conn, cfg Config, kinds []Kind, authorize Authorizer) (*Conn, error) {
+	if err := cfg.Geometry.Validate(); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("link: %w", err)
+	}
 	c := cfg.withDefaults()
 	conn, err := serverHandshake(ctx, nc, &c, kinds, authorize)
 	if err != nil {
@@ -232,11 +250,17 @@ func serverHandshake(ctx context.Context, nc net.Conn, cfg *Config, kinds []Kind
 	if refusal != nil {
 		return nil, refusal
 	}
+	// The responder sends with cs2 and receives with cs1.
+	conn := newConn(nc, cfg, kind, peer, cs2, cs1)
+	// Still under the handshake deadline: a replayed message 1 cannot
+	// produce this frame, so it holds the connection no longer than that.
+	if err := conn.readConfirmation(); err != nil {
+		return nil, fmt.Errorf("%w: no confirmation frame: %v", ErrHandshake, err)
+	}
 	if err := nc.SetDeadline(time.Time{}); err != nil {
 		return nil, err
 	}
-	// The responder sends with cs2 and receives with cs1.
-	return newConn(nc, cfg, kind, peer, cs2, cs1), nil
+	return conn, nil
 }
 
 func kindBytes(kinds []Kind) []byte {

@@ -28,7 +28,11 @@
 // The handshake's first message carries the link protocol version and the
 // dialer's packet geometry hash; the listener answers with a status, so a
 // node with another geometry, or a key not in the directory, is refused
-// with an error that says so instead of a bare failure.
+// with an error that says so instead of a bare failure. The dialer then
+// sends a confirmation frame (padding); a listener returns a link only
+// once it has decrypted it, which a replayed first message cannot bring
+// about, and a Listener counts a link against its peer's key only then
+// (docs/link.md §2, §4).
 package link
 
 import (
@@ -79,7 +83,14 @@ const protocolVersion = 1
 // FrameSize is the size of a frame's ciphertext on the wire for geometry g:
 // one type byte and one packet, plus the Poly1305 tag. Every frame is
 // preceded by a 2-byte big-endian length that must equal it.
-func FrameSize(g mixnet.Geometry) int { return 1 + g.PacketSize() + 16 }
+func FrameSize(g mixnet.Geometry) int { return frameOverhead + g.PacketSize() }
+
+// frameOverhead is a frame's type byte and Poly1305 tag.
+const frameOverhead = 1 + 16
+
+// The frame of the largest packet a valid geometry allows must fit the
+// 2-byte length prefix; this does not compile otherwise.
+const _ uint16 = mixnet.MaxPacketSize + frameOverhead
 
 // rekeyFrames: each direction calls Noise Rekey (Noise spec §11.3) after
 // this many frames. It is part of the protocol, not a setting: both ends

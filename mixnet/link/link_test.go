@@ -389,10 +389,12 @@ func TestConnectionCaps(t *testing.T) {
 	ln := listen(t)
 	block := make(chan struct{})
 	defer close(block)
+	entered := make(chan struct{}, 8)
 	s := startServer(t, ln, "capped", []link.Kind{link.KindPeer, link.KindClient}, allowAll, func(l *link.Listener) {
 		l.MaxConns = 3
 		l.MaxConnsPerPeer = 1
 		l.Handle = func(ctx context.Context, c *link.Conn) {
+			entered <- struct{}{}
 			select {
 			case <-ctx.Done():
 			case <-block:
@@ -415,6 +417,14 @@ func TestConnectionCaps(t *testing.T) {
 		c, err := link.Client(context.Background(), nc, cfg, kind, pub)
 		if err == nil {
 			open = append(open, c)
+			// A link counts against its key once the listener has read
+			// its confirmation frame, just after Client returns: wait
+			// for that, so the next dial meets the cap deterministically.
+			select {
+			case <-entered:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the listener never served an established link")
+			}
 		}
 		return err
 	}
@@ -423,6 +433,14 @@ func TestConnectionCaps(t *testing.T) {
 	}
 	if err := dial(same, link.KindPeer); !errors.Is(err, link.ErrTooManyConns) {
 		t.Fatalf("second link from one peer: got %v, want ErrTooManyConns", err)
+	}
+	// The refused connection's place under MaxConns is free once the
+	// listener has counted the failure.
+	for i := 0; s.stats.HandshakesFailed.Load() < 1; i++ {
+		if i == 500 {
+			t.Fatal("the refused handshake was never counted")
+		}
+		time.Sleep(time.Millisecond)
 	}
 	if err := dial(linktest.Config(geo, "other peer"), link.KindPeer); err != nil {
 		t.Fatal(err)

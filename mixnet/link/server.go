@@ -19,8 +19,14 @@ type Listener struct {
 	Authorize Authorizer
 	// MaxConns caps established and handshaking links together. Default 1024.
 	MaxConns int
-	// MaxConnsPerPeer caps links per peer key (peer links) or per remote IP
-	// (client links). Default 4.
+	// MaxConnsPerPeer caps established links per static key (peer and
+	// user links) or per remote IP (client links). Default 4. A link
+	// counts against its key only once Server has returned it, that is
+	// after the dialer's confirmation frame proved the handshake fresh: a
+	// replayed first message carries a real key but never gets that far,
+	// so replays cannot fill a key's slots and lock its owner out. Until
+	// then a connection counts only against MaxConns, for at most the
+	// handshake timeout.
 	MaxConnsPerPeer int
 	// Handle serves one link; the link is closed when Handle returns. It
 	// must return when ctx is done.
@@ -89,10 +95,7 @@ func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
 			nc.Close()
 			continue
 		}
-		wg.Go(func() {
-			defer l.release(nc, "")
-			l.serveConn(ctx, nc, log)
-		})
+		wg.Go(func() { l.serveConn(ctx, nc, log) })
 	}
 	cancel()
 	wg.Wait()
@@ -123,41 +126,67 @@ func (l *Listener) release(nc net.Conn, peer string) {
 	delete(l.conns, nc)
 }
 
+// serveConn runs the handshake on nc and serves the link; it frees nc's
+// place under MaxConns when it returns.
 func (l *Listener) serveConn(ctx context.Context, nc net.Conn, log *slog.Logger) {
-	var peerKey string
+	// The handshake refuses a key whose established links are at the cap
+	// ("busy"), but reserves nothing: the dialer has not yet shown that it
+	// holds the session keys.
 	authorize := func(kind Kind, static [32]byte, remote net.Addr) error {
 		if err := l.Authorize(kind, static, remote); err != nil {
 			return err
 		}
-		key := string(static[:])
-		if kind == KindClient {
-			key = "ip:" + hostOf(remote)
-		}
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		if l.perPeer[key] >= l.MaxConnsPerPeer {
+		if l.perPeer[capKey(kind, static, remote)] >= l.MaxConnsPerPeer {
 			return ErrTooManyConns
 		}
-		l.perPeer[key]++
-		peerKey = key
 		return nil
 	}
 	c, err := Server(ctx, nc, l.Config, l.Kinds, authorize)
 	if err != nil {
+		// Free the place first: once the failure is counted, it is free.
+		l.release(nc, "")
 		l.Config.Stats.HandshakesFailed.Add(1)
 		// The remote address of a refused link is an operator concern,
 		// not user metadata: relays and authorities are public nodes, and
 		// client links log no address.
 		log.Debug("link handshake failed", "err", err)
-		if peerKey != "" {
-			l.release(nc, peerKey)
-		}
+		return
+	}
+	defer l.release(nc, "")
+	defer c.Close()
+	// The link is live: count it against its key now. Links of one key
+	// that confirmed at the same moment can find the cap taken after all.
+	key := capKey(c.Kind(), c.PeerKey(), c.RemoteAddr())
+	if !l.claim(key) {
+		l.Config.Stats.HandshakesFailed.Add(1)
+		log.Debug("link closed after its handshake: per-peer cap", "max", l.MaxConnsPerPeer)
 		return
 	}
 	l.Config.Stats.HandshakesOK.Add(1)
-	defer l.release(nc, peerKey)
-	defer c.Close()
+	defer l.release(nc, key)
 	l.Handle(ctx, c)
+}
+
+// capKey is what MaxConnsPerPeer counts: the static key of a peer or user
+// link, the source IP of a client link.
+func capKey(kind Kind, static [32]byte, remote net.Addr) string {
+	if kind == KindClient {
+		return "ip:" + hostOf(remote)
+	}
+	return string(static[:])
+}
+
+// claim counts an established link against key, unless key is at the cap.
+func (l *Listener) claim(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.perPeer[key] >= l.MaxConnsPerPeer {
+		return false
+	}
+	l.perPeer[key]++
+	return true
 }
 
 func hostOf(a net.Addr) string {

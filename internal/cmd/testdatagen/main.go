@@ -301,6 +301,12 @@ func writeLinkCorpora(root string) error {
 		if err := fuzzcheck.WriteSeed(dir, "FuzzHandshake", name+"-truncated", hs.Handshake[:len(hs.Handshake)/2]); err != nil {
 			return err
 		}
+		// Message 1 alone, as a replayer who recorded it sends it: it
+		// must fail, for want of the confirmation frame.
+		msg1 := 3 + int(binary.BigEndian.Uint16(hs.Handshake[1:]))
+		if err := fuzzcheck.WriteSeed(dir, "FuzzHandshake", name+"-message1-only", hs.Handshake[:msg1]); err != nil {
+			return err
+		}
 	}
 	return fuzzcheck.WriteSeed(dir, "FuzzHandshake", "unknown-kind", []byte{0x09, 0x00, 0x20})
 }
