@@ -178,7 +178,17 @@ func FuzzReplayJournal(f *testing.F) {
 	const capacity = 64
 	f.Fuzz(func(t *testing.T, data []byte) {
 		seen := make(map[ReplayTag]struct{})
-		valid, err := readJournal(bytes.NewReader(data), fuzzJournalEpoch, &fuzzJournalKey, capacity, seen)
+		add := func(tag *ReplayTag) error {
+			if _, dup := seen[*tag]; dup {
+				return ErrReplay
+			}
+			if len(seen) >= capacity {
+				return ErrReplayCacheFull
+			}
+			seen[*tag] = struct{}{}
+			return nil
+		}
+		valid, err := readJournal(bytes.NewReader(data), fuzzJournalEpoch, &fuzzJournalKey, add)
 		if err != nil {
 			return
 		}

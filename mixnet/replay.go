@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 )
 
 const replayTagSize = 16
@@ -18,18 +19,22 @@ const replayTagSize = 16
 // (same ephemeral key, same hop key) always yields the same tag.
 type ReplayTag [replayTagSize]byte
 
-// DefaultReplayCapacity is the number of tags a replay cache holds unless
-// configured otherwise: 4 Mi tags, 70 minutes of traffic at 1,000
-// packets/s. A cache costs about 36 bytes per tag held (measured: 144 MiB
-// when this one is full).
-const DefaultReplayCapacity = 4 << 20
-
 // ReplayCache remembers the replay tags a hop has seen under one mix key
 // (one key epoch). Its memory is bounded by its capacity: when full it
 // refuses new packets with ErrReplayCacheFull rather than forgetting old
-// tags, because forgetting would let those packets be replayed. Operators
-// size the capacity for the traffic of an epoch; keys, and with them
-// caches, rotate every epoch.
+// tags, because forgetting would let those packets be replayed. Keys, and
+// with them caches, rotate every epoch, so the capacity must cover the
+// most packets a hop can unwrap while the key is usable: its unwrap rate
+// times the key's lifetime (relay.ReplayCapacityFor). Anyone can make
+// valid packets, so anything less lets a flood at line rate fill the
+// cache and stop the hop until the key rotates.
+//
+// The cache holds keyed 64-bit fingerprints of the tags, not the tags
+// (see tagSet): about 9.3 bytes per tag of capacity when full, less while
+// filling. It never forgets a tag it accepted; a tag it never saw is
+// taken for a replay with probability n/2^64 when it holds n tags (the
+// expected number of honest packets so dropped over an epoch of N packets
+// is N²/2^65).
 //
 // A cache opened with OpenReplayCache also appends every tag to a journal
 // file, so that after a restart within the epoch it still refuses packets
@@ -39,14 +44,15 @@ const DefaultReplayCapacity = 4 << 20
 //
 // A ReplayCache is safe for concurrent use.
 type ReplayCache struct {
-	mu       sync.Mutex
 	epoch    uint64
 	capacity int
-	seen     map[ReplayTag]struct{}
-	file     *os.File // nil for a memory-only cache
-	w        *bufio.Writer
-	err      error // sticky journal write error
-	closed   bool
+	set      *tagSet
+
+	mu     sync.Mutex // the journal and closed
+	file   *os.File   // nil for a memory-only cache
+	w      *bufio.Writer
+	err    error // sticky journal write error
+	closed atomic.Bool
 }
 
 // NewReplayCache returns a memory-only cache for the given epoch that holds
@@ -55,7 +61,7 @@ func NewReplayCache(epoch uint64, capacity int) (*ReplayCache, error) {
 	if capacity < 1 {
 		return nil, fmt.Errorf("mixnet: replay cache capacity %d must be positive", capacity)
 	}
-	return &ReplayCache{epoch: epoch, capacity: capacity, seen: make(map[ReplayTag]struct{})}, nil
+	return &ReplayCache{epoch: epoch, capacity: capacity, set: newTagSet(capacity)}, nil
 }
 
 // Journal file layout (all integers big endian):
@@ -108,7 +114,7 @@ func OpenReplayCache(path string, epoch uint64, keyID [32]byte, capacity int) (*
 			return fail(fmt.Errorf("mixnet: sync replay journal: %w", err))
 		}
 	} else {
-		valid, err := readJournal(bufio.NewReader(f), epoch, &keyID, capacity, c.seen)
+		valid, err := readJournal(bufio.NewReader(f), epoch, &keyID, c.set.add)
 		if err != nil {
 			return fail(fmt.Errorf("replay journal %s: %w", path, err))
 		}
@@ -127,10 +133,11 @@ func OpenReplayCache(path string, epoch uint64, keyID [32]byte, capacity int) (*
 	return c, nil
 }
 
-// readJournal loads the tags of a journal into seen and returns the length
-// of its valid prefix (header and whole records). It reads at most
-// capacity records; more is an error, never unbounded memory.
-func readJournal(r io.Reader, epoch uint64, keyID *[32]byte, capacity int, seen map[ReplayTag]struct{}) (int64, error) {
+// readJournal passes the tags of a journal to add and returns the length
+// of its valid prefix (header and whole records). A tag add finds held
+// already is skipped; any other error from add (a full cache: more
+// records than the capacity) is returned, never unbounded memory.
+func readJournal(r io.Reader, epoch uint64, keyID *[32]byte, add func(*ReplayTag) error) (int64, error) {
 	hdr := make([]byte, journalHeaderSize)
 	if _, err := io.ReadFull(r, hdr); err != nil {
 		return 0, fmt.Errorf("%w: journal header: %v", ErrMalformed, err)
@@ -154,11 +161,8 @@ func readJournal(r io.Reader, epoch uint64, keyID *[32]byte, capacity int, seen 
 		if err != nil {
 			return 0, fmt.Errorf("read journal: %w", err)
 		}
-		if _, dup := seen[tag]; !dup {
-			if len(seen) >= capacity {
-				return 0, fmt.Errorf("journal holds more than the capacity of %d tags", capacity)
-			}
-			seen[tag] = struct{}{}
+		if err := add(&tag); err != nil && !errors.Is(err, ErrReplay) {
+			return 0, fmt.Errorf("journal record at offset %d: %w", valid, err)
 		}
 		valid += replayTagSize
 	}
@@ -168,11 +172,7 @@ func readJournal(r io.Reader, epoch uint64, keyID *[32]byte, capacity int, seen 
 func (c *ReplayCache) Epoch() uint64 { return c.epoch }
 
 // Len returns the number of tags held.
-func (c *ReplayCache) Len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.seen)
-}
+func (c *ReplayCache) Len() int { return c.set.len() }
 
 // Capacity returns the most tags the cache will hold.
 func (c *ReplayCache) Capacity() int { return c.capacity }
@@ -181,20 +181,23 @@ func (c *ReplayCache) Capacity() int { return c.capacity }
 // ErrReplayCacheFull if the cache is full; in both cases the packet must be
 // dropped.
 func (c *ReplayCache) Add(tag ReplayTag) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return errors.New("mixnet: replay cache is closed")
+	if c.closed.Load() {
+		return errSetClosed
 	}
-	if _, ok := c.seen[tag]; ok {
-		return ErrReplay
+	if err := c.set.add(&tag); err != nil {
+		return err
 	}
-	if len(c.seen) >= c.capacity {
-		return ErrReplayCacheFull
-	}
-	c.seen[tag] = struct{}{}
-	if c.w != nil && c.err == nil {
-		_, c.err = c.w.Write(tag[:])
+	if c.file != nil {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.closed.Load() {
+			// Closed meanwhile: the tag is not journaled, so the packet
+			// must not go on.
+			return errSetClosed
+		}
+		if c.err == nil {
+			_, c.err = c.w.Write(tag[:])
+		}
 	}
 	return nil
 }
@@ -209,7 +212,7 @@ func (c *ReplayCache) Sync() error {
 }
 
 func (c *ReplayCache) syncLocked() error {
-	if c.file == nil || c.closed {
+	if c.file == nil || c.closed.Load() {
 		return c.err
 	}
 	if c.err == nil {
@@ -228,11 +231,12 @@ func (c *ReplayCache) syncLocked() error {
 func (c *ReplayCache) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
+	if c.closed.Load() {
 		return nil
 	}
 	err := c.syncLocked()
-	c.closed = true
+	c.closed.Store(true)
+	c.set.close()
 	if c.file != nil {
 		if cerr := c.file.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("mixnet: close replay journal: %w", cerr)

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -51,6 +52,30 @@ const (
 	// time allowed for each link a loop crosses.
 	DefaultLoopLinkLatency = 250 * time.Millisecond
 )
+
+// DefaultReplayRatePerCore is the unwrap rate, per worker on its own
+// core, that the default replay capacity absorbs for a key's whole
+// lifetime: 32,000 packets/s, the rate of bare X25519 operations on this
+// project's reference machines (32 µs each, docs/benchmarks.md), which no
+// unwrap reaches there since each needs one X25519 and more (measured
+// 24,800 unwraps/s per core). A faster machine is reported at start (the
+// self-benchmark); set limits.replay_capacity there.
+const DefaultReplayRatePerCore = 32_000
+
+// ReplayCapacityFor is the number of replay tags a key must hold so that
+// a hop unwrapping perCore packets/s on each of cores cores never fills
+// it: the rate times the key's lifetime, period + 2 × grace (a key is
+// usable from grace before its epoch starts until grace after it ends).
+// With the defaults on two cores, 32,000 × 2 × 24 min = 92,160,000 tags.
+func ReplayCapacityFor(perCore float64, cores int, period, grace time.Duration) int {
+	return int(math.Ceil(perCore * float64(cores) * keyLifetime(period, grace).Seconds()))
+}
+
+// keyLifetime is how long a mix key unwraps packets.
+func keyLifetime(period, grace time.Duration) time.Duration { return period + 2*grace }
+
+// unwrapCores is how many workers unwrap at once.
+func unwrapCores(workers int) int { return max(1, min(workers, runtime.NumCPU())) }
 
 // ProvidersHoldFinalHop says whether a provider holds a packet that ends
 // at it for the delay its sender drew for the provider hop. It does: the
@@ -203,7 +228,11 @@ type LimitsConfig struct {
 	MaxConns int `toml:"max_conns"`
 	// MaxConnsPerPeer caps incoming links per node key or client IP. Default 4.
 	MaxConnsPerPeer int `toml:"max_conns_per_peer"`
-	// ReplayCapacity is the replay tags kept per key epoch. Default 4194304.
+	// ReplayCapacity is the replay tags kept per key epoch; a full cache
+	// refuses packets until its key expires. Default: what the workers
+	// unwrap over a key's lifetime at DefaultReplayRatePerCore
+	// (ReplayCapacityFor), so it follows epoch_period and epoch_grace.
+	// Memory: about 9.3 bytes per tag when full.
 	ReplayCapacity int `toml:"replay_capacity"`
 	// ReplaySync is how often replay tags are flushed to disk; a packet
 	// leaves only after its tag is on disk. Default 5ms.
@@ -313,7 +342,7 @@ func (c *Config) Validate() error {
 	config.Default(&l.OutputQueue, 4096)
 	config.Default(&l.MaxConns, 1024)
 	config.Default(&l.MaxConnsPerPeer, 4)
-	config.Default(&l.ReplayCapacity, mixnet.DefaultReplayCapacity)
+	config.Default(&l.ReplayCapacity, ReplayCapacityFor(DefaultReplayRatePerCore, unwrapCores(l.Workers), d.EpochPeriod.D(), d.EpochGrace.D()))
 	config.Default(&l.ReplaySync, config.Duration(5*time.Millisecond))
 	for name, v := range map[string]int{"workers": l.Workers, "input_queue": l.InputQueue, "output_queue": l.OutputQueue,
 		"max_conns": l.MaxConns, "max_conns_per_peer": l.MaxConnsPerPeer, "replay_capacity": l.ReplayCapacity} {
