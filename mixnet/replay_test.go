@@ -205,3 +205,62 @@ func TestUnwrapReplayAcrossRestart(t *testing.T) {
 		t.Fatalf("replay after restart: got %v, want ErrReplay", err)
 	}
 }
+
+// TestReplayCacheLargeExact: a cache large enough to be sharded still
+// holds exactly its capacity, finds every tag it took through every
+// growth of its tables, and refuses rather than forgets when full.
+func TestReplayCacheLargeExact(t *testing.T) {
+	const capacity = 200_000
+	c, err := NewReplayCache(1, capacity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.set.shards) != maxShards {
+		t.Fatalf("%d shards, want %d", len(c.set.shards), maxShards)
+	}
+	for i := range uint64(capacity) {
+		if err := c.Add(randTag(i)); err != nil {
+			t.Fatalf("tag %d of %d: %v", i, capacity, err)
+		}
+	}
+	if err := c.Add(randTag(capacity)); !errors.Is(err, ErrReplayCacheFull) {
+		t.Fatalf("tag past capacity: got %v, want ErrReplayCacheFull", err)
+	}
+	for i := range uint64(capacity) {
+		if err := c.Add(randTag(i)); !errors.Is(err, ErrReplay) {
+			t.Fatalf("tag %d again: got %v, want ErrReplay", i, err)
+		}
+	}
+	if c.Len() != capacity {
+		t.Fatalf("Len %d, want %d", c.Len(), capacity)
+	}
+	for i := range c.set.shards {
+		sh := &c.set.shards[i]
+		if len(sh.slots) > sh.maxSlots || sh.n*8 > len(sh.slots)*7+8 {
+			t.Fatalf("shard %d: %d of %d slots (most %d)", i, sh.n, len(sh.slots), sh.maxSlots)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Add(randTag(capacity + 1)); err == nil {
+		t.Fatal("closed cache accepted a tag")
+	}
+}
+
+// TestReplayFingerprintKeyed: fingerprints are keyed per cache, so a
+// sender who knows its own tags cannot know where they land or what they
+// collide with.
+func TestReplayFingerprintKeyed(t *testing.T) {
+	a, b := newTagSet(10), newTagSet(10)
+	same := 0
+	for i := range uint64(64) {
+		tag := randTag(i)
+		if a.fingerprint(&tag) == b.fingerprint(&tag) {
+			same++
+		}
+	}
+	if same != 0 {
+		t.Fatalf("%d of 64 tags have the same fingerprint in two caches", same)
+	}
+}

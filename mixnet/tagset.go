@@ -1,6 +1,8 @@
 package mixnet
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -8,20 +10,23 @@ import (
 	"math/bits"
 	"sync"
 	"sync/atomic"
-
-	"github.com/sealnet/sealnet/internal/hmac256"
 )
 
 // tagSet is the memory of a ReplayCache: a set of 64-bit fingerprints of
 // replay tags, in open-addressed tables that grow with the tags held, up
 // to a size fixed by the capacity.
 //
-// Fingerprint. A tag's fingerprint is the first 8 bytes of
-// HMAC-SHA256(key, tag) under a key drawn at random for this set (0 is
-// mapped to 1: 0 marks an empty slot). Senders choose their packets and so
-// know their own tags; under a secret key they cannot choose fingerprints,
-// so they can neither aim at an honest tag's fingerprint nor crowd one
-// shard or one run of slots.
+// Fingerprint. A tag's fingerprint is the first 8 bytes of AES-128(k, tag)
+// under a key k drawn at random for this set (0 is mapped to 1: 0 marks an
+// empty slot). Senders choose their packets and so know their own tags;
+// under a secret key they cannot choose fingerprints, so they can neither
+// aim at an honest tag's fingerprint nor crowd one shard or one run of
+// slots. AES is a pseudo-random permutation, and truncated to 64 bits it
+// is a pseudo-random function (the switching term, q²/2^129 for q tags,
+// is negligible); it is used rather than HMAC-SHA256 because it costs
+// about 15 ns against 500 (one hardware-accelerated block against four
+// SHA-256 compressions), and the key never leaves the process: a restart
+// draws a new one and recomputes the fingerprints from the journal.
 //
 // Errors. Every tag added is found again: no false negatives. A tag never
 // added is taken for a replay only if its fingerprint equals that of a tag
@@ -48,7 +53,7 @@ import (
 // between 9.1 and 18.3 bytes per tag held before; while a shard doubles it
 // also holds its previous table, 1/64 of the set at most.
 type tagSet struct {
-	key    [hmac256.Size]byte
+	prf    cipher.Block // AES-128 under a random key, used as a PRF
 	limit  int64        // most tags, all shards
 	held   atomic.Int64 // tags held, all shards
 	shards []tagShard
@@ -75,7 +80,10 @@ var errSetClosed = errors.New("mixnet: replay cache is closed")
 // newTagSet returns an empty set that holds at most capacity tags (≥ 1).
 func newTagSet(capacity int) *tagSet {
 	s := &tagSet{limit: int64(capacity)}
-	rand.Read(s.key[:]) // never fails (crypto/rand)
+	var key [16]byte
+	rand.Read(key[:]) // never fails (crypto/rand)
+	s.prf, _ = aes.NewCipher(key[:]) // a 16-byte key is always valid
+	clear(key[:])
 	nshards := 1
 	if capacity >= 1<<16 {
 		nshards = maxShards
@@ -99,8 +107,9 @@ func roundUp(n, m int) int { return (n + m - 1) / m * m }
 
 // fingerprint returns the keyed fingerprint of tag, never 0.
 func (s *tagSet) fingerprint(tag *ReplayTag) uint64 {
-	sum := hmac256.Sum(s.key[:], tag[:])
-	f := binary.LittleEndian.Uint64(sum[:8])
+	var out [aes.BlockSize]byte
+	s.prf.Encrypt(out[:], tag[:])
+	f := binary.LittleEndian.Uint64(out[:8])
 	if f == 0 {
 		f = 1
 	}
@@ -191,5 +200,4 @@ func (s *tagSet) close() {
 		sh.closed, sh.slots = true, nil
 		sh.mu.Unlock()
 	}
-	clear(s.key[:])
 }
