@@ -81,7 +81,7 @@ var errSetClosed = errors.New("mixnet: replay cache is closed")
 func newTagSet(capacity int) *tagSet {
 	s := &tagSet{limit: int64(capacity)}
 	var key [16]byte
-	rand.Read(key[:]) // never fails (crypto/rand)
+	rand.Read(key[:])                // never fails (crypto/rand)
 	s.prf, _ = aes.NewCipher(key[:]) // a 16-byte key is always valid
 	clear(key[:])
 	nshards := 1
