@@ -55,6 +55,13 @@ type ReplayCache struct {
 	closed atomic.Bool
 }
 
+// ReplayCacheMemory returns the bytes of memory that a full cache of the
+// given capacity holds: about 9.3 per tag for large caches.
+func ReplayCacheMemory(capacity int) int64 {
+	nshards, _, maxSlots := tagSetGeometry(max(capacity, 1))
+	return int64(nshards) * int64(maxSlots) * 8
+}
+
 // NewReplayCache returns a memory-only cache for the given epoch that holds
 // at most capacity tags.
 func NewReplayCache(epoch uint64, capacity int) (*ReplayCache, error) {

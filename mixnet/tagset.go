@@ -84,16 +84,7 @@ func newTagSet(capacity int) *tagSet {
 	rand.Read(key[:])                // never fails (crypto/rand)
 	s.prf, _ = aes.NewCipher(key[:]) // a 16-byte key is always valid
 	clear(key[:])
-	nshards := 1
-	if capacity >= 1<<16 {
-		nshards = maxShards
-	}
-	per := capacity
-	if nshards > 1 {
-		mean := float64(capacity) / float64(nshards)
-		per = int(math.Ceil(mean + 16*math.Sqrt(mean) + 64))
-	}
-	maxSlots := roundUp(per+per/7+bucketSlots, bucketSlots)
+	nshards, per, maxSlots := tagSetGeometry(capacity)
 	s.shards = make([]tagShard, nshards)
 	for i := range s.shards {
 		sh := &s.shards[i]
@@ -101,6 +92,18 @@ func newTagSet(capacity int) *tagSet {
 		sh.slots = make([]uint64, min(shardMinSize, maxSlots))
 	}
 	return s
+}
+
+// tagSetGeometry returns the shards of a set of the given capacity, the
+// most tags each holds and the slots of each at its largest.
+func tagSetGeometry(capacity int) (nshards, per, maxSlots int) {
+	nshards, per = 1, capacity
+	if capacity >= 1<<16 {
+		nshards = maxShards
+		mean := float64(capacity) / float64(nshards)
+		per = int(math.Ceil(mean + 16*math.Sqrt(mean) + 64))
+	}
+	return nshards, per, roundUp(per+per/7+bucketSlots, bucketSlots)
 }
 
 func roundUp(n, m int) int { return (n + m - 1) / m * m }
