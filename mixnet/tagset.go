@@ -32,8 +32,8 @@ import (
 // added is taken for a replay only if its fingerprint equals that of a tag
 // held, which for a set holding n tags happens with probability n/2^64;
 // over a key epoch in which N tags arrive, the expected number of honest
-// packets dropped so is N²/2^65 (for N = 92 Mi tags, the default capacity
-// of a two-core relay, 2.5e-4 per epoch).
+// packets dropped so is N²/2^65 (for N = 92,160,000 tags, the default
+// capacity of a two-core relay, 2.3e-4 per epoch).
 //
 // Layout. The fingerprint's low bits pick one of the shards (each with its
 // own lock, so workers rarely meet); its high bits pick a bucket of eight

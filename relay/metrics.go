@@ -97,6 +97,7 @@ func newNodeMetrics(n *Node) *nodeMetrics {
 	r.GaugeFunc("sealnet_release_queue_depth", "Packets released by the mixer, waiting for their replay tags to reach disk.", func() float64 { return float64(n.release.len()) })
 	r.GaugeFunc("sealnet_output_queue_depth", "Packets waiting on outgoing links.", func() float64 { return float64(n.peers.queued()) })
 	r.GaugeFunc("sealnet_replay_tags", "Replay tags held, all epochs.", func() float64 { return float64(n.keys.replayTags()) })
+	r.GaugeFunc("sealnet_replay_capacity", "Replay tags one key epoch holds before the relay refuses its packets (limits.replay_capacity).", func() float64 { return float64(n.cfg.Limits.ReplayCapacity) })
 	l := n.links
 	r.CounterFunc("sealnet_link_frames_in_total", "Packet frames received.", l.FramesIn.Load)
 	r.CounterFunc("sealnet_link_frames_out_total", "Packet frames sent.", l.FramesOut.Load)

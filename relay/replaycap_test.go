@@ -75,44 +75,61 @@ func randomTags(n int, seed uint64) []mixnet.ReplayTag {
 	return tags
 }
 
-// flood adds tags to rc from workers goroutines, as the relay's workers
-// do, syncing the journal every syncEvery tags as the relay's replay_sync
-// does. It returns how many were added before the first refusal (all of
-// them if none), the first refusal, and the time taken.
-func flood(rc *mixnet.ReplayCache, tags []mixnet.ReplayTag, workers, syncEvery int) (int, error, time.Duration) {
+// flood adds n tags (tag(i) for i < n) to rc from workers goroutines, as
+// the relay's workers do, while another syncs the journal every interval,
+// as the relay's replay_sync does. It returns how many were added before
+// the first refusal (all of them if none), the first refusal or sync
+// error, and the time taken.
+func flood(rc *mixnet.ReplayCache, n int, tag func(int) mixnet.ReplayTag, workers int, interval time.Duration) (int, error, time.Duration) {
 	var next, added atomic.Int64
-	var once sync.Once
-	var first error
-	var stop atomic.Bool
+	var first atomic.Pointer[error]
+	fail := func(err error) { first.CompareAndSwap(nil, &err) }
+	done := make(chan struct{})
+	var syncer sync.WaitGroup
+	syncer.Go(func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := rc.Sync(); err != nil {
+					fail(err)
+					return
+				}
+			}
+		}
+	})
 	var wg sync.WaitGroup
 	start := time.Now()
 	for range workers {
 		wg.Go(func() {
-			for !stop.Load() {
+			for first.Load() == nil {
 				i := next.Add(1) - 1
-				if i >= int64(len(tags)) {
+				if i >= int64(n) {
 					return
 				}
-				if err := rc.Add(tags[i]); err != nil {
-					once.Do(func() { first = err })
-					stop.Store(true)
+				if err := rc.Add(tag(int(i))); err != nil {
+					fail(err)
 					return
 				}
-				if n := added.Add(1); n%int64(syncEvery) == 0 {
-					if err := rc.Sync(); err != nil {
-						once.Do(func() { first = err })
-						stop.Store(true)
-						return
-					}
-				}
+				added.Add(1)
 			}
 		})
 	}
 	wg.Wait()
-	if err := rc.Sync(); err != nil && first == nil {
-		first = err
+	took := time.Since(start)
+	close(done)
+	syncer.Wait()
+	if err := rc.Sync(); err != nil {
+		fail(err)
 	}
-	return int(added.Load()), first, time.Since(start)
+	var err error
+	if p := first.Load(); p != nil {
+		err = *p
+	}
+	return int(added.Load()), err, took
 }
 
 // TestReplayCacheAtLineRateForAKeyLifetime drives a key's whole lifetime
@@ -130,7 +147,7 @@ func TestReplayCacheAtLineRateForAKeyLifetime(t *testing.T) {
 	life := keyLifetime(d.EpochPeriod.D(), d.EpochGrace.D())
 	budget := int(rate * life.Seconds())
 	tags := randomTags(budget, 1)
-	syncEvery := max(1, int(rate*l.ReplaySync.D().Seconds()))
+	tag := func(i int) mixnet.ReplayTag { return tags[i] }
 	workers := unwrapCores(l.Workers)
 
 	path := filepath.Join(t.TempDir(), "epoch-1.journal")
@@ -139,7 +156,7 @@ func TestReplayCacheAtLineRateForAKeyLifetime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err, took := flood(rc, tags, workers, syncEvery)
+	n, err, took := flood(rc, budget, tag, workers, l.ReplaySync.D())
 	sustained := float64(n) / took.Seconds()
 	t.Logf("key lifetime %v at %.0f unwraps/s: %d tags into replay_capacity %d; %d taken in %v (%.0f tags/s, %.1f x line rate)",
 		life, rate, budget, l.ReplayCapacity, n, took.Round(time.Millisecond), sustained, sustained/rate)
@@ -184,7 +201,7 @@ func TestReplayCacheAtLineRateForAKeyLifetime(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer old.Close()
-	n, err, _ = flood(old, tags, workers, syncEvery)
+	n, err, _ = flood(old, budget, tag, workers, l.ReplaySync.D())
 	t.Logf("control: the old default, 4 Mi tags, is full after %v of a %v key lifetime at %.0f unwraps/s (here: refused after %d of %d tags)",
 		(time.Duration(oldDefaultReplayCapacity / rate * float64(time.Second))).Round(time.Second), realLife, rate, n, budget)
 	if !errors.Is(err, mixnet.ErrReplayCacheFull) || n >= budget {
@@ -226,7 +243,6 @@ key = "0000000000000000000000000000000000000000000000000000000000000000"
 		life := keyLifetime(d.EpochPeriod.D(), d.EpochGrace.D())
 		budget := l.ReplayCapacity // the default: DefaultReplayRatePerCore × workers × lifetime
 		workers := unwrapCores(l.Workers)
-		syncEvery := max(1, int(rate*l.ReplaySync.D().Seconds()))
 
 		runtime.GC()
 		var before, after runtime.MemStats
@@ -238,49 +254,24 @@ key = "0000000000000000000000000000000000000000000000000000000000000000"
 		}
 		// Tags are made on the fly (not held in memory, which would
 		// swamp the heap figure): a counter through SHA-256.
-		var next, added atomic.Int64
-		var first atomic.Value
-		var wg sync.WaitGroup
-		start := time.Now()
-		for range workers {
-			wg.Go(func() {
-				var in [8]byte
-				for {
-					i := next.Add(1) - 1
-					if i >= int64(budget) {
-						return
-					}
-					binary.LittleEndian.PutUint64(in[:], uint64(i))
-					sum := sha256.Sum256(in[:])
-					if err := rc.Add(mixnet.ReplayTag(sum[:16])); err != nil {
-						first.CompareAndSwap(nil, err)
-						return
-					}
-					if n := added.Add(1); n%int64(syncEvery) == 0 {
-						if err := rc.Sync(); err != nil {
-							first.CompareAndSwap(nil, err)
-							return
-						}
-					}
-				}
-			})
+		tag := func(i int) mixnet.ReplayTag {
+			var in [8]byte
+			binary.LittleEndian.PutUint64(in[:], uint64(i))
+			sum := sha256.Sum256(in[:])
+			return mixnet.ReplayTag(sum[:16])
 		}
-		wg.Wait()
-		if err := rc.Sync(); err != nil {
-			b.Fatal(err)
+		added, err, took := flood(rc, budget, tag, workers, l.ReplaySync.D())
+		if err != nil {
+			b.Fatalf("refused after %d of %d tags: %v", added, budget, err)
 		}
-		took := time.Since(start)
 		runtime.GC()
 		runtime.ReadMemStats(&after)
-		if err, _ := first.Load().(error); err != nil {
-			b.Fatalf("refused after %d of %d tags: %v", added.Load(), budget, err)
-		}
 		st, err := os.Stat(jpath)
 		if err != nil {
 			b.Fatal(err)
 		}
 		heap := float64(after.HeapAlloc) - float64(before.HeapAlloc)
-		sustained := float64(added.Load()) / took.Seconds()
+		sustained := float64(added) / took.Seconds()
 		b.ReportMetric(float64(budget), "tags")
 		b.ReportMetric(sustained, "tags/s")
 		b.ReportMetric(rate, "unwraps/s")
