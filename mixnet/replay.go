@@ -48,10 +48,11 @@ type ReplayCache struct {
 	capacity int
 	set      *tagSet
 
-	mu     sync.Mutex // the journal and closed
+	syncMu sync.Mutex // one Sync or Close at a time; taken before mu
+	mu     sync.Mutex // w, err, and closed's changes
 	file   *os.File   // nil for a memory-only cache
 	w      *bufio.Writer
-	err    error // sticky journal write error
+	err    error // sticky journal write or sync error
 	closed atomic.Bool
 }
 
@@ -210,39 +211,57 @@ func (c *ReplayCache) Add(tag ReplayTag) error {
 }
 
 // Sync writes buffered tags to the journal and flushes it to stable
-// storage. It reports any earlier write error. It is a no-op for a
-// memory-only cache.
+// storage: every tag whose Add returned before Sync was called is on disk
+// when it returns. It reports any earlier write error. It is a no-op for
+// a memory-only cache. The file is flushed to disk without holding the
+// lock that Add takes, so workers go on adding tags meanwhile.
 func (c *ReplayCache) Sync() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.syncLocked()
+	c.syncMu.Lock()
+	defer c.syncMu.Unlock()
+	return c.sync(false)
 }
 
-func (c *ReplayCache) syncLocked() error {
-	if c.file == nil || c.closed.Load() {
-		return c.err
+// sync writes out the buffer under mu and then syncs the file without it;
+// with closing, it also marks the cache closed before letting go of mu.
+// The caller holds syncMu, so no other sync or Close runs meanwhile.
+func (c *ReplayCache) sync(closing bool) error {
+	c.mu.Lock()
+	if c.closed.Load() || c.file == nil {
+		err := c.err
+		c.closed.Store(c.closed.Load() || closing)
+		c.mu.Unlock()
+		return err
 	}
 	if c.err == nil {
 		c.err = c.w.Flush()
 	}
-	if c.err == nil {
-		c.err = c.file.Sync()
+	err := c.err
+	if closing {
+		c.closed.Store(true)
 	}
-	if c.err != nil {
-		return fmt.Errorf("mixnet: replay journal: %w", c.err)
+	c.mu.Unlock()
+	if err == nil {
+		if err = c.file.Sync(); err != nil {
+			c.mu.Lock()
+			c.err = err
+			c.mu.Unlock()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("mixnet: replay journal: %w", err)
 	}
 	return nil
 }
 
-// Close syncs and closes the journal. The cache refuses further tags.
+// Close syncs and closes the journal and frees the cache's memory. The
+// cache refuses further tags.
 func (c *ReplayCache) Close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.syncMu.Lock()
+	defer c.syncMu.Unlock()
 	if c.closed.Load() {
 		return nil
 	}
-	err := c.syncLocked()
-	c.closed.Store(true)
+	err := c.sync(true)
 	c.set.close()
 	if c.file != nil {
 		if cerr := c.file.Close(); err == nil && cerr != nil {
