@@ -20,14 +20,31 @@ import (
 const oldDefaultReplayCapacity = 4 << 20
 
 // lineRate is what this machine's relay unwraps per second on all its
-// workers, measured as the relay's self-benchmark does.
+// workers: the relay's self-benchmark run on every worker's core at once,
+// the rates summed, the highest of three rounds (the machine is shared;
+// a higher rate makes every test here harder to pass).
 func lineRate(t testing.TB, workers int) float64 {
 	t.Helper()
-	perCore, err := measureUnwrapRate(mixnet.DefaultGeometry(), selfBenchCount)
-	if err != nil {
-		t.Fatal(err)
+	cores := unwrapCores(workers)
+	best := 0.0
+	for range 3 {
+		rates := make([]float64, cores)
+		errs := make([]error, cores)
+		var wg sync.WaitGroup
+		for i := range cores {
+			wg.Go(func() { rates[i], errs[i] = measureUnwrapRate(mixnet.DefaultGeometry(), selfBenchCount) })
+		}
+		wg.Wait()
+		sum := 0.0
+		for i := range cores {
+			if errs[i] != nil {
+				t.Fatal(errs[i])
+			}
+			sum += rates[i]
+		}
+		best = max(best, sum)
 	}
-	return perCore * float64(unwrapCores(workers))
+	return best
 }
 
 // epochConfig is a mix configuration whose [directory] section is tail.
@@ -44,10 +61,13 @@ func epochConfig(t testing.TB, tail string) *Config {
 // default was 4 Mi tags, full after about a minute and a half at 50,000
 // unwraps/s of a 24-minute key lifetime.
 func TestReplayCapacityCoversLineRate(t *testing.T) {
+	var rate float64
 	for _, tail := range []string{"", "epoch_period = \"5m\"\n", "epoch_period = \"1h\"\nepoch_grace = \"5m\"\n"} {
 		c := epochConfig(t, tail)
 		d, l := c.Directory, c.Limits
-		rate := lineRate(t, l.Workers)
+		if rate == 0 {
+			rate = lineRate(t, l.Workers)
+		}
 		life := keyLifetime(d.EpochPeriod.D(), d.EpochGrace.D())
 		need := rate * life.Seconds()
 		fills := time.Duration(float64(l.ReplayCapacity) / rate * float64(time.Second))
