@@ -108,11 +108,19 @@ func tagSetGeometry(capacity int) (nshards, per, maxSlots int) {
 
 func roundUp(n, m int) int { return (n + m - 1) / m * m }
 
+// fpBufs hold a tag and its encryption: buffers passed to the
+// cipher.Block interface would otherwise escape to the heap, one
+// allocation per packet.
+var fpBufs = sync.Pool{New: func() any { return new([2 * aes.BlockSize]byte) }}
+
 // fingerprint returns the keyed fingerprint of tag, never 0.
 func (s *tagSet) fingerprint(tag *ReplayTag) uint64 {
-	var out [aes.BlockSize]byte
-	s.prf.Encrypt(out[:], tag[:])
-	f := binary.LittleEndian.Uint64(out[:8])
+	b := fpBufs.Get().(*[2 * aes.BlockSize]byte)
+	copy(b[:aes.BlockSize], tag[:])
+	s.prf.Encrypt(b[aes.BlockSize:], b[:aes.BlockSize])
+	f := binary.LittleEndian.Uint64(b[aes.BlockSize:])
+	clear(b[:])
+	fpBufs.Put(b)
 	if f == 0 {
 		f = 1
 	}
