@@ -1,12 +1,15 @@
 package relay
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -78,6 +81,33 @@ func TestReplayCapacityCoversLineRate(t *testing.T) {
 			t.Errorf("epoch %v: replay_capacity %d fills in %v at line rate, before the key's lifetime of %v ends (needs %.0f)",
 				d.EpochPeriod.D(), l.ReplayCapacity, fills.Round(time.Second), life, need)
 		}
+	}
+}
+
+// TestSelfBenchmarkWarnsSmallReplayCapacity: at start the relay compares
+// its measured unwrap rate with its replay capacity and says so when a
+// flood would fill a cache before its key expires; with the default it
+// does not.
+func TestSelfBenchmarkWarnsSmallReplayCapacity(t *testing.T) {
+	for _, tc := range []struct {
+		tail string
+		warn bool
+	}{{"", false}, {"[limits]\nreplay_capacity = 1000\n", true}} {
+		c := loadMixConfig(t, t.TempDir(), 1, "127.0.0.1:4433", tc.tail)
+		var buf bytes.Buffer
+		n, err := New(*c, Options{Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.selfBenchmark()
+		out := buf.String()
+		if !strings.Contains(out, "self-benchmark") || !strings.Contains(out, "replay_memory_full_mib=") {
+			t.Fatalf("no self-benchmark line with the replay cache's memory: %q", out)
+		}
+		if got := strings.Contains(out, "limits.replay_capacity is too small"); got != tc.warn {
+			t.Errorf("replay_capacity %d: warned %v, want %v: %q", c.Limits.ReplayCapacity, got, tc.warn, out)
+		}
+		n.keys.close()
 	}
 }
 
