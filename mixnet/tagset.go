@@ -24,8 +24,9 @@ import (
 // slots. AES is a pseudo-random permutation, and truncated to 64 bits it
 // is a pseudo-random function (the switching term, q²/2^129 for q tags,
 // is negligible); it is used rather than HMAC-SHA256 because it costs
-// about 15 ns against 500 (one hardware-accelerated block against four
-// SHA-256 compressions), and the key never leaves the process: a restart
+// about 26 ns against 400 (measured; one hardware-accelerated block, the
+// buffers pooled, against four SHA-256 compressions), and the key never
+// leaves the process: a restart
 // draws a new one and recomputes the fingerprints from the journal.
 //
 // Errors. Every tag added is found again: no false negatives. A tag never
