@@ -79,6 +79,17 @@ type daemonProc struct {
 	done        chan struct{}
 }
 
+// stop ends the daemon (SIGTERM, then SIGKILL after 10 s) and waits.
+func (d *daemonProc) stop() {
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(10 * time.Second):
+		d.cmd.Process.Kill()
+		<-d.done
+	}
+}
+
 func (d *daemonProc) alive() bool {
 	select {
 	case <-d.done:
@@ -120,7 +131,7 @@ func TestHostileInput(t *testing.T) {
 	start := time.Now()
 	exe := sealnetBinary(t)
 	nw, err := testnet.Create(filepath.Join(t.TempDir(), "net"), testnet.Spec{Layers: 1, Width: 1, Providers: 1,
-		EpochPeriod: time.Minute, Metrics: true, LogLevel: "warn"})
+		EpochPeriod: 20 * time.Minute, Metrics: true, LogLevel: "warn"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,13 +162,17 @@ func TestHostileInput(t *testing.T) {
 		}
 	}
 	var procs []*daemonProc
-	run := func(name, cmd, cfg string) *daemonProc {
+	// run starts a daemon; with fds > 0, limited to that many open files.
+	run := func(name, cmd, cfg string, fds int) *daemonProc {
 		logPath := filepath.Join(t.TempDir(), name+".log")
 		f, err := os.Create(logPath)
 		if err != nil {
 			t.Fatal(err)
 		}
 		d := &daemonProc{name: name, log: logPath, done: make(chan struct{}), cmd: exec.Command(exe, cmd, "--config", cfg)}
+		if fds > 0 {
+			d.cmd = exec.Command("/bin/sh", "-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, fds), exe, cmd, "--config", cfg)
+		}
 		d.cmd.Stdout, d.cmd.Stderr = f, f
 		if err := d.cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -168,12 +183,13 @@ func TestHostileInput(t *testing.T) {
 			close(d.done)
 		}()
 		t.Cleanup(func() {
-			d.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-d.done:
-			case <-time.After(10 * time.Second):
-				d.cmd.Process.Kill()
-				<-d.done
+			d.stop()
+			if t.Failed() {
+				log, _ := os.ReadFile(d.log)
+				if len(log) > 4000 {
+					log = log[len(log)-4000:]
+				}
+				t.Logf("%s's log (end):\n%s", d.name, log)
 			}
 		})
 		procs = append(procs, d)
@@ -181,14 +197,14 @@ func TestHostileInput(t *testing.T) {
 	}
 	byName := map[string]*daemonProc{}
 	for _, a := range nw.Authorities {
-		byName[a.Name] = run(a.Name, "dirauth", nw.Path(a.Config))
+		byName[a.Name] = run(a.Name, "dirauth", nw.Path(a.Config), 0)
 	}
 	for _, n := range nw.Nodes {
 		cmd := "relay"
 		if n.Role == "provider" {
 			cmd = "mailbox"
 		}
-		byName[n.Name] = run(n.Name, cmd, nw.Path(n.Config))
+		byName[n.Name] = run(n.Name, cmd, nw.Path(n.Config), 0)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -237,8 +253,7 @@ func TestHostileInput(t *testing.T) {
 	}
 
 	// A real message before the attack: the harness works.
-	prov, _ := doc.Doc.Provider("a")
-	deliverThroughMix(t, ctx, doc, prov, 1)
+	deliverThroughMix(t, ctx, nw, 1)
 	base := map[*daemonProc]int{}
 	for _, d := range procs {
 		base[d] = procMem(t, d, "VmRSS")
@@ -309,9 +324,56 @@ func TestHostileInput(t *testing.T) {
 	}
 
 	// And a real message after it.
-	deliverThroughMix(t, ctx, doc, prov, 2)
+	deliverThroughMix(t, ctx, nw, 2)
+
+	// Descriptor exhaustion: the mix again, allowed only exhaustFDs open
+	// files, and a flood that takes them all. Accepting must pause, not
+	// end: the mix stays up and takes links again once the flood is gone.
+	var mixNode testnet.Node
+	for _, n := range nw.Nodes {
+		if n.Role == "mix" {
+			mixNode = n
+		}
+	}
+	old := byName[mixNode.Name]
+	old.stop()
+	mix := run(mixNode.Name, "relay", nw.Path(mixNode.Config), exhaustFDs)
+	var conns []net.Conn
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", mixNode.Address, time.Second); err == nil {
+			conns = append(conns, c)
+			break
+		}
+		if time.Now().After(deadline) || !mix.alive() {
+			log, _ := os.ReadFile(mix.log)
+			t.Fatalf("the mix limited to %d files never listened:\n%s", exhaustFDs, log)
+		}
+	}
+	for range 2 * exhaustFDs {
+		c, err := net.DialTimeout("tcp", mixNode.Address, time.Second)
+		if err != nil {
+			break // the kernel's backlog is full too
+		}
+		conns = append(conns, c)
+	}
+	time.Sleep(time.Second)
+	for _, c := range conns {
+		c.Close()
+	}
+	log, _ := os.ReadFile(mix.log)
+	if !bytes.Contains(log, []byte("cannot accept")) {
+		t.Errorf("control: %d connections to a mix limited to %d files did not exhaust them; log:\n%s", len(conns), exhaustFDs, log)
+	}
+	if !mix.alive() {
+		t.Fatalf("the mix exited when its file descriptors ran out (%v):\n%s", mix.cmd.ProcessState, log)
+	}
+	deliverThroughMix(t, ctx, nw, 3)
 	t.Logf("total %v", time.Since(start).Round(time.Millisecond))
 }
+
+// exhaustFDs is the open-file limit of the mix in TestHostileInput's last
+// phase: room for its journals, listeners and links, not for a flood.
+const exhaustFDs = 64
 
 func mib(b int) float64 { return float64(b) / (1 << 20) }
 
@@ -397,12 +459,22 @@ func listeningPorts(pid int) ([]string, error) {
 	return out, nil
 }
 
-// deliverThroughMix registers a fresh user at prov over a user link and
+// deliverThroughMix registers a fresh user at provider a over a user link and
 // sends it an envelope through the mix network (a client link to the
 // entry mix), until one arrives in its mailbox; at most a handful of
 // tries.
-func deliverThroughMix(t *testing.T, ctx context.Context, doc *directory.SignedDocument, prov *directory.Descriptor, n int) {
+func deliverThroughMix(t *testing.T, ctx context.Context, nw *testnet.Network, n int) {
 	t.Helper()
+	// The document of the epoch now (one may have begun since the last
+	// message): its mix keys are the ones the relays take.
+	doc, err := nw.WaitDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov, ok := doc.Doc.Provider("a")
+	if !ok {
+		t.Fatal("no provider a in the document")
+	}
 	addr := fmt.Sprintf("user%d@%s", n, prov.Domain)
 	_, ed, _ := ed25519.GenerateKey(rand.Reader)
 	x, _ := link.GenerateKey(rand.Reader)
@@ -417,9 +489,16 @@ func deliverThroughMix(t *testing.T, ctx context.Context, doc *directory.SignedD
 		t.Fatalf("register: %v", err)
 	}
 	inj := testnet.NewInjector(doc.Doc)
-	defer inj.Close()
+	defer func() { inj.Close() }()
 	mb := mailbox.MailboxOf(addr)
 	for try := range 20 {
+		if try > 0 && directory.EpochAt(time.Now(), doc.Doc.Period) != doc.Doc.Epoch {
+			if doc, err = nw.WaitDocument(ctx); err != nil {
+				t.Fatal(err)
+			}
+			inj.Close()
+			inj = testnet.NewInjector(doc.Doc)
+		}
 		var seed [32]byte
 		rand.Read(seed[:])
 		back, err := doc.Doc.SelectPath(mrand.New(mrand.NewChaCha8(seed)), prov, doc.Doc.Epoch, 10*time.Millisecond)
