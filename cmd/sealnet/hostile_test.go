@@ -64,11 +64,13 @@ var (
 
 // rssBound is the resident memory no daemon may exceed during or after the
 // attack (VmHWM, the peak, included). A daemon of this small network sits
-// near 20-25 MiB idle and grows by about 6 MiB under the short attack
-// (about 1,400 connections in all) and 26 MiB under the full one (about
-// 7,000); a buffer sized by what an attacker announces (a 64 KiB length
-// prefix, a 1 GiB Content-Length) or a goroutine that outlives its
-// connection would cross hostileSize.rssGrowth or this bound.
+// near 20-25 MiB idle and grows by 4-6 MiB under the short attack (about
+// 2,000 connections over its seven listeners) and by 14-26 MiB under the
+// full one (about 10,000); a buffer sized by what an attacker announces (a
+// 64 KiB length prefix, a 1 GiB Content-Length) or one that outlives its
+// connection would cross hostileSize.rssGrowth (a 256 KiB buffer held per
+// handshaking connection, tried as a control, grows the link daemons by
+// 60-80 MiB) or this bound.
 const rssBound = 128 << 20
 
 // daemonProc is one daemon of the network, run as its own process.
@@ -106,23 +108,26 @@ type target struct {
 	proto  string // "link" or "http"
 	key    [32]byte
 	client bool // accepts client links (entry mixes, providers)
+	user   bool // accepts user links (providers)
 }
 
 // TestHostileInput starts a network as real `sealnet` processes (an
-// authority, an entry mix, a provider), finds every port each process
-// listens on, and sends each one, at once: truncated handshakes or
-// requests, oversized length prefixes and headers, random bytes, silent
-// (half-open) connections, slow-loris connections sending a byte every
-// half second, and a flood of connections from loopback; on the link
-// listeners also garbage after a completed Noise handshake. Then every
-// process must still run, must have closed every connection that never
-// completed a handshake within its timeout, must have stayed under a
-// memory bound, and a real message must still go through the mix
-// network into a mailbox and out of it. -hostile.full (make hostile)
-// floods each link listener to near its connection cap.
+// authority, an entry mix, a middle mix, a provider), finds every port
+// each process listens on, and sends each one, at once: truncated
+// handshakes or requests, oversized length prefixes and headers, random
+// bytes, silent (half-open) connections, slow-loris connections sending a
+// byte every half second, and a flood of connections from loopback; on
+// the link listeners that take client or user links also garbage after a
+// completed Noise handshake. Then every process must still run, must have
+// closed every connection that never completed a handshake within its
+// timeout, must have stayed under a memory bound, and a real message must
+// still go through the mix network into a mailbox and out of it. Last, a
+// mix limited to 64 open files is flooded: it must pause accepting, not
+// die, and carry a message after. -hostile.full (make hostile) floods each
+// link listener to near its connection cap.
 func TestHostileInput(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds the binary and starts three processes")
+		t.Skip("builds the binary and starts four processes")
 	}
 	size := hostileShort
 	if *hostileFull {
@@ -130,7 +135,7 @@ func TestHostileInput(t *testing.T) {
 	}
 	start := time.Now()
 	exe := sealnetBinary(t)
-	nw, err := testnet.Create(filepath.Join(t.TempDir(), "net"), testnet.Spec{Layers: 1, Width: 1, Providers: 1,
+	nw, err := testnet.Create(filepath.Join(t.TempDir(), "net"), testnet.Spec{Layers: 2, Width: 1, Providers: 1,
 		EpochPeriod: 20 * time.Minute, Metrics: true, LogLevel: "warn"})
 	if err != nil {
 		t.Fatal(err)
@@ -225,7 +230,8 @@ func TestHostileInput(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s is not in the document", n.Name)
 		}
-		known[n.Address] = target{daemon: byName[n.Name], proto: "link", key: d.LinkKey, client: n.Role == "provider" || n.Layer == 1}
+		known[n.Address] = target{daemon: byName[n.Name], proto: "link", key: d.LinkKey,
+			client: n.Role == "provider" || n.Layer == 1, user: n.Role == "provider"}
 		if n.Metrics != "" {
 			known[n.Metrics] = target{daemon: byName[n.Name], proto: "http"}
 		}
@@ -721,8 +727,9 @@ func attack(wg *sync.WaitGroup, tg target, size hostileSize, st *attackStats, fa
 	if tg.proto != "link" || !tg.client {
 		return
 	}
-	// After a completed (anonymous, client) Noise handshake: frames that
-	// fail to decrypt, an oversized frame length, a truncated frame.
+	// After a completed Noise handshake (client links, and user links
+	// with a fresh key where accepted): frames that fail to decrypt, an
+	// oversized frame length, a truncated frame.
 	wg.Go(func() {
 		for i := range 12 {
 			nc := dial()
@@ -730,10 +737,15 @@ func attack(wg *sync.WaitGroup, tg target, size hostileSize, st *attackStats, fa
 				continue
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_, err := link.Client(ctx, nc, link.Config{Geometry: mixnet.DefaultGeometry()}, link.KindClient, tg.key)
+			cfg, kind := link.Config{Geometry: mixnet.DefaultGeometry()}, link.KindClient
+			if tg.user && i%2 == 1 {
+				k, _ := link.GenerateKey(rand.Reader)
+				cfg.Static, kind = k, link.KindUser
+			}
+			_, err := link.Client(ctx, nc, cfg, kind, tg.key)
 			cancel()
 			if err != nil {
-				fail("%s %s: client handshake during the attack: %v", tg.daemon.name, tg.addr, err)
+				fail("%s %s: %v handshake during the attack: %v", tg.daemon.name, tg.addr, kind, err)
 				continue
 			}
 			opened := time.Now()
