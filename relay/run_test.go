@@ -138,3 +138,43 @@ func TestNewFailureReleases(t *testing.T) {
 		t.Fatalf("New failed but left open: %v", open)
 	}
 }
+
+// TestOwner: the first server of the group to stop before the context
+// ends cancels it for the others and is the group's error; a server that
+// returns because the context ended, whatever it returns, is not a
+// failure.
+func TestOwner(t *testing.T) {
+	o := newOwner(context.Background())
+	boom := errors.New("accept: boom")
+	o.serve("metrics server", func() error { return boom })
+	o.serve("link listener", func() error { <-o.ctx.Done(); return errors.New("closed") })
+	o.loop(func() { <-o.ctx.Done() })
+	select {
+	case <-o.ctx.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a failed server did not end the group's context")
+	}
+	o.wait()
+	if err := o.err(); !errors.Is(err, boom) || !strings.Contains(err.Error(), "relay: metrics server") {
+		t.Fatalf("group error %v; want the metrics server's", err)
+	}
+
+	// A server that returns nil early has stopped too.
+	o = newOwner(context.Background())
+	o.serve("onion listener", func() error { return nil })
+	<-o.ctx.Done()
+	o.wait()
+	if err := o.err(); err == nil || !strings.Contains(err.Error(), "onion listener") {
+		t.Fatalf("group error %v; want the onion listener's early return", err)
+	}
+
+	// Ended from outside: no failure.
+	ctx, cancel := context.WithCancel(context.Background())
+	o = newOwner(ctx)
+	o.serve("link listener", func() error { <-o.ctx.Done(); return o.ctx.Err() })
+	cancel()
+	o.wait()
+	if err := o.err(); err != nil {
+		t.Fatalf("group ended by its parent reports %v", err)
+	}
+}
