@@ -7,7 +7,7 @@ FUZZTIME ?= 3s
 FUZZLONG ?= 60s
 BENCHTIME ?= 2s
 
-.PHONY: all build test vet fmtcheck unit fuzz-smoke fuzz bench testdata clean demo tor-demo sim measure
+.PHONY: all build test vet fmtcheck unit fuzz-smoke fuzz bench testdata clean demo tor-demo sim measure hostile
 
 all: build
 
@@ -59,6 +59,10 @@ fuzz-smoke:
 ## fuzz: every fuzz target for longer (FUZZLONG=10m make fuzz)
 fuzz:
 	scripts/fuzz.sh $(FUZZLONG)
+
+## hostile: every listener of real daemon processes under hostile input, at full size: floods near max_conns (make test runs a smaller version; about 20 s)
+hostile:
+	$(GO) test -count=1 -run TestHostileInput -v ./cmd/sealnet/ -args -hostile.full
 
 ## bench: packet and relay benchmarks, each with its same-run baseline (docs/benchmarks.md)
 bench:

@@ -82,7 +82,12 @@ func (p *process) tryDial(u *user, d time.Duration) (*mailbox.Client, error) {
 // TestProviderSurvivesKill9 delivers envelopes concurrently to a provider
 // running as its own process, kills it with SIGKILL at a random moment,
 // restarts it, and requires every envelope it acknowledged before the
-// kill, exactly once. Three rounds.
+// kill, exactly once. Then, as senders do, it re-sends after the restart
+// what each loader had sent without seeing the acknowledgement (the same
+// ID and bytes; the provider may or may not have stored it), and the last
+// envelope each had acknowledged (an acknowledgement lost on the way back
+// looks the same to the provider, and this one is certainly on disk): the
+// mailbox must hold each of them exactly once. Three rounds.
 func TestProviderSurvivesKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and kills it three times")
@@ -132,6 +137,7 @@ func TestProviderSurvivesKill9(t *testing.T) {
 	for round := range 3 {
 		var mu sync.Mutex
 		acked := map[[16]byte]bool{}
+		var resend [][16]byte // sent, acknowledgement not seen; and the last acknowledged
 		var wg sync.WaitGroup
 		for g := range 8 {
 			first := next + g*1_000_000
@@ -142,16 +148,26 @@ func TestProviderSurvivesKill9(t *testing.T) {
 					return
 				}
 				defer c.Close()
+				var last [16]byte
 				for i := first; ; i++ {
 					id := envID(i)
-					code, err := c.Deliver(context.Background(), bob.mb(), id, bob.token, make([]byte, 1024))
+					code, err := c.Deliver(context.Background(), bob.mb(), id, bob.token, envData(id))
 					if err != nil {
-						return // the provider died
+						// The provider died with this one sent and its
+						// acknowledgement not seen.
+						mu.Lock()
+						resend = append(resend, id)
+						if i > first {
+							resend = append(resend, last)
+						}
+						mu.Unlock()
+						return
 					}
 					if code == mailbox.StatusOK || code == mailbox.StatusDuplicate {
 						mu.Lock()
 						acked[id] = true
 						mu.Unlock()
+						last = id
 					}
 				}
 			})
@@ -162,12 +178,33 @@ func TestProviderSurvivesKill9(t *testing.T) {
 		wg.Wait()
 
 		p.start()
+		// The senders retransmit: same ID, same bytes, after the restart.
+		c, err := p.tryDial(nil, 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range resend {
+			code, err := c.Deliver(context.Background(), bob.mb(), id, bob.token, envData(id))
+			if err != nil || (code != mailbox.StatusOK && code != mailbox.StatusDuplicate) {
+				t.Fatalf("round %d: re-sending after the restart: status %v, %v", round, code, err)
+			}
+			acked[id] = true
+		}
+		c.Close()
+		if len(resend) == 0 {
+			t.Fatalf("round %d: no loader saw the provider die; nothing was re-sent", round)
+		}
 		owner := p.dial(bob)
 		got := map[[16]byte]int{}
 		for _, id := range fetchAll(t, owner) {
 			got[id]++
 		}
 		owner.Close()
+		for _, id := range resend {
+			if got[id] != 1 {
+				t.Fatalf("round %d: an envelope re-sent after the restart is stored %d times; want once", round, got[id])
+			}
+		}
 		for _, n := range got {
 			if n != 1 {
 				t.Fatalf("round %d: an envelope stored %d times", round, n)
@@ -175,12 +212,16 @@ func TestProviderSurvivesKill9(t *testing.T) {
 		}
 		for id := range acked {
 			if got[id] != 1 {
-				t.Fatalf("round %d: an envelope acknowledged before the kill is missing", round)
+				t.Fatalf("round %d: an envelope acknowledged before the kill, or re-sent after it, is missing", round)
 			}
 		}
-		t.Logf("round %d: %d acknowledged before SIGKILL, %d found after restart (the difference was written but not yet acknowledged)", round, len(acked), len(got))
+		t.Logf("round %d: %d acknowledged before SIGKILL or re-sent after (%d re-sent), %d found after restart (the difference was written but not yet acknowledged)", round, len(acked), len(resend), len(got))
 		if len(acked) == 0 {
 			t.Fatalf("round %d: nothing was acknowledged before the kill; the test did not test", round)
 		}
 	}
 }
+
+// envData is the payload of envelope id: its own bytes, so that a re-send
+// carries the same bytes as the first send.
+func envData(id [16]byte) []byte { return bytes.Repeat(id[:], 1024/len(id)) }

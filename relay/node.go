@@ -82,6 +82,8 @@ type Node struct {
 	onion    string
 	onionKey ed25519.PrivateKey
 
+	closeOnce sync.Once // close, at the end of Run or on New's failure
+
 	rngMu sync.Mutex
 	rng   *rand.Rand // cover and mixing randomness, seeded from crypto/rand
 
@@ -102,7 +104,8 @@ type outPacket struct {
 }
 
 // New prepares a node: it loads or creates its keys and opens its replay
-// journals. It starts nothing; Run does.
+// journals. It starts nothing; Run does, and Run closes them when it ends.
+// On failure New leaves nothing open.
 func New(cfg Config, opts Options) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -165,7 +168,7 @@ func New(cfg Config, opts Options) (*Node, error) {
 	n.keys = newEpochKeys(cfg.DataDir, n.geo, cfg.Limits.ReplayCapacity, d.EpochPeriod.D(), d.EpochGrace.D())
 	e := n.epoch()
 	if err := n.keys.ensure(e, e+1, e+2); err != nil {
-		return nil, err
+		return nil, errors.Join(err, n.close())
 	}
 	n.keys.retire(n.now())
 
@@ -176,7 +179,7 @@ func New(cfg Config, opts Options) (*Node, error) {
 	n.release = newReleaser(cfg.Mixing.Capacity)
 	n.peers = newPeers(n)
 	if n.loops, err = newLoopWatcher(cfg.Cover); err != nil {
-		return nil, err
+		return nil, errors.Join(err, n.close())
 	}
 	n.loopHops.Store(-1)
 	n.m = newNodeMetrics(n)
@@ -291,35 +294,38 @@ func (n *Node) expDuration(mean time.Duration) time.Duration {
 	return min(time.Duration(n.rng.ExpFloat64()*float64(mean)), mixnet.MaxDelay)
 }
 
-// Run runs the node until ctx is done, then shuts down in order: stop
-// taking packets, stop the workers, hand nothing further to the mixer,
-// drop (and count) what the mixer holds, stop the links, sync and close
-// the replay journals. Every goroutine it starts has ended when it
-// returns.
-func (n *Node) Run(ctx context.Context) error {
+// Run runs the node until ctx is done or one of its servers fails, then
+// shuts down in order: stop taking packets, stop the workers, hand nothing
+// further to the mixer, drop (and count) what the mixer holds, stop the
+// links, sync and close the replay journals. Every goroutine it starts has
+// ended when it returns.
+//
+// Run returns nil when ctx ends it. If the link listener's accept loop, the
+// onion listener or the metrics server stops on its own, Run stops the
+// whole node (the directory loop with it, so the node no longer publishes
+// itself) and returns that error, wrapping it. On every path, early
+// failures included, it closes what it or New opened: listeners, tor, the
+// directory client and the replay journals. A Node runs once.
+func (n *Node) Run(ctx context.Context) (err error) {
+	defer func() { err = errors.Join(err, n.close()) }()
 	ln := n.opts.Listener
 	if ln == nil {
-		var err error
 		if ln, err = net.Listen("tcp", n.cfg.Listen); err != nil {
 			return fmt.Errorf("relay: listen: %w", err)
 		}
 	}
+	defer ln.Close() // Serve closes it too; a second Close is harmless
 	var mln net.Listener
 	if n.cfg.Metrics != "" {
-		var err error
 		if mln, err = net.Listen("tcp", n.cfg.Metrics); err != nil {
-			ln.Close()
 			return fmt.Errorf("relay: metrics listener: %w", err)
 		}
+		defer mln.Close()
 	}
 	var onion *torctl.Onion
 	if n.onion != "" {
 		t, o, err := n.startOnion(ctx)
 		if err != nil {
-			ln.Close()
-			if mln != nil {
-				mln.Close()
-			}
 			return err
 		}
 		defer t.Close()
@@ -333,11 +339,14 @@ func (n *Node) Run(ctx context.Context) error {
 			"key", k.key, "parameter", k.param)
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var front, back sync.WaitGroup // front: input side; back: output side
+	// front owns the input side: the directory, epoch and cover loops and
+	// the servers. The first of them to fail ends ctx for all of them.
+	front := newOwner(ctx)
+	ctx = front.ctx
+	defer front.cancel()
 
 	// Output side first, so that nothing the input side produces is lost.
+	var back sync.WaitGroup
 	backCtx, backCancel := context.WithCancel(context.Background())
 	back.Go(func() { n.gate.run(backCtx, n.cfg.Limits.ReplaySync.D()) })
 	var releaseDone sync.WaitGroup
@@ -346,11 +355,11 @@ func (n *Node) Run(ctx context.Context) error {
 	var mixDone sync.WaitGroup
 	mixDone.Go(func() { n.mixer.Run(mixCtx) })
 
-	front.Go(func() { n.directoryLoop(ctx) })
-	front.Go(func() { n.epochLoop(ctx) })
-	front.Go(func() { n.coverLoop(ctx) })
+	front.loop(func() { n.directoryLoop(ctx) })
+	front.loop(func() { n.epochLoop(ctx) })
+	front.loop(func() { n.coverLoop(ctx) })
 	if mln != nil {
-		front.Go(func() { metrics.Serve(ctx, mln, n.reg) })
+		front.serve("metrics server", func() error { return metrics.Serve(ctx, mln, n.reg) })
 	}
 	listener := &link.Listener{
 		Config:          n.linkConfig(),
@@ -361,9 +370,9 @@ func (n *Node) Run(ctx context.Context) error {
 		Handle:          n.route,
 		Logger:          n.log,
 	}
-	front.Go(func() { listener.Serve(ctx, ln) })
+	front.serve("link listener", func() error { return listener.Serve(ctx, ln) })
 	if onion != nil {
-		front.Go(func() { n.onionListener().Serve(ctx, onion) })
+		front.serve("onion listener", func() error { return n.onionListener().Serve(ctx, onion) })
 	}
 	var workers sync.WaitGroup
 	for range n.cfg.Limits.Workers {
@@ -371,8 +380,13 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 
 	<-ctx.Done()
-	n.log.Info("relay shutting down")
-	front.Wait()
+	runErr := front.err()
+	if runErr != nil {
+		n.log.Error("relay stopping: a server failed", "err", runErr)
+	} else {
+		n.log.Info("relay shutting down")
+	}
+	front.wait()
 	workers.Wait()
 	mixCancel()
 	mixDone.Wait()
@@ -387,16 +401,74 @@ func (n *Node) Run(ctx context.Context) error {
 		n.m.dropped("shutdown").Inc()
 	}
 	n.peers.closeAll()
-	n.dir.Close()
 	backCancel()
 	back.Wait()
-	var errs []error
-	if err := n.keys.close(); err != nil {
-		errs = append(errs, err)
-	}
 	n.log.Info("relay stopped")
-	return errors.Join(errs...)
+	return runErr
 }
+
+// close releases what New opened: the directory client and the replay
+// journals (synced first). It runs once, at the end of Run, whichever way
+// Run ends; New calls it on its own failures.
+func (n *Node) close() error {
+	var err error
+	n.closeOnce.Do(func() {
+		if n.dir != nil {
+			n.dir.Close()
+		}
+		if n.keys != nil {
+			err = n.keys.close()
+		}
+	})
+	return err
+}
+
+// owner runs a group of goroutines under one context: the first one to
+// fail cancels it for all, and its error is the group's. A goroutine that
+// ends after the context did has not failed, whatever it returns.
+type owner struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	first  error
+}
+
+func newOwner(parent context.Context) *owner {
+	ctx, cancel := context.WithCancel(parent)
+	return &owner{ctx: ctx, cancel: cancel}
+}
+
+// serve runs f, a server that returns only when the context ends or it
+// fails; any return before the context ends is a failure of the group.
+func (o *owner) serve(name string, f func() error) {
+	o.wg.Go(func() {
+		err := f()
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if o.ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = errors.New("returned")
+		}
+		o.first = fmt.Errorf("relay: %s: %w", name, err)
+		o.cancel()
+	})
+}
+
+// loop runs f, a loop that cannot fail and returns when the context ends.
+func (o *owner) loop(f func()) { o.wg.Go(f) }
+
+// err returns the first failure, or nil if none (yet).
+func (o *owner) err() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.first
+}
+
+// wait waits for every goroutine of the group.
+func (o *owner) wait() { o.wg.Wait() }
 
 func (n *Node) linkConfig() link.Config {
 	return link.Config{Geometry: n.geo, Static: n.linkKey, Stats: n.links}

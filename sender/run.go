@@ -571,13 +571,21 @@ func (c *Client) failLocked(o *Outgoing, why string) {
 	o.Body = nil
 }
 
-// Outbox returns the messages not yet settled.
+// Outbox returns a copy of the messages not yet settled, fragments
+// included, safe to read while the client runs.
 func (c *Client) Outbox() []Outgoing {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make([]Outgoing, 0, len(c.st.Outbox))
 	for _, o := range c.st.Outbox {
-		out = append(out, *o)
+		cp := *o
+		// The fragments too: the client updates them under c.mu.
+		cp.Fragments = make([]*OutFragment, len(o.Fragments))
+		for i, f := range o.Fragments {
+			fc := *f
+			cp.Fragments[i] = &fc
+		}
+		out = append(out, cp)
 	}
 	return out
 }

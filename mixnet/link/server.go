@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
+	"time"
 )
 
 // Listener accepts links, enforces connection caps, runs the handshakes and
@@ -41,7 +43,9 @@ type Listener struct {
 }
 
 // Serve accepts on ln until ctx is done, then closes ln and every link and
-// waits for their goroutines.
+// waits for their goroutines. It returns early only if ln fails for good:
+// running out of file descriptors or buffers only pauses accepting (with
+// backoff, up to 1 s), so that a flood cannot end the accept loop.
 func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
 	if l.MaxConns <= 0 {
 		l.MaxConns = 1024
@@ -75,6 +79,7 @@ func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
 	defer stop()
 
 	var err error
+	var backoff time.Duration
 	for {
 		var nc net.Conn
 		nc, err = ln.Accept()
@@ -87,8 +92,23 @@ func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
+			if exhausted(err) {
+				// Out of file descriptors or buffers (a flood, a low
+				// ulimit): the accept loop must outlive it. Wait as
+				// net/http does, 5 ms doubling to 1 s, and accept again.
+				if backoff == 0 {
+					log.Warn("link listener: cannot accept, retrying until it can", "err", err)
+				}
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				select {
+				case <-ctx.Done():
+				case <-time.After(backoff):
+				}
+				continue
+			}
 			break
 		}
+		backoff = 0
 		if !l.admit(nc) {
 			l.Config.Stats.ConnsRefused.Add(1)
 			log.Debug("link refused: connection cap", "total", l.MaxConns)
@@ -100,6 +120,17 @@ func (l *Listener) Serve(ctx context.Context, ln net.Listener) error {
 	cancel()
 	wg.Wait()
 	return err
+}
+
+// exhausted reports whether an accept error is a shortage that passes
+// (descriptors, kernel buffers or memory), not a dead listener.
+func exhausted(err error) bool {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *Listener) admit(nc net.Conn) bool {
