@@ -319,8 +319,8 @@ func TestSendStartsDaemon(t *testing.T) {
 	if out, errs, err := sealnet(time.Minute, "daemon", "--stop", "--dir", alice); err != nil || !strings.Contains(out, "Stopped the daemon") {
 		t.Fatalf("daemon --stop: %v\n%s%s", err, out, errs)
 	}
-	_, help, _ := sealnet(time.Minute, "send", "-h")
-	if !strings.Contains(help, "-oneshot") || !strings.Contains(help, "REVEALS to an observer") {
-		t.Errorf("send -h does not say what --oneshot reveals:\n%s", help)
+	help, _, err := sealnet(time.Minute, "send", "-h") // asked for, so on stdout with exit 0
+	if err != nil || !strings.Contains(help, "-oneshot") || !strings.Contains(help, "REVEALS to an observer") {
+		t.Errorf("send -h (%v) does not say what --oneshot reveals:\n%s", err, help)
 	}
 }
