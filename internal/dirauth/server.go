@@ -309,7 +309,11 @@ func (s *Server) Submit(b []byte) error {
 }
 
 // Run serves the API on ln and runs the schedule until ctx is done.
-func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+func (s *Server) Run(parent context.Context, ln net.Listener) error {
+	// The schedule stops with the HTTP server: an authority that serves
+	// nothing must not go on building and signing documents.
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: min(5*time.Second, s.readTO),
@@ -335,12 +339,13 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		"client_rate", p.ClientRate, "provider_hold", p.ProviderHold, "fetch_interval", p.FetchInterval,
 		"ack_timeout", p.AckTimeout, "retry_jitter", p.RetryJitter, "max_attempts", p.MaxAttempts, "relay_loop_rate", p.RelayLoopRate)
 	err := srv.Serve(ln)
+	cancel()
 	<-done
 	s.client.CloseIdleConnections()
 	if errors.Is(err, http.ErrServerClosed) {
-		return ctx.Err()
+		return parent.Err()
 	}
-	return err
+	return fmt.Errorf("dirauth: http server: %w", err)
 }
 
 // schedule builds documents when due and collects peer signatures. The
