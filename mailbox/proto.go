@@ -31,8 +31,8 @@ const (
 	typeStatus      = 0x81
 	typeBundleResp  = 0x82
 	typeStatusRetry = 0x84 // a status with a retry-after (issue 16)
-	typeCertResp   = 0x91
-	typePage       = 0x93
+	typeCertResp    = 0x91
+	typePage        = 0x93
 )
 
 // Protocol limits.
