@@ -316,15 +316,15 @@ func (c *Client) surbReplyLocked(doc *directory.Document, r *mailbox.Record) (ch
 			if f.Index != sk.Index || !bytes.Equal(f.EnvelopeID, st.EnvelopeID[:]) {
 				continue
 			}
-			switch st.Code {
-			case mailbox.StatusOK, mailbox.StatusDuplicate, mailbox.StatusAccepted:
+			switch {
+			case st.Code == mailbox.StatusOK, st.Code == mailbox.StatusDuplicate, st.Code == mailbox.StatusAccepted:
 				f.Acked = true
-			case mailbox.StatusBadRequest, mailbox.StatusUnauthorized:
-				c.failLocked(o, "the recipient's provider refused it: "+st.Code.String())
+			case st.Code.Transient():
+				// Quota full, rate limited, unavailable: an answer, so not
+				// silence; sent again when the provider asked (retry.go).
+				c.refusedLocked(o, st, &f.Refused, &f.NextAt, &f.Later, f.SURB == id)
 			default:
-				// Quota full, rate limited, unavailable: the retransmission
-				// timer sends it again later.
-				o.Detail = "the recipient's provider is busy: " + st.Code.String()
+				c.failLocked(o, refusalText(st))
 			}
 		}
 	case "bundle":
@@ -335,7 +335,11 @@ func (c *Client) surbReplyLocked(doc *directory.Document, r *mailbox.Record) (ch
 		case *mailbox.BundleResponse:
 			c.bundleLocked(o, rep.Bundle)
 		case *mailbox.Status:
-			o.Detail = "the recipient's provider is busy: " + rep.Code.String()
+			if rep.Code.Transient() {
+				c.refusedLocked(o, rep, &o.BundleRefused, &o.BundleNextAt, &o.BundleLater, o.BundleSURB == id)
+			} else {
+				c.failLocked(o, refusalText(rep))
+			}
 		}
 	}
 	return changed
