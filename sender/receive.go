@@ -312,21 +312,7 @@ func (c *Client) surbReplyLocked(doc *directory.Document, r *mailbox.Record) (ch
 		if !ok || o == nil || o.Status != StatusSending {
 			return changed
 		}
-		for _, f := range o.Fragments {
-			if f.Index != sk.Index || !bytes.Equal(f.EnvelopeID, st.EnvelopeID[:]) {
-				continue
-			}
-			switch {
-			case st.Code == mailbox.StatusOK, st.Code == mailbox.StatusDuplicate, st.Code == mailbox.StatusAccepted:
-				f.Acked = true
-			case st.Code.Transient():
-				// Quota full, rate limited, unavailable: an answer, so not
-				// silence; sent again when the provider asked (retry.go).
-				c.refusedLocked(o, st, &f.Refused, &f.NextAt, &f.Later, f.SURB == id)
-			default:
-				c.failLocked(o, refusalText(st))
-			}
-		}
+		c.ackLocked(o, sk.Index, id, st)
 	case "bundle":
 		if o == nil || o.Status != StatusBundle {
 			return changed
@@ -343,6 +329,26 @@ func (c *Client) surbReplyLocked(doc *directory.Document, r *mailbox.Record) (ch
 		}
 	}
 	return changed
+}
+
+// ackLocked applies the provider's answer st to fragment index of o,
+// through the SURB surb: acknowledged, refused for now (an answer, so not
+// silence: sent again when the provider asked, retry.go), or refused for
+// good.
+func (c *Client) ackLocked(o *Outgoing, index int, surb string, st *mailbox.Status) {
+	for _, f := range o.Fragments {
+		if f.Index != index || !bytes.Equal(f.EnvelopeID, st.EnvelopeID[:]) {
+			continue
+		}
+		switch {
+		case st.Code == mailbox.StatusOK, st.Code == mailbox.StatusDuplicate, st.Code == mailbox.StatusAccepted:
+			f.Acked = true
+		case st.Code.Transient():
+			c.refusedLocked(o, st, &f.Refused, &f.NextAt, &f.Later, f.SURB == surb)
+		default:
+			c.failLocked(o, refusalText(st))
+		}
+	}
 }
 
 // bundleLocked starts a session from a recipient's prekey bundle, after
