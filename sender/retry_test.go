@@ -2,7 +2,9 @@ package sender_test
 
 import (
 	"fmt"
+	"math"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,11 +33,12 @@ func TestBurstToNewContactDelivered(t *testing.T) {
 	net := startNetwork(t, testnet.InProcessOptions{Mailbox: func(name string, s *mailbox.Settings) {
 		s.UnsolicitedPerMinute = burst
 	}})
-	alice := net.newUser(t, "alice@a", sender.Options{}, func(p *directory.Parameters) {
-		p.ClientRate, p.MaxAttempts = 20, 1
-	})
+	var emitted atomic.Int64 // every packet Alice sends, real or cover
+	const rate = 20
+	alice := net.newUser(t, "alice@a", sender.Options{Filter: func(string, []byte) bool { emitted.Add(1); return true }},
+		func(p *directory.Parameters) { p.ClientRate, p.MaxAttempts = rate, 1 })
 	bob := net.newUser(t, "bob@b", sender.Options{})
-	start := time.Now()
+	start, before := time.Now(), emitted.Load()
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = alice.send("bob@b", fmt.Sprintf("message %d of the burst", i))
@@ -47,8 +50,15 @@ func TestBurstToNewContactDelivered(t *testing.T) {
 		}
 	}
 	took := time.Since(start)
+	sent := emitted.Load() - before
 	refused := nodeCounter(t, net, rateLimited)
-	t.Logf("%d messages to a new contact: all settled in %v; the provider refused %d deliveries for now", n, took.Round(time.Millisecond), refused)
+	t.Logf("%d messages to a new contact: all settled in %v; the provider refused %d deliveries for now; Alice sent %d packets (λ·t = %.0f)",
+		n, took.Round(time.Millisecond), refused, sent, rate*took.Seconds())
+	// The retries took slots of the Poisson stream: no more packets than
+	// it carries (six standard deviations above λ·t).
+	if mean := rate * took.Seconds(); float64(sent) > mean+6*math.Sqrt(mean)+1 {
+		t.Errorf("Alice sent %d packets in %v, more than her stream of %d a second carries", sent, took, rate)
+	}
 	if len(failed) > 0 {
 		t.Fatalf("%d of %d messages NOT delivered, e.g. %q", len(failed), n, failed[0])
 	}
