@@ -27,8 +27,9 @@ import (
 // Poisson stream like any packet, so it adds no packet to the stream and
 // no burst. The doubling bounds what a provider that keeps refusing can
 // make a sender transmit within the TTL: at most
-// ⌊log2(MessageTTL/refusalBase + 1)⌋ refused transmissions (16 for 24 h),
-// besides the MaxAttempts unanswered ones (MaxRefusedTransmissions).
+// ⌊log2(MessageTTL/refusalBase + 1)⌋ retransmissions after refusals (16
+// for 24 h, MaxRefusedTransmissions), so at most MaxAttempts + 16
+// transmissions of one fragment in all.
 
 // MessageTTL is how long the client keeps trying to deliver a message
 // (Options.MessageTTL changes it). It is the lifetime of the SURB keys an
@@ -40,10 +41,10 @@ const MessageTTL = 24 * time.Hour
 // refusal; the k-th waits at least refusalBase·2^(k−1).
 const refusalBase = time.Second
 
-// MaxRefusedTransmissions is the most transmissions of one fragment that
-// transient refusals can bring about within ttl: the waits at least
-// double from refusalBase, so the k-th refused transmission leaves no
-// earlier than refusalBase·(2^k − 1) after the first. The simulator's
+// MaxRefusedTransmissions is the most retransmissions of one fragment
+// that transient refusals can bring about within ttl: the waits at least
+// double from refusalBase, so the k-th retransmission after a refusal
+// leaves no earlier than refusalBase·(2^k − 1) after the first refusal. The simulator's
 // adversary.refuse_acks model uses it (docs/sim.md §3.8).
 func MaxRefusedTransmissions(ttl time.Duration) int {
 	k := 0
