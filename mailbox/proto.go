@@ -28,10 +28,11 @@ const (
 	typeMixBundle  = 0x42
 	typeMixCover   = 0x43
 
-	typeStatus     = 0x81
-	typeBundleResp = 0x82
-	typeCertResp   = 0x91
-	typePage       = 0x93
+	typeStatus      = 0x81
+	typeBundleResp  = 0x82
+	typeStatusRetry = 0x84 // a status with a retry-after (issue 16)
+	typeCertResp    = 0x91
+	typePage        = 0x93
 )
 
 // Protocol limits.
@@ -82,6 +83,14 @@ const (
 	StatusPrekeyReused
 	statusMax
 )
+
+// Transient reports whether a refusal means "later": the mailbox is
+// full, over a rate limit, or the provider cannot do it now. The sender
+// keeps the message and tries again (after Status.RetryAfter if the
+// provider said); every other refusal is final.
+func (c StatusCode) Transient() bool {
+	return c == StatusQuotaFull || c == StatusRateLimited || c == StatusUnavailable
+}
 
 var statusNames = [...]string{"ok", "duplicate", "accepted", "quota full", "rate limited", "unauthorized", "address taken", "bad request", "unavailable", "prekey ID reused"}
 
@@ -156,6 +165,20 @@ type Status struct {
 	Code       StatusCode
 	EnvelopeID [16]byte // for deliveries: which envelope
 	Detail     string   // human-readable, no secrets
+	// RetryAfter, for a transient refusal (StatusCode.Transient), is how
+	// long the provider asks the sender to wait before trying again;
+	// 0: not said. Whole seconds on the wire, at most MaxRetryAfter; a
+	// status that carries one is encoded as type 0x84 (docs/mailbox.md).
+	RetryAfter time.Duration
+}
+
+// MaxRetryAfter bounds Status.RetryAfter (two bytes of seconds).
+const MaxRetryAfter = 65535 * time.Second
+
+// retrySeconds is d on the wire: whole seconds, rounded up, 1 to 65,535.
+func retrySeconds(d time.Duration) uint16 {
+	s := (d + time.Second - 1) / time.Second
+	return uint16(min(max(s, 1), MaxRetryAfter/time.Second))
 }
 
 // BundleResponse carries an encoded prekey bundle (ParseBundle).
@@ -245,6 +268,14 @@ func (m *SetTokenRequest) encode(e *enc) {
 }
 
 func (m *Status) encode(e *enc) {
+	if m.RetryAfter > 0 {
+		e.u8(typeStatusRetry)
+		e.u8(byte(m.Code))
+		e.fixed(m.EnvelopeID[:])
+		e.u16(retrySeconds(m.RetryAfter))
+		e.str8(m.Detail)
+		return
+	}
 	e.u8(typeStatus)
 	e.u8(byte(m.Code))
 	e.fixed(m.EnvelopeID[:])
@@ -375,6 +406,20 @@ func Unmarshal(b []byte) (Message, error) {
 			d.fail("unknown status")
 		}
 		d.fixed(r.EnvelopeID[:], "envelope ID")
+		r.Detail = d.str8(maxDetail, "detail")
+		m = r
+	case typeStatusRetry:
+		r := &Status{}
+		r.Code = StatusCode(d.u8("status"))
+		if r.Code >= statusMax {
+			d.fail("unknown status")
+		}
+		d.fixed(r.EnvelopeID[:], "envelope ID")
+		secs := d.u16("retry after")
+		if secs == 0 && d.err == nil {
+			d.fail("retry after 0 s (a status without one is type 0x81)")
+		}
+		r.RetryAfter = time.Duration(secs) * time.Second
 		r.Detail = d.str8(maxDetail, "detail")
 		m = r
 	case typeBundleResp:
@@ -630,6 +675,11 @@ func ParseReply(msg []byte) (Message, error) {
 			return nil, fmt.Errorf("%w: short status", ErrMalformed)
 		}
 		n = 1 + 1 + 16 + 1 + int(msg[18])
+	case typeStatusRetry:
+		if len(msg) < 1+1+16+2+1 {
+			return nil, fmt.Errorf("%w: short status", ErrMalformed)
+		}
+		n = 1 + 1 + 16 + 2 + 1 + int(msg[20])
 	case typeBundleResp:
 		if len(msg) < 3 {
 			return nil, fmt.Errorf("%w: short bundle", ErrMalformed)

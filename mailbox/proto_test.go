@@ -52,6 +52,7 @@ func sampleMessages() []Message {
 		&AckRequest{Through: 1 << 40},
 		&SetTokenRequest{TokenHash: [32]byte{3}, AllowUnsolicited: false},
 		&Status{Code: StatusQuotaFull, EnvelopeID: id, Detail: "mailbox full"},
+		&Status{Code: StatusRateLimited, EnvelopeID: id, RetryAfter: 6 * time.Second},
 		&BundleResponse{Bundle: bytes.Repeat([]byte{2}, MaxBundle)},
 		&CertificateResponse{Certificate: bytes.Repeat([]byte{3}, 200)},
 		&Page{More: true, Replenish: ReplenishPQ | ReplenishSigned, Records: []Record{
@@ -239,7 +240,7 @@ func TestMixRequestRoundTrip(t *testing.T) {
 }
 
 func TestReplyRoundTrip(t *testing.T) {
-	for _, m := range []Message{&Status{Code: StatusOK, EnvelopeID: [16]byte{7}, Detail: "x"}, &BundleResponse{Bundle: make([]byte, MaxBundle)}} {
+	for _, m := range []Message{&Status{Code: StatusOK, EnvelopeID: [16]byte{7}, Detail: "x"}, &Status{Code: StatusRateLimited, EnvelopeID: [16]byte{7}, RetryAfter: MaxRetryAfter, Detail: "x"}, &BundleResponse{Bundle: make([]byte, MaxBundle)}} {
 		msg, err := MarshalReply(geo, m)
 		if err != nil {
 			t.Fatal(err)

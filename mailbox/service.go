@@ -166,19 +166,33 @@ func (s *Service) Run(ctx context.Context) {
 // no such mailbox), so that a stranger cannot learn whether an address
 // exists. Rate limits apply per mailbox ID, existing or not.
 func (s *Service) deliver(ctx context.Context, mb MailboxID, env Envelope, token [32]byte) StatusCode {
-	return s.deliverAs(ctx, mb, env, token, nil)
+	return s.deliverAs(ctx, mb, env, token, nil).Code
 }
 
 // deliverAs is deliver, calling authorized (if not nil) as soon as it
-// knows that the token is the mailbox's. Without a valid token the
-// answer is Accepted also when storing the envelope failed, since an
-// error only a mailbox that exists can meet would tell that it exists.
-func (s *Service) deliverAs(ctx context.Context, mb MailboxID, env Envelope, token [32]byte, authorized func()) StatusCode {
+// knows that the token is the mailbox's, and answering a whole Status:
+// a transient refusal says when to come back (RetryAfter: from the rate
+// limiter's bucket, or RetryQuotaFull, RetryUnavailable). Without a valid
+// token the answer is Accepted also when storing the envelope failed,
+// since an error only a mailbox that exists can meet would tell that it
+// exists; the unsolicited bucket is keyed by the mailbox ID whether it
+// exists or not, so its RetryAfter tells nothing of that either.
+func (s *Service) deliverAs(ctx context.Context, mb MailboxID, env Envelope, token [32]byte, authorized func()) *Status {
+	st := func(c StatusCode) *Status {
+		r := &Status{Code: c, EnvelopeID: env.ID}
+		switch c {
+		case StatusQuotaFull:
+			r.RetryAfter = RetryQuotaFull
+		case StatusUnavailable:
+			r.RetryAfter = RetryUnavailable
+		}
+		return r
+	}
 	acct, err := s.store.Account(mb)
 	known := err == nil
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		s.m.rejected("unavailable").Inc()
-		return StatusUnavailable
+		return st(StatusUnavailable)
 	}
 	th := sha256.Sum256(token[:])
 	var want [32]byte
@@ -190,37 +204,37 @@ func (s *Service) deliverAs(ctx context.Context, mb MailboxID, env Envelope, tok
 		if authorized != nil {
 			authorized()
 		}
-		if !s.limits.allow("deliver", mb, s.cfg.DeliveriesPerMinute, time.Minute, s.now()) {
+		if ok, wait := s.limits.allowWait("deliver", mb, s.cfg.DeliveriesPerMinute, time.Minute, s.now()); !ok {
 			s.m.rejected("rate_limited").Inc()
-			return StatusRateLimited
+			return &Status{Code: StatusRateLimited, EnvelopeID: env.ID, RetryAfter: wait}
 		}
 		res, err := s.store.Deliver(ctx, mb, env)
 		switch {
 		case err == nil && res == Duplicate:
 			s.m.deliveries("duplicate").Inc()
-			return StatusDuplicate
+			return st(StatusDuplicate)
 		case err == nil:
 			s.m.deliveries("stored").Inc()
 			s.m.storedBytes.Add(uint64(len(env.Data)))
-			return StatusOK
+			return st(StatusOK)
 		case errors.Is(err, ErrQuota):
 			s.m.rejected("quota").Inc()
-			return StatusQuotaFull
+			return st(StatusQuotaFull)
 		case errors.Is(err, ErrTooLarge):
 			s.m.rejected("bad_request").Inc()
-			return StatusBadRequest
+			return st(StatusBadRequest)
 		default:
 			s.m.rejected("unavailable").Inc()
-			return StatusUnavailable
+			return st(StatusUnavailable)
 		}
 	}
-	if !s.limits.allow("unsolicited", mb, s.cfg.UnsolicitedPerMinute, time.Minute, s.now()) {
+	if ok, wait := s.limits.allowWait("unsolicited", mb, s.cfg.UnsolicitedPerMinute, time.Minute, s.now()); !ok {
 		s.m.rejected("rate_limited").Inc()
-		return StatusRateLimited
+		return &Status{Code: StatusRateLimited, EnvelopeID: env.ID, RetryAfter: wait}
 	}
 	if !known || !acct.AllowUnsolicited {
 		s.m.deliveries("discarded").Inc()
-		return StatusAccepted
+		return st(StatusAccepted)
 	}
 	res, err := s.store.Deliver(ctx, mb, env)
 	switch {
@@ -234,8 +248,17 @@ func (s *Service) deliverAs(ctx context.Context, mb MailboxID, env Envelope, tok
 	default:
 		s.m.rejected("unavailable").Inc()
 	}
-	return StatusAccepted
+	return st(StatusAccepted)
 }
+
+// What a refusal the rate limiter did not make asks of the sender: a full
+// mailbox has room again once its owner fetches, which the provider
+// cannot foresee; a provider that cannot store now (shutting down,
+// overloaded, a storage error) usually can a little later.
+const (
+	RetryQuotaFull   = time.Minute
+	RetryUnavailable = 10 * time.Second
+)
 
 // Deliver is the relay's final-hop hand-off: a packet for one of this
 // provider's mailboxes. It must not block, so the work is queued for the
@@ -277,8 +300,7 @@ func (s *Service) Deliver(res *mixnet.Result) error {
 			reply = s.bundle(mb)
 		} else {
 			d := req.Deliver
-			code := s.deliver(ctx, mb, Envelope{Kind: EnvelopeSealed, ID: d.EnvelopeID, Data: d.Data}, d.Token)
-			reply = &Status{Code: code, EnvelopeID: d.EnvelopeID}
+			reply = s.deliverAs(ctx, mb, Envelope{Kind: EnvelopeSealed, ID: d.EnvelopeID, Data: d.Data}, d.Token, nil)
 		}
 		s.replyThrough(req.SURB, reply, due)
 	})
@@ -401,9 +423,9 @@ func (s *Service) releaseReplies(batch []*heldReply) {
 // the same form and behaviour: its phantom's (phantom.go).
 func (s *Service) bundle(mb MailboxID) Message {
 	now := s.now()
-	if !s.limits.allow("bundle", mb, s.cfg.BundlesPerHour, time.Hour, now) {
+	if ok, wait := s.limits.allowWait("bundle", mb, s.cfg.BundlesPerHour, time.Hour, now); !ok {
 		s.m.rejected("rate_limited").Inc()
-		return &Status{Code: StatusRateLimited}
+		return &Status{Code: StatusRateLimited, RetryAfter: wait}
 	}
 	take := s.limits.allow("onetime", mb, s.cfg.OneTimePerHour, time.Hour, now)
 	s.m.bundles.Inc()
@@ -519,8 +541,7 @@ func (s *Service) owner(o *session) bool {
 func (s *Service) handle(ctx context.Context, kind link.Kind, o *session, m Message) Message {
 	switch r := m.(type) {
 	case *DeliverRequest:
-		code := s.deliver(ctx, r.Mailbox, Envelope{Kind: EnvelopeSealed, ID: r.EnvelopeID, Data: r.Data}, r.Token)
-		return &Status{Code: code, EnvelopeID: r.EnvelopeID}
+		return s.deliverAs(ctx, r.Mailbox, Envelope{Kind: EnvelopeSealed, ID: r.EnvelopeID, Data: r.Data}, r.Token, nil)
 	case *BundleRequest:
 		return s.bundle(r.Mailbox)
 	}
@@ -754,11 +775,25 @@ func (b *bucket) take(now time.Time) bool {
 		b.tokens = math.Min(b.burst, b.tokens+dt*b.rate)
 		b.last = now
 	}
-	if b.tokens < 1 {
+	if b.tokens < 1-tokenSlack {
 		return false
 	}
-	b.tokens--
+	b.tokens = max(b.tokens-1, 0)
 	return true
+}
+
+// tokenSlack absorbs the rounding of the refills' floating-point sums, so
+// that a bucket holds its token again exactly when wait said it would.
+const tokenSlack = 1e-9
+
+// wait is how long after now the bucket holds a token again, when take
+// has just refused one: the refill of what is missing. It depends only on
+// the bucket (the kind and the mailbox ID, existing or not).
+func (b *bucket) wait() time.Duration {
+	if b.tokens >= 1-tokenSlack || b.rate <= 0 {
+		return 0
+	}
+	return time.Duration(math.Ceil((1 - b.tokens) / b.rate * float64(time.Second)))
 }
 
 // limiter holds token buckets per (kind, mailbox), at most max of them.
@@ -775,8 +810,16 @@ func newLimiter(max int) *limiter { return &limiter{max: max, m: make(map[string
 // allow takes a token from the bucket for (kind, mb) that refills n per
 // period, with a burst of n.
 func (l *limiter) allow(kind string, mb MailboxID, n int, period time.Duration, now time.Time) bool {
+	ok, _ := l.allowWait(kind, mb, n, period, now)
+	return ok
+}
+
+// allowWait is allow, and when it refuses, how long until the bucket
+// holds a token again (the Status.RetryAfter of the refusal; period if
+// the limit is 0, which refuses everything).
+func (l *limiter) allowWait(kind string, mb MailboxID, n int, period time.Duration, now time.Time) (bool, time.Duration) {
 	if n <= 0 {
-		return false
+		return false, period
 	}
 	key := kind + string(mb[:])
 	l.mu.Lock()
@@ -795,7 +838,10 @@ func (l *limiter) allow(kind string, mb MailboxID, n int, period time.Duration, 
 		b = newBucket(float64(n)/period.Seconds(), float64(n), now)
 		l.m[key] = b
 	}
-	return b.take(now)
+	if b.take(now) {
+		return true, 0
+	}
+	return false, b.wait()
 }
 
 // --- metrics ----------------------------------------------------------------

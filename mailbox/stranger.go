@@ -97,7 +97,7 @@ func (s *Service) anyones(ctx context.Context, arrived time.Time, stragglers *sy
 		env := Envelope{Kind: EnvelopeSealed, ID: r.EnvelopeID, Data: r.Data}
 		busy.EnvelopeID = r.EnvelopeID
 		return s.answerAt(ctx, arrived, stragglers, func(ctx context.Context, authorized func()) Message {
-			return &Status{Code: s.deliverAs(ctx, r.Mailbox, env, r.Token, authorized), EnvelopeID: r.EnvelopeID}
+			return s.deliverAs(ctx, r.Mailbox, env, r.Token, authorized)
 		}, &Status{Code: StatusAccepted, EnvelopeID: r.EnvelopeID}, busy)
 	case *BundleRequest:
 		return s.answerAt(ctx, arrived, stragglers, func(context.Context, func()) Message {

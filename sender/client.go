@@ -64,6 +64,9 @@ type Options struct {
 	Params func(*directory.Parameters)
 	// Clock; nil is time.Now.
 	Clock func() time.Time
+	// MessageTTL, if set, replaces MessageTTL: how long a message is
+	// tried before it is reported expired (tests).
+	MessageTTL time.Duration
 }
 
 // Client is one user's client: identity, contacts, sessions, outbox.
@@ -606,6 +609,9 @@ func (c *Client) queue(id []byte, to string, body []byte, route string) (string,
 		if bytes.Equal(o.ID, id) {
 			return o.idHex(), nil // spooled twice
 		}
+	}
+	if c.outboxFullLocked(len(body)) {
+		return "", ErrOutboxFull
 	}
 	o := &Outgoing{ID: id, To: to, Body: body, Created: c.now(), Status: StatusBundle, Route: route}
 	c.st.Outbox = append(c.st.Outbox, o)

@@ -18,7 +18,9 @@ import (
 // frame, as do a bundle request and its answer, so every connection
 // carries the same bytes whatever it holds. The provider's status is the
 // acknowledgement; there is no SURB. A failure leaves the message queued
-// and retries it with a growing delay, until Settings.MaxAttempts.
+// and retries it with a growing delay, until Settings.MaxAttempts failures;
+// a transient refusal is retried when the provider asked, until the
+// message's TTL (retry.go).
 
 // directJob is one connection's worth of work.
 type directJob struct {
@@ -30,7 +32,7 @@ type directJob struct {
 	token  [32]byte
 	envID  [16]byte
 	blob   []byte
-	result func(err error, code mailbox.StatusCode, b *mailbox.PrekeyBundle)
+	result func(err error, st *mailbox.Status, b *mailbox.PrekeyBundle)
 }
 
 // directLoop delivers the messages queued with RouteOnion until ctx ends.
@@ -87,8 +89,8 @@ func (c *Client) directDue(ctx context.Context) []*directJob {
 	s := c.netSettings(c.st.Settings)
 	var jobs []*directJob
 	for _, o := range c.st.Outbox {
-		if o.Route != RouteOnion {
-			continue
+		if o.Route != RouteOnion || !now.Before(o.Deadline(c.ttl())) {
+			continue // not ours, or expired (maintain reports it)
 		}
 		var p *directory.Descriptor
 		if o.Status == StatusBundle || o.Status == StatusSending {
@@ -103,13 +105,18 @@ func (c *Client) directDue(ctx context.Context) []*directJob {
 		}
 		switch o.Status {
 		case StatusBundle:
-			if now.Before(o.BundleNextAt) || o.BundleAttempts >= s.MaxAttempts {
+			if now.Before(o.BundleNextAt) || o.BundleAttempts-o.BundleRefused >= s.MaxAttempts {
 				continue
 			}
 			o.BundleAttempts++
-			o.BundleNextAt = now.Add(c.directBackoff(s, o.BundleAttempts))
+			o.BundleNextAt, o.BundleLater = now.Add(c.directBackoff(s, o.BundleAttempts-o.BundleRefused)), false
 			jobs = append(jobs, &directJob{o: o, onion: p.Onion, key: p.LinkKey, mb: mailbox.MailboxOf(o.To),
-				result: func(err error, _ mailbox.StatusCode, b *mailbox.PrekeyBundle) {
+				result: func(err error, _ *mailbox.Status, b *mailbox.PrekeyBundle) {
+					var se *mailbox.StatusError
+					if errors.As(err, &se) && se.Status.Code.Transient() {
+						c.refusedLocked(o, se.Status, &o.BundleRefused, &o.BundleNextAt, &o.BundleLater, true)
+						return
+					}
 					if err != nil {
 						o.Detail = "keys not fetched: " + err.Error()
 						return
@@ -121,22 +128,22 @@ func (c *Client) directDue(ctx context.Context) []*directJob {
 				}})
 		case StatusSending:
 			for _, f := range o.Fragments {
-				if f.Acked || f.Attempts >= s.MaxAttempts || now.Before(f.NextAt) {
+				if f.Acked || f.silent() >= s.MaxAttempts || now.Before(f.NextAt) {
 					continue
 				}
 				f.Attempts++
-				f.NextAt = now.Add(c.directBackoff(s, f.Attempts))
+				f.NextAt, f.Later = now.Add(c.directBackoff(s, f.silent())), false
 				j := &directJob{o: o, frag: f, onion: p.Onion, key: p.LinkKey, mb: mailbox.MailboxOf(o.To), blob: f.Blob,
-					result: func(err error, code mailbox.StatusCode, _ *mailbox.PrekeyBundle) {
+					result: func(err error, st *mailbox.Status, _ *mailbox.PrekeyBundle) {
 						switch {
 						case err != nil:
 							o.Detail = "not delivered yet: " + err.Error()
-						case code == mailbox.StatusOK || code == mailbox.StatusDuplicate || code == mailbox.StatusAccepted:
+						case st.Code == mailbox.StatusOK || st.Code == mailbox.StatusDuplicate || st.Code == mailbox.StatusAccepted:
 							f.Acked = true
-						case code == mailbox.StatusBadRequest || code == mailbox.StatusUnauthorized:
-							c.failLocked(o, "the recipient's provider refused it: "+code.String())
+						case st.Code.Transient():
+							c.refusedLocked(o, st, &f.Refused, &f.NextAt, &f.Later, true)
 						default:
-							o.Detail = "the recipient's provider is busy: " + code.String()
+							c.failLocked(o, refusalText(st))
 						}
 					}}
 				copy(j.token[:], o.Token)
@@ -159,18 +166,20 @@ func (c *Client) directRun(ctx context.Context, j *directJob) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	var (
-		code mailbox.StatusCode
-		b    *mailbox.PrekeyBundle
+		st *mailbox.Status
+		b  *mailbox.PrekeyBundle
 	)
 	mc, err := mailbox.Dial(ctx, c.geo, j.onion, j.key, mailbox.DialOptions{Dial: c.opts.OnionDial, Timeout: time.Minute})
 	if err == nil {
 		if j.frag == nil {
 			b, err = mc.Bundle(ctx, j.mb)
 		} else {
+			var code mailbox.StatusCode
 			code, err = mc.Deliver(ctx, j.mb, j.envID, j.token, j.blob)
+			st = &mailbox.Status{Code: code}
 			var se *mailbox.StatusError
 			if errors.As(err, &se) {
-				code, err = se.Status.Code, nil
+				st, err = se.Status, nil
 			}
 		}
 		mc.Close()
@@ -179,7 +188,7 @@ func (c *Client) directRun(ctx context.Context, j *directJob) {
 		c.log.Warn("direct delivery over Tor failed; will retry", "err", err)
 	}
 	c.mu.Lock()
-	j.result(err, code, b)
+	j.result(err, st, b)
 	if err := c.saveLocked(); err != nil {
 		c.log.Error("saving state", "err", err)
 	}

@@ -312,21 +312,7 @@ func (c *Client) surbReplyLocked(doc *directory.Document, r *mailbox.Record) (ch
 		if !ok || o == nil || o.Status != StatusSending {
 			return changed
 		}
-		for _, f := range o.Fragments {
-			if f.Index != sk.Index || !bytes.Equal(f.EnvelopeID, st.EnvelopeID[:]) {
-				continue
-			}
-			switch st.Code {
-			case mailbox.StatusOK, mailbox.StatusDuplicate, mailbox.StatusAccepted:
-				f.Acked = true
-			case mailbox.StatusBadRequest, mailbox.StatusUnauthorized:
-				c.failLocked(o, "the recipient's provider refused it: "+st.Code.String())
-			default:
-				// Quota full, rate limited, unavailable: the retransmission
-				// timer sends it again later.
-				o.Detail = "the recipient's provider is busy: " + st.Code.String()
-			}
-		}
+		c.ackLocked(o, sk.Index, id, st)
 	case "bundle":
 		if o == nil || o.Status != StatusBundle {
 			return changed
@@ -335,10 +321,34 @@ func (c *Client) surbReplyLocked(doc *directory.Document, r *mailbox.Record) (ch
 		case *mailbox.BundleResponse:
 			c.bundleLocked(o, rep.Bundle)
 		case *mailbox.Status:
-			o.Detail = "the recipient's provider is busy: " + rep.Code.String()
+			if rep.Code.Transient() {
+				c.refusedLocked(o, rep, &o.BundleRefused, &o.BundleNextAt, &o.BundleLater, o.BundleSURB == id)
+			} else {
+				c.failLocked(o, refusalText(rep))
+			}
 		}
 	}
 	return changed
+}
+
+// ackLocked applies the provider's answer st to fragment index of o,
+// through the SURB surb: acknowledged, refused for now (an answer, so not
+// silence: sent again when the provider asked, retry.go), or refused for
+// good.
+func (c *Client) ackLocked(o *Outgoing, index int, surb string, st *mailbox.Status) {
+	for _, f := range o.Fragments {
+		if f.Index != index || !bytes.Equal(f.EnvelopeID, st.EnvelopeID[:]) {
+			continue
+		}
+		switch {
+		case st.Code == mailbox.StatusOK, st.Code == mailbox.StatusDuplicate, st.Code == mailbox.StatusAccepted:
+			f.Acked = true
+		case st.Code.Transient():
+			c.refusedLocked(o, st, &f.Refused, &f.NextAt, &f.Later, f.SURB == surb)
+		default:
+			c.failLocked(o, refusalText(st))
+		}
+	}
 }
 
 // bundleLocked starts a session from a recipient's prekey bundle, after

@@ -333,15 +333,18 @@ func (c *Client) nextReal(doc *directory.Document, epoch uint64) (*packet, error
 		if o.Route == RouteOnion {
 			continue // directLoop's
 		}
+		if !now.Before(o.Deadline(c.ttl())) {
+			continue // expired: maintain reports it
+		}
 		switch o.Status {
 		case StatusBundle:
-			if now.Before(o.BundleNextAt) || o.BundleAttempts >= s.MaxAttempts {
+			if now.Before(o.BundleNextAt) || o.BundleAttempts-o.BundleRefused >= s.MaxAttempts {
 				continue
 			}
 			return c.bundleRequestLocked(doc, epoch, o)
 		case StatusSending:
 			for _, f := range o.Fragments {
-				if f.Acked || f.Attempts >= s.MaxAttempts || now.Before(f.NextAt) {
+				if f.Acked || f.silent() >= s.MaxAttempts || now.Before(f.NextAt) {
 					continue
 				}
 				return c.fragmentPacketLocked(doc, epoch, o, f)
@@ -366,7 +369,7 @@ func (c *Client) bundleRequestLocked(doc *directory.Document, epoch uint64, o *O
 		return nil, err
 	}
 	o.BundleAttempts++
-	o.BundleSURB = sid
+	o.BundleSURB, o.BundleLater = sid, false
 	s := c.net()
 	o.BundleNextAt = c.now().Add(s.AckTimeout + c.jitter(s.RetryJitter))
 	p, err := c.buildLocked(doc, epoch, dest, mailbox.MailboxOf(o.To), msg)
@@ -395,7 +398,7 @@ func (c *Client) fragmentPacketLocked(doc *directory.Document, epoch uint64, o *
 		return nil, err
 	}
 	f.Attempts++
-	f.SURB = sid
+	f.SURB, f.Later = sid, false
 	s := c.net()
 	f.NextAt = c.now().Add(s.AckTimeout + c.jitter(s.RetryJitter))
 	return c.buildLocked(doc, epoch, dest, mailbox.MailboxOf(o.To), msg)
@@ -483,8 +486,10 @@ func (c *Client) cover(doc *directory.Document, epoch uint64) (*packet, error) {
 }
 
 // maintain settles messages: delivered when every fragment is
-// acknowledged, not delivered when a fragment ran out of attempts (or a
-// bundle request did), and forgets what is done.
+// acknowledged; not delivered when a fragment (or a bundle request) met
+// only silence MaxAttempts times, or when the message's TTL passed with
+// no transmission still awaiting an answer (retry.go); and forgets what
+// is done.
 func (c *Client) maintain() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -492,19 +497,29 @@ func (c *Client) maintain() {
 	s := c.netSettings(c.st.Settings)
 	changed := false
 	for _, o := range c.st.Outbox {
+		expired := !now.Before(o.Deadline(c.ttl()))
 		switch o.Status {
 		case StatusBundle:
-			if o.BundleAttempts >= s.MaxAttempts && !now.Before(o.BundleNextAt) {
-				c.failLocked(o, fmt.Sprintf("no answer to %d requests for %s's keys", o.BundleAttempts, o.To))
+			switch {
+			case o.BundleAttempts-o.BundleRefused >= s.MaxAttempts && !o.BundleLater && !now.Before(o.BundleNextAt):
+				why := fmt.Sprintf("no answer to %d requests for %s's keys", o.BundleAttempts-o.BundleRefused, o.To)
+				if o.Detail != "" {
+					why += " (last answer: " + o.Detail + ")"
+				}
+				c.failLocked(o, why)
+				changed = true
+			case expired && !o.bundleAwaiting(now):
+				c.failLocked(o, c.expiredText(o))
 				changed = true
 			}
 		case StatusSending:
-			all := true
+			all, awaiting := true, false
 			for _, f := range o.Fragments {
 				if !f.Acked {
 					all = false
-					if f.Attempts >= s.MaxAttempts && !now.Before(f.NextAt) {
-						why := fmt.Sprintf("no acknowledgement after %d attempts", f.Attempts)
+					awaiting = awaiting || f.awaiting(now)
+					if f.silent() >= s.MaxAttempts && !f.Later && !now.Before(f.NextAt) {
+						why := fmt.Sprintf("no acknowledgement after %d attempts", f.silent())
 						if o.Detail != "" {
 							why += " (last answer: " + o.Detail + ")"
 						}
@@ -514,8 +529,12 @@ func (c *Client) maintain() {
 					}
 				}
 			}
-			if all && o.Status == StatusSending {
+			switch {
+			case all && o.Status == StatusSending:
 				o.Status = StatusDelivered
+				changed = true
+			case expired && !awaiting && o.Status == StatusSending:
+				c.failLocked(o, c.expiredText(o))
 				changed = true
 			}
 		}

@@ -79,7 +79,11 @@ func (c *Client) spoolIn() {
 	sd := filepath.Join(c.v.dir, spoolDir)
 	names, _ := filepath.Glob(filepath.Join(sd, "*.msg"))
 	for _, n := range names {
-		if err := c.spoolOne(n); err != nil {
+		err := c.spoolOne(n)
+		if errors.Is(err, ErrOutboxFull) {
+			return // left in the spool until there is room
+		}
+		if err != nil {
 			c.log.Warn("a spooled message could not be queued", "file", filepath.Base(n), "err", err)
 			os.Rename(n, n+".refused")
 			continue
@@ -98,7 +102,7 @@ func (c *Client) spoolOne(name string) error {
 		return err
 	}
 	_, err = c.queue(s.ID, s.To, s.Body, s.Route)
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrOutboxFull) {
 		c.mu.Lock()
 		c.appendHistoryLocked(&Message{ID: hex.EncodeToString(s.ID), From: c.st.Address, To: s.To, Outgoing: true, Status: StatusFailed, Warning: err.Error()})
 		c.mu.Unlock()

@@ -108,10 +108,14 @@ type Outgoing struct {
 	Detail    string         `json:"detail,omitempty"`
 	Token     []byte         `json:"token,omitempty"` // recipient's token, at sealing
 	Fragments []*OutFragment `json:"fragments,omitempty"`
-	// BundleAttempts counts bundle requests for a first contact.
+	// BundleAttempts counts bundle requests for a first contact;
+	// BundleRefused, those answered with a transient refusal (they do not
+	// count against MaxAttempts, see OutFragment).
 	BundleAttempts int       `json:"bundle_attempts,omitempty"`
+	BundleRefused  int       `json:"bundle_refused,omitempty"`
 	BundleNextAt   time.Time `json:"bundle_next_at,omitzero"`
 	BundleSURB     string    `json:"bundle_surb,omitempty"`
+	BundleLater    bool      `json:"bundle_later,omitempty"`
 	Reported       bool      `json:"reported,omitempty"`
 	// Route is RouteOnion for a direct delivery over Tor; "" is the mix
 	// network.
@@ -120,15 +124,43 @@ type Outgoing struct {
 
 func (o *Outgoing) idHex() string { return hex.EncodeToString(o.ID) }
 
+// Deadline is when the client gives a message up if it is not
+// acknowledged by then: its TTL after it was queued.
+func (o *Outgoing) Deadline(ttl time.Duration) time.Time { return o.Created.Add(ttl) }
+
+// bundleAwaiting reports whether a bundle request may still be answered.
+func (o *Outgoing) bundleAwaiting(now time.Time) bool {
+	return !o.BundleLater && o.BundleAttempts > 0 && now.Before(o.BundleNextAt)
+}
+
 // OutFragment is one fixed-size encrypted fragment of an outgoing message.
+//
+// Its transmissions are of two kinds once they are over: answered with a
+// transient refusal (Refused: the provider said "later"), or unanswered
+// (Attempts − Refused: silence, a loss or an adversary withholding the
+// acknowledgement). MaxAttempts bounds the unanswered ones; refusals are
+// retried, at the pace the provider asked and at least doubling
+// (refusalWait), until the message's TTL (Outgoing.Deadline).
 type OutFragment struct {
 	Index      int       `json:"index"`
 	EnvelopeID []byte    `json:"envelope_id"`
 	Blob       []byte    `json:"blob"`
 	Attempts   int       `json:"attempts"`
+	Refused    int       `json:"refused,omitempty"`
 	Acked      bool      `json:"acked"`
 	NextAt     time.Time `json:"next_at,omitzero"` // when it may be (re)sent
 	SURB       string    `json:"surb,omitempty"`   // the SURB of the last attempt
+	// Later: the last transmission was refused for now, and NextAt is when
+	// to try again (no answer is awaited).
+	Later bool `json:"later,omitempty"`
+}
+
+// silent is how many transmissions went unanswered (or await an answer).
+func (f *OutFragment) silent() int { return f.Attempts - f.Refused }
+
+// awaiting reports whether a transmission may still be answered at now.
+func (f *OutFragment) awaiting(now time.Time) bool {
+	return !f.Acked && !f.Later && f.Attempts > 0 && now.Before(f.NextAt)
 }
 
 // SURBKeys are the keys of a SURB this client handed out, and what the

@@ -106,6 +106,11 @@ type Client struct {
 	AckTimeout  config.Duration `toml:"ack_timeout"`
 	RetryJitter config.Duration `toml:"retry_jitter"`
 	MaxAttempts int             `toml:"max_attempts"`
+	// MessageTTL is how long a client tries a message that its recipient's
+	// provider refuses for now (sender.MessageTTL): a refused packet goes
+	// again after at least RefusalBase·2^(k−1) (the k-th refusal) plus
+	// RetryJitter, not counted against MaxAttempts, until the TTL.
+	MessageTTL config.Duration `toml:"message_ttl"`
 	// Fetch is how clients fetch their mail: "constant" (default, as
 	// sealnet's client does: one fixed-size page per interval on a fixed
 	// clock, so a wire observer sees no arrival; only a corrupt provider
@@ -213,6 +218,15 @@ type Adv struct {
 	// receipt sample (docs/sim.md §3.6). Needs providers "recipient" or
 	// "both".
 	WithholdAcks bool `toml:"withhold_acks"`
+	// RefuseAcks: the corrupt recipient's provider answers every delivery
+	// to the receipt pairs' recipients with a transient refusal ("rate
+	// limited", retry after 1 s, the least it can say) instead of an
+	// acknowledgement, so that their senders retransmit without limit
+	// from MaxAttempts: each refused copy is one more receipt sample, up
+	// to sender.MaxRefusedTransmissions(MessageTTL) more than withholding
+	// buys (docs/sim.md §3.8). Needs providers "recipient" or "both"; not
+	// with WithholdAcks.
+	RefuseAcks bool `toml:"refuse_acks"`
 	// Block is the active attack on the disclosure targets' entry links:
 	// "none" (default), "drop" (every other round, their packets are
 	// dropped) or "delay" (held for BlockDelay, default 5s); the adversary
@@ -237,7 +251,8 @@ func codeDefaults() *Config {
 	c.Client.AckTimeout = config.Duration(30 * time.Second)
 	c.Client.RetryJitter = config.Duration(5 * time.Second)
 	c.Client.MaxAttempts = 5
-	c.Client.Fetch = "constant" // sender's fetchLoop pulls every FetchInterval
+	c.Client.MessageTTL = config.Duration(24 * time.Hour) // sender.MessageTTL
+	c.Client.Fetch = "constant"                           // sender's fetchLoop pulls every FetchInterval
 	c.Client.FetchInterval = config.Duration(time.Second)
 	c.Relay.LoopRate = 0.2 // relay.DefaultLoopRate
 	c.Relay.DropRate = 0
@@ -276,6 +291,7 @@ func (c *Config) setDefaults() {
 	config.Default(&c.Client.FetchInterval, code.Client.FetchInterval)
 	config.Default(&c.Client.AckTimeout, code.Client.AckTimeout)
 	config.Default(&c.Client.MaxAttempts, code.Client.MaxAttempts)
+	config.Default(&c.Client.MessageTTL, code.Client.MessageTTL)
 	config.Default(&c.Relay.MeanDelay, *c.Mixing.MeanDelay)
 	config.Default(&c.Workload.MessageRate, 0.01)
 	config.Default(&c.Workload.Contacts, 5)
@@ -374,6 +390,12 @@ func (c *Config) validate() error {
 		return bad("adversary.block_delay must be positive")
 	case c.Adv.WithholdAcks && c.Adv.Providers != "recipient" && c.Adv.Providers != "both":
 		return bad("adversary.withhold_acks needs the recipient's provider: adversary.providers recipient or both")
+	case c.Adv.RefuseAcks && c.Adv.Providers != "recipient" && c.Adv.Providers != "both":
+		return bad("adversary.refuse_acks needs the recipient's provider: adversary.providers recipient or both")
+	case c.Adv.RefuseAcks && c.Adv.WithholdAcks:
+		return bad("adversary.refuse_acks and adversary.withhold_acks: the provider either answers or not; choose one")
+	case c.Client.MessageTTL.D() < time.Second:
+		return bad("client.message_ttl %v: want at least 1s", c.Client.MessageTTL.D())
 	case c.Workload.MessageRate <= 0 || c.Workload.MessageRate > 1e4:
 		return bad("workload.message_rate %g: want (0, 10,000] per second", c.Workload.MessageRate)
 	case c.Client.Rate > 0 && c.Workload.MessageRate >= c.Client.Rate:

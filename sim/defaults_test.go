@@ -2,6 +2,7 @@ package sim_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/sealnet/sealnet/mailbox"
 	"github.com/sealnet/sealnet/mixnet"
@@ -49,6 +50,9 @@ func TestDefaultsFollowTheCode(t *testing.T) {
 		{"client.ack_timeout", c.Client.AckTimeout.D(), net.AckTimeout},
 		{"client.retry_jitter", c.Client.RetryJitter.D(), net.RetryJitter},
 		{"client.max_attempts", c.Client.MaxAttempts, net.MaxAttempts},
+		{"client.message_ttl", c.Client.MessageTTL.D(), sender.MessageTTL},
+		{"refused transmissions in a TTL", refusedIn(c.Client.MessageTTL.D()), sender.MaxRefusedTransmissions(sender.MessageTTL)},
+		{"the least retry-after", sim.RefusalRetryAfter, time.Duration(1) * time.Second}, // mailbox: whole seconds, at least 1
 		{"client.fetch", c.Client.Fetch, fetch},
 		{"mixing.kind", c.Mixing.Kind, "poisson"}, // relay: mixing.strategy defaults to poisson
 		{"mixing.max_delay", c.Mixing.MaxDelay.D(), net.MaxDelay},
@@ -62,6 +66,19 @@ func TestDefaultsFollowTheCode(t *testing.T) {
 	} {
 		if d.sim != d.code {
 			t.Errorf("%s: the simulator's default is %v, the code's %v", d.key, d.sim, d.code)
+		}
+	}
+}
+
+// refusedIn is how many refused transmissions the simulator's pacing
+// (sim.RefusalBase, doubling) fits in ttl: sender.MaxRefusedTransmissions
+// for the code's.
+func refusedIn(ttl time.Duration) int {
+	k := 0
+	for total := time.Duration(0); ; k++ {
+		total += sim.RefusalBase << k
+		if total > ttl {
+			return k
 		}
 	}
 }

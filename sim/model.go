@@ -43,6 +43,9 @@ type packet struct {
 	// first copy stored): when it leaves, the colluding recipient's
 	// provider opens an acknowledgement-attack window.
 	scored bool
+	// refusal marks a reply that is a transient refusal, not an
+	// acknowledgement (Adv.RefuseAcks): the sender tries again later.
+	refusal bool
 }
 
 // message is a real message's delivery state: the client retransmits it
@@ -50,7 +53,10 @@ type packet struct {
 // recipient's provider stores it once, recognising its envelope ID.
 type message struct {
 	src, dst  int32
+	created   int64 // when it was queued: its TTL counts from here
 	attempts  uint8
+	refused   uint8 // transmissions answered with a transient refusal
+	gen       uint8 // which retransmission timer is live (a refusal replaces the acknowledgement timeout's)
 	frag      uint8 // the fragment's index in its message
 	delivered bool  // stored by the recipient's provider
 	settled   bool  // acknowledged, or given up
@@ -317,7 +323,7 @@ func (m *model) send(i int32, from int32) {
 
 // newMessage opens the delivery state of fragment frag of a real message.
 func (m *model) newMessage(src, dst int32, frag uint8) int32 {
-	m.msgs = append(m.msgs, message{src: src, dst: dst, frag: frag})
+	m.msgs = append(m.msgs, message{src: src, dst: dst, frag: frag, created: m.now})
 	id := int32(len(m.msgs) - 1)
 	m.pending[src]++
 	return id
@@ -337,18 +343,54 @@ func (m *model) sentReal(p *packet) {
 	if j := int64(m.cfg.Client.RetryJitter.D()); j > 0 {
 		wait += m.rng.Int64N(j + 1)
 	}
-	m.q.push(m.now+wait, evRetry, p.msg)
+	ms.gen++
+	m.q.pushB(m.now+wait, evRetry, p.msg, int32(ms.gen))
 }
 
-// retry is a real message's retransmission timer: unacknowledged, it goes
-// again on a new path through the sender's Poisson stream, until
-// MaxAttempts transmissions.
-func (m *model) retry(id int32) {
+// RefusalBase and RefusalRetryAfter are the sender's pacing of refused
+// packets (package sender's refusalBase; TestDefaultsFollowTheCode ties
+// MaxRefusedTransmissions to it): the k-th refusal waits at least
+// RefusalBase·2^(k−1), and what the provider asked, at least
+// RefusalRetryAfter (the least on the wire, one second).
+const (
+	RefusalBase       = time.Second
+	RefusalRetryAfter = time.Second
+)
+
+// refusedAck: a transient refusal of message id came back to its sender
+// (Adv.RefuseAcks). It is an answer, so not counted against MaxAttempts:
+// the packet goes again after the refusal's wait, until the message's TTL.
+func (m *model) refusedAck(id int32) {
+	ms := &m.msgs[id]
+	if ms.settled {
+		return
+	}
+	ms.refused++
+	ttl := int64(m.cfg.Client.MessageTTL.D())
+	wait := min(max(int64(RefusalRetryAfter), int64(RefusalBase)<<min(int(ms.refused)-1, 40)), ttl)
+	if j := int64(m.cfg.Client.RetryJitter.D()); j > 0 {
+		wait += m.rng.Int64N(j + 1)
+	}
+	if m.now+wait >= ms.created+ttl {
+		m.stats.failed++ // expired
+		m.settle(id)
+		return
+	}
+	ms.gen++ // the acknowledgement timeout's timer is void
+	m.q.pushB(m.now+wait, evRetry, id, int32(ms.gen))
+}
+
+// retry is a real message's retransmission timer (gen: which one):
+// unacknowledged, it goes again on a new path through the sender's Poisson
+// stream, until MaxAttempts transmissions went unanswered or its TTL
+// passed.
+func (m *model) retry(id int32, gen int32) {
 	ms := &m.msgs[id]
 	switch {
-	case ms.settled:
-		return // acknowledged
-	case int(ms.attempts) >= m.cfg.Client.MaxAttempts:
+	case ms.settled || int32(ms.gen) != gen:
+		return // acknowledged, or a timer a refusal replaced
+	case int(ms.attempts)-int(ms.refused) >= m.cfg.Client.MaxAttempts,
+		m.now >= ms.created+int64(m.cfg.Client.MessageTTL.D()):
 		m.stats.failed++
 		m.settle(id)
 		return
@@ -484,7 +526,7 @@ func (m *model) loop(ctx context.Context) error {
 			m.send(m.newPacket(kindRelayDrop, -1-e.a, -1, int32(m.rng.IntN(m.P))), e.a)
 			m.q.push(m.now+m.exp(cfg.Relay.DropRate), evRelayDrop, e.a)
 		case evRetry:
-			m.retry(e.a)
+			m.retry(e.a, e.b)
 		case evPull:
 			m.pull(e.a)
 			m.q.push(m.now+int64(cfg.Client.FetchInterval.D()), evPull, e.a)
@@ -769,7 +811,9 @@ func (m *model) finish(i int32) {
 			acked = p.src // cover is answered like any request
 		}
 	case kindAck:
-		if msg >= 0 {
+		if msg >= 0 && p.refusal {
+			m.refusedAck(msg)
+		} else if msg >= 0 {
 			m.settle(msg)
 		}
 	}
@@ -777,11 +821,13 @@ func (m *model) finish(i int32) {
 	if acked >= 0 && kind == kindReal && m.cfg.Adv.WithholdAcks && m.att.withheld(m.msgs[msg].dst) {
 		acked = -1 // the corrupt provider keeps the acknowledgement
 	}
+	refusal := acked >= 0 && kind == kindReal && m.cfg.Adv.RefuseAcks && m.att.withheld(m.msgs[msg].dst)
 	if acked >= 0 && *m.cfg.Workload.Acks {
 		a := m.newPacket(kindAck, -1-dest, acked, m.providerOf(acked))
 		if kind == kindReal {
 			m.pkts[a].msg = msg
 			m.pkts[a].scored = scored
+			m.pkts[a].refusal = refusal // answered "later", not acknowledged
 		}
 		if d := m.cfg.Workload.AckDelay.D(); d > 0 {
 			m.q.pushB(m.now+int64(m.rng.ExpFloat64()*float64(d)), evAckSend, a, dest)

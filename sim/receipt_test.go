@@ -4,6 +4,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The receipt attacks (receipt.go) and what comes back (returns.go), each
@@ -287,4 +288,34 @@ func fmt2(x []float64) []float64 {
 		out[i] = math.Round(v*100) / 100
 	}
 	return out
+}
+
+// TestRefusedAcknowledgements: a corrupt recipient's provider that
+// answers "later" (a transient refusal, retry after 1 s) instead of
+// acknowledging is not limited by max_attempts, since a refusal is an
+// answer: the sender tries again, at least doubling its wait, until the
+// message's TTL, and each copy is another receipt sample. So refusing
+// buys more samples than withholding (at most max_attempts); within a run
+// of 8 minutes, at most MaxAttempts + ⌊log2(8 min / 1 s + 1)⌋ per message
+// (15 for 24 h of TTL more), and as deployed they still link little.
+func TestRefusedAcknowledgements(t *testing.T) {
+	held := run(t, receiptScenario("", "", "max_attempts = 5", "withhold_acks = true", "")).Disclosure
+	refused := run(t, receiptScenario("", "", "max_attempts = 5", "refuse_acks = true", ""))
+	dr := refused.Disclosure
+	t.Logf("as deployed, receipt samples per message: %.2f withheld, %.2f refused (retransmits %d, expired %d); top-1 after n: withheld %v, refused %v",
+		held.ReceiptSamples, dr.ReceiptSamples, refused.Retransmits, refused.Failed, fmt2(held.Receipt), fmt2(dr.Receipt))
+	bound := 5.0
+	for total := time.Duration(0); ; {
+		total += RefusalBase << int(bound-5)
+		if total > 8*time.Minute {
+			break
+		}
+		bound++
+	}
+	if dr.ReceiptSamples <= held.ReceiptSamples || dr.ReceiptSamples > bound+1 {
+		t.Fatalf("refused: %.2f samples per message; want more than withheld (%.2f) and at most %v", dr.ReceiptSamples, held.ReceiptSamples, bound+1)
+	}
+	if k := len(dr.Receipt); k < 5 || dr.Receipt[k-1] > 0.5 {
+		t.Errorf("as deployed, refused acknowledgements link %v", fmt2(dr.Receipt))
+	}
 }

@@ -67,8 +67,11 @@ type Parameters struct {
 	// RetryJitter is the upper bound of a uniform extra delay before a
 	// retransmission, so that its moment does not reveal the original's.
 	RetryJitter time.Duration
-	// MaxAttempts bounds the transmissions of one message; after that
-	// the user is told it was not delivered. 1 to 100.
+	// MaxAttempts bounds the unanswered transmissions of one message;
+	// after that the user is told it was not delivered. A transient
+	// refusal by the recipient's provider is an answer and does not
+	// count (the client retries it until the message's TTL,
+	// sender.MessageTTL). 1 to 100.
 	MaxAttempts int
 	// RelayLoopRate is the loop cover each relay and provider sends per
 	// second, through the other layers and back: cover, and a probe that

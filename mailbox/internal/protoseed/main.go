@@ -91,6 +91,7 @@ func run(dir string) error {
 		"pull":                 &mailbox.PullRequest{Through: 42},
 		"set-token":            &mailbox.SetTokenRequest{TokenHash: [32]byte{3}},
 		"status":               &mailbox.Status{Code: mailbox.StatusAccepted, EnvelopeID: [16]byte{1}, Detail: "taken"},
+		"status-retry":         &mailbox.Status{Code: mailbox.StatusRateLimited, EnvelopeID: [16]byte{1}, RetryAfter: 6 * time.Second},
 		"bundle-response":      &mailbox.BundleResponse{Bundle: rawBundle},
 		"certificate-response": &mailbox.CertificateResponse{Certificate: cert},
 		"page": &mailbox.Page{More: true, Replenish: mailbox.ReplenishOneTime, Records: []mailbox.Record{
@@ -121,7 +122,7 @@ func run(dir string) error {
 			return err
 		}
 	}
-	for name, m := range map[string]mailbox.Message{"status": msgs["status"], "bundle": msgs["bundle-response"]} {
+	for name, m := range map[string]mailbox.Message{"status": msgs["status"], "status-retry": msgs["status-retry"], "bundle": msgs["bundle-response"]} {
 		msg, err := mailbox.MarshalReply(g, m)
 		if err != nil {
 			return err
