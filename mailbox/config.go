@@ -37,6 +37,8 @@ type Settings struct {
 	LimiterEntries         int             `toml:"limiter_entries"`          // rate-limit buckets kept; default 200000
 	HeldReplies            int             `toml:"held_replies"`             // replies waiting for their hold; default 262144
 	RepliesPerMinute       int             `toml:"replies_per_minute"`       // SURB replies stored per mailbox; default 1800
+	NewcomerLinks          int             `toml:"newcomer_links"`           // user links open at once for keys with no account; default 64
+	RegisterWithin         config.Duration `toml:"register_within"`          // such a link is closed unless it registers by then; default 30s
 
 	// Tests only (export_test.go): the stranger defence of issue 15 off,
 	// another answer time, and SURB replies stored unchecked (before
@@ -83,6 +85,8 @@ func (m *Settings) validate() error {
 	config.Default(&m.LimiterEntries, 200_000)
 	config.Default(&m.HeldReplies, 1<<18)
 	config.Default(&m.RepliesPerMinute, 1800)
+	config.Default(&m.NewcomerLinks, 64)
+	config.Default(&m.RegisterWithin, config.Duration(30*time.Second))
 	bad := func(f string, a ...any) error { return fmt.Errorf("%w: mailbox.%s", ErrConfig, fmt.Sprintf(f, a...)) }
 	switch {
 	case m.TTL.D() < time.Hour:
@@ -95,6 +99,8 @@ func (m *Settings) validate() error {
 		return bad("certificate_ttl %v is under an hour", m.CertificateTTL.D())
 	case m.DeliveryWorkers < 1 || m.DeliveryWorkers > 4096 || m.DeliveryQueue < 1:
 		return bad("delivery_workers must be 1..4096 and delivery_queue positive")
+	case m.NewcomerLinks < 1 || m.RegisterWithin.D() < time.Second:
+		return bad("newcomer_links must be positive and register_within at least 1s")
 	}
 	for name, v := range map[string]int{"deliveries_per_minute": m.DeliveriesPerMinute, "unsolicited_per_minute": m.UnsolicitedPerMinute,
 		"bundles_per_hour": m.BundlesPerHour, "onetime_per_hour": m.OneTimePerHour, "registrations_per_minute": m.RegistrationsPerMinute,

@@ -42,7 +42,13 @@ type Service struct {
 	// Answers to strangers (stranger.go, phantom.go).
 	answerTime    time.Duration // StrangerAnswerTime; 0: answer at once (the defence off, tests)
 	strangerSlots chan struct{} // the work of those requests in progress
-	fake          func(mb MailboxID, take bool, now time.Time) (*PrekeyBundle, error)
+
+	// User links of keys with no account here (newcomers, come to
+	// register) in progress: anyone can make such a key, so they are
+	// bounded apart from the accounts' links and live only until
+	// RegisterWithin.
+	newcomers chan struct{}
+	fake      func(mb MailboxID, take bool, now time.Time) (*PrekeyBundle, error)
 
 	send func(mixnet.NodeID, []byte) error // into the mix network (SURB replies)
 
@@ -99,6 +105,7 @@ func NewService(cfg Settings, o ServiceOptions) *Service {
 
 		answerTime:    StrangerAnswerTime,
 		strangerSlots: make(chan struct{}, max(cfg.DeliveryWorkers, 1)),
+		newcomers:     make(chan struct{}, max(cfg.NewcomerLinks, 1)),
 	}
 	s.fake = s.phantomBundle
 	if cfg.strangerAnswerTime != 0 {
@@ -486,9 +493,16 @@ func (s *Service) HandleLink(ctx context.Context, c *link.Conn) {
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	var owner *session
+	var nc *newcomerLink
 	if c.Kind() == link.KindUser {
 		owner = &session{key: c.PeerKey()}
 		s.m.links("user").Inc()
+		if !s.owner(owner) {
+			if nc = s.admitNewcomer(c); nc == nil {
+				return
+			}
+			defer nc.end()
+		}
 	} else {
 		s.m.links("client").Inc()
 	}
@@ -509,9 +523,46 @@ func (s *Service) HandleLink(ctx context.Context, c *link.Conn) {
 		} else {
 			reply = s.handle(ctx, c.Kind(), owner, m)
 		}
+		if _, ok := m.(*RegisterRequest); ok && nc != nil && s.owner(owner) {
+			nc.end() // an account's link from now on
+			nc = nil
+		}
 		if err := WriteMessage(c, s.geo, reply); err != nil {
 			return
 		}
+	}
+}
+
+// newcomerLink is a user link whose key has no account here: it holds one
+// of the NewcomerLinks places, and is closed at RegisterWithin unless it
+// registers first. Anyone can make a key and link with it; without this,
+// made-up keys could hold every connection slot of the node (MaxConns)
+// for the links' whole idle timeout, away from its peers and its users.
+type newcomerLink struct {
+	s     *Service
+	timer *time.Timer
+	held  bool
+}
+
+// admitNewcomer takes a place for c, or closes c and returns nil when
+// every place is taken.
+func (s *Service) admitNewcomer(c *link.Conn) *newcomerLink {
+	select {
+	case s.newcomers <- struct{}{}:
+	default:
+		s.m.rejected("newcomers").Inc()
+		c.Close()
+		return nil
+	}
+	return &newcomerLink{s: s, held: true, timer: time.AfterFunc(s.cfg.RegisterWithin.D(), func() { c.Close() })}
+}
+
+// end stops the deadline and gives the place back (idempotent).
+func (n *newcomerLink) end() {
+	n.timer.Stop()
+	if n.held {
+		n.held = false
+		<-n.s.newcomers
 	}
 }
 
@@ -864,7 +915,7 @@ func newServiceMetrics(r *metrics.Registry, s *Service) *serviceMetrics {
 	for _, k := range []string{"stored", "duplicate", "discarded", "surb_reply", "cover"} {
 		m.deliver[k] = r.Counter("sealnet_mailbox_deliveries_total", "Envelopes delivered, by outcome.", "outcome", k)
 	}
-	for _, k := range []string{"rate_limited", "quota", "bad_request", "unavailable", "malformed", "queue_full", "bad_surb", "forged_reply", "reply_not_sent", "reply_not_stored", "busy", "overrun", "phantom_cap"} {
+	for _, k := range []string{"rate_limited", "quota", "bad_request", "unavailable", "malformed", "queue_full", "bad_surb", "forged_reply", "reply_not_sent", "reply_not_stored", "busy", "overrun", "phantom_cap", "newcomers"} {
 		m.reject[k] = r.Counter("sealnet_mailbox_rejected_total", "Requests refused, by reason.", "reason", k)
 	}
 	for _, k := range []string{"client", "user"} {

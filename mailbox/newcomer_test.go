@@ -1,0 +1,92 @@
+package mailbox_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/sealnet/sealnet/internal/config"
+	"github.com/sealnet/sealnet/internal/testnet"
+	"github.com/sealnet/sealnet/mailbox"
+)
+
+// linkOpen reports whether c's link still answers: an unregistered key's
+// fetch is refused with a status, a closed link fails to carry it.
+func linkOpen(c *mailbox.Client) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, err := c.Fetch(ctx, 0)
+	return err == nil || statusOf(err) != 255
+}
+
+// TestNewcomerLinksBounded: anyone can make a key and open a user link
+// with it, so links of keys with no account hold at most newcomer_links
+// places and only until register_within, while the accounts' links are
+// not affected. Control: with the bounds lifted (as before), links of
+// made-up keys stay open, each holding a connection slot of the node.
+func TestNewcomerLinksBounded(t *testing.T) {
+	const within = 1500 * time.Millisecond
+	for _, bounded := range []bool{true, false} {
+		t.Run(fmt.Sprintf("bounded=%v", bounded), func(t *testing.T) {
+			e := start(t, testnet.Spec{EpochPeriod: time.Hour, Layers: 1, Width: 1, Providers: 1}, func(s *mailbox.Settings) {
+				if bounded {
+					s.NewcomerLinks, s.RegisterWithin = 3, config.Duration(within)
+				} else {
+					s.NewcomerLinks, s.RegisterWithin = 1000, config.Duration(time.Hour)
+				}
+			})
+			bob := newUser(t, "bob@a")
+			e.register(t, bob, true)
+
+			var made []*mailbox.Client
+			for i := range 4 {
+				made = append(made, e.dial(t, "a", newUser(t, fmt.Sprintf("made-up%d@a", i))))
+			}
+			open := 0
+			for _, c := range made {
+				if linkOpen(c) {
+					open++
+				}
+			}
+			if bounded && open != 3 {
+				t.Fatalf("%d of 4 made-up keys' links open, want newcomer_links = 3", open)
+			}
+			if !bounded && open != 4 {
+				t.Fatalf("control: %d of 4 made-up keys' links open, want all", open)
+			}
+			// An account's link is not a newcomer's: it opens while every
+			// newcomer place is taken.
+			if owner := e.dial(t, "a", bob); !linkOpen(owner) {
+				t.Fatal("bob's link refused while made-up keys hold the newcomer places")
+			}
+			// A newcomer that registers in time keeps its link.
+			carol := newUser(t, "carol@a")
+			var cl *mailbox.Client
+			if bounded {
+				time.Sleep(within + 500*time.Millisecond) // the made-up keys' deadline passes, freeing their places
+			}
+			cl = e.dial(t, "a", carol)
+			if err := cl.Register(context.Background(), carol.addr, [32]byte(carol.x.Public), carol.ed, sha256.Sum256(carol.token[:]), true); err != nil {
+				t.Fatalf("a newcomer registering: %v", err)
+			}
+			time.Sleep(within + 500*time.Millisecond)
+			if !linkOpen(cl) {
+				t.Fatal("a link that registered in time was closed at register_within")
+			}
+			open = 0
+			for _, c := range made {
+				if linkOpen(c) {
+					open++
+				}
+			}
+			if bounded && open != 0 {
+				t.Fatalf("%d made-up keys' links still open after register_within", open)
+			}
+			if !bounded && open != 4 {
+				t.Fatalf("control: %d of 4 made-up keys' links open after the wait, want all (they hold their slots)", open)
+			}
+		})
+	}
+}
