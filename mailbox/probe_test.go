@@ -180,7 +180,7 @@ func (s *stranger) bundles(ctx context.Context, mbs []mailbox.MailboxID, takes i
 	out := make([][]*mailbox.PrekeyBundle, len(mbs))
 	err := s.each(ctx, mrand.Perm(len(mbs)), takes, func(c *mailbox.Client, i int) error {
 		for range takes {
-			b, err := c.Bundle(ctx, mbs[i])
+			b, err := busyRetry(ctx, func() (*mailbox.PrekeyBundle, error) { return c.Bundle(ctx, mbs[i]) })
 			if err != nil {
 				return err
 			}
@@ -189,6 +189,24 @@ func (s *stranger) bundles(ctx context.Context, mbs []mailbox.MailboxID, takes i
 		return nil
 	})
 	return out, err
+}
+
+// busyRetry calls f again, as a patient stranger would, while the provider
+// answers "busy; try again" (every stranger slot taken: on a loaded test
+// machine the work of earlier requests can outlive their answers). A busy
+// answer is given before any work, so it hands out nothing.
+func busyRetry[T any](ctx context.Context, f func() (T, error)) (T, error) {
+	for i := 0; ; i++ {
+		v, err := f()
+		if err == nil || statusOf(err) != mailbox.StatusUnavailable || i == 50 {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // deliverTime delivers one tokenless envelope (fresh ID, random bytes) and
@@ -200,11 +218,24 @@ func (s *stranger) deliverTime(ctx context.Context, c *mailbox.Client, mb mailbo
 	rand.Read(id[:])
 	data := make([]byte, s.size)
 	rand.Read(data)
-	start := time.Now()
-	code, err := c.Deliver(ctx, mb, id, [32]byte{}, data)
-	d := time.Since(start)
-	if err != nil {
-		return 0, err
+	var code mailbox.StatusCode
+	var d time.Duration
+	for i := 0; ; i++ { // "busy; try again" is answered before any work: not a sample
+		start := time.Now()
+		var err error
+		code, err = c.Deliver(ctx, mb, id, [32]byte{}, data)
+		d = time.Since(start)
+		if err != nil {
+			return 0, err
+		}
+		if code != mailbox.StatusUnavailable || i == 50 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	if code != mailbox.StatusAccepted {
 		return 0, fmt.Errorf("tokenless delivery answered %v", code)
