@@ -44,14 +44,18 @@ vet:
 # The simulator's tests are single-threaded arithmetic but for its sweep
 # workers: they run with the race detector only where goroutines meet
 # (the sweeps), and otherwise without it, which is 5-10x faster. The
-# allocation tests (named *Alloc*) run once more without the race
-# detector, which changes allocation counts: they hold the figures in
-# docs/benchmarks.md.
+# tests in NORACE run without it only: the allocation tests hold the
+# figures in docs/benchmarks.md.
 unit:
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/sim$$')
+	$(GO) test -race -count=1 -skip '$(NORACE)' $$($(GO) list ./... | grep -v '/sim$$')
 	$(GO) test -count=1 ./sim/
 	$(GO) test -race -count=1 -run 'Sweep|Deterministic' ./sim/
-	$(GO) test -count=1 -run 'Alloc' ./mixnet/... ./internal/hmac256/ ./internal/loopwatch/
+	$(GO) test -count=1 -run '$(NORACE)' ./mixnet/... ./internal/hmac256/ ./internal/loopwatch/
+
+# Tests run without the race detector only: allocation counts (which it
+# changes), and the packet layer's single-goroutine statistical tests
+# (which it slows tenfold).
+NORACE := Alloc|TestPositionHidden|TestOutputUniform
 
 fuzz-smoke:
 	scripts/fuzz.sh $(FUZZTIME)
