@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -233,68 +232,21 @@ type authority struct {
 func startAuthorities(t *testing.T, params ...directory.Parameters) ([]*authority, uint64) {
 	t.Helper()
 	nodes := testNodes()
-	auths := make([]*authority, len(params))
-	handlers := make([]http.Handler, len(params))
-	var mu sync.Mutex
-	for i := range auths {
-		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			mu.Lock()
-			h := handlers[i]
-			mu.Unlock()
-			if h == nil {
-				http.Error(w, "not yet", http.StatusServiceUnavailable)
-				return
-			}
-			h.ServeHTTP(w, r)
-		}))
-		t.Cleanup(ts.Close)
-		auths[i] = &authority{url: ts.URL, log: &records{}}
-	}
-	// Each authority's identity key is created on a first New without
-	// peers; the second New, with every peer's key, loads it again.
 	cfgs := make([]Config, len(params))
-	keys := make([]string, len(params))
-	now := time.Now()
-	clock := func() time.Time { return now } // one epoch for all, whatever the wall clock does
 	for i, p := range params {
 		cfgs[i] = baseConfig(t, nodes)
 		cfgs[i].Parameters = ParametersConfigOf(p)
-		s, err := New(cfgs[i], Options{Clock: clock})
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys[i] = hex.EncodeToString(s.PublicKey())
 	}
-	var e uint64
-	for i, cfg := range cfgs {
-		for j, other := range auths {
-			if j != i {
-				cfg.Peers = append(cfg.Peers, Peer{URL: other.url, Key: keys[j]})
-			}
-		}
-		s, err := New(cfg, Options{Logger: slog.New(auths[i].log), Clock: clock})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hex.EncodeToString(s.PublicKey()) != keys[i] {
-			t.Fatal("the authority's identity key changed")
-		}
-		auths[i].s = s
-		mu.Lock()
-		handlers[i] = s.Handler()
-		mu.Unlock()
-		e = s.epoch()
+	now := time.Now()
+	auths := startNet(t, func() time.Time { return now }, cfgs) // one epoch for all, whatever the wall clock does
+	e := auths[0].s.epoch()
+	for _, a := range auths {
 		for _, n := range nodes {
-			if err := s.Submit(n.descriptor(t, e)); err != nil {
+			if err := a.s.Submit(n.descriptor(t, e)); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	t.Cleanup(func() {
-		for _, a := range auths {
-			a.s.client.CloseIdleConnections()
-		}
-	})
 	return auths, e
 }
 
