@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -505,27 +504,7 @@ func deliverThroughMix(t *testing.T, ctx context.Context, nw *testnet.Network, n
 			inj.Close()
 			inj = testnet.NewInjector(doc.Doc)
 		}
-		var seed [32]byte
-		rand.Read(seed[:])
-		back, err := doc.Doc.SelectPath(mrand.New(mrand.NewChaCha8(seed)), prov, doc.Doc.Epoch, 10*time.Millisecond)
-		if err != nil {
-			t.Fatal(err)
-		}
-		surb, _, err := mixnet.NewSURB(rand.Reader, doc.Doc.Geometry, back, mixnet.RecipientID(mb))
-		if err != nil {
-			t.Fatal(err)
-		}
-		sb, _ := surb.MarshalBinary()
-		msg, err := mailbox.MarshalMixRequest(doc.Doc.Geometry, &mailbox.MixRequest{SURB: sb,
-			Deliver: &mailbox.MixDeliver{EnvelopeID: [16]byte{byte(n), byte(try), 7}, Token: token, Data: []byte("after the storm")}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		entry, pkt, err := inj.Packet(prov, mixnet.RecipientID(mb), msg, 10*time.Millisecond)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := inj.Send(ctx, entry, pkt); err != nil {
+		if err := sendDelivery(ctx, inj, doc, prov, mb, [16]byte{byte(n), byte(try), 7}, token, []byte("after the storm")); err != nil {
 			t.Fatalf("sending through the entry mix: %v", err)
 		}
 		p, err := owner.Fetch(ctx, 2*time.Second)

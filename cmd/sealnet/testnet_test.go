@@ -121,27 +121,7 @@ func TestTestnetUp(t *testing.T) {
 	mb := mailbox.MailboxOf("bob@a")
 	send := func(i int) {
 		t.Helper()
-		var seed [32]byte
-		rand.Read(seed[:])
-		back, err := doc.Doc.SelectPath(mrand.New(mrand.NewChaCha8(seed)), prov, doc.Doc.Epoch, 10*time.Millisecond)
-		if err != nil {
-			t.Fatal(err)
-		}
-		surb, _, err := mixnet.NewSURB(rand.Reader, doc.Doc.Geometry, back, mixnet.RecipientID(mb))
-		if err != nil {
-			t.Fatal(err)
-		}
-		sb, _ := surb.MarshalBinary()
-		msg, err := mailbox.MarshalMixRequest(doc.Doc.Geometry, &mailbox.MixRequest{SURB: sb,
-			Deliver: &mailbox.MixDeliver{EnvelopeID: [16]byte{byte(i), byte(i >> 8), 1}, Token: token, Data: []byte("hello")}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		entry, pkt, err := inj.Packet(prov, mixnet.RecipientID(mb), msg, 10*time.Millisecond)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := inj.Send(ctx, entry, pkt); err != nil {
+		if err := sendDelivery(ctx, inj, doc, prov, mb, [16]byte{byte(i), byte(i >> 8), 1}, token, []byte("hello")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -259,4 +239,33 @@ func TestTestnetParameters(t *testing.T) {
 	if _, err := testnetParameters(path, nil, nil); err == nil || !strings.Contains(err.Error(), "parameters.mean_dealy") {
 		t.Fatalf("misspelt key: got %v, want an error naming parameters.mean_dealy", err)
 	}
+}
+
+// sendDelivery sends one tokened delivery for mailbox mb at prov into
+// the mix network through inj, as a client does (with a SURB for its
+// acknowledgement, which a test without the owner's reply key never
+// sees stored).
+func sendDelivery(ctx context.Context, inj *testnet.Injector, doc *directory.SignedDocument, prov *directory.Descriptor,
+	mb mailbox.MailboxID, id [16]byte, token [32]byte, data []byte) error {
+	var seed [32]byte
+	rand.Read(seed[:])
+	back, err := doc.Doc.SelectPath(mrand.New(mrand.NewChaCha8(seed)), prov, doc.Doc.Epoch, 10*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	surb, _, err := mixnet.NewSURB(rand.Reader, doc.Doc.Geometry, back, mixnet.RecipientID(mb))
+	if err != nil {
+		return err
+	}
+	sb, _ := surb.MarshalBinary()
+	msg, err := mailbox.MarshalMixRequest(doc.Doc.Geometry, &mailbox.MixRequest{SURB: sb,
+		Deliver: &mailbox.MixDeliver{EnvelopeID: id, Token: token, Data: data}})
+	if err != nil {
+		return err
+	}
+	entry, pkt, err := inj.Packet(prov, mixnet.RecipientID(mb), msg, 10*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	return inj.Send(ctx, entry, pkt)
 }
