@@ -45,6 +45,7 @@ func TestCoverReturns(t *testing.T) {
 // when the cover comes back; the control, the same client undisturbed,
 // says nothing.
 func TestLoopAlarm(t *testing.T) {
+	t.Parallel() // a minute of waiting for the alarm; runs beside TestTorPath
 	var drop atomic.Bool
 	n := startNetwork(t, testnet.InProcessOptions{})
 	alice := n.newUser(t, "alice@a", sender.Options{Filter: func(kind string, _ []byte) bool {

@@ -93,6 +93,7 @@ func TestTorPath(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a private Tor network (~30 s)")
 	}
+	t.Parallel() // mostly waits for tor; runs beside TestLoopAlarm, which mostly waits too
 	nw, err := testnet.Create(t.TempDir(), testnet.Spec{Tor: true, Providers: 2, Parameters: testParams()})
 	if err != nil {
 		t.Fatal(err)
