@@ -13,6 +13,7 @@ import (
 
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/link"
+	"github.com/sealnet/sealnet/sender/seal"
 )
 
 // Client speaks the provider protocol on one direct link. A client link
@@ -136,14 +137,14 @@ func (c *Client) Deliver(ctx context.Context, mb MailboxID, id [16]byte, token [
 }
 
 // Bundle fetches and verifies a user's prekey bundle.
-func (c *Client) Bundle(ctx context.Context, mb MailboxID) (*PrekeyBundle, error) {
+func (c *Client) Bundle(ctx context.Context, mb MailboxID) (*seal.PrekeyBundle, error) {
 	m, err := c.call(ctx, &BundleRequest{Mailbox: mb}, 0)
 	if err != nil {
 		return nil, err
 	}
 	switch r := m.(type) {
 	case *BundleResponse:
-		b, err := ParseBundle(r.Bundle)
+		b, err := seal.ParseBundle(r.Bundle)
 		if err != nil {
 			return nil, err
 		}

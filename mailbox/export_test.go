@@ -8,6 +8,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"time"
+
+	"github.com/sealnet/sealnet/sender/seal"
 )
 
 // DisableStrangerDefence restores, for the provider these settings
@@ -29,7 +31,7 @@ func SetStrangerAnswerTime(s *Settings, d time.Duration) { s.strangerAnswerTime 
 func init() {
 	legacyStranger = func(s *Service) {
 		s.answerTime = 0
-		s.fake = func(mb MailboxID, take bool, now time.Time) (*PrekeyBundle, error) {
+		s.fake = func(mb MailboxID, take bool, now time.Time) (*seal.PrekeyBundle, error) {
 			return s.legacyFakeBundle(mb, take, now), nil
 		}
 	}
@@ -39,26 +41,26 @@ func init() {
 // signed keys derived from the provider secret and the mailbox ID, a
 // signed prekey ID that is the week number, one-time keys fresh under IDs
 // derived from a per-mailbox base and the minute.
-func (s *Service) legacyFakeBundle(mb MailboxID, take bool, now time.Time) *PrekeyBundle {
+func (s *Service) legacyFakeBundle(mb MailboxID, take bool, now time.Time) *seal.PrekeyBundle {
 	derive := func(label string, n int) []byte { return s.fakeKey(mb, label, n) }
 	edKey := ed25519.NewKeyFromSeed(derive("ed25519", ed25519.SeedSize))
 	xKey, _ := ecdh.X25519().NewPrivateKey(derive("x25519", 32))
-	b := &PrekeyBundle{}
+	b := &seal.PrekeyBundle{}
 	copy(b.IdentityX25519[:], xKey.PublicKey().Bytes())
 	copy(b.IdentityEd25519[:], edKey.Public().(ed25519.PublicKey))
 	week := uint32(now.Unix() / (7 * 24 * 3600))
 	sp, _ := ecdh.X25519().NewPrivateKey(derive(fmt.Sprintf("signed %d", week), 32))
-	b.Signed = NewSignedPrekey(edKey, week, sp.PublicKey())
+	b.Signed = seal.NewSignedPrekey(edKey, week, sp.PublicKey())
 	idBase := binary.BigEndian.Uint32(derive("ids", 4)) & 0x3fffffff
 	if take {
 		ot, _ := ecdh.X25519().GenerateKey(rand.Reader)
-		b.OneTime = &OneTimePrekey{ID: idBase + uint32(now.Unix()/60)%(1<<20)}
+		b.OneTime = &seal.OneTimePrekey{ID: idBase + uint32(now.Unix()/60)%(1<<20)}
 		copy(b.OneTime.Public[:], ot.PublicKey().Bytes())
 		dk, _ := mlkem.GenerateKey768()
-		b.PQ = NewPQPrekey(edKey, idBase+1<<20+uint32(now.Unix()/60)%(1<<20), PQOneTime, dk.EncapsulationKey())
+		b.PQ = seal.NewPQPrekey(edKey, idBase+1<<20+uint32(now.Unix()/60)%(1<<20), seal.PQOneTime, dk.EncapsulationKey())
 	} else {
 		dk, _ := mlkem.NewDecapsulationKey768(derive("last resort", 64))
-		b.PQ = NewPQPrekey(edKey, idBase+3<<20, PQLastResort, dk.EncapsulationKey())
+		b.PQ = seal.NewPQPrekey(edKey, idBase+3<<20, seal.PQLastResort, dk.EncapsulationKey())
 	}
 	return b
 }

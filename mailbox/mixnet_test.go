@@ -12,6 +12,7 @@ import (
 	"github.com/sealnet/sealnet/internal/testnet"
 	"github.com/sealnet/sealnet/mailbox"
 	"github.com/sealnet/sealnet/mixnet"
+	"github.com/sealnet/sealnet/sender/seal"
 )
 
 // surbTo builds a SURB that brings a reply to u's mailbox at its provider,
@@ -144,14 +145,14 @@ func TestMixnetBundle(t *testing.T) {
 	if !ok {
 		t.Fatalf("reply %T", reply)
 	}
-	b, err := mailbox.ParseBundle(br.Bundle)
+	b, err := seal.ParseBundle(br.Bundle)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Verify(); err != nil {
 		t.Fatal(err)
 	}
-	if b.IdentityEd25519 != [32]byte(bob.ed.Public().(ed25519.PublicKey)) || b.OneTime == nil || b.PQ.Kind != mailbox.PQOneTime {
+	if b.IdentityEd25519 != [32]byte(bob.ed.Public().(ed25519.PublicKey)) || b.OneTime == nil || b.PQ.Kind != seal.PQOneTime {
 		t.Fatalf("bundle is not bob's, or lacks one-time keys")
 	}
 }

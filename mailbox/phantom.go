@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"time"
+
+	"github.com/sealnet/sealnet/sender/seal"
 )
 
 // Fake bundles. A bundle request for a mailbox that does not exist is
@@ -89,13 +91,13 @@ func (s *Service) phantomRotations(mb MailboxID, now time.Time) int {
 
 // phantomBundle is mb's fake bundle; take hands out one of its one-time
 // prekeys, as the same request to a real account would.
-func (s *Service) phantomBundle(mb MailboxID, take bool, now time.Time) (*PrekeyBundle, error) {
+func (s *Service) phantomBundle(mb MailboxID, take bool, now time.Time) (*seal.PrekeyBundle, error) {
 	ed := ed25519.NewKeyFromSeed(s.fakeKey(mb, "ed25519", ed25519.SeedSize))
 	x, err := ecdh.X25519().NewPrivateKey(s.fakeKey(mb, "x25519", 32))
 	if err != nil {
 		return nil, err
 	}
-	b := &PrekeyBundle{}
+	b := &seal.PrekeyBundle{}
 	copy(b.IdentityX25519[:], x.PublicKey().Bytes())
 	copy(b.IdentityEd25519[:], ed.Public().(ed25519.PublicKey))
 
@@ -107,13 +109,13 @@ func (s *Service) phantomBundle(mb MailboxID, take bool, now time.Time) (*Prekey
 	if err != nil {
 		return nil, err
 	}
-	b.Signed = NewSignedPrekey(ed, signedID, sp.PublicKey())
-	pq := func(label string, id uint32, kind byte) (PQPrekey, error) {
+	b.Signed = seal.NewSignedPrekey(ed, signedID, sp.PublicKey())
+	pq := func(label string, id uint32, kind byte) (seal.PQPrekey, error) {
 		dk, err := mlkem.NewDecapsulationKey768(s.fakeKey(mb, fmt.Sprintf("%s %d", label, id), 64))
 		if err != nil {
-			return PQPrekey{}, err
+			return seal.PQPrekey{}, err
 		}
-		return NewPQPrekey(ed, id, kind, dk.EncapsulationKey()), nil
+		return seal.NewPQPrekey(ed, id, kind, dk.EncapsulationKey()), nil
 	}
 
 	n, handed := 0, false
@@ -135,13 +137,13 @@ func (s *Service) phantomBundle(mb MailboxID, take bool, now time.Time) (*Prekey
 		if err != nil {
 			return nil, err
 		}
-		b.OneTime = &OneTimePrekey{ID: id}
+		b.OneTime = &seal.OneTimePrekey{ID: id}
 		copy(b.OneTime.Public[:], ot.PublicKey().Bytes())
 	}
 	if handed && n < clientPQ {
-		b.PQ, err = pq("pq", uint32(3+clientOneTime+n), PQOneTime)
+		b.PQ, err = pq("pq", uint32(3+clientOneTime+n), seal.PQOneTime)
 	} else {
-		b.PQ, err = pq("last resort", signedID+1, PQLastResort)
+		b.PQ, err = pq("last resort", signedID+1, seal.PQLastResort)
 	}
 	if err != nil {
 		return nil, err

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/sealnet/sealnet/sender/seal"
 )
 
 // phService is a service over a store of its own, with a settable clock
@@ -23,14 +25,14 @@ func phService(t *testing.T, cfg StoreConfig, clock *stClock) *Service {
 	return NewService(set, ServiceOptions{Domain: "provider.example", Store: st, Secret: [32]byte{7}, Clock: clock.Now})
 }
 
-func phBundle(t *testing.T, s *Service, mb MailboxID) *PrekeyBundle {
+func phBundle(t *testing.T, s *Service, mb MailboxID) *seal.PrekeyBundle {
 	t.Helper()
 	m := s.bundle(mb)
 	r, ok := m.(*BundleResponse)
 	if !ok {
 		t.Fatalf("bundle request answered %#v", m)
 	}
-	b, err := ParseBundle(r.Bundle)
+	b, err := seal.ParseBundle(r.Bundle)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,9 +72,9 @@ func TestPhantomHandsOutLikeAnAccount(t *testing.T) {
 			t.Fatalf("take %d: one-time prekey %+v, want ID %d", i, b.OneTime, 3+i)
 		case i >= clientOneTime && b.OneTime != nil:
 			t.Fatalf("take %d: one-time prekey %d after all %d were handed out", i, b.OneTime.ID, clientOneTime)
-		case i < clientPQ && (b.PQ.Kind != PQOneTime || b.PQ.ID != uint32(53+i)):
+		case i < clientPQ && (b.PQ.Kind != seal.PQOneTime || b.PQ.ID != uint32(53+i)):
 			t.Fatalf("take %d: post-quantum prekey %d of kind %d, want one-time %d", i, b.PQ.ID, b.PQ.Kind, 53+i)
-		case i >= clientPQ && (b.PQ.Kind != PQLastResort || b.PQ.ID != 2):
+		case i >= clientPQ && (b.PQ.Kind != seal.PQLastResort || b.PQ.ID != 2):
 			t.Fatalf("take %d: post-quantum prekey %d of kind %d, want the last resort 2", i, b.PQ.ID, b.PQ.Kind)
 		}
 	}
@@ -81,7 +83,7 @@ func TestPhantomHandsOutLikeAnAccount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.OneTime != nil || b.PQ.Kind != PQLastResort || b.PQ.ID != 2 {
+	if b.OneTime != nil || b.PQ.Kind != seal.PQLastResort || b.PQ.ID != 2 {
 		t.Fatalf("bundle without a take: %+v", b)
 	}
 	if n := s.store.Phantoms(); n != 1 {
@@ -123,7 +125,7 @@ func TestPhantomRotatesWeekly(t *testing.T) {
 			if k > 0 {
 				want = uint32(clientRotatedID + 2*(k-1))
 			}
-			if b.Signed.ID != want || b.PQ.ID != want+1 || b.PQ.Kind != PQLastResort {
+			if b.Signed.ID != want || b.PQ.ID != want+1 || b.PQ.Kind != seal.PQLastResort {
 				t.Fatalf("%d, day %d, %d rotations: signed prekey %d, last resort %d", m, d, k, b.Signed.ID, b.PQ.ID)
 			}
 			if key, ok := keys[want]; ok && key != b.Signed.Public {

@@ -21,6 +21,7 @@ import (
 	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/relay"
 	"github.com/sealnet/sealnet/sender"
+	"github.com/sealnet/sealnet/sender/seal"
 )
 
 // The stranger-enumeration probe: someone with no account at a provider
@@ -47,11 +48,11 @@ const plausiblePrekeyID = 1 << 20
 
 // bundleLooksReal is the stranger's first bundle classifier: every prekey
 // ID in the bundle is one a client's counter could have reached.
-func bundleLooksReal(b *mailbox.PrekeyBundle) bool {
+func bundleLooksReal(b *seal.PrekeyBundle) bool {
 	return maxPrekeyID(b) < plausiblePrekeyID
 }
 
-func maxPrekeyID(b *mailbox.PrekeyBundle) uint32 {
+func maxPrekeyID(b *seal.PrekeyBundle) uint32 {
 	m := max(b.Signed.ID, b.PQ.ID)
 	if b.OneTime != nil {
 		m = max(m, b.OneTime.ID)
@@ -65,7 +66,7 @@ func maxPrekeyID(b *mailbox.PrekeyBundle) uint32 {
 // and signed keys stayed those of the first bundle.
 type shape []string
 
-func shapeOf(bs []*mailbox.PrekeyBundle) shape {
+func shapeOf(bs []*seal.PrekeyBundle) shape {
 	out := make(shape, len(bs))
 	for i, b := range bs {
 		var ot uint32
@@ -176,11 +177,11 @@ feed:
 
 // bundles fetches takes bundles in a row for every address (each request
 // hands out a one-time prekey, as a sender's does).
-func (s *stranger) bundles(ctx context.Context, mbs []mailbox.MailboxID, takes int) ([][]*mailbox.PrekeyBundle, error) {
-	out := make([][]*mailbox.PrekeyBundle, len(mbs))
+func (s *stranger) bundles(ctx context.Context, mbs []mailbox.MailboxID, takes int) ([][]*seal.PrekeyBundle, error) {
+	out := make([][]*seal.PrekeyBundle, len(mbs))
 	err := s.each(ctx, mrand.Perm(len(mbs)), takes, func(c *mailbox.Client, i int) error {
 		for range takes {
-			b, err := busyRetry(ctx, func() (*mailbox.PrekeyBundle, error) { return c.Bundle(ctx, mbs[i]) })
+			b, err := busyRetry(ctx, func() (*seal.PrekeyBundle, error) { return c.Bundle(ctx, mbs[i]) })
 			if err != nil {
 				return err
 			}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/link"
+	"github.com/sealnet/sealnet/sender/seal"
 )
 
 // The provider protocol (docs/mailbox.md). Every message is a type byte
@@ -43,9 +44,7 @@ const (
 	PageRecords = 4
 	// MaxFetchWait bounds a long poll.
 	MaxFetchWait = time.Minute
-	// MaxAddress bounds an address (name@domain).
-	MaxAddress = 128
-	maxDetail  = 200
+	maxDetail    = 200
 	// maxPrekeyData bounds one encoded prekey in an upload.
 	maxPrekeyData = 2048
 	// maxOneTimeUpload and maxPQUpload bound one upload.
@@ -181,7 +180,7 @@ func retrySeconds(d time.Duration) uint16 {
 	return uint16(min(max(s, 1), MaxRetryAfter/time.Second))
 }
 
-// BundleResponse carries an encoded prekey bundle (ParseBundle).
+// BundleResponse carries an encoded prekey bundle (seal.ParseBundle).
 type BundleResponse struct{ Bundle []byte }
 
 // CertificateResponse carries an encoded sender certificate.
@@ -347,7 +346,7 @@ func Unmarshal(b []byte) (Message, error) {
 		m = r
 	case typeRegister:
 		r := &RegisterRequest{}
-		r.Address = d.str8(MaxAddress, "address")
+		r.Address = d.str8(seal.MaxAddress, "address")
 		d.fixed(r.IdentityEd25519[:], "identity key")
 		d.fixed(r.TokenHash[:], "token hash")
 		r.AllowUnsolicited = d.bool("unsolicited flag")
@@ -423,9 +422,9 @@ func Unmarshal(b []byte) (Message, error) {
 		r.Detail = d.str8(maxDetail, "detail")
 		m = r
 	case typeBundleResp:
-		m = &BundleResponse{Bundle: d.bytes16(MaxBundle, "bundle")}
+		m = &BundleResponse{Bundle: d.bytes16(seal.MaxBundle, "bundle")}
 	case typeCertResp:
-		m = &CertificateResponse{Certificate: d.bytes16(maxCertificate, "certificate")}
+		m = &CertificateResponse{Certificate: d.bytes16(seal.MaxSignedCertificate, "certificate")}
 	case typePage:
 		m = decodePage(d)
 	default:

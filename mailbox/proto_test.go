@@ -15,6 +15,7 @@ import (
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/mixnet/link"
+	"github.com/sealnet/sealnet/sender/seal"
 )
 
 var geo = mixnet.DefaultGeometry()
@@ -42,10 +43,10 @@ func sampleMessages() []Message {
 		&RegisterRequest{Address: "alice@a", IdentityEd25519: [32]byte{4}, TokenHash: [32]byte{5}, AllowUnsolicited: true, Signature: [64]byte{6}},
 		&CertificateRequest{},
 		&UploadRequest{Upload: PrekeyUpload{
-			Signed:     &Prekey{ID: 7, Data: bytes.Repeat([]byte{7}, SignedPrekeySize)},
-			LastResort: &Prekey{ID: 8, Data: bytes.Repeat([]byte{8}, PQPrekeySize)},
-			OneTime:    []Prekey{{ID: 9, Data: bytes.Repeat([]byte{9}, OneTimePrekeySize)}, {ID: 10, Data: []byte{1}}},
-			PQOneTime:  []Prekey{{ID: 11, Data: bytes.Repeat([]byte{11}, PQPrekeySize)}},
+			Signed:     &Prekey{ID: 7, Data: bytes.Repeat([]byte{7}, seal.SignedPrekeySize)},
+			LastResort: &Prekey{ID: 8, Data: bytes.Repeat([]byte{8}, seal.PQPrekeySize)},
+			OneTime:    []Prekey{{ID: 9, Data: bytes.Repeat([]byte{9}, seal.OneTimePrekeySize)}, {ID: 10, Data: []byte{1}}},
+			PQOneTime:  []Prekey{{ID: 11, Data: bytes.Repeat([]byte{11}, seal.PQPrekeySize)}},
 		}},
 		&FetchRequest{Wait: 1500 * time.Millisecond},
 		&PullRequest{Through: 42},
@@ -53,7 +54,7 @@ func sampleMessages() []Message {
 		&SetTokenRequest{TokenHash: [32]byte{3}, AllowUnsolicited: false},
 		&Status{Code: StatusQuotaFull, EnvelopeID: id, Detail: "mailbox full"},
 		&Status{Code: StatusRateLimited, EnvelopeID: id, RetryAfter: 6 * time.Second},
-		&BundleResponse{Bundle: bytes.Repeat([]byte{2}, MaxBundle)},
+		&BundleResponse{Bundle: bytes.Repeat([]byte{2}, seal.MaxBundle)},
 		&CertificateResponse{Certificate: bytes.Repeat([]byte{3}, 200)},
 		&Page{More: true, Replenish: ReplenishPQ | ReplenishSigned, Records: []Record{
 			{Seq: 1, Kind: EnvelopeSealed, ID: id, Expires: time.Unix(3600*500000, 0), Data: data},
@@ -240,7 +241,7 @@ func TestMixRequestRoundTrip(t *testing.T) {
 }
 
 func TestReplyRoundTrip(t *testing.T) {
-	for _, m := range []Message{&Status{Code: StatusOK, EnvelopeID: [16]byte{7}, Detail: "x"}, &Status{Code: StatusRateLimited, EnvelopeID: [16]byte{7}, RetryAfter: MaxRetryAfter, Detail: "x"}, &BundleResponse{Bundle: make([]byte, MaxBundle)}} {
+	for _, m := range []Message{&Status{Code: StatusOK, EnvelopeID: [16]byte{7}, Detail: "x"}, &Status{Code: StatusRateLimited, EnvelopeID: [16]byte{7}, RetryAfter: MaxRetryAfter, Detail: "x"}, &BundleResponse{Bundle: make([]byte, seal.MaxBundle)}} {
 		msg, err := MarshalReply(geo, m)
 		if err != nil {
 			t.Fatal(err)
@@ -271,10 +272,10 @@ func TestBundleSignatures(t *testing.T) {
 	sp, _ := ecdh.X25519().GenerateKey(detRand(5))
 	ot, _ := ecdh.X25519().GenerateKey(detRand(6))
 	dk, _ := mlkem.GenerateKey768()
-	b := &PrekeyBundle{
-		Signed:  NewSignedPrekey(ed, 1, sp.PublicKey()),
-		OneTime: &OneTimePrekey{ID: 2},
-		PQ:      NewPQPrekey(ed, 3, PQOneTime, dk.EncapsulationKey()),
+	b := &seal.PrekeyBundle{
+		Signed:  seal.NewSignedPrekey(ed, 1, sp.PublicKey()),
+		OneTime: &seal.OneTimePrekey{ID: 2},
+		PQ:      seal.NewPQPrekey(ed, 3, seal.PQOneTime, dk.EncapsulationKey()),
 	}
 	copy(b.IdentityX25519[:], x.PublicKey().Bytes())
 	copy(b.IdentityEd25519[:], ed.Public().(ed25519.PublicKey))
@@ -283,10 +284,10 @@ func TestBundleSignatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw := b.Marshal()
-	if len(raw) != MaxBundle {
-		t.Fatalf("full bundle of %d bytes, MaxBundle %d", len(raw), MaxBundle)
+	if len(raw) != seal.MaxBundle {
+		t.Fatalf("full bundle of %d bytes, seal.MaxBundle %d", len(raw), seal.MaxBundle)
 	}
-	got, err := ParseBundle(raw)
+	got, err := seal.ParseBundle(raw)
 	if err != nil || !bytes.Equal(got.Marshal(), raw) {
 		t.Fatalf("bundle round trip: %v", err)
 	}
@@ -294,19 +295,19 @@ func TestBundleSignatures(t *testing.T) {
 	for i := 1 + 32; i < len(raw); i += 7 {
 		mod := bytes.Clone(raw)
 		mod[i] ^= 0x40
-		mb, err := ParseBundle(mod)
+		mb, err := seal.ParseBundle(mod)
 		if err != nil {
 			continue
 		}
-		inOneTime := i >= 1+64+SignedPrekeySize && i < 1+64+SignedPrekeySize+1+OneTimePrekeySize
+		inOneTime := i >= 1+64+seal.SignedPrekeySize && i < 1+64+seal.SignedPrekeySize+1+seal.OneTimePrekeySize
 		if mb.Verify() == nil && !inOneTime {
 			t.Fatalf("bundle with byte %d changed still verifies", i)
 		}
 	}
 	// Signed by another identity.
 	other, _ := testIdentity(7)
-	b.Signed = NewSignedPrekey(other, 1, sp.PublicKey())
-	if err := b.Verify(); !errors.Is(err, ErrPrekey) {
+	b.Signed = seal.NewSignedPrekey(other, 1, sp.PublicKey())
+	if err := b.Verify(); !errors.Is(err, seal.ErrPrekey) {
 		t.Fatalf("prekey signed by another key: got %v", err)
 	}
 }
@@ -317,5 +318,14 @@ func TestBundleSignatures(t *testing.T) {
 func TestPageRecordsPublished(t *testing.T) {
 	if directory.PageRecords != PageRecords {
 		t.Fatalf("directory.PageRecords %d, a page holds %d", directory.PageRecords, PageRecords)
+	}
+}
+
+// TestMixEnvelopeIsAFragment: the largest envelope a mix-network delivery
+// carries at the default geometry is the client's fragment size, within
+// the bounds package seal allows (seal's tests use this figure, 1,388).
+func TestMixEnvelopeIsAFragment(t *testing.T) {
+	if m := MaxMixEnvelope(mixnet.DefaultGeometry()); m != 1388 || m < seal.MinFragmentSize || m > seal.MaxFragmentSize {
+		t.Fatalf("MaxMixEnvelope of the default geometry is %d; seal's tests assume 1388 within [%d, %d]", m, seal.MinFragmentSize, seal.MaxFragmentSize)
 	}
 }

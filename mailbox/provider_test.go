@@ -22,6 +22,7 @@ import (
 	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/mixnet/link"
 	"github.com/sealnet/sealnet/relay"
+	"github.com/sealnet/sealnet/sender/seal"
 )
 
 var geo = mixnet.DefaultGeometry()
@@ -156,21 +157,21 @@ func (e *env) register(t *testing.T, u *user, allowUnsolicited bool) *mailbox.Cl
 func prekeys(t *testing.T, u *user, first uint32, n, pq int) mailbox.PrekeyUpload {
 	t.Helper()
 	sp, _ := ecdh.X25519().GenerateKey(rand.Reader)
-	s := mailbox.NewSignedPrekey(u.ed, first, sp.PublicKey())
+	s := seal.NewSignedPrekey(u.ed, first, sp.PublicKey())
 	lrk, _ := mlkem.GenerateKey768()
-	lr := mailbox.NewPQPrekey(u.ed, first+1, mailbox.PQLastResort, lrk.EncapsulationKey())
+	lr := seal.NewPQPrekey(u.ed, first+1, seal.PQLastResort, lrk.EncapsulationKey())
 	up := mailbox.PrekeyUpload{Signed: &mailbox.Prekey{ID: s.ID, Data: s.Marshal()}, LastResort: &mailbox.Prekey{ID: lr.ID, Data: lr.Marshal()}}
 	id := first + 2
 	for range n {
 		k, _ := ecdh.X25519().GenerateKey(rand.Reader)
-		ot := mailbox.OneTimePrekey{ID: id}
+		ot := seal.OneTimePrekey{ID: id}
 		copy(ot.Public[:], k.PublicKey().Bytes())
 		up.OneTime = append(up.OneTime, mailbox.Prekey{ID: id, Data: ot.Marshal()})
 		id++
 	}
 	for range pq {
 		k, _ := mlkem.GenerateKey768()
-		p := mailbox.NewPQPrekey(u.ed, id, mailbox.PQOneTime, k.EncapsulationKey())
+		p := seal.NewPQPrekey(u.ed, id, seal.PQOneTime, k.EncapsulationKey())
 		up.PQOneTime = append(up.PQOneTime, mailbox.Prekey{ID: id, Data: p.Marshal()})
 		id++
 	}
@@ -251,7 +252,7 @@ func TestDirectDeliveryAndFetch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := mailbox.VerifyCertificate(cert, e.provider("a").IdentityKey, "a", time.Now())
+	c, err := seal.VerifyCertificate(cert, e.provider("a").IdentityKey, "a", time.Now())
 	if err != nil || c.Address != "bob@a" || c.IdentityX25519 != [32]byte(bob.x.Public) {
 		t.Fatalf("certificate: %+v, %v", c, err)
 	}
@@ -346,7 +347,7 @@ func TestNotEnumerable(t *testing.T) {
 	}
 	// Two bundles of each, interleaved: what a stranger compares is their
 	// form and every prekey identifier in them, the sequence included.
-	var reals, fakes []*mailbox.PrekeyBundle
+	var reals, fakes []*seal.PrekeyBundle
 	for range 2 {
 		real, err := anon.Bundle(ctx, bob.mb())
 		if err != nil {
@@ -358,7 +359,7 @@ func TestNotEnumerable(t *testing.T) {
 		}
 		reals, fakes = append(reals, real), append(fakes, fake)
 	}
-	ids := func(b *mailbox.PrekeyBundle) string {
+	ids := func(b *seal.PrekeyBundle) string {
 		ot := "none"
 		if b.OneTime != nil {
 			ot = fmt.Sprint(b.OneTime.ID)
@@ -490,7 +491,7 @@ func TestOneTimePrekeysOnce(t *testing.T) {
 				if b.OneTime != nil {
 					seen[b.OneTime.ID]++
 				}
-				if b.PQ.Kind == mailbox.PQOneTime {
+				if b.PQ.Kind == seal.PQOneTime {
 					pqSeen[b.PQ.ID]++
 				}
 				mu.Unlock()

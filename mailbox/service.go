@@ -22,6 +22,7 @@ import (
 	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/mixnet/link"
 	"github.com/sealnet/sealnet/mixnet/mix"
+	"github.com/sealnet/sealnet/sender/seal"
 )
 
 // Service is a provider's mailbox: the protocol of docs/mailbox.md on top
@@ -48,7 +49,7 @@ type Service struct {
 	// bounded apart from the accounts' links and live only until
 	// RegisterWithin.
 	newcomers chan struct{}
-	fake      func(mb MailboxID, take bool, now time.Time) (*PrekeyBundle, error)
+	fake      func(mb MailboxID, take bool, now time.Time) (*seal.PrekeyBundle, error)
 
 	send func(mixnet.NodeID, []byte) error // into the mix network (SURB replies)
 
@@ -455,18 +456,18 @@ func (s *Service) bundle(mb MailboxID) Message {
 	return &BundleResponse{Bundle: b.Marshal()}
 }
 
-func assembleBundle(a *Account, sb *Bundle) (*PrekeyBundle, bool) {
+func assembleBundle(a *Account, sb *Bundle) (*seal.PrekeyBundle, bool) {
 	if sb.Signed == nil {
 		return nil, false
 	}
-	b := &PrekeyBundle{IdentityX25519: a.IdentityX25519, IdentityEd25519: a.IdentityEd25519}
-	sp, err := ParseSignedPrekey(sb.Signed.Data)
+	b := &seal.PrekeyBundle{IdentityX25519: a.IdentityX25519, IdentityEd25519: a.IdentityEd25519}
+	sp, err := seal.ParseSignedPrekey(sb.Signed.Data)
 	if err != nil {
 		return nil, false
 	}
 	b.Signed = *sp
 	if sb.OneTime != nil {
-		if ot, err := ParseOneTimePrekey(sb.OneTime.Data); err == nil {
+		if ot, err := seal.ParseOneTimePrekey(sb.OneTime.Data); err == nil {
 			b.OneTime = ot
 		}
 	}
@@ -477,7 +478,7 @@ func assembleBundle(a *Account, sb *Bundle) (*PrekeyBundle, bool) {
 	if pq == nil {
 		return nil, false
 	}
-	p, err := ParsePQPrekey(pq.Data)
+	p, err := seal.ParsePQPrekey(pq.Data)
 	if err != nil {
 		return nil, false
 	}
@@ -674,7 +675,7 @@ func (s *Service) register(o *session, r *RegisterRequest) Message {
 }
 
 func (s *Service) certificate(a *Account) Message {
-	cert, err := SignCertificate(Certificate{
+	cert, err := seal.SignCertificate(seal.Certificate{
 		Address: a.Address, IdentityX25519: a.IdentityX25519, IdentityEd25519: a.IdentityEd25519,
 		Expires: s.now().Add(s.cfg.CertificateTTL.D()).Truncate(time.Hour),
 	}, s.identity)
@@ -692,7 +693,7 @@ func (s *Service) upload(o *session, u *PrekeyUpload) Message {
 		return &Status{Code: StatusBadRequest, Detail: fmt.Sprintf("%s: %v", what, err)}
 	}
 	if p := u.Signed; p != nil {
-		sp, err := ParseSignedPrekey(p.Data)
+		sp, err := seal.ParseSignedPrekey(p.Data)
 		if err == nil && sp.ID != p.ID {
 			err = errors.New("ID mismatch")
 		}
@@ -704,7 +705,7 @@ func (s *Service) upload(o *session, u *PrekeyUpload) Message {
 		}
 	}
 	checkPQ := func(p *Prekey, kind byte) error {
-		pq, err := ParsePQPrekey(p.Data)
+		pq, err := seal.ParsePQPrekey(p.Data)
 		if err != nil {
 			return err
 		}
@@ -714,17 +715,17 @@ func (s *Service) upload(o *session, u *PrekeyUpload) Message {
 		return pq.Verify(id)
 	}
 	if u.LastResort != nil {
-		if err := checkPQ(u.LastResort, PQLastResort); err != nil {
+		if err := checkPQ(u.LastResort, seal.PQLastResort); err != nil {
 			return bad("last-resort prekey", err)
 		}
 	}
 	for i := range u.PQOneTime {
-		if err := checkPQ(&u.PQOneTime[i], PQOneTime); err != nil {
+		if err := checkPQ(&u.PQOneTime[i], seal.PQOneTime); err != nil {
 			return bad("post-quantum prekey", err)
 		}
 	}
 	for i := range u.OneTime {
-		ot, err := ParseOneTimePrekey(u.OneTime[i].Data)
+		ot, err := seal.ParseOneTimePrekey(u.OneTime[i].Data)
 		if err == nil && ot.ID != u.OneTime[i].ID {
 			err = errors.New("ID mismatch")
 		}

@@ -1,12 +1,13 @@
 package relay_test
 
 import (
-	"github.com/sealnet/sealnet/mixnet/directory"
 	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sealnet/sealnet/mixnet/directory"
 
 	"github.com/sealnet/sealnet/internal/config"
 	"github.com/sealnet/sealnet/internal/testnet"

@@ -477,7 +477,7 @@ func (c *Client) renewCertificateLocked(ctx context.Context, mc *mailbox.Client)
 	if err != nil {
 		return fmt.Errorf("sender certificate: %w", err)
 	}
-	parsed, err := mailbox.ParseCertificate(cert)
+	parsed, err := seal.ParseCertificate(cert)
 	if err != nil {
 		return err
 	}
@@ -498,7 +498,7 @@ func (c *Client) replenishLocked(ctx context.Context, mc *mailbox.Client, rotate
 			return err
 		}
 		id := nextID()
-		sp := mailbox.NewSignedPrekey(c.id.Ed25519, id, k.PublicKey())
+		sp := seal.NewSignedPrekey(c.id.Ed25519, id, k.PublicKey())
 		up.Signed = &mailbox.Prekey{ID: id, Data: sp.Marshal()}
 		p.OldSigned, p.Signed = p.Signed, &PrivatePrekey{ID: id, Key: k.Bytes()}
 		p.SignedRotated = c.now()
@@ -511,7 +511,7 @@ func (c *Client) replenishLocked(ctx context.Context, mc *mailbox.Client, rotate
 			return err
 		}
 		id := nextID()
-		pk := mailbox.NewPQPrekey(c.id.Ed25519, id, mailbox.PQLastResort, dk.EncapsulationKey())
+		pk := seal.NewPQPrekey(c.id.Ed25519, id, seal.PQLastResort, dk.EncapsulationKey())
 		up.LastResort = &mailbox.Prekey{ID: id, Data: pk.Marshal()}
 		p.OldLastResort, p.LastResort = p.LastResort, &PrivatePrekey{ID: id, Key: seed}
 	}
@@ -522,7 +522,7 @@ func (c *Client) replenishLocked(ctx context.Context, mc *mailbox.Client, rotate
 			return err
 		}
 		id := nextID()
-		ot := mailbox.OneTimePrekey{ID: id}
+		ot := seal.OneTimePrekey{ID: id}
 		copy(ot.Public[:], k.PublicKey().Bytes())
 		up.OneTime = append(up.OneTime, mailbox.Prekey{ID: id, Data: ot.Marshal()})
 		p.OneTime[id] = k.Bytes()
@@ -535,7 +535,7 @@ func (c *Client) replenishLocked(ctx context.Context, mc *mailbox.Client, rotate
 			return err
 		}
 		id := nextID()
-		pk := mailbox.NewPQPrekey(c.id.Ed25519, id, mailbox.PQOneTime, dk.EncapsulationKey())
+		pk := seal.NewPQPrekey(c.id.Ed25519, id, seal.PQOneTime, dk.EncapsulationKey())
 		up.PQOneTime = append(up.PQOneTime, mailbox.Prekey{ID: id, Data: pk.Marshal()})
 		p.PQ[id] = seed
 	}

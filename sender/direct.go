@@ -8,6 +8,7 @@ import (
 
 	"github.com/sealnet/sealnet/mailbox"
 	"github.com/sealnet/sealnet/mixnet/directory"
+	"github.com/sealnet/sealnet/sender/seal"
 )
 
 // Direct delivery over Tor (RouteOnion), as Pond did: the client opens a
@@ -32,7 +33,7 @@ type directJob struct {
 	token  [32]byte
 	envID  [16]byte
 	blob   []byte
-	result func(err error, st *mailbox.Status, b *mailbox.PrekeyBundle)
+	result func(err error, st *mailbox.Status, b *seal.PrekeyBundle)
 }
 
 // directLoop delivers the messages queued with RouteOnion until ctx ends.
@@ -111,7 +112,7 @@ func (c *Client) directDue(ctx context.Context) []*directJob {
 			o.BundleAttempts++
 			o.BundleNextAt, o.BundleLater = now.Add(c.directBackoff(s, o.BundleAttempts-o.BundleRefused)), false
 			jobs = append(jobs, &directJob{o: o, onion: p.Onion, key: p.LinkKey, mb: mailbox.MailboxOf(o.To),
-				result: func(err error, _ *mailbox.Status, b *mailbox.PrekeyBundle) {
+				result: func(err error, _ *mailbox.Status, b *seal.PrekeyBundle) {
 					var se *mailbox.StatusError
 					if errors.As(err, &se) && se.Status.Code.Transient() {
 						c.refusedLocked(o, se.Status, &o.BundleRefused, &o.BundleNextAt, &o.BundleLater, true)
@@ -134,7 +135,7 @@ func (c *Client) directDue(ctx context.Context) []*directJob {
 				f.Attempts++
 				f.NextAt, f.Later = now.Add(c.directBackoff(s, f.silent())), false
 				j := &directJob{o: o, frag: f, onion: p.Onion, key: p.LinkKey, mb: mailbox.MailboxOf(o.To), blob: f.Blob,
-					result: func(err error, st *mailbox.Status, _ *mailbox.PrekeyBundle) {
+					result: func(err error, st *mailbox.Status, _ *seal.PrekeyBundle) {
 						switch {
 						case err != nil:
 							o.Detail = "not delivered yet: " + err.Error()
@@ -167,7 +168,7 @@ func (c *Client) directRun(ctx context.Context, j *directJob) {
 	defer cancel()
 	var (
 		st *mailbox.Status
-		b  *mailbox.PrekeyBundle
+		b  *seal.PrekeyBundle
 	)
 	mc, err := mailbox.Dial(ctx, c.geo, j.onion, j.key, mailbox.DialOptions{Dial: c.opts.OnionDial, Timeout: time.Minute})
 	if err == nil {

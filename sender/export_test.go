@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/sealnet/sealnet/mailbox"
 	"github.com/sealnet/sealnet/sender/seal"
 )
 
@@ -71,13 +70,13 @@ func (c *Client) Token() [32]byte {
 // one-time prekey of the user's own in the state and a certificate from
 // a provider key made up here, and saves: a state that holds every kind of
 // secret, without a network (TestStateEncryptedAtRest).
-func (c *Client) SealOffline(to string, body []byte, b *mailbox.PrekeyBundle) error {
+func (c *Client) SealOffline(to string, body []byte, b *seal.PrekeyBundle) error {
 	_, provider, err := ed25519.GenerateKey(crand.Reader)
 	if err != nil {
 		return err
 	}
 	pub := c.id.Public()
-	cert, err := mailbox.SignCertificate(mailbox.Certificate{Address: c.st.Address, IdentityX25519: pub.X25519, IdentityEd25519: pub.Ed25519,
+	cert, err := seal.SignCertificate(seal.Certificate{Address: c.st.Address, IdentityX25519: pub.X25519, IdentityEd25519: pub.Ed25519,
 		Expires: time.Now().Add(time.Hour).Truncate(time.Hour)}, provider)
 	if err != nil {
 		return err

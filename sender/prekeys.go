@@ -7,7 +7,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/sender/seal"
 )
 
 // mlkemFromSeed expands a stored 64-byte seed (FIPS 203's d || z) into
@@ -43,12 +43,12 @@ func (s statePrekeys) PQ(id uint32) (*mlkem.DecapsulationKey768, byte, bool) {
 	for _, k := range []*PrivatePrekey{s.p.LastResort, s.p.OldLastResort} {
 		if k != nil && k.ID == id {
 			dk, err := mlkemFromSeed(k.Key)
-			return dk, mailbox.PQLastResort, err == nil
+			return dk, seal.PQLastResort, err == nil
 		}
 	}
 	if seed, ok := s.p.PQ[id]; ok {
 		dk, err := mlkemFromSeed(seed)
-		return dk, mailbox.PQOneTime, err == nil
+		return dk, seal.PQOneTime, err == nil
 	}
 	return nil, 0, false
 }

@@ -354,7 +354,7 @@ func (c *Client) ackLocked(o *Outgoing, index int, surb string, st *mailbox.Stat
 // bundleLocked starts a session from a recipient's prekey bundle, after
 // the trust-on-first-use check, and seals every message waiting for it.
 func (c *Client) bundleLocked(o *Outgoing, raw []byte) {
-	b, err := mailbox.ParseBundle(raw)
+	b, err := seal.ParseBundle(raw)
 	if err != nil {
 		c.failLocked(o, fmt.Sprintf("the keys %s's provider sent are malformed", o.To))
 		return
@@ -363,7 +363,7 @@ func (c *Client) bundleLocked(o *Outgoing, raw []byte) {
 }
 
 // startSessionLocked is bundleLocked after parsing.
-func (c *Client) startSessionLocked(o *Outgoing, b *mailbox.PrekeyBundle) {
+func (c *Client) startSessionLocked(o *Outgoing, b *seal.PrekeyBundle) {
 	pub := seal.PublicIdentity{X25519: b.IdentityX25519, Ed25519: b.IdentityEd25519}
 	if !c.pinLocked(o.To, pub) {
 		for _, x := range c.st.Outbox {
@@ -444,8 +444,8 @@ func (c *Client) sealedLocked(doc *directory.Document, r *mailbox.Record) *Messa
 		}
 		return s, err == nil
 	}
-	verify := func(cert []byte) (*mailbox.Certificate, error) {
-		pc, err := mailbox.ParseCertificate(cert)
+	verify := func(cert []byte) (*seal.Certificate, error) {
+		pc, err := seal.ParseCertificate(cert)
 		if err != nil {
 			return nil, err
 		}
@@ -454,7 +454,7 @@ func (c *Client) sealedLocked(doc *directory.Document, r *mailbox.Record) *Messa
 		if !ok {
 			return nil, fmt.Errorf("no provider for %q in the directory", d)
 		}
-		vc, err := mailbox.VerifyCertificate(cert, p.IdentityKey, d, c.now())
+		vc, err := seal.VerifyCertificate(cert, p.IdentityKey, d, c.now())
 		if err == nil {
 			certified = vc.Address
 		}

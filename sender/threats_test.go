@@ -513,7 +513,7 @@ func TestForgedSenderFailsCertificateCheck(t *testing.T) {
 	// a key of Mallory's instead of provider a's.
 	_, fakeProvider, _ := ed25519.GenerateKey(rand.Reader)
 	mp := mal.Public()
-	fake, err := mailbox.SignCertificate(mailbox.Certificate{Address: "alice@a", IdentityX25519: mp.X25519, IdentityEd25519: mp.Ed25519,
+	fake, err := seal.SignCertificate(seal.Certificate{Address: "alice@a", IdentityX25519: mp.X25519, IdentityEd25519: mp.Ed25519,
 		Expires: time.Now().Add(time.Hour).Truncate(time.Hour)}, fakeProvider)
 	if err != nil {
 		t.Fatal(err)
@@ -549,9 +549,9 @@ func TestStolenKeysAfterReadDoNotDecrypt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	verify := func(cert []byte) (*mailbox.Certificate, error) {
+	verify := func(cert []byte) (*seal.Certificate, error) {
 		pa, _ := doc.Doc.Provider("a")
-		return mailbox.VerifyCertificate(cert, pa.IdentityKey, "a", time.Now())
+		return seal.VerifyCertificate(cert, pa.IdentityKey, "a", time.Now())
 	}
 	open := func(th *sender.Thief, blobs [][]byte) (string, error) {
 		r := seal.NewReassembler()

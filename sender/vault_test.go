@@ -14,7 +14,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sealnet/sealnet/mailbox"
 	"github.com/sealnet/sealnet/sender"
 	"github.com/sealnet/sealnet/sender/seal"
 )
@@ -51,7 +50,7 @@ func findSecrets(b []byte, secrets map[string][]byte) []string {
 
 // offlineBundle is a prekey bundle of a new identity, made here (no
 // provider needed).
-func offlineBundle(t *testing.T) *mailbox.PrekeyBundle {
+func offlineBundle(t *testing.T) *seal.PrekeyBundle {
 	t.Helper()
 	id, err := seal.GenerateIdentity(rand.Reader)
 	if err != nil {
@@ -61,10 +60,10 @@ func offlineBundle(t *testing.T) *mailbox.PrekeyBundle {
 	opk, _ := ecdh.X25519().GenerateKey(rand.Reader)
 	dk, _ := mlkem.GenerateKey768()
 	pub := id.Public()
-	b := &mailbox.PrekeyBundle{IdentityX25519: pub.X25519, IdentityEd25519: pub.Ed25519,
-		Signed:  mailbox.NewSignedPrekey(id.Ed25519, 1, spk.PublicKey()),
-		OneTime: &mailbox.OneTimePrekey{ID: 2},
-		PQ:      mailbox.NewPQPrekey(id.Ed25519, 3, mailbox.PQOneTime, dk.EncapsulationKey())}
+	b := &seal.PrekeyBundle{IdentityX25519: pub.X25519, IdentityEd25519: pub.Ed25519,
+		Signed:  seal.NewSignedPrekey(id.Ed25519, 1, spk.PublicKey()),
+		OneTime: &seal.OneTimePrekey{ID: 2},
+		PQ:      seal.NewPQPrekey(id.Ed25519, 3, seal.PQOneTime, dk.EncapsulationKey())}
 	copy(b.OneTime.Public[:], opk.PublicKey().Bytes())
 	return b
 }

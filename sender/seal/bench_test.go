@@ -4,8 +4,6 @@ import (
 	"crypto/ecdh"
 	"crypto/rand"
 	"testing"
-
-	"github.com/sealnet/sealnet/mailbox"
 )
 
 // The benchmarks measure one 1 KiB message end to end on each side:
@@ -19,7 +17,7 @@ var benchText = make([]byte, 1024)
 func BenchmarkSealInitial(b *testing.B) {
 	w := newWorld(b)
 	alice, bob := w.user("alice"), w.user("bob")
-	bundle := bob.bundle(true, mailbox.PQOneTime)
+	bundle := bob.bundle(true, PQOneTime)
 	var mid [16]byte
 	var frags int
 	for b.Loop() {

@@ -69,6 +69,11 @@
 //     gone at the receiver, which refuses those messages (ErrReplay). The
 //     caller notices a restored state and starts new sessions.
 //
+// The package owns the formats it depends on: sender certificates
+// (cert.go) and prekey bundles (bundle.go), which providers sign, store as
+// blobs and hand out. It imports only cryptography (and internal/hmac256),
+// nothing that stores, listens or dials.
+//
 // Randomness comes from the io.Reader the caller passes, except for the
 // ML-KEM encapsulation, which crypto/mlkem draws from the system. Secrets
 // this package holds in local variables are wiped when done; those inside

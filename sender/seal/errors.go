@@ -32,7 +32,7 @@ var (
 	// certificate (the callback's error is wrapped too).
 	ErrCertificate = errors.New("seal: sender certificate refused")
 	// ErrBundle: a prekey bundle that fails verification or carries a key
-	// that cannot be used (the mailbox error, if any, is wrapped too).
+	// that cannot be used (ErrPrekey, if that is why, is wrapped too).
 	ErrBundle = errors.New("seal: prekey bundle refused")
 	// ErrTooLarge: a plaintext, certificate or message beyond the limits,
 	// a message that needs more than MaxFragments fragments, or a session

@@ -10,7 +10,6 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/sealnet/sealnet/internal/hmac256"
-	"github.com/sealnet/sealnet/mailbox"
 )
 
 // Fragments (docs/envelope.md §5). Each fragment blob is
@@ -83,7 +82,7 @@ func SealEnvelope(rng io.Reader, recipient PublicIdentity, certificate, sessionM
 	if len(certificate) == 0 || len(certificate) > MaxCertificate {
 		return nil, fmt.Errorf("%w: certificate of %d bytes", ErrTooLarge, len(certificate))
 	}
-	if _, err := mailbox.ParseCertificate(certificate); err != nil {
+	if _, err := ParseCertificate(certificate); err != nil {
 		return nil, fmt.Errorf("%w: certificate: %w", ErrMalformed, err)
 	}
 	if _, err := parseMessage(sessionMessage); err != nil {

@@ -3,8 +3,6 @@ package seal
 import (
 	"errors"
 	"testing"
-
-	"github.com/sealnet/sealnet/mailbox"
 )
 
 // attack is what someone with a copy of Bob's identity, prekeys and
@@ -31,9 +29,9 @@ func TestForwardSecrecyInitial(t *testing.T) {
 	alice, bob := w.user("alice"), w.user("bob")
 	// Bob has more prekeys than the one Alice gets, and a last-resort key.
 	for range 3 {
-		bob.bundle(true, mailbox.PQOneTime)
+		bob.bundle(true, PQOneTime)
 	}
-	bob.bundle(false, mailbox.PQLastResort)
+	bob.bundle(false, PQLastResort)
 	s := alice.initiate(bob)
 	captured := alice.seal(s, bob, "the secret")
 
@@ -76,7 +74,7 @@ func TestForwardSecrecyInitial(t *testing.T) {
 		for _, pq := range xs {
 			p := after.clone()
 			p.oneTime[*o.UsedOneTime] = ot
-			p.pq[*o.UsedPQ] = pqKey{pq.dk, mailbox.PQOneTime}
+			p.pq[*o.UsedPQ] = pqKey{pq.dk, PQOneTime}
 			if o, err := attack(w, bob.id, p, noSessions, captured); err == nil {
 				t.Fatalf("decrypted with remaining keys: %q", o.Plaintext)
 			} else if !errors.Is(err, ErrAuth) {
@@ -97,7 +95,7 @@ func TestForwardSecrecyInitial(t *testing.T) {
 func TestNoForwardSecrecyWithoutOneTimePrekeys(t *testing.T) {
 	w := newWorld(t)
 	alice, bob := w.user("alice"), w.user("bob")
-	s, err := Initiate(w.rng, alice.id, bob.bundle(false, mailbox.PQLastResort))
+	s, err := Initiate(w.rng, alice.id, bob.bundle(false, PQLastResort))
 	if err != nil {
 		t.Fatal(err)
 	}

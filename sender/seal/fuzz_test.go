@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/sealnet/sealnet/internal/fuzzcheck"
-	"github.com/sealnet/sealnet/mailbox"
 )
 
 // The seed corpora under testdata/fuzz are written by internal/sealseed
@@ -47,7 +46,7 @@ func FuzzParseSessionMessage(f *testing.F) {
 func FuzzParseInner(f *testing.F) {
 	fuzzcheck.RequireCorpus(f)
 	me := fuzzIdentity()
-	verify := func(b []byte) (*mailbox.Certificate, error) { return mailbox.ParseCertificate(b) }
+	verify := func(b []byte) (*Certificate, error) { return ParseCertificate(b) }
 	f.Fuzz(func(t *testing.T, b []byte) {
 		cert, msg, err := parseInner(b)
 		if err == nil {

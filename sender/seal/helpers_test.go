@@ -14,14 +14,13 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/sealnet/sealnet/mailbox"
-	"github.com/sealnet/sealnet/mixnet"
 )
 
 // fragmentSize is what the client uses: the largest envelope a mix-network
-// delivery carries with the default geometry.
-var fragmentSize = mailbox.MaxMixEnvelope(mixnet.DefaultGeometry())
+// delivery carries with the default geometry (mailbox.MaxMixEnvelope,
+// which imports this package; mailbox's TestMixEnvelopeIsAFragment holds
+// the two to this figure).
+const fragmentSize = 1388
 
 // sealRand is what the tests' Seal calls read their salts from (safe for
 // concurrent use, unlike a world's rng).
@@ -80,8 +79,8 @@ func newWorld(t testing.TB) *world {
 
 // verify is the callback a client passes to Open: the certificate must be
 // signed by this world's provider, for its domain, and current.
-func (w *world) verify(cert []byte) (*mailbox.Certificate, error) {
-	return mailbox.VerifyCertificate(cert, w.provider.Public().(ed25519.PublicKey), w.domain, w.now)
+func (w *world) verify(cert []byte) (*Certificate, error) {
+	return VerifyCertificate(cert, w.provider.Public().(ed25519.PublicKey), w.domain, w.now)
 }
 
 type user struct {
@@ -107,7 +106,7 @@ func (w *world) user(name string) *user {
 
 func (w *world) certificate(name string, p PublicIdentity) []byte {
 	w.t.Helper()
-	cert, err := mailbox.SignCertificate(mailbox.Certificate{
+	cert, err := SignCertificate(Certificate{
 		Address:         name + "@" + w.domain,
 		IdentityX25519:  p.X25519,
 		IdentityEd25519: p.Ed25519,
@@ -121,18 +120,18 @@ func (w *world) certificate(name string, p PublicIdentity) []byte {
 
 // bundle makes fresh prekeys (signed, optionally one-time, and a PQ key of
 // the given kind), keeps their private halves and returns the bundle.
-func (u *user) bundle(oneTime bool, pqKind byte) *mailbox.PrekeyBundle {
+func (u *user) bundle(oneTime bool, pqKind byte) *PrekeyBundle {
 	u.w.t.Helper()
-	b := &mailbox.PrekeyBundle{}
+	b := &PrekeyBundle{}
 	p := u.id.Public()
 	b.IdentityX25519, b.IdentityEd25519 = p.X25519, p.Ed25519
 	spk := u.x25519()
-	b.Signed = mailbox.NewSignedPrekey(u.id.Ed25519, u.nextID, spk.PublicKey())
+	b.Signed = NewSignedPrekey(u.id.Ed25519, u.nextID, spk.PublicKey())
 	u.prekeys.signed[u.nextID] = spk
 	u.nextID++
 	if oneTime {
 		opk := u.x25519()
-		b.OneTime = &mailbox.OneTimePrekey{ID: u.nextID, Public: [32]byte(opk.PublicKey().Bytes())}
+		b.OneTime = &OneTimePrekey{ID: u.nextID, Public: [32]byte(opk.PublicKey().Bytes())}
 		u.prekeys.oneTime[u.nextID] = opk
 		u.nextID++
 	}
@@ -142,7 +141,7 @@ func (u *user) bundle(oneTime bool, pqKind byte) *mailbox.PrekeyBundle {
 	if err != nil {
 		u.w.t.Fatal(err)
 	}
-	b.PQ = mailbox.NewPQPrekey(u.id.Ed25519, u.nextID, pqKind, dk.EncapsulationKey())
+	b.PQ = NewPQPrekey(u.id.Ed25519, u.nextID, pqKind, dk.EncapsulationKey())
 	u.prekeys.pq[u.nextID] = pqKey{dk, pqKind}
 	u.nextID++
 	return b
@@ -161,7 +160,7 @@ func (u *user) x25519() *ecdh.PrivateKey {
 // initiate starts a session with to from a fresh bundle of to's.
 func (u *user) initiate(to *user) *Session {
 	u.w.t.Helper()
-	s, err := Initiate(u.w.rng, u.id, to.bundle(true, mailbox.PQOneTime))
+	s, err := Initiate(u.w.rng, u.id, to.bundle(true, PQOneTime))
 	if err != nil {
 		u.w.t.Fatal(err)
 	}
@@ -315,7 +314,7 @@ func (p *prekeyStore) consume(o *Opened) {
 		delete(p.oneTime, *o.UsedOneTime)
 	}
 	if o.UsedPQ != nil {
-		if p.pq[*o.UsedPQ].kind != mailbox.PQOneTime {
+		if p.pq[*o.UsedPQ].kind != PQOneTime {
 			panic("Opened names a last-resort key as used")
 		}
 		delete(p.pq, *o.UsedPQ)

@@ -3,8 +3,6 @@ package seal
 import (
 	"crypto/mlkem"
 	"fmt"
-
-	"github.com/sealnet/sealnet/mailbox"
 )
 
 // Session message encodings (big endian; docs/envelope.md §3.3):
@@ -91,7 +89,7 @@ func (h *initialHeader) decode(d *dec) {
 	if !h.hasOPK && h.opkID != 0 {
 		d.invalid("one-time prekey ID %d without a one-time prekey", h.opkID)
 	}
-	if h.pqKind != mailbox.PQOneTime && h.pqKind != mailbox.PQLastResort {
+	if h.pqKind != PQOneTime && h.pqKind != PQLastResort {
 		d.invalid("PQ prekey kind %d", h.pqKind)
 	}
 }

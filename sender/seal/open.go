@@ -4,8 +4,6 @@ import (
 	"crypto/ecdh"
 	"crypto/mlkem"
 	"fmt"
-
-	"github.com/sealnet/sealnet/mailbox"
 )
 
 // The sealed inner message, what the fragments carry (docs/envelope.md §4):
@@ -53,7 +51,7 @@ func appendInner(dst, cert, msg []byte) []byte {
 }
 
 // Prekeys gives the recipient's prekey private keys by ID. PQ also
-// returns the key's kind (mailbox.PQOneTime or mailbox.PQLastResort), as
+// returns the key's kind (PQOneTime or PQLastResort), as
 // its owner recorded it: an initial message that claims another kind for
 // it is refused, so a sender cannot get a last-resort key deleted or a
 // one-time key kept.
@@ -68,7 +66,7 @@ type Opened struct {
 	Plaintext []byte
 	// Sender is the certificate the verify callback returned; its identity
 	// keys are the session's peer's.
-	Sender *mailbox.Certificate
+	Sender *Certificate
 	// Session is the session the message belongs to: the one lookup
 	// returned, updated in place, or, if New, a new one (responder's side).
 	// Persist it in place of any earlier copy.
@@ -88,7 +86,7 @@ type Opened struct {
 //  1. it parses the inner message and the session message (ErrMalformed);
 //  2. it calls verify with the certificate bytes; verify checks it
 //     against the key the directory publishes for the sender's provider
-//     (mailbox.VerifyCertificate) and returns it parsed (ErrCertificate);
+//     (VerifyCertificate) and returns it parsed (ErrCertificate);
 //  3. it finds the session: lookup by ID for a follow-up
 //     (ErrUnknownSession), or for an initial message, lookup and, if there
 //     is none, the PQXDH responder's computation with prekeys;
@@ -101,7 +99,7 @@ type Opened struct {
 // place (under its lock) and nothing else is. No plaintext is returned
 // without all five checks, and there is no other way to decrypt a received
 // message, so the sender check cannot be skipped.
-func Open(me *Identity, prekeys Prekeys, lookup func(id [16]byte) (*Session, bool), verify func(cert []byte) (*mailbox.Certificate, error), inner []byte) (*Opened, error) {
+func Open(me *Identity, prekeys Prekeys, lookup func(id [16]byte) (*Session, bool), verify func(cert []byte) (*Certificate, error), inner []byte) (*Opened, error) {
 	if me == nil || me.X25519 == nil || lookup == nil || verify == nil {
 		return nil, fmt.Errorf("%w: Open needs an identity, a lookup and a verify function", ErrMalformed)
 	}
@@ -168,7 +166,7 @@ func Open(me *Identity, prekeys Prekeys, lookup func(id [16]byte) (*Session, boo
 		id := m.init.opkID
 		o.UsedOneTime = &id
 	}
-	if m.init.pqKind == mailbox.PQOneTime {
+	if m.init.pqKind == PQOneTime {
 		id := m.init.pqID
 		o.UsedPQ = &id
 	}
@@ -178,12 +176,12 @@ func Open(me *Identity, prekeys Prekeys, lookup func(id [16]byte) (*Session, boo
 // checkCertificate runs verify and requires its answer to be the
 // certificate it was given (so a confused callback cannot substitute
 // another identity).
-func checkCertificate(verify func([]byte) (*mailbox.Certificate, error), b []byte) (*mailbox.Certificate, error) {
+func checkCertificate(verify func([]byte) (*Certificate, error), b []byte) (*Certificate, error) {
 	cert, err := verify(b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCertificate, err)
 	}
-	parsed, err := mailbox.ParseCertificate(b)
+	parsed, err := ParseCertificate(b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCertificate, err)
 	}

@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
-
-	"github.com/sealnet/sealnet/mailbox"
 )
 
 // TestRoundTrip: an initial exchange and follow-ups both ways, through
@@ -347,22 +345,22 @@ func TestSenderMismatch(t *testing.T) {
 
 	// A certificate verify refuses: another provider's, and an expired one.
 	other := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))
-	foreign, err := mailbox.SignCertificate(mailbox.Certificate{Address: "alice@b.example",
+	foreign, err := SignCertificate(Certificate{Address: "alice@b.example",
 		IdentityX25519: alice.id.Public().X25519, IdentityEd25519: alice.id.Public().Ed25519, Expires: w.now.Add(time.Hour)}, other)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bob.open(innerOf(foreign, follow)); !errors.Is(err, ErrCertificate) || !errors.Is(err, mailbox.ErrCertificate) {
+	if _, err := bob.open(innerOf(foreign, follow)); !errors.Is(err, ErrCertificate) || !errors.Is(err, ErrInvalidCertificate) {
 		t.Fatalf("certificate of another provider: %v", err)
 	}
 	w.now = w.now.Add(2 * time.Hour)
-	if _, err := bob.open(innerOf(alice.cert, follow)); !errors.Is(err, ErrCertificate) || !errors.Is(err, mailbox.ErrExpired) {
+	if _, err := bob.open(innerOf(alice.cert, follow)); !errors.Is(err, ErrCertificate) || !errors.Is(err, ErrExpired) {
 		t.Fatalf("expired certificate: %v", err)
 	}
 	w.now = w.now.Add(-2 * time.Hour)
 
 	// A verify that answers with another certificate than it was given.
-	lying := func([]byte) (*mailbox.Certificate, error) { return mailbox.ParseCertificate(alice.cert) }
+	lying := func([]byte) (*Certificate, error) { return ParseCertificate(alice.cert) }
 	if _, err := Open(bob.id, bob.prekeys, bob.sessions.lookup, lying, innerOf(mallory.cert, follow)); !errors.Is(err, ErrCertificate) {
 		t.Fatalf("verify substituting a certificate: %v", err)
 	}
@@ -384,7 +382,7 @@ func TestWrongPrekeys(t *testing.T) {
 
 	impostor := w.user("bob")
 	impostor.id = bob.id
-	impostor.bundle(true, mailbox.PQOneTime) // keys under other IDs
+	impostor.bundle(true, PQOneTime) // keys under other IDs
 	swap := func(f func(p *prekeyStore)) *prekeyStore {
 		p := bob.prekeys.clone()
 		f(p)
@@ -402,7 +400,7 @@ func TestWrongPrekeys(t *testing.T) {
 		"no one-time prekey":    {swap(func(p *prekeyStore) { delete(p.oneTime, h.opkID) }), ErrUnknownPrekey},
 		"no PQ prekey":          {swap(func(p *prekeyStore) { delete(p.pq, h.pqID) }), ErrUnknownPrekey},
 		"PQ key recorded as last resort": {swap(func(p *prekeyStore) {
-			p.pq[h.pqID] = pqKey{p.pq[h.pqID].dk, mailbox.PQLastResort}
+			p.pq[h.pqID] = pqKey{p.pq[h.pqID].dk, PQLastResort}
 		}), ErrUnknownPrekey},
 	}
 	for name, c := range cases {
@@ -458,19 +456,19 @@ func TestSessionOfAnotherIdentity(t *testing.T) {
 func TestBundleChecked(t *testing.T) {
 	w := newWorld(t)
 	alice, bob := w.user("alice"), w.user("bob")
-	b := bob.bundle(true, mailbox.PQOneTime)
+	b := bob.bundle(true, PQOneTime)
 	b.Signed.Signature[0] ^= 1
-	if _, err := Initiate(w.rng, alice.id, b); !errors.Is(err, ErrBundle) || !errors.Is(err, mailbox.ErrPrekey) {
+	if _, err := Initiate(w.rng, alice.id, b); !errors.Is(err, ErrBundle) || !errors.Is(err, ErrPrekey) {
 		t.Fatalf("bad signature: %v", err)
 	}
-	b = bob.bundle(true, mailbox.PQOneTime)
+	b = bob.bundle(true, PQOneTime)
 	var lowOrder *ecdh.PublicKey
 	lowOrder, _ = ecdh.X25519().NewPublicKey(append([]byte{1}, make([]byte, 31)...))
-	b.Signed = mailbox.NewSignedPrekey(bob.id.Ed25519, 99, lowOrder)
+	b.Signed = NewSignedPrekey(bob.id.Ed25519, 99, lowOrder)
 	if _, err := Initiate(w.rng, alice.id, b); !errors.Is(err, ErrBundle) {
 		t.Fatalf("low-order signed prekey: %v", err)
 	}
-	b = bob.bundle(true, mailbox.PQOneTime)
+	b = bob.bundle(true, PQOneTime)
 	b.OneTime.Public = [32]byte{1}
 	if _, err := Initiate(w.rng, alice.id, b); !errors.Is(err, ErrBundle) {
 		t.Fatalf("low-order one-time prekey: %v", err)
@@ -571,7 +569,7 @@ func TestKeyScheduleMatchesSpec(t *testing.T) {
 	e = append(e, h.ephemeral[:]...)
 	e = append(e, byte(h.spkID>>24), byte(h.spkID>>16), byte(h.spkID>>8), byte(h.spkID), 1)
 	e = append(e, byte(h.opkID>>24), byte(h.opkID>>16), byte(h.opkID>>8), byte(h.opkID))
-	e = append(e, byte(h.pqID>>24), byte(h.pqID>>16), byte(h.pqID>>8), byte(h.pqID), mailbox.PQOneTime)
+	e = append(e, byte(h.pqID>>24), byte(h.pqID>>16), byte(h.pqID>>8), byte(h.pqID), PQOneTime)
 	e = append(e, h.kemCT[:]...)
 	e = append(e, 0, 0, 0, 0)
 	e = append(e, m.salt[:]...)

@@ -14,7 +14,6 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/sealnet/sealnet/internal/hmac256"
-	"github.com/sealnet/sealnet/mailbox"
 )
 
 const (
@@ -104,7 +103,7 @@ func (s *Session) Confirmed() bool {
 // It reads 48 bytes from rng: the session ID (16), then the ephemeral
 // X25519 key (32). The ML-KEM encapsulation takes its randomness from the
 // system's generator, because crypto/mlkem offers no other.
-func Initiate(rng io.Reader, me *Identity, bundle *mailbox.PrekeyBundle) (*Session, error) {
+func Initiate(rng io.Reader, me *Identity, bundle *PrekeyBundle) (*Session, error) {
 	if me == nil || me.X25519 == nil || len(me.Ed25519) != ed25519.PrivateKeySize || bundle == nil {
 		return nil, fmt.Errorf("%w: no identity or no bundle", ErrBundle)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/sealnet/sealnet/internal/fuzzcheck"
 	"github.com/sealnet/sealnet/mailbox"
 	"github.com/sealnet/sealnet/mixnet"
+	"github.com/sealnet/sealnet/sender/seal"
 )
 
 func main() {
@@ -40,7 +41,7 @@ func bytesOf(seed string, n int) []byte {
 
 func run(dir string) error {
 	g := mixnet.DefaultGeometry()
-	for _, t := range []string{"FuzzUnmarshal", "FuzzParseMixRequest", "FuzzParseReply", "FuzzParseCertificate", "FuzzParseBundle", "FuzzParsePrekeys"} {
+	for _, t := range []string{"FuzzUnmarshal", "FuzzParseMixRequest", "FuzzParseReply"} {
 		if err := os.RemoveAll(filepath.Join(dir, "testdata", "fuzz", t)); err != nil {
 			return err
 		}
@@ -57,11 +58,11 @@ func run(dir string) error {
 	if err != nil {
 		return err
 	}
-	signed := mailbox.NewSignedPrekey(ed, 1, sp.PublicKey())
-	onetime := mailbox.OneTimePrekey{ID: 2}
+	signed := seal.NewSignedPrekey(ed, 1, sp.PublicKey())
+	onetime := seal.OneTimePrekey{ID: 2}
 	copy(onetime.Public[:], ot.PublicKey().Bytes())
-	pq := mailbox.NewPQPrekey(ed, 3, mailbox.PQOneTime, dk.EncapsulationKey())
-	bundle := &mailbox.PrekeyBundle{Signed: signed, OneTime: &onetime, PQ: pq}
+	pq := seal.NewPQPrekey(ed, 3, seal.PQOneTime, dk.EncapsulationKey())
+	bundle := &seal.PrekeyBundle{Signed: signed, OneTime: &onetime, PQ: pq}
 	copy(bundle.IdentityX25519[:], x.PublicKey().Bytes())
 	copy(bundle.IdentityEd25519[:], ed.Public().(ed25519.PublicKey))
 	rawBundle := bundle.Marshal()
@@ -69,7 +70,7 @@ func run(dir string) error {
 	noOneTime.OneTime = nil
 
 	provider := ed25519.NewKeyFromSeed(bytesOf("provider", 32))
-	cert, err := mailbox.SignCertificate(mailbox.Certificate{Address: "alice@a", IdentityX25519: bundle.IdentityX25519,
+	cert, err := seal.SignCertificate(seal.Certificate{Address: "alice@a", IdentityX25519: bundle.IdentityX25519,
 		IdentityEd25519: bundle.IdentityEd25519, Expires: time.Unix(1_900_000_000, 0)}, provider)
 	if err != nil {
 		return err
@@ -128,23 +129,6 @@ func run(dir string) error {
 			return err
 		}
 		if err := seed("FuzzParseReply", name, msg); err != nil {
-			return err
-		}
-	}
-	if err := seed("FuzzParseCertificate", "valid", cert); err != nil {
-		return err
-	}
-	if err := seed("FuzzParseCertificate", "truncated", cert[:40]); err != nil {
-		return err
-	}
-	if err := seed("FuzzParseBundle", "with-one-time", rawBundle); err != nil {
-		return err
-	}
-	if err := seed("FuzzParseBundle", "without-one-time", noOneTime.Marshal()); err != nil {
-		return err
-	}
-	for name, b := range map[string][]byte{"signed": signed.Marshal(), "one-time": onetime.Marshal(), "pq": pq.Marshal()} {
-		if err := seed("FuzzParsePrekeys", name, b); err != nil {
 			return err
 		}
 	}

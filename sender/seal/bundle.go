@@ -1,4 +1,4 @@
-package mailbox
+package seal
 
 import (
 	"crypto/ecdh"
@@ -6,7 +6,8 @@ import (
 	"crypto/mlkem"
 	"errors"
 	"fmt"
-	"io"
+
+	"golang.org/x/crypto/cryptobyte"
 )
 
 // Prekeys (seed 001; X3DH with the ML-KEM hybrid of PQXDH). A user
@@ -35,7 +36,7 @@ const (
 )
 
 // ErrPrekey: a prekey's signature or key does not check out.
-var ErrPrekey = errors.New("mailbox: invalid prekey")
+var ErrPrekey = errors.New("seal: invalid prekey")
 
 // SignedPrekey is the medium-term X25519 prekey, signed.
 type SignedPrekey struct {
@@ -59,20 +60,20 @@ type PQPrekey struct {
 }
 
 func signedMessage(id uint32, pub []byte) []byte {
-	var e enc
-	e.fixed([]byte(signedContext))
-	e.u32(id)
-	e.fixed(pub)
-	return e.b
+	b := cryptobyte.NewFixedBuilder(make([]byte, 0, len(signedContext)+4+len(pub)))
+	b.AddBytes([]byte(signedContext))
+	b.AddUint32(id)
+	b.AddBytes(pub)
+	return b.BytesOrPanic()
 }
 
 func pqMessage(kind byte, id uint32, key []byte) []byte {
-	var e enc
-	e.fixed([]byte(pqContext))
-	e.u8(kind)
-	e.u32(id)
-	e.fixed(key)
-	return e.b
+	b := cryptobyte.NewFixedBuilder(make([]byte, 0, len(pqContext)+1+4+len(key)))
+	b.AddBytes([]byte(pqContext))
+	b.AddUint8(kind)
+	b.AddUint32(id)
+	b.AddBytes(key)
+	return b.BytesOrPanic()
 }
 
 // NewSignedPrekey signs an X25519 public key as a signed prekey.
@@ -118,70 +119,82 @@ func (p *PQPrekey) Verify(identity ed25519.PublicKey) error {
 
 // Marshal encodes the prekey.
 func (p *SignedPrekey) Marshal() []byte {
-	var e enc
-	e.u32(p.ID)
-	e.fixed(p.Public[:])
-	e.fixed(p.Signature[:])
-	return e.b
+	b := cryptobyte.NewFixedBuilder(make([]byte, 0, SignedPrekeySize))
+	p.add(b)
+	return b.BytesOrPanic()
+}
+
+func (p *SignedPrekey) add(b *cryptobyte.Builder) {
+	b.AddUint32(p.ID)
+	b.AddBytes(p.Public[:])
+	b.AddBytes(p.Signature[:])
 }
 
 // Marshal encodes the prekey.
 func (p *OneTimePrekey) Marshal() []byte {
-	var e enc
-	e.u32(p.ID)
-	e.fixed(p.Public[:])
-	return e.b
+	b := cryptobyte.NewFixedBuilder(make([]byte, 0, OneTimePrekeySize))
+	p.add(b)
+	return b.BytesOrPanic()
+}
+
+func (p *OneTimePrekey) add(b *cryptobyte.Builder) {
+	b.AddUint32(p.ID)
+	b.AddBytes(p.Public[:])
 }
 
 // Marshal encodes the prekey.
 func (p *PQPrekey) Marshal() []byte {
-	var e enc
-	e.u32(p.ID)
-	e.u8(p.Kind)
-	e.fixed(p.Key[:])
-	e.fixed(p.Signature[:])
-	return e.b
+	b := cryptobyte.NewFixedBuilder(make([]byte, 0, PQPrekeySize))
+	p.add(b)
+	return b.BytesOrPanic()
 }
 
-func (p *SignedPrekey) decode(d *dec) {
-	p.ID = d.u32("prekey ID")
-	d.fixed(p.Public[:], "prekey")
-	d.fixed(p.Signature[:], "signature")
+func (p *PQPrekey) add(b *cryptobyte.Builder) {
+	b.AddUint32(p.ID)
+	b.AddUint8(p.Kind)
+	b.AddBytes(p.Key[:])
+	b.AddBytes(p.Signature[:])
 }
 
-func (p *OneTimePrekey) decode(d *dec) {
-	p.ID = d.u32("prekey ID")
-	d.fixed(p.Public[:], "prekey")
+func (p *SignedPrekey) read(s *cryptobyte.String) bool {
+	return s.ReadUint32(&p.ID) && s.CopyBytes(p.Public[:]) && s.CopyBytes(p.Signature[:])
 }
 
-func (p *PQPrekey) decode(d *dec) {
-	p.ID = d.u32("prekey ID")
-	p.Kind = d.u8("kind")
-	d.fixed(p.Key[:], "prekey")
-	d.fixed(p.Signature[:], "signature")
+func (p *OneTimePrekey) read(s *cryptobyte.String) bool {
+	return s.ReadUint32(&p.ID) && s.CopyBytes(p.Public[:])
+}
+
+func (p *PQPrekey) read(s *cryptobyte.String) bool {
+	return s.ReadUint32(&p.ID) && s.ReadUint8(&p.Kind) && s.CopyBytes(p.Key[:]) && s.CopyBytes(p.Signature[:])
+}
+
+// parseWhole decodes b with read, which must consume all of it.
+func parseWhole(b []byte, what string, read func(*cryptobyte.String) bool) error {
+	s := cryptobyte.String(b)
+	if !read(&s) {
+		return fmt.Errorf("%w: %s truncated", ErrMalformed, what)
+	}
+	if !s.Empty() {
+		return fmt.Errorf("%w: %s: %d trailing bytes", ErrMalformed, what, len(s))
+	}
+	return nil
 }
 
 // ParseSignedPrekey, ParseOneTimePrekey and ParsePQPrekey decode one
 // encoded prekey strictly.
 func ParseSignedPrekey(b []byte) (*SignedPrekey, error) {
 	p := &SignedPrekey{}
-	d := &dec{b: b}
-	p.decode(d)
-	return p, d.done()
+	return p, parseWhole(b, "signed prekey", p.read)
 }
 
 func ParseOneTimePrekey(b []byte) (*OneTimePrekey, error) {
 	p := &OneTimePrekey{}
-	d := &dec{b: b}
-	p.decode(d)
-	return p, d.done()
+	return p, parseWhole(b, "one-time prekey", p.read)
 }
 
 func ParsePQPrekey(b []byte) (*PQPrekey, error) {
 	p := &PQPrekey{}
-	d := &dec{b: b}
-	p.decode(d)
-	return p, d.done()
+	return p, parseWhole(b, "post-quantum prekey", p.read)
 }
 
 // PrekeyBundle is what a sender fetches to start a conversation with a
@@ -206,19 +219,19 @@ const MaxBundle = 1 + 32 + 32 + SignedPrekeySize + 1 + OneTimePrekeySize + PQPre
 
 // Marshal encodes the bundle.
 func (b *PrekeyBundle) Marshal() []byte {
-	var e enc
-	e.u8(bundleVersion)
-	e.fixed(b.IdentityX25519[:])
-	e.fixed(b.IdentityEd25519[:])
-	e.fixed(b.Signed.Marshal())
+	bb := cryptobyte.NewFixedBuilder(make([]byte, 0, MaxBundle))
+	bb.AddUint8(bundleVersion)
+	bb.AddBytes(b.IdentityX25519[:])
+	bb.AddBytes(b.IdentityEd25519[:])
+	b.Signed.add(bb)
 	if b.OneTime != nil {
-		e.u8(1)
-		e.fixed(b.OneTime.Marshal())
+		bb.AddUint8(1)
+		b.OneTime.add(bb)
 	} else {
-		e.u8(0)
+		bb.AddUint8(0)
 	}
-	e.fixed(b.PQ.Marshal())
-	return e.b
+	b.PQ.add(bb)
+	return bb.BytesOrPanic()
 }
 
 // ParseBundle decodes a bundle strictly, without verifying it.
@@ -226,20 +239,33 @@ func ParseBundle(raw []byte) (*PrekeyBundle, error) {
 	if len(raw) > MaxBundle {
 		return nil, fmt.Errorf("%w: bundle of %d bytes", ErrMalformed, len(raw))
 	}
-	d := &dec{b: raw}
-	if v := d.u8("version"); v != bundleVersion && d.err == nil {
-		return nil, fmt.Errorf("%w: bundle version %d", ErrMalformed, v)
-	}
 	b := &PrekeyBundle{}
-	d.fixed(b.IdentityX25519[:], "identity key")
-	d.fixed(b.IdentityEd25519[:], "identity key")
-	b.Signed.decode(d)
-	if d.bool("one-time flag") {
-		b.OneTime = &OneTimePrekey{}
-		b.OneTime.decode(d)
-	}
-	b.PQ.decode(d)
-	if err := d.done(); err != nil {
+	var version, hasOneTime uint8
+	err := parseWhole(raw, "bundle", func(s *cryptobyte.String) bool {
+		if !s.ReadUint8(&version) || version != bundleVersion {
+			return false
+		}
+		if !s.CopyBytes(b.IdentityX25519[:]) || !s.CopyBytes(b.IdentityEd25519[:]) || !b.Signed.read(s) || !s.ReadUint8(&hasOneTime) {
+			return false
+		}
+		switch hasOneTime {
+		case 0:
+		case 1:
+			b.OneTime = &OneTimePrekey{}
+			if !b.OneTime.read(s) {
+				return false
+			}
+		default:
+			return false
+		}
+		return b.PQ.read(s)
+	})
+	switch {
+	case len(raw) > 0 && version != bundleVersion:
+		return nil, fmt.Errorf("%w: bundle version %d", ErrMalformed, version)
+	case hasOneTime > 1:
+		return nil, fmt.Errorf("%w: bundle's one-time flag is %d, not 0 or 1", ErrMalformed, hasOneTime)
+	case err != nil:
 		return nil, err
 	}
 	return b, nil
@@ -265,11 +291,4 @@ func (b *PrekeyBundle) Verify() error {
 		return fmt.Errorf("%w: zero identity key", ErrPrekey)
 	}
 	return nil
-}
-
-// readFull reads n bytes from r.
-func readFull(r io.Reader, n int) ([]byte, error) {
-	b := make([]byte, n)
-	_, err := io.ReadFull(r, b)
-	return b, err
 }

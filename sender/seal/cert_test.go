@@ -1,4 +1,4 @@
-package mailbox
+package seal
 
 import (
 	"bytes"
@@ -27,11 +27,11 @@ func TestCertificate(t *testing.T) {
 	if _, err := VerifyCertificate(b, pub, "a", now.Add(2*time.Hour)); !errors.Is(err, ErrExpired) {
 		t.Fatalf("expired: got %v", err)
 	}
-	if _, err := VerifyCertificate(b, pub, "b", now); !errors.Is(err, ErrCertificate) {
+	if _, err := VerifyCertificate(b, pub, "b", now); !errors.Is(err, ErrInvalidCertificate) {
 		t.Fatalf("wrong domain: got %v", err)
 	}
 	other := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{2}, 32)).Public().(ed25519.PublicKey)
-	if _, err := VerifyCertificate(b, other, "a", now); !errors.Is(err, ErrCertificate) {
+	if _, err := VerifyCertificate(b, other, "a", now); !errors.Is(err, ErrInvalidCertificate) {
 		t.Fatalf("another provider's key: got %v", err)
 	}
 	for i := range b {

@@ -1,4 +1,4 @@
-package mailbox
+package seal
 
 import (
 	"crypto/ed25519"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"golang.org/x/crypto/cryptobyte"
 )
 
 // A sender certificate is a provider's statement "the user at Address has
@@ -27,33 +29,42 @@ type Certificate struct {
 	Provider        [32]byte // the signing provider's Ed25519 identity key
 }
 
+// MaxAddress bounds an address (name@domain): in a certificate, and in the
+// provider's protocol, which takes it from here.
+const MaxAddress = 128
+
 const (
-	certVersion    = 1
-	certContext    = "sealnet sender certificate v1\x00"
-	maxCertificate = 1 + 1 + MaxAddress + 32 + 32 + 8 + 32 + ed25519.SignatureSize
+	certVersion = 1
+	certContext = "sealnet sender certificate v1\x00"
 )
 
-// Certificate errors.
+// MaxSignedCertificate is the size of the largest certificate
+// SignCertificate makes (an envelope leaves room for up to MaxCertificate).
+const MaxSignedCertificate = 1 + 1 + MaxAddress + 32 + 32 + 8 + 32 + ed25519.SignatureSize
+
+// Certificate errors (VerifyCertificate; a certificate that does not
+// decode is ErrMalformed). ErrCertificate, in errors.go, is Open's: the
+// caller's check refused the certificate, and wraps the check's error.
 var (
-	ErrCertificate = errors.New("mailbox: sender certificate invalid")
-	ErrExpired     = errors.New("mailbox: sender certificate expired")
+	ErrInvalidCertificate = errors.New("seal: sender certificate invalid")
+	ErrExpired            = errors.New("seal: sender certificate expired")
 )
 
 func (c *Certificate) body() []byte {
-	var e enc
-	e.u8(certVersion)
-	e.str8(c.Address)
-	e.fixed(c.IdentityX25519[:])
-	e.fixed(c.IdentityEd25519[:])
-	e.u64(uint64(c.Expires.Unix()))
-	e.fixed(c.Provider[:])
-	return e.b
+	b := cryptobyte.NewBuilder(make([]byte, 0, MaxSignedCertificate))
+	b.AddUint8(certVersion)
+	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(c.Address)) })
+	b.AddBytes(c.IdentityX25519[:])
+	b.AddBytes(c.IdentityEd25519[:])
+	b.AddUint64(uint64(c.Expires.Unix()))
+	b.AddBytes(c.Provider[:])
+	return b.BytesOrPanic()
 }
 
 // SignCertificate returns the encoded certificate signed by the provider.
 func SignCertificate(c Certificate, provider ed25519.PrivateKey) ([]byte, error) {
 	if len(c.Address) == 0 || len(c.Address) > MaxAddress {
-		return nil, fmt.Errorf("%w: address of %d bytes", ErrCertificate, len(c.Address))
+		return nil, fmt.Errorf("%w: address of %d bytes", ErrInvalidCertificate, len(c.Address))
 	}
 	copy(c.Provider[:], provider.Public().(ed25519.PublicKey))
 	body := c.body()
@@ -63,25 +74,30 @@ func SignCertificate(c Certificate, provider ed25519.PrivateKey) ([]byte, error)
 
 // ParseCertificate decodes a certificate without checking it.
 func ParseCertificate(b []byte) (*Certificate, error) {
-	if len(b) > maxCertificate || len(b) < ed25519.SignatureSize {
+	if len(b) > MaxSignedCertificate || len(b) < ed25519.SignatureSize {
 		return nil, fmt.Errorf("%w: certificate of %d bytes", ErrMalformed, len(b))
 	}
-	d := &dec{b: b[:len(b)-ed25519.SignatureSize]}
-	if v := d.u8("version"); v != certVersion && d.err == nil {
-		return nil, fmt.Errorf("%w: certificate version %d", ErrMalformed, v)
-	}
 	c := &Certificate{}
-	c.Address = d.str8(MaxAddress, "address")
-	d.fixed(c.IdentityX25519[:], "identity key")
-	d.fixed(c.IdentityEd25519[:], "identity key")
-	exp := d.u64("expiry")
-	d.fixed(c.Provider[:], "provider key")
-	if err := d.done(); err != nil {
+	var version uint8
+	var addr cryptobyte.String
+	var exp uint64
+	err := parseWhole(b[:len(b)-ed25519.SignatureSize], "certificate", func(s *cryptobyte.String) bool {
+		return s.ReadUint8(&version) && version == certVersion &&
+			s.ReadUint8LengthPrefixed(&addr) && len(addr) <= MaxAddress &&
+			s.CopyBytes(c.IdentityX25519[:]) && s.CopyBytes(c.IdentityEd25519[:]) &&
+			s.ReadUint64(&exp) && s.CopyBytes(c.Provider[:])
+	})
+	switch {
+	case version != certVersion:
+		return nil, fmt.Errorf("%w: certificate version %d", ErrMalformed, version)
+	case len(addr) > MaxAddress:
+		return nil, fmt.Errorf("%w: address of %d bytes, at most %d", ErrMalformed, len(addr), MaxAddress)
+	case err != nil:
 		return nil, err
-	}
-	if exp > 1<<40 {
+	case exp > 1<<40:
 		return nil, fmt.Errorf("%w: expiry out of range", ErrMalformed)
 	}
+	c.Address = string(addr)
 	c.Expires = time.Unix(int64(exp), 0)
 	return c, nil
 }
@@ -95,14 +111,14 @@ func VerifyCertificate(b []byte, provider ed25519.PublicKey, domain string, now 
 		return nil, err
 	}
 	if len(provider) != ed25519.PublicKeySize || string(c.Provider[:]) != string(provider) {
-		return nil, fmt.Errorf("%w: signed by another provider key", ErrCertificate)
+		return nil, fmt.Errorf("%w: signed by another provider key", ErrInvalidCertificate)
 	}
 	body := b[:len(b)-ed25519.SignatureSize]
 	if !ed25519.Verify(provider, append([]byte(certContext), body...), b[len(body):]) {
-		return nil, fmt.Errorf("%w: bad signature", ErrCertificate)
+		return nil, fmt.Errorf("%w: bad signature", ErrInvalidCertificate)
 	}
 	if _, d, ok := strings.Cut(c.Address, "@"); !ok || d != domain {
-		return nil, fmt.Errorf("%w: address %q is not in domain %q", ErrCertificate, c.Address, domain)
+		return nil, fmt.Errorf("%w: address %q is not in domain %q", ErrInvalidCertificate, c.Address, domain)
 	}
 	if !now.Before(c.Expires) {
 		return nil, fmt.Errorf("%w: since %v", ErrExpired, c.Expires.UTC().Format(time.RFC3339))
