@@ -86,14 +86,7 @@ func writeSeeds(root string) error {
 	return nil
 }
 
-func TestFuzzSeedsCurrent(t *testing.T) {
-	if os.Getenv("SEALNET_WRITE_SEEDS") != "" {
-		if err := writeSeeds("."); err != nil {
-			t.Fatal(err)
-		}
-	}
-	fuzzcheck.CheckGenerated(t, ".", writeSeeds, "`SEALNET_WRITE_SEEDS=1 go test ./sender -run TestFuzzSeedsCurrent`", "testdata/fuzz")
-}
+func TestFuzzSeedsCurrent(t *testing.T) { fuzzcheck.CheckSeeds(t, "sender", writeSeeds) }
 
 // FuzzDecodePlain: an error, or fields that encode back to the input.
 func FuzzDecodePlain(f *testing.F) {

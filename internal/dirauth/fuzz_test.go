@@ -61,14 +61,7 @@ func writeSeeds(root string) error {
 	return nil
 }
 
-func TestFuzzSeedsCurrent(t *testing.T) {
-	if os.Getenv("SEALNET_WRITE_SEEDS") != "" {
-		if err := writeSeeds("."); err != nil {
-			t.Fatal(err)
-		}
-	}
-	fuzzcheck.CheckGenerated(t, ".", writeSeeds, "`SEALNET_WRITE_SEEDS=1 go test ./internal/dirauth -run TestFuzzSeedsCurrent`", "testdata/fuzz")
-}
+func TestFuzzSeedsCurrent(t *testing.T) { fuzzcheck.CheckSeeds(t, "internal/dirauth", writeSeeds) }
 
 // TestFuzzCorpusReachesDeep: every committed seed meets the fate its
 // name promises, so the fuzzer starts from valid lists (of real signed

@@ -149,3 +149,19 @@ func CheckGenerated(t *testing.T, repo string, generate func(root string) error,
 		})
 	}
 }
+
+// CheckSeeds is the TestFuzzSeedsCurrent of a package whose seeds a test
+// function writes (write(root) puts them under root/testdata/fuzz): with
+// SEALNET_WRITE_SEEDS set it first writes them into the package, then it
+// requires the committed seeds to be exactly what write makes
+// (CheckGenerated). pkg is the package's path in the module, for the
+// command it suggests.
+func CheckSeeds(t *testing.T, pkg string, write func(root string) error) {
+	t.Helper()
+	if os.Getenv("SEALNET_WRITE_SEEDS") != "" {
+		if err := write("."); err != nil {
+			t.Fatal(err)
+		}
+	}
+	CheckGenerated(t, ".", write, fmt.Sprintf("`SEALNET_WRITE_SEEDS=1 go test ./%s -run TestFuzzSeedsCurrent`", pkg), "testdata/fuzz")
+}

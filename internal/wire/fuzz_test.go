@@ -77,14 +77,7 @@ func writeSeeds(root string) error {
 	return nil
 }
 
-func TestFuzzSeedsCurrent(t *testing.T) {
-	if os.Getenv("SEALNET_WRITE_SEEDS") != "" {
-		if err := writeSeeds("."); err != nil {
-			t.Fatal(err)
-		}
-	}
-	fuzzcheck.CheckGenerated(t, ".", writeSeeds, "`SEALNET_WRITE_SEEDS=1 go test ./internal/wire -run TestFuzzSeedsCurrent`", "testdata/fuzz")
-}
+func TestFuzzSeedsCurrent(t *testing.T) { fuzzcheck.CheckSeeds(t, "internal/wire", writeSeeds) }
 
 // fuzzLimits are small, so that the fuzzer reaches every cap.
 var fuzzLimits = limits{conns: 3, heldSpan: 1000, heldSegs: 4, heldBytes: 2000, records: 64, links: 4}
