@@ -244,6 +244,13 @@ func TestReplayCacheAtLineRateForAKeyLifetime(t *testing.T) {
 
 	// Control: the old default held 4 Mi tags, that share of a 24-minute
 	// key lifetime at line rate; scaled to this lifetime it is full early.
+	// The control floods at the rate the default capacity is sized for
+	// (DefaultReplayRatePerCore on each worker), or the measured one if
+	// higher: under the race detector and a loaded CI machine the measured
+	// rate can be a tenth of a relay's, at which 4 Mi tags would last.
+	ctlRate := max(rate, float64(DefaultReplayRatePerCore*workers))
+	ctlBudget := int(ctlRate * life.Seconds())
+	ctlTags := randomTags(ctlBudget, 2)
 	realLife := keyLifetime(20*time.Minute, 2*time.Minute)
 	oldCap := max(1, int(float64(oldDefaultReplayCapacity)*life.Seconds()/realLife.Seconds()))
 	old, err := mixnet.NewReplayCache(1, oldCap)
@@ -251,11 +258,20 @@ func TestReplayCacheAtLineRateForAKeyLifetime(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer old.Close()
-	n, err, _ = flood(old, budget, tag, workers, l.ReplaySync.D())
+	n, err, _ = flood(old, ctlBudget, func(i int) mixnet.ReplayTag { return ctlTags[i] }, workers, l.ReplaySync.D())
 	t.Logf("control: the old default, 4 Mi tags, is full after %v of a %v key lifetime at %.0f unwraps/s (here: refused after %d of %d tags)",
-		(time.Duration(oldDefaultReplayCapacity / rate * float64(time.Second))).Round(time.Second), realLife, rate, n, budget)
-	if !errors.Is(err, mixnet.ErrReplayCacheFull) || n >= budget {
-		t.Fatalf("control: the old capacity took %d of %d tags (%v): the flood did not fill it", n, budget, err)
+		(time.Duration(oldDefaultReplayCapacity / ctlRate * float64(time.Second))).Round(time.Second), realLife, ctlRate, n, ctlBudget)
+	if !errors.Is(err, mixnet.ErrReplayCacheFull) || n >= ctlBudget {
+		t.Fatalf("control: the old capacity took %d of %d tags (%v): the flood did not fill it", n, ctlBudget, err)
+	}
+	// And the default capacity takes that whole flood.
+	full, err := mixnet.NewReplayCache(1, l.ReplayCapacity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Close()
+	if n, err, _ := flood(full, ctlBudget, func(i int) mixnet.ReplayTag { return ctlTags[i] }, workers, l.ReplaySync.D()); err != nil || n != ctlBudget {
+		t.Fatalf("the default capacity %d refused after %d of %d tags at %.0f unwraps/s: %v", l.ReplayCapacity, n, ctlBudget, ctlRate, err)
 	}
 }
 
