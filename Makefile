@@ -3,7 +3,7 @@
 GO       ?= go
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
-FUZZTIME ?= 2s
+FUZZTIME ?= 1s
 FUZZLONG ?= 60s
 BENCHTIME ?= 2s
 
