@@ -9,9 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -252,16 +250,7 @@ func startAuthorities(t *testing.T, params ...directory.Parameters) ([]*authorit
 
 func fetchDocument(t *testing.T, a *authority, e uint64) *directory.SignedDocument {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("%s/v1/document/%d", a.url, e))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET document: %d %v", resp.StatusCode, err)
-	}
-	sd, err := directory.Verify(b, []ed25519.PublicKey{a.s.PublicKey()}, 1)
+	sd, err := directory.Verify(served(t, a, e), []ed25519.PublicKey{a.s.PublicKey()}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
