@@ -50,7 +50,7 @@ unit:
 	$(GO) test -race -count=1 -skip '$(NORACE)' $$($(GO) list ./... | grep -v '/sim$$')
 	$(GO) test -count=1 ./sim/
 	$(GO) test -race -count=1 -run 'Sweep|Deterministic' ./sim/
-	$(GO) test -count=1 -run '$(NORACE)' ./mixnet/... ./internal/hmac256/ ./internal/loopwatch/
+	$(GO) test -count=1 -run '$(NORACE)' ./mixnet/... ./internal/crypto/hmac256/ ./internal/loopwatch/
 
 # Tests run without the race detector only: allocation counts (which it
 # changes), and the packet layer's single-goroutine statistical tests
@@ -70,7 +70,7 @@ hostile:
 
 ## bench: packet and relay benchmarks, each with its same-run baseline (docs/benchmarks.md)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./mixnet/ ./mixnet/mix/ ./internal/lioness/ ./internal/hmac256/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./mixnet/ ./mixnet/mix/ ./internal/crypto/lioness/ ./internal/crypto/hmac256/
 	$(GO) test -run '^$$' -bench RelayThroughput -benchtime 30000x ./relay/
 	$(GO) test -run '^$$' -bench RelayMemory -benchtime 1x ./relay/
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./sender/seal/

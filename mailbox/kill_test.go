@@ -16,7 +16,7 @@ import (
 
 	"github.com/sealnet/sealnet/internal/config"
 	"github.com/sealnet/sealnet/internal/keystore"
-	"github.com/sealnet/sealnet/internal/testnet"
+	"github.com/sealnet/sealnet/internal/testbed/testnet"
 	"github.com/sealnet/sealnet/mailbox"
 )
 

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/sealnet/sealnet/internal/fuzzcheck"
+	"github.com/sealnet/sealnet/internal/testkit/fuzzcheck"
 )
 
 // Every decoder of bytes from the network has a fuzz target that asserts a

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sealnet/sealnet/internal/linktest"
+	"github.com/sealnet/sealnet/internal/testkit/linktest"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/mixnet/link"

@@ -16,7 +16,7 @@ import (
 
 	"github.com/flynn/noise"
 
-	"github.com/sealnet/sealnet/internal/testnet"
+	"github.com/sealnet/sealnet/internal/testbed/testnet"
 	"github.com/sealnet/sealnet/mailbox"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/sealnet/sealnet/internal/metrics"
-	"github.com/sealnet/sealnet/internal/testnet"
+	"github.com/sealnet/sealnet/internal/testbed/testnet"
 	"github.com/sealnet/sealnet/mailbox"
 	"github.com/sealnet/sealnet/mixnet"
 )

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/sealnet/sealnet/internal/fuzzcheck"
+	"github.com/sealnet/sealnet/internal/testkit/fuzzcheck"
 )
 
 // FuzzKeySeed derives the mix key the FuzzUnwrap corpus is built for; the

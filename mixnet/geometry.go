@@ -6,7 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 
-	"github.com/sealnet/sealnet/internal/lioness"
+	"github.com/sealnet/sealnet/internal/crypto/lioness"
 )
 
 // Packet format versions.

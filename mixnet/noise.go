@@ -6,8 +6,8 @@ import (
 
 	"golang.org/x/crypto/chacha20"
 
-	"github.com/sealnet/sealnet/internal/hmac256"
-	"github.com/sealnet/sealnet/internal/lioness"
+	"github.com/sealnet/sealnet/internal/crypto/hmac256"
+	"github.com/sealnet/sealnet/internal/crypto/lioness"
 )
 
 // Each hop's header layer is one handshake message of the Noise one-way

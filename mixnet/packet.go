@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/crypto/chacha20poly1305"
 
-	"github.com/sealnet/sealnet/internal/lioness"
+	"github.com/sealnet/sealnet/internal/crypto/lioness"
 )
 
 // Hop is one node on a path, as the sender knows it from the directory.

@@ -8,7 +8,7 @@ import (
 	"io"
 	"sync"
 
-	"github.com/sealnet/sealnet/internal/lioness"
+	"github.com/sealnet/sealnet/internal/crypto/lioness"
 )
 
 // A SURB (single-use reply block) lets anyone who holds it send one packet

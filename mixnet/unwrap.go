@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/crypto/chacha20poly1305"
 
-	"github.com/sealnet/sealnet/internal/lioness"
+	"github.com/sealnet/sealnet/internal/crypto/lioness"
 )
 
 // MixKey is a node's X25519 mix key for one epoch, bound to a geometry. It

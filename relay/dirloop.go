@@ -6,8 +6,8 @@ import (
 	"errors"
 	"time"
 
-	"github.com/sealnet/sealnet/internal/dirclient"
 	"github.com/sealnet/sealnet/mixnet/directory"
+	"github.com/sealnet/sealnet/mixnet/directory/client"
 )
 
 // descriptor builds and signs this node's descriptor for epoch e, which
@@ -94,7 +94,7 @@ func (n *Node) directoryLoop(ctx context.Context) {
 						"network", sd.Doc.Period, "configured", n.cfg.Directory.EpochPeriod.D())
 				}
 				n.log.Info("new network document", "epoch", x, "layers", len(sd.Doc.Layers), "providers", len(sd.Doc.Providers))
-			case x == e && !errors.Is(err, dirclient.ErrNotYet) && ctx.Err() == nil:
+			case x == e && !errors.Is(err, client.ErrNotYet) && ctx.Err() == nil:
 				n.log.Debug("fetching document", "epoch", x, "err", err)
 			}
 		}

@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/sealnet/sealnet/internal/config"
-	"github.com/sealnet/sealnet/internal/dirclient"
-	"github.com/sealnet/sealnet/internal/testnet"
+	"github.com/sealnet/sealnet/internal/testbed/testnet"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
+	"github.com/sealnet/sealnet/mixnet/directory/client"
 	"github.com/sealnet/sealnet/relay"
 )
 
@@ -47,11 +47,11 @@ func TestThresholdDocuments(t *testing.T) {
 		t.Fatalf("document has %d signatures", len(n.doc.Signatures))
 	}
 	var keys []ed25519.PublicKey
-	var auths []dirclient.Authority
+	var auths []client.Authority
 	for _, a := range n.nw.Authorities {
 		k, _ := hex.DecodeString(a.Key)
 		keys = append(keys, k)
-		auths = append(auths, dirclient.Authority{URL: a.URL, Key: k})
+		auths = append(auths, client.Authority{URL: a.URL, Key: k})
 	}
 	one := *n.doc
 	one.Signatures = append([]directory.Signature(nil), n.doc.Signatures[0]) // a copy: n.doc stays intact
@@ -59,7 +59,7 @@ func TestThresholdDocuments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dc, err := dirclient.New(dirclient.Config{Authorities: auths, Threshold: 2})
+	dc, err := client.New(client.Config{Authorities: auths, Threshold: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

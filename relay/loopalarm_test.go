@@ -10,7 +10,7 @@ import (
 	"github.com/sealnet/sealnet/mixnet/directory"
 
 	"github.com/sealnet/sealnet/internal/config"
-	"github.com/sealnet/sealnet/internal/testnet"
+	"github.com/sealnet/sealnet/internal/testbed/testnet"
 	"github.com/sealnet/sealnet/relay"
 )
 

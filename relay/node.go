@@ -19,13 +19,13 @@ import (
 
 	"github.com/flynn/noise"
 
-	"github.com/sealnet/sealnet/internal/dirclient"
 	"github.com/sealnet/sealnet/internal/keystore"
 	"github.com/sealnet/sealnet/internal/loopwatch"
 	"github.com/sealnet/sealnet/internal/metrics"
 	"github.com/sealnet/sealnet/internal/torctl"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
+	"github.com/sealnet/sealnet/mixnet/directory/client"
 	"github.com/sealnet/sealnet/mixnet/link"
 	"github.com/sealnet/sealnet/mixnet/mix"
 )
@@ -66,7 +66,7 @@ type Node struct {
 	linkKey  noise.DHKey
 	loopID   mixnet.RecipientID
 	keys     *epochKeys
-	dir      *dirclient.Client
+	dir      *client.Client
 	reg      *metrics.Registry
 	m        *nodeMetrics
 	links    *link.Stats
@@ -152,12 +152,12 @@ func New(cfg Config, opts Options) (*Node, error) {
 	n.rng = rand.New(rand.NewChaCha8(seed))
 
 	d := cfg.Directory
-	auths := make([]dirclient.Authority, len(d.Authorities))
+	auths := make([]client.Authority, len(d.Authorities))
 	for i, a := range d.Authorities {
 		k, _ := hex.DecodeString(a.Key)
-		auths[i] = dirclient.Authority{URL: a.URL, Key: ed25519.PublicKey(k)}
+		auths[i] = client.Authority{URL: a.URL, Key: ed25519.PublicKey(k)}
 	}
-	n.dir, err = dirclient.New(dirclient.Config{
+	n.dir, err = client.New(client.Config{
 		Authorities: auths, Threshold: d.Threshold,
 		CacheDir: filepath.Join(cfg.DataDir, "directory"), Logger: n.log,
 	})

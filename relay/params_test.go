@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/sealnet/sealnet/internal/config"
-	"github.com/sealnet/sealnet/internal/testnet"
+	"github.com/sealnet/sealnet/internal/testbed/testnet"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/relay"

@@ -23,11 +23,11 @@ import (
 
 	"github.com/flynn/noise"
 
-	"github.com/sealnet/sealnet/internal/dirclient"
 	"github.com/sealnet/sealnet/internal/loopwatch"
 	"github.com/sealnet/sealnet/mailbox"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
+	"github.com/sealnet/sealnet/mixnet/directory/client"
 	"github.com/sealnet/sealnet/sender/seal"
 )
 
@@ -83,7 +83,7 @@ type Client struct {
 	reas *seal.Reassembler
 
 	geo   mixnet.Geometry
-	dir   *dirclient.Client
+	dir   *client.Client
 	rngMu sync.Mutex
 	rng   *rand.Rand
 	links *entryLinks
@@ -231,14 +231,14 @@ func Open(dir string, pass []byte, o Options) (*Client, error) {
 		return nil, err
 	}
 	st.init()
-	var auths []dirclient.Authority
+	var auths []client.Authority
 	for _, a := range st.Authorities {
 		k, err := hex.DecodeString(a.Key)
 		if err != nil {
 			v.close()
 			return nil, fmt.Errorf("sender: authority key %q: %w", a.Key, err)
 		}
-		auths = append(auths, dirclient.Authority{URL: a.URL, Key: k})
+		auths = append(auths, client.Authority{URL: a.URL, Key: k})
 	}
 	log := o.Logger
 	if log == nil {
@@ -248,7 +248,7 @@ func Open(dir string, pass []byte, o Options) (*Client, error) {
 	if ddial == nil {
 		ddial = o.Dial
 	}
-	dc, err := dirclient.New(dirclient.Config{Authorities: auths, Threshold: st.Threshold, CacheDir: filepath.Join(dir, "directory"), Logger: log, Dial: ddial})
+	dc, err := client.New(client.Config{Authorities: auths, Threshold: st.Threshold, CacheDir: filepath.Join(dir, "directory"), Logger: log, Dial: ddial})
 	if err != nil {
 		v.close()
 		return nil, err

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sealnet/sealnet/internal/testnet"
+	"github.com/sealnet/sealnet/internal/testbed/testnet"
 	"github.com/sealnet/sealnet/sender"
 	"github.com/sealnet/sealnet/sender/seal"
 )

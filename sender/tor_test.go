@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sealnet/sealnet/internal/testnet"
+	"github.com/sealnet/sealnet/internal/testbed/testnet"
+	"github.com/sealnet/sealnet/internal/testbed/tornet"
 	"github.com/sealnet/sealnet/internal/torctl"
-	"github.com/sealnet/sealnet/internal/tornet"
 	"github.com/sealnet/sealnet/relay"
 	"github.com/sealnet/sealnet/sender"
 )

@@ -14,7 +14,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/sealnet/sealnet/internal/fuzzcheck"
+	"github.com/sealnet/sealnet/internal/testkit/fuzzcheck"
 )
 
 func parsePlan(t *testing.T, text string) *Plan {

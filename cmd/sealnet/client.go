@@ -18,7 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sealnet/sealnet/internal/daemon"
-	"github.com/sealnet/sealnet/internal/testnet"
+	"github.com/sealnet/sealnet/internal/testbed/testnet"
 	"github.com/sealnet/sealnet/internal/torctl"
 	"github.com/sealnet/sealnet/sender"
 )

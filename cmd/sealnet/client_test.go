@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sealnet/sealnet/internal/testnet"
+	"github.com/sealnet/sealnet/internal/testbed/testnet"
 	"github.com/sealnet/sealnet/relay"
 )
 

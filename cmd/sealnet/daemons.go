@@ -9,8 +9,8 @@ import (
 	"net"
 
 	"github.com/sealnet/sealnet/internal/daemon"
-	"github.com/sealnet/sealnet/internal/dirauth"
 	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mixnet/directory/authority"
 	"github.com/sealnet/sealnet/relay"
 )
 
@@ -79,12 +79,12 @@ func runMailbox(args []string, stdout, stderr io.Writer) error {
 
 func runDirauth(args []string, stdout, stderr io.Writer) error {
 	return runDaemon("dirauth", "docs/directory.md", args, stdout, stderr, func(path string) (string, func(context.Context, *slog.Logger) error, error) {
-		cfg, err := dirauth.LoadConfig(path)
+		cfg, err := authority.LoadConfig(path)
 		if err != nil {
 			return "", nil, err
 		}
 		return cfg.LogLevel, func(ctx context.Context, log *slog.Logger) error {
-			s, err := dirauth.New(*cfg, dirauth.Options{Logger: log})
+			s, err := authority.New(*cfg, authority.Options{Logger: log})
 			if err != nil {
 				return err
 			}

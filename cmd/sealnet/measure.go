@@ -12,12 +12,12 @@ import (
 
 	"github.com/sealnet/sealnet/internal/config"
 	"github.com/sealnet/sealnet/internal/daemon"
-	"github.com/sealnet/sealnet/internal/load"
-	"github.com/sealnet/sealnet/internal/measure"
-	"github.com/sealnet/sealnet/internal/testnet"
-	"github.com/sealnet/sealnet/internal/wire"
+	"github.com/sealnet/sealnet/internal/testbed/capture"
+	"github.com/sealnet/sealnet/internal/testbed/load"
+	"github.com/sealnet/sealnet/internal/testbed/testnet"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/sim"
+	"github.com/sealnet/sealnet/sim/measure"
 )
 
 // runTestnetLoad is `sealnet testnet load`: drive a workload on a running
@@ -118,7 +118,7 @@ func runSimAnalyze(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	capt, err := wire.Read(f, wire.RecordSize(mixnet.DefaultGeometry()))
+	capt, err := capture.Read(f, capture.RecordSize(mixnet.DefaultGeometry()))
 	f.Close()
 	if err != nil {
 		return fmt.Errorf("reading the capture: %w", err)

@@ -11,10 +11,10 @@ import (
 
 	"github.com/sealnet/sealnet/internal/config"
 	"github.com/sealnet/sealnet/internal/daemon"
-	"github.com/sealnet/sealnet/internal/dirauth"
-	"github.com/sealnet/sealnet/internal/testnet"
-	"github.com/sealnet/sealnet/internal/wire"
+	"github.com/sealnet/sealnet/internal/testbed/capture"
+	"github.com/sealnet/sealnet/internal/testbed/testnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
+	"github.com/sealnet/sealnet/mixnet/directory/authority"
 )
 
 const testnetUsage = "Usage: sealnet testnet up --dir DIR [flags]\n       sealnet testnet load --dir DIR [--config scenario.toml] [--capture FILE]\n\nup starts a whole network on loopback (see README.md); load drives a workload\nof real clients on a running one and records its ground truth (docs/measure.md)."
@@ -48,7 +48,7 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 	paramsFile := fs.String("parameters", "", "TOML file with a [parameters] section as in dirauth.toml: the network parameters the authorities publish; keys left out keep their defaults (new networks only; docs/directory.md)")
 	meanDelay := fs.Duration("mean-delay", 0, "the network's mean per-hop delay (parameter mean_delay), for relay cover and, as they follow the directory, clients; default 200ms or --parameters' (new networks only)")
 	clientRate := fs.Float64("client-rate", 0, "the network's client packets per second (parameter client_rate); default 2 or --parameters' (new networks only)")
-	capture := fs.String("capture", "", "capture the network's loopback TCP traffic, from before the nodes start until they stop, into this pcap file (needs tcpdump, and root or CAP_NET_RAW; docs/measure.md)")
+	capturePath := fs.String("capture", "", "capture the network's loopback TCP traffic, from before the nodes start until they stop, into this pcap file (needs tcpdump, and root or CAP_NET_RAW; docs/measure.md)")
 	torOn := fs.Bool("tor", false, "also run a private Tor network on loopback; providers publish onion services on it (new networks only; needs tor: apt-get install tor)")
 	if err := parseFlags(fs, args[1:], stdout); err != nil {
 		return err
@@ -95,14 +95,14 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := daemon.SignalContext(context.Background())
 	defer stop()
-	var capt *wire.Capturer
-	if *capture != "" {
+	var capt *capture.Capturer
+	if *capturePath != "" {
 		// Before the nodes start: a link whose handshake the capture
 		// missed cannot be read (docs/measure.md).
-		if capt, err = wire.StartCapture(ctx, wire.CaptureOptions{Filter: "tcp and net 127.0.0.0/8", Path: *capture}); err != nil {
+		if capt, err = capture.Start(ctx, capture.Options{Filter: "tcp and net 127.0.0.0/8", Path: *capturePath}); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "testnet: capturing loopback TCP traffic into %s\n", *capture)
+		fmt.Fprintf(stdout, "testnet: capturing loopback TCP traffic into %s\n", *capturePath)
 	}
 	err = testnet.Up(ctx, nw, exe, stdout)
 	if capt != nil {
@@ -123,7 +123,7 @@ func runTestnet(args []string, stdout, stderr io.Writer) error {
 // leaves out at their defaults, then the flags given (nil: not given).
 func testnetParameters(path string, meanDelay *time.Duration, clientRate *float64) (directory.Parameters, error) {
 	var file struct {
-		Parameters dirauth.ParametersConfig `toml:"parameters"`
+		Parameters authority.ParametersConfig `toml:"parameters"`
 	}
 	if path != "" {
 		if err := config.Load(path, &file); err != nil {

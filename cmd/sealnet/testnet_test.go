@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sealnet/sealnet/internal/testnet"
+	"github.com/sealnet/sealnet/internal/testbed/testnet"
 	"github.com/sealnet/sealnet/mailbox"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"

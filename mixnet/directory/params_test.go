@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sealnet/sealnet/internal/fuzzcheck"
+	"github.com/sealnet/sealnet/internal/testkit/fuzzcheck"
 	"github.com/sealnet/sealnet/mixnet"
 )
 

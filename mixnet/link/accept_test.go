@@ -11,7 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/sealnet/sealnet/internal/linktest"
+	"github.com/sealnet/sealnet/internal/testkit/linktest"
 	"github.com/sealnet/sealnet/mixnet/link"
 )
 

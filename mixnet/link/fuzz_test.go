@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sealnet/sealnet/internal/fuzzcheck"
-	"github.com/sealnet/sealnet/internal/linktest"
+	"github.com/sealnet/sealnet/internal/testkit/fuzzcheck"
+	"github.com/sealnet/sealnet/internal/testkit/linktest"
 	"github.com/sealnet/sealnet/mixnet/link"
 )
 

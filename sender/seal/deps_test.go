@@ -8,15 +8,15 @@ import (
 
 // TestEnvelopeIsALeaf: the envelope's cryptography depends on
 // cryptography, not on anything that stores, listens or dials. Of this
-// module it imports internal/hmac256 only.
+// module it imports internal/crypto/hmac256 only.
 func TestEnvelopeIsALeaf(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
 	allowed := map[string]bool{
-		"github.com/sealnet/sealnet/sender/seal":      true,
-		"github.com/sealnet/sealnet/internal/hmac256": true,
+		"github.com/sealnet/sealnet/sender/seal":             true,
+		"github.com/sealnet/sealnet/internal/crypto/hmac256": true,
 	}
 	for _, p := range strings.Fields(string(out)) {
 		first, _, _ := strings.Cut(p, "/")

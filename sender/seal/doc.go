@@ -71,7 +71,7 @@
 //
 // The package owns the formats it depends on: sender certificates
 // (cert.go) and prekey bundles (bundle.go), which providers sign, store as
-// blobs and hand out. It imports only cryptography (and internal/hmac256),
+// blobs and hand out. It imports only cryptography (and internal/crypto/hmac256),
 // nothing that stores, listens or dials.
 //
 // Randomness comes from the io.Reader the caller passes, except for the

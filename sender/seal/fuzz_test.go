@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/sealnet/sealnet/internal/fuzzcheck"
+	"github.com/sealnet/sealnet/internal/testkit/fuzzcheck"
 )
 
 // The seed corpora under testdata/fuzz are written by internal/sealseed

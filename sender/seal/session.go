@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/crypto/chacha20poly1305"
 
-	"github.com/sealnet/sealnet/internal/hmac256"
+	"github.com/sealnet/sealnet/internal/crypto/hmac256"
 )
 
 const (

@@ -24,8 +24,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/sealnet/sealnet/internal/fuzzcheck"
-	"github.com/sealnet/sealnet/internal/linktest"
+	"github.com/sealnet/sealnet/internal/testkit/fuzzcheck"
+	"github.com/sealnet/sealnet/internal/testkit/linktest"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/link"
 )
@@ -455,7 +455,7 @@ func writeCorpora(root string, packets [][]byte) error {
 	}
 
 	// lioness FuzzRoundTrip: (keys, block).
-	lionessDir := filepath.Join(root, "internal", "lioness")
+	lionessDir := filepath.Join(root, "internal", "crypto", "lioness")
 	if err := os.RemoveAll(filepath.Join(lionessDir, "testdata", "fuzz", "FuzzRoundTrip")); err != nil {
 		return err
 	}

@@ -4,12 +4,12 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/sealnet/sealnet/internal/fuzzcheck"
+	"github.com/sealnet/sealnet/internal/testkit/fuzzcheck"
 )
 
 // TestCommittedTestdataIsCurrent regenerates the vectors and corpora and
 // requires the committed files to match byte for byte.
 func TestCommittedTestdataIsCurrent(t *testing.T) {
 	fuzzcheck.CheckGenerated(t, filepath.Join("..", "..", ".."), run, "`make testdata`",
-		"mixnet/testdata/fuzz", "internal/lioness/testdata/fuzz", "mixnet/link/testdata/fuzz")
+		"mixnet/testdata/fuzz", "internal/crypto/lioness/testdata/fuzz", "mixnet/link/testdata/fuzz")
 }

@@ -25,7 +25,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sealnet/sealnet/internal/fuzzcheck"
+	"github.com/sealnet/sealnet/internal/testkit/fuzzcheck"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
 )

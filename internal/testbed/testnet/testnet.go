@@ -1,0 +1,385 @@
+// Package testnet lays out and runs a complete sealnet network on
+// loopback: directory authorities, mix layers and providers, each with its
+// own keys, configuration file and data directory under one folder, so
+// that every node can also be started by hand with its own command.
+package testnet
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/sealnet/sealnet/internal/config"
+	"github.com/sealnet/sealnet/internal/keystore"
+	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mixnet/directory"
+	"github.com/sealnet/sealnet/mixnet/directory/authority"
+	"github.com/sealnet/sealnet/mixnet/directory/client"
+	"github.com/sealnet/sealnet/relay"
+)
+
+// Spec describes a network to create.
+type Spec struct {
+	Layers      int           // mix layers; default 3
+	Width       int           // mixes per layer; default 2
+	Providers   int           // default 2
+	Authorities int           // default 1
+	Threshold   int           // signatures a document needs; default a majority
+	EpochPeriod time.Duration // default 20m
+	Host        string        // default 127.0.0.1
+	LogLevel    string        // default info
+	Metrics     bool          // give every node a metrics address
+	// Parameters are the network's traffic parameters, which every
+	// authority publishes ([parameters] of dirauth.toml): the relays'
+	// cover follows them, and so will the clients'. The zero value
+	// publishes directory.DefaultParameters() (docs/directory.md §4.1).
+	Parameters directory.Parameters `json:"parameters,omitzero"`
+	// NoCover: relays send no cover at all (the network publishes
+	// relay_loop_rate 0, whatever Parameters says, and drops stay off).
+	NoCover bool `json:"no_cover,omitempty"`
+	// HostPerNode gives every relay and provider its own loopback address
+	// (127.0.0.10, .11, ...; Linux answers on all of 127/8), listening and
+	// dialing from it, so that a packet capture tells the nodes apart
+	// (docs/measure.md). Authorities stay on Host.
+	HostPerNode bool `json:"host_per_node,omitempty"`
+	// Tor: run a private Tor network on loopback (TorDir) beside the mix
+	// network, and have every provider publish its link listener as an
+	// onion service on it.
+	Tor bool `json:"tor,omitempty"`
+}
+
+// TorDir is where a network with Spec.Tor keeps its private Tor network;
+// TorDir/torrc holds the options a tor needs to join it.
+const TorDir = "tor-network"
+
+func (s *Spec) defaults() {
+	if s.Layers == 0 {
+		s.Layers = 3
+	}
+	if s.Width == 0 {
+		s.Width = 2
+	}
+	if s.Providers == 0 {
+		s.Providers = 2
+	}
+	if s.Authorities == 0 {
+		s.Authorities = 1
+	}
+	if s.Threshold == 0 {
+		s.Threshold = s.Authorities/2 + 1
+	}
+	if s.EpochPeriod == 0 {
+		s.EpochPeriod = 20 * time.Minute
+	}
+	if s.Host == "" {
+		s.Host = "127.0.0.1"
+	}
+	if s.LogLevel == "" {
+		s.LogLevel = "info"
+	}
+	if s.Parameters == (directory.Parameters{}) {
+		s.Parameters = directory.DefaultParameters()
+	}
+	if s.NoCover {
+		s.Parameters.RelayLoopRate = 0
+	}
+}
+
+// Network is a created network: where everything is.
+type Network struct {
+	Dir         string      `json:"-"`
+	Spec        Spec        `json:"spec"`
+	Authorities []Authority `json:"authorities"`
+	Nodes       []Node      `json:"nodes"`
+}
+
+// Authority is one directory authority of the network.
+type Authority struct {
+	Name   string `json:"name"`
+	Config string `json:"config"` // path relative to Dir
+	URL    string `json:"url"`
+	Key    string `json:"key"` // hex Ed25519 public key
+}
+
+// Node is one relay of the network.
+type Node struct {
+	Name    string `json:"name"`
+	Role    string `json:"role"`
+	Layer   int    `json:"layer,omitempty"`
+	Domain  string `json:"domain,omitempty"`
+	Config  string `json:"config"` // path relative to Dir
+	Address string `json:"address"`
+	Metrics string `json:"metrics,omitempty"`
+}
+
+const manifest = "testnet.json"
+
+// Open reads the network created in dir.
+func Open(dir string) (*Network, error) {
+	b, err := os.ReadFile(filepath.Join(dir, manifest))
+	if err != nil {
+		return nil, fmt.Errorf("testnet: %w", err)
+	}
+	var n Network
+	if err := json.Unmarshal(b, &n); err != nil {
+		return nil, fmt.Errorf("testnet: %s: %w", manifest, err)
+	}
+	n.Dir = dir
+	return &n, nil
+}
+
+// Exists reports whether dir holds a network.
+func Exists(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, manifest))
+	return err == nil
+}
+
+// freePorts reserves n distinct loopback ports.
+func freePorts(host string, n int) ([]string, error) {
+	var lns []net.Listener
+	defer func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}()
+	var addrs []string
+	for range n {
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, l)
+		addrs = append(addrs, l.Addr().String())
+	}
+	return addrs, nil
+}
+
+func writeTOML(path string, v any) error {
+	var b bytes.Buffer
+	b.WriteString("# Generated by `sealnet testnet up`. Keys are in the data directory.\n")
+	if err := config.Encode(&b, v); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b.Bytes(), 0o600)
+}
+
+// Create lays out a new network in dir: keys, configuration files and a
+// manifest. dir must not hold a network already.
+func Create(dir string, spec Spec) (*Network, error) {
+	spec.defaults()
+	if Exists(dir) {
+		return nil, fmt.Errorf("testnet: %s already holds a network; use it as it is, or remove it", dir)
+	}
+	if spec.HostPerNode && (spec.Host != "127.0.0.1" || spec.Layers*spec.Width+spec.Providers > 200) {
+		return nil, errors.New("testnet: a host per node needs host 127.0.0.1 and at most 200 nodes")
+	}
+	if spec.Threshold < 1 || spec.Threshold > spec.Authorities {
+		return nil, errors.New("testnet: threshold must be between 1 and the number of authorities")
+	}
+	if err := spec.Parameters.Validate(spec.Layers); err != nil {
+		return nil, fmt.Errorf("testnet: %w", err)
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	nw := &Network{Dir: dir, Spec: spec}
+	nodes := spec.Layers*spec.Width + spec.Providers
+	ports, err := freePorts(spec.Host, spec.Authorities+2*nodes)
+	if err != nil {
+		return nil, err
+	}
+
+	// Node identities first: the authorities' allowlist names them.
+	type nodeSpec struct {
+		n   Node
+		key ed25519.PublicKey
+	}
+	var ns []nodeSpec
+	i := spec.Authorities
+	for l := 1; l <= spec.Layers; l++ {
+		for w := range spec.Width {
+			ns = append(ns, nodeSpec{n: Node{Name: fmt.Sprintf("mix-%d%c", l, 'a'+w), Role: "mix", Layer: l}})
+		}
+	}
+	for p := range spec.Providers {
+		d := string(rune('a' + p))
+		ns = append(ns, nodeSpec{n: Node{Name: "provider-" + d, Role: "provider", Domain: d}})
+	}
+	for k := range ns {
+		ns[k].n.Address = ports[i]
+		if spec.HostPerNode {
+			_, port, _ := net.SplitHostPort(ports[i])
+			ns[k].n.Address = net.JoinHostPort(NodeHost(k), port)
+		}
+		ns[k].n.Metrics = ports[i+1]
+		if !spec.Metrics {
+			ns[k].n.Metrics = ""
+		}
+		i += 2
+		priv, _, err := keystore.Identity(filepath.Join(dir, ns[k].n.Name, "data", "keys"))
+		if err != nil {
+			return nil, err
+		}
+		ns[k].key = priv.Public().(ed25519.PublicKey)
+	}
+
+	// Authorities.
+	var allow []authority.Node
+	for _, s := range ns {
+		allow = append(allow, authority.Node{Name: s.n.Name, IdentityKey: hex.EncodeToString(s.key), Role: s.n.Role, Layer: s.n.Layer, Domain: s.n.Domain})
+	}
+	for a := range spec.Authorities {
+		name := "dirauth-" + strconv.Itoa(a+1)
+		priv, _, err := keystore.Identity(filepath.Join(dir, name, "data", "keys"))
+		if err != nil {
+			return nil, err
+		}
+		nw.Authorities = append(nw.Authorities, Authority{
+			Name: name, Config: filepath.Join(name, "dirauth.toml"), URL: "http://" + ports[a],
+			Key: hex.EncodeToString(priv.Public().(ed25519.PublicKey)),
+		})
+	}
+	for a, au := range nw.Authorities {
+		cfg := authority.Config{
+			Name: au.Name, Listen: ports[a], DataDir: filepath.Join(dir, au.Name, "data"),
+			EpochPeriod: config.Duration(spec.EpochPeriod), Layers: spec.Layers, LogLevel: spec.LogLevel,
+			BootstrapWait: config.Duration(min(30*time.Second, spec.EpochPeriod/4)),
+			Parameters:    authority.ParametersConfigOf(spec.Parameters),
+			Nodes:         allow,
+		}
+		for b, other := range nw.Authorities {
+			if b != a {
+				cfg.Peers = append(cfg.Peers, authority.Peer{URL: other.URL, Key: other.Key})
+			}
+		}
+		if err := cfg.Validate(); err != nil {
+			return nil, err
+		}
+		if err := writeTOML(filepath.Join(dir, au.Config), cfg); err != nil {
+			return nil, err
+		}
+	}
+
+	// Relays, and providers: a relay configuration plus [mailbox].
+	for _, s := range ns {
+		cfg := relay.Config{
+			Name: s.n.Name, Role: s.n.Role, Layer: s.n.Layer, Domain: s.n.Domain,
+			Listen: s.n.Address, DataDir: filepath.Join(dir, s.n.Name, "data"),
+			LogLevel: spec.LogLevel, Metrics: s.n.Metrics,
+		}
+		cfg.Directory.Threshold = spec.Threshold
+		cfg.Directory.EpochPeriod = config.Duration(spec.EpochPeriod)
+		cfg.Directory.Poll = config.Duration(min(5*time.Second, spec.EpochPeriod/10))
+		for _, au := range nw.Authorities {
+			cfg.Directory.Authorities = append(cfg.Directory.Authorities, relay.AuthorityConfig{URL: au.URL, Key: au.Key})
+		}
+		// Relay cover (loops at relay_loop_rate, hops at mean_delay)
+		// follows the authorities' [parameters]; drops stay off.
+		if spec.HostPerNode {
+			cfg.OutboundAddress, _, _ = net.SplitHostPort(s.n.Address)
+		}
+		if spec.Tor && s.n.Role == "provider" {
+			cfg.Tor = relay.TorConfig{Onion: true, Mode: "start", Torrc: filepath.Join(dir, TorDir, "torrc"),
+				BootstrapTimeout: config.Duration(2 * time.Minute), PublishTimeout: config.Duration(2 * time.Minute)}
+		}
+		var file any = &cfg
+		if s.n.Role == "provider" {
+			mc := &mailbox.Config{Config: cfg}
+			if err := mc.Validate(); err != nil {
+				return nil, err
+			}
+			file = mc
+			s.n.Config = filepath.Join(s.n.Name, "mailbox.toml")
+		} else {
+			if err := cfg.Validate(); err != nil {
+				return nil, err
+			}
+			s.n.Config = filepath.Join(s.n.Name, "relay.toml")
+		}
+		if err := writeTOML(filepath.Join(dir, s.n.Config), file); err != nil {
+			return nil, err
+		}
+		nw.Nodes = append(nw.Nodes, s.n)
+	}
+	b, err := json.MarshalIndent(nw, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, manifest), append(b, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	return nw, nil
+}
+
+// NodeHost is the loopback address of the k-th node (mixes by layer, then
+// providers) of a network with Spec.HostPerNode.
+func NodeHost(k int) string { return "127.0.0." + strconv.Itoa(10+k) }
+
+// Path returns a path inside the network's folder.
+func (nw *Network) Path(rel string) string { return filepath.Join(nw.Dir, rel) }
+
+// DirClient returns a directory client configured like the network's nodes.
+func (nw *Network) DirClient(cacheDir string) (*client.Client, error) {
+	var auths []client.Authority
+	for _, a := range nw.Authorities {
+		k, err := hex.DecodeString(a.Key)
+		if err != nil {
+			return nil, err
+		}
+		auths = append(auths, client.Authority{URL: a.URL, Key: k})
+	}
+	return client.New(client.Config{Authorities: auths, Threshold: nw.Spec.Threshold, CacheDir: cacheDir})
+}
+
+// RelayConfig loads a node's relay configuration (for a provider, the
+// relay part of its mailbox configuration).
+func (nw *Network) RelayConfig(n Node) (*relay.Config, error) {
+	if n.Role == "provider" {
+		mc, err := nw.MailboxConfig(n)
+		if err != nil {
+			return nil, err
+		}
+		return &mc.Config, nil
+	}
+	return relay.LoadConfig(nw.Path(n.Config))
+}
+
+// MailboxConfig loads a provider's configuration.
+func (nw *Network) MailboxConfig(n Node) (*mailbox.Config, error) {
+	return mailbox.LoadConfig(nw.Path(n.Config))
+}
+
+// Parameters returns the parameters the network's authorities publish,
+// from their configuration files; they must all publish the same.
+func (nw *Network) Parameters() (directory.Parameters, error) {
+	var p directory.Parameters
+	for i, a := range nw.Authorities {
+		cfg, err := nw.AuthorityConfig(a)
+		if err != nil {
+			return directory.Parameters{}, err
+		}
+		q := cfg.Parameters.Parameters()
+		if i > 0 && q != p {
+			return directory.Parameters{}, fmt.Errorf("testnet: authorities %s and %s publish different [parameters]", nw.Authorities[0].Name, a.Name)
+		}
+		p = q
+	}
+	return p, nil
+}
+
+// AuthorityConfig loads an authority's configuration.
+func (nw *Network) AuthorityConfig(a Authority) (*authority.Config, error) {
+	return authority.LoadConfig(nw.Path(a.Config))
+}
