@@ -7,6 +7,8 @@ import (
 	"io"
 	"math"
 	"slices"
+
+	istats "github.com/sealnet/sealnet/internal/stats"
 )
 
 // Result is what one run measured (docs/sim.md §4 defines every field).
@@ -321,7 +323,7 @@ func summarize(x []float64) Summary {
 	}
 	ci := 0.0
 	if len(x) > 1 {
-		ci = 1.96 * math.Sqrt(ss/float64(len(x)-1)/float64(len(x)))
+		ci = istats.Z975 * math.Sqrt(ss/float64(len(x)-1)/float64(len(x)))
 	}
 	s := slices.Clone(x)
 	slices.Sort(s)

@@ -15,6 +15,8 @@ import (
 	"sync"
 
 	"github.com/BurntSushi/toml"
+
+	istats "github.com/sealnet/sealnet/internal/stats"
 )
 
 // MaxRuns bounds a sweep: points × seeds. A grid past it is almost always
@@ -566,7 +568,7 @@ func studentT975(df int) float64 {
 	if df <= len(t975) {
 		return t975[df-1]
 	}
-	const z = 1.959963984540054
+	const z = istats.Z975
 	v := float64(df)
 	z3, z5, z7, z9 := z*z*z, math.Pow(z, 5), math.Pow(z, 7), math.Pow(z, 9)
 	return z + (z3+z)/(4*v) +

@@ -1,5 +1,6 @@
-// Package stats holds the small statistical tools the tests and the
-// simulator share.
+// Package stats holds the small statistical tools shared by the packet
+// layer's and the mailbox's statistical tests (ChiSquare), the simulator's
+// comparison and sweep reports, and the measurement report (Wilson, Z975).
 package stats
 
 import "math"
