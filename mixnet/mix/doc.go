@@ -60,8 +60,8 @@
 // A Strategy never reads the clock and never starts a goroutine: the
 // caller passes the time to every Add and Release and asks Next when to
 // call Release again. The traffic simulator drives the same code with a
-// virtual clock; Mixer drives it in a relay with a Clock (SystemClock, or a
-// fake one in tests) from the one goroutine that calls Run.
+// virtual clock; Mixer drives it in a relay with a Clock (the System clock, or a
+// manual one in tests) from the one goroutine that calls Run.
 //
 // A strategy holds at most Capacity items and refuses more with ErrFull;
 // the relay drops such a packet and counts it. Memory grows with what is

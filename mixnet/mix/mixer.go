@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	sysclock "github.com/sealnet/sealnet/internal/clock"
 )
 
 // errRunning is returned by a second concurrent call of Run.
@@ -28,11 +30,11 @@ type Mixer[T any] struct {
 // NewMixer returns a Mixer that holds items in s and hands each non-empty
 // batch of released items to out, in sending order. The batch slice is
 // reused once out returns: out must copy what it keeps. A nil clock means
-// SystemClock(). The Mixer owns s from now on: the caller must not use s
+// clock.System(). The Mixer owns s from now on: the caller must not use s
 // directly.
 func NewMixer[T any](s Strategy[T], clock Clock, out func(batch []T)) *Mixer[T] {
 	if clock == nil {
-		clock = SystemClock()
+		clock = sysclock.System()
 	}
 	return &Mixer[T]{s: s, clock: clock, out: out, wake: make(chan struct{}, 1)}
 }
