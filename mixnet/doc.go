@@ -1,6 +1,8 @@
 // Package mixnet holds what every node and client of the network shares:
-// the packet format, the replay cache, and (as the network grows) links,
-// path selection and mixing strategies.
+// the packet format, SURBs and the replay cache. Its subpackages are the
+// rest of the floor: link (Noise links with fixed-size frames), mix
+// (mixing strategies), directory (descriptors, signed documents, path
+// selection; with the authority daemon and the document client below it).
 //
 // # Packets
 //

@@ -9,6 +9,12 @@
 // record that would let anyone do so later: no per-packet logs, bounded
 // queues, and keys that rotate every epoch.
 //
-// The daemon arrives with the relay issue; today the package holds only
-// this statement of its job.
+// A Node is the whole daemon: New checks the configuration and opens the
+// keys and replay journals, Run owns every goroutine (the input side —
+// directory, epoch and cover loops, link and onion listeners, metrics —
+// the worker pool that peels packets, the Mixer, and the releaser that
+// writes to the next hop) and stops them in order, so a packet accepted
+// is forwarded or counted as dropped. A provider runs a Node whose final
+// hop hands packets to a Deliverer (package mailbox). docs/relay.md is
+// the operator's guide; docs/architecture.md shows where it sits.
 package relay
