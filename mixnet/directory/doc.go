@@ -41,5 +41,3 @@
 // beyond the signing calls, and no error message contains key material
 // other than public keys.
 package directory
-
-//go:generate go run ./internal/seedgen

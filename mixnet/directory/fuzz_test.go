@@ -11,8 +11,9 @@ import (
 	"github.com/sealnet/sealnet/internal/testkit/fuzzcheck"
 )
 
-// The seed corpora under testdata/fuzz are written by internal/seedgen
-// (go generate); its test fails if they are stale.
+// The seed corpora under testdata/fuzz are written by the module's one
+// generator, internal/cmd/testdatagen (make testdata); its test fails if
+// they are stale.
 
 // FuzzParseDescriptor: whatever the input, ParseDescriptor returns a
 // sentinel error or a valid descriptor whose canonical encoding, with the

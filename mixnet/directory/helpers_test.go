@@ -21,7 +21,7 @@ const testEpoch = 1000
 var testPeriod = 20 * time.Minute
 
 // seed returns SHA-256("sealnet directory test " + Sprintf(format, args)).
-// internal/seedgen derives the fuzz corpus keys the same way.
+// internal/cmd/testdatagen derives the fuzz corpus keys the same way.
 func seed(format string, args ...any) []byte {
 	s := sha256.Sum256([]byte("sealnet directory test " + fmt.Sprintf(format, args...)))
 	return s[:]

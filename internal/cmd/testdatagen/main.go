@@ -180,6 +180,9 @@ func makeVector(name, comment string, nodes []*node, delays []time.Duration, rec
 }
 
 func run(root string) error {
+	if err := writeDirectorySeeds(root); err != nil {
+		return err
+	}
 	g := mixnet.DefaultGeometry()
 	var nodes []*node
 	for i := range g.MaxHops {

@@ -11,5 +11,6 @@ import (
 // requires the committed files to match byte for byte.
 func TestCommittedTestdataIsCurrent(t *testing.T) {
 	fuzzcheck.CheckGenerated(t, filepath.Join("..", "..", ".."), run, "`make testdata`",
-		"mixnet/testdata/fuzz", "internal/crypto/lioness/testdata/fuzz", "mixnet/link/testdata/fuzz")
+		"mixnet/testdata/fuzz", "internal/crypto/lioness/testdata/fuzz", "mixnet/link/testdata/fuzz",
+		"mixnet/directory/testdata/fuzz")
 }

@@ -1,15 +1,12 @@
-// Command seedgen writes the seed corpora of the fuzz targets of package
-// directory (testdata/fuzz/FuzzParseDescriptor and
-// testdata/fuzz/FuzzParseSignedDocument). Every key is derived from a fixed
-// seed and Ed25519 signatures are deterministic, so running it again
-// reproduces the same files byte for byte; its test fails if the committed
-// corpora differ from what it writes. From mixnet/directory:
-//
-//	go generate        (or: go run ./internal/seedgen)
-//
-// Valid inputs come from the package's API; the broken ones are written
-// from the format in docs/directory.md, not through the package's encoder.
 package main
+
+// The seed corpora of package directory's fuzz targets
+// (mixnet/directory/testdata/fuzz/FuzzParseDescriptor and
+// FuzzParseSignedDocument). Every key is derived from a fixed seed and
+// Ed25519 signatures are deterministic, so the files are reproduced byte
+// for byte. Valid inputs come from the package's API; the broken ones
+// are written from the format in docs/directory.md, not through the
+// package's encoder.
 
 import (
 	"bytes"
@@ -17,9 +14,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
-	"flag"
 	"fmt"
-	"log"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,14 +24,6 @@ import (
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
 )
-
-func main() {
-	dir := flag.String("dir", ".", "the directory package's directory")
-	flag.Parse()
-	if err := run(*dir); err != nil {
-		log.Fatal(err)
-	}
-}
 
 // seed must match seed() in the package's helpers_test.go: the fuzz target
 // verifies the seed documents with authority keys derived the same way.
@@ -55,12 +42,12 @@ func x25519Public(priv []byte) ([32]byte, error) {
 	return [32]byte(k.PublicKey().Bytes()), nil
 }
 
-type node struct {
+type dirNode struct {
 	priv ed25519.PrivateKey
 	desc *directory.Descriptor
 }
 
-func newNode(name string, role directory.Role, layer int, epoch uint64) (*node, error) {
+func newDirNode(name string, role directory.Role, layer int, epoch uint64) (*dirNode, error) {
 	priv := ed25519.NewKeyFromSeed(seed("identity %s", name))
 	d := &directory.Descriptor{
 		Name:         name,
@@ -84,7 +71,7 @@ func newNode(name string, role directory.Role, layer int, epoch uint64) (*node, 
 			return nil, err
 		}
 	}
-	return &node{priv: priv, desc: d}, nil
+	return &dirNode{priv: priv, desc: d}, nil
 }
 
 // network returns a document for epoch with the given shape.
@@ -93,7 +80,7 @@ func network(epoch uint64, layers, perLayer, providers int) (*directory.Document
 	for l := 1; l <= layers; l++ {
 		var layer []*directory.Descriptor
 		for i := range perLayer {
-			n, err := newNode(fmt.Sprintf("mix-%d-%d", l, i), directory.RoleMix, l, epoch)
+			n, err := newDirNode(fmt.Sprintf("mix-%d-%d", l, i), directory.RoleMix, l, epoch)
 			if err != nil {
 				return nil, err
 			}
@@ -102,7 +89,7 @@ func network(epoch uint64, layers, perLayer, providers int) (*directory.Document
 		doc.Layers = append(doc.Layers, layer)
 	}
 	for i := range providers {
-		n, err := newNode(fmt.Sprintf("provider-%d", i), directory.RoleProvider, 0, epoch)
+		n, err := newDirNode(fmt.Sprintf("provider-%d", i), directory.RoleProvider, 0, epoch)
 		if err != nil {
 			return nil, err
 		}
@@ -142,18 +129,19 @@ func flip(b []byte, i int) []byte {
 	return c
 }
 
-func run(dir string) error {
+func writeDirectorySeeds(root string) error {
+	dir := filepath.Join(root, "mixnet", "directory")
 	seeds := map[string]map[string][]byte{
 		"FuzzParseDescriptor":     {},
 		"FuzzParseSignedDocument": {},
 	}
 	desc := seeds["FuzzParseDescriptor"]
 
-	mix, err := newNode("mix-1-0", directory.RoleMix, 1, 1000)
+	mix, err := newDirNode("mix-1-0", directory.RoleMix, 1, 1000)
 	if err != nil {
 		return err
 	}
-	prov, err := newNode("provider-0", directory.RoleProvider, 0, 1000)
+	prov, err := newDirNode("provider-0", directory.RoleProvider, 0, 1000)
 	if err != nil {
 		return err
 	}
