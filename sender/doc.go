@@ -13,5 +13,3 @@
 // as not delivered, and is shown to the recipient once; nothing is stored
 // on disk unencrypted.
 package sender
-
-//go:generate env SEALNET_WRITE_SEEDS=1 go test -count=1 -run ^TestFuzzSeedsCurrent$ .

@@ -17,7 +17,8 @@ import (
 
 // The seed corpora under testdata/fuzz are written by writeSeeds;
 // TestFuzzSeedsCurrent fails if they are stale. Regenerate with
-// SEALNET_WRITE_SEEDS=1 go test ./sender -run TestFuzzSeedsCurrent.
+// SEALNET_WRITE_SEEDS=1 go test ./sender -run TestFuzzSeedsCurrent (or make
+// testdata, which runs the one generator, internal/cmd/testdatagen).
 
 var fuzzKey = [32]byte{1, 2, 3, 4, 5, 6, 7, 8, 9}
 

@@ -1,12 +1,18 @@
-// Command testdatagen writes the packet test vectors
-// (mixnet/testdata/vectors.json) and the seed corpora of every fuzz target.
-// Everything it writes is derived from fixed seeds, so running it again
-// reproduces the same files byte for byte:
+// Command testdatagen is the module's one generator of test vectors and
+// fuzz seed corpora: the packet vectors (mixnet/testdata/vectors.json),
+// the corpora of every fuzz target, and, by running their
+// TestFuzzSeedsCurrent in write mode, those of the packages that build
+// seeds from their own unexported encoders (packages.go). Everything it
+// writes is derived from fixed seeds, so running it again reproduces the
+// same files byte for byte; TestCommittedTestdataIsCurrent, and each
+// package's TestFuzzSeedsCurrent, fail when a committed file differs:
 //
-//	go run ./internal/cmd/testdatagen
+//	make testdata        (go run ./internal/cmd/testdatagen -root .)
 //
-// It uses only the exported API of the packages, and writes routing slots
-// from the format in docs/packet.md, not through the package's encoder.
+// It uses only the exported API of the packages, and writes what the
+// specifications define from the specifications (routing slots from
+// docs/packet.md, broken directory objects from docs/directory.md), not
+// through the package's encoder.
 package main
 
 import (
@@ -34,6 +40,13 @@ func main() {
 	root := flag.String("root", ".", "repository root")
 	flag.Parse()
 	if err := run(*root); err != nil {
+		log.Fatal(err)
+	}
+	pkgs, err := seedWritingPackages(*root)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := writePackageSeeds(*root, pkgs); err != nil {
 		log.Fatal(err)
 	}
 }

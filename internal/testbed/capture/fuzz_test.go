@@ -15,7 +15,7 @@ import (
 // The FuzzRead seed corpus is written by writeSeeds from the synthetic
 // capture builders; TestFuzzSeedsCurrent fails if it is stale. Regenerate
 // with SEALNET_WRITE_SEEDS=1 go test ./internal/testbed/capture -run TestFuzzSeedsCurrent
-// (or go generate).
+// (or make testdata, which runs the one generator, internal/cmd/testdatagen).
 
 func writeSeeds(root string) error {
 	seeds := map[string][]byte{}

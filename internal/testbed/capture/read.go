@@ -20,8 +20,6 @@
 // its last byte. Start runs tcpdump to take such a capture.
 package capture
 
-//go:generate env SEALNET_WRITE_SEEDS=1 go test -count=1 -run ^TestFuzzSeedsCurrent$ .
-
 import (
 	"bufio"
 	"compress/gzip"

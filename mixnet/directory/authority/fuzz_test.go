@@ -15,7 +15,7 @@ import (
 // The seed corpus under testdata/fuzz is written by writeSeeds;
 // TestFuzzSeedsCurrent fails if it is stale. Regenerate with
 // SEALNET_WRITE_SEEDS=1 go test ./mixnet/directory/authority -run TestFuzzSeedsCurrent
-// (or go generate).
+// (or make testdata, which runs the one generator, internal/cmd/testdatagen).
 
 // listSeeds are the seeds of FuzzParseDescriptorList, each with whether
 // parseDescriptorList accepts it.

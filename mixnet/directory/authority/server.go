@@ -24,8 +24,6 @@
 // does not hold what its name says is refused at start and built again.
 package authority
 
-//go:generate env SEALNET_WRITE_SEEDS=1 go test -count=1 -run ^TestFuzzSeedsCurrent$ .
-
 import (
 	"bytes"
 	"context"
