@@ -1,9 +1,15 @@
-// Package metrics exposes counters, gauges and histograms in the
-// Prometheus text format (version 0.0.4) on a local HTTP address.
+// Package metrics is the small API the daemons register their counters,
+// gauges and histograms with. Each daemon has its own Registry, a
+// Prometheus registry (github.com/prometheus/client_golang, not its
+// global default) that also holds the Go runtime (go_*) and process
+// (process_*) collectors, served on a local HTTP address.
 //
 // Metrics here are aggregates only. No metric may carry a per-packet,
 // per-user or per-peer label: the daemons must not become a record of who
-// talked to whom.
+// talked to whom. The API enforces it: a series' labels are fixed when it
+// is registered, their names come from a short list of classifications
+// (see allowedLabels), and their values are short lower-case words that
+// the code names, never data.
 package metrics
 
 import (
@@ -11,247 +17,156 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
-	"sort"
-	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 )
 
-// Registry holds a daemon's metrics.
-type Registry struct {
-	mu     sync.Mutex
-	series map[string]*family
-}
+// allowedLabels are the only label names a series may carry. Each sorts
+// events by a word fixed in the code (why a packet was dropped, how a
+// delivery ended, which alarm, which window figure). A label that could
+// hold a peer, a user, an address or a packet does not belong here.
+var allowedLabels = map[string]bool{"reason": true, "outcome": true, "kind": true, "figure": true}
 
-type family struct {
-	name, help, typ string
-	series          []series
-}
-
-type series struct {
-	labels string // rendered {k="v",...} or ""
-	write  func(w io.Writer, name, labels string)
-}
-
-// NewRegistry returns an empty registry.
-func NewRegistry() *Registry { return &Registry{series: make(map[string]*family)} }
-
-func renderLabels(kv []string) string {
-	if len(kv) == 0 {
-		return ""
-	}
+// constLabels checks the name/value pairs of one series of name.
+func constLabels(name string, kv []string) prometheus.Labels {
 	if len(kv)%2 != 0 {
-		panic("metrics: labels must be name/value pairs") // programming error
+		panic("metrics: " + name + ": labels must be name/value pairs") // programming error
 	}
-	var b strings.Builder
-	b.WriteByte('{')
+	if len(kv) == 0 {
+		return nil
+	}
+	l := make(prometheus.Labels, len(kv)/2)
 	for i := 0; i < len(kv); i += 2 {
-		if i > 0 {
-			b.WriteByte(',')
+		k, v := kv[i], kv[i+1]
+		if !allowedLabels[k] {
+			panic(fmt.Sprintf("metrics: %s: label %q is not an aggregate classification", name, k)) // programming error
 		}
-		fmt.Fprintf(&b, "%s=%q", kv[i], kv[i+1])
+		if !isWord(v) {
+			panic(fmt.Sprintf("metrics: %s: label value %q is not a word from the code", name, v)) // programming error
+		}
+		l[k] = v
 	}
-	b.WriteByte('}')
-	return b.String()
+	return l
 }
 
-func (r *Registry) add(name, help, typ string, labels []string, write func(io.Writer, string, string)) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	f := r.series[name]
-	if f == nil {
-		f = &family{name: name, help: help, typ: typ}
-		r.series[name] = f
+// isWord reports whether v is 1 to 32 lower-case letters and underscores,
+// starting with a letter: no digits, so no ID, key, address or count.
+func isWord(v string) bool {
+	if len(v) == 0 || len(v) > 32 || v[0] == '_' {
+		return false
 	}
-	if f.typ != typ {
-		panic("metrics: " + name + " registered with two types") // programming error
+	for _, c := range []byte(v) {
+		if (c < 'a' || c > 'z') && c != '_' {
+			return false
+		}
 	}
-	f.series = append(f.series, series{labels: renderLabels(labels), write: write})
+	return true
+}
+
+// Registry holds a daemon's metrics.
+type Registry struct{ reg *prometheus.Registry }
+
+// NewRegistry returns a registry with only the Go runtime and process
+// collectors.
+func NewRegistry() *Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &Registry{reg: reg}
 }
 
 // Counter is a monotonically increasing count.
-type Counter struct{ v atomic.Uint64 }
+type Counter struct{ c prometheus.Counter }
 
 // Add adds n.
-func (c *Counter) Add(n uint64) { c.v.Add(n) }
+func (c *Counter) Add(n uint64) { c.c.Add(float64(n)) }
 
 // Inc adds 1.
-func (c *Counter) Inc() { c.v.Add(1) }
+func (c *Counter) Inc() { c.c.Inc() }
 
 // Load returns the count.
-func (c *Counter) Load() uint64 { return c.v.Load() }
+func (c *Counter) Load() uint64 {
+	var m dto.Metric
+	c.c.Write(&m)
+	return uint64(m.GetCounter().GetValue())
+}
 
 // Counter registers a counter; labels are name/value pairs fixed here.
 func (r *Registry) Counter(name, help string, labels ...string) *Counter {
-	c := new(Counter)
-	r.CounterFunc(name, help, c.Load, labels...)
-	return c
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: constLabels(name, labels)})
+	r.reg.MustRegister(c)
+	return &Counter{c}
 }
 
 // CounterFunc registers a counter read from f at scrape time.
 func (r *Registry) CounterFunc(name, help string, f func() uint64, labels ...string) {
-	r.add(name, help, "counter", labels, func(w io.Writer, n, l string) {
-		fmt.Fprintf(w, "%s%s %d\n", n, l, f())
-	})
+	r.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: constLabels(name, labels)},
+		func() float64 { return float64(f()) }))
 }
 
 // Gauge is a value that goes up and down.
-type Gauge struct{ v atomic.Int64 }
+type Gauge struct{ g prometheus.Gauge }
 
 // Set sets the value.
-func (g *Gauge) Set(v int64) { g.v.Store(v) }
-
-// Add adds d (which may be negative).
-func (g *Gauge) Add(d int64) { g.v.Add(d) }
-
-// Load returns the value.
-func (g *Gauge) Load() int64 { return g.v.Load() }
+func (g *Gauge) Set(v int64) { g.g.Set(float64(v)) }
 
 // Gauge registers a gauge.
 func (r *Registry) Gauge(name, help string, labels ...string) *Gauge {
-	g := new(Gauge)
-	r.GaugeFunc(name, help, func() float64 { return float64(g.Load()) }, labels...)
-	return g
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: constLabels(name, labels)})
+	r.reg.MustRegister(g)
+	return &Gauge{g}
 }
 
 // GaugeFunc registers a gauge read from f at scrape time.
 func (r *Registry) GaugeFunc(name, help string, f func() float64, labels ...string) {
-	r.add(name, help, "gauge", labels, func(w io.Writer, n, l string) {
-		fmt.Fprintf(w, "%s%s %s\n", n, l, formatFloat(f()))
-	})
+	r.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: constLabels(name, labels)}, f))
 }
 
 // Histogram counts observations into cumulative buckets.
-type Histogram struct {
-	bounds []float64
-	mu     sync.Mutex
-	counts []uint64 // per bucket, not cumulative; last is +Inf
-	sum    float64
-	n      uint64
-}
+type Histogram struct{ h prometheus.Histogram }
 
 // Observe records v.
-func (h *Histogram) Observe(v float64) {
-	i := sort.SearchFloat64s(h.bounds, v)
-	h.mu.Lock()
-	h.counts[i]++
-	h.sum += v
-	h.n++
-	h.mu.Unlock()
-}
+func (h *Histogram) Observe(v float64) { h.h.Observe(v) }
 
 // ObserveDuration records d in seconds.
-func (h *Histogram) ObserveDuration(d time.Duration) { h.Observe(d.Seconds()) }
-
-// Count returns the number of observations.
-func (h *Histogram) Count() uint64 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.n
-}
+func (h *Histogram) ObserveDuration(d time.Duration) { h.h.Observe(d.Seconds()) }
 
 // Histogram registers a histogram with the given upper bounds (sorted).
 func (r *Registry) Histogram(name, help string, bounds []float64, labels ...string) *Histogram {
-	if !sort.Float64sAreSorted(bounds) {
-		panic("metrics: histogram bounds must be sorted") // programming error
-	}
-	h := &Histogram{bounds: bounds, counts: make([]uint64, len(bounds)+1)}
-	r.add(name, help, "histogram", labels, func(w io.Writer, n, l string) {
-		h.mu.Lock()
-		counts, sum, total := append([]uint64(nil), h.counts...), h.sum, h.n
-		h.mu.Unlock()
-		inner := strings.TrimSuffix(strings.TrimPrefix(l, "{"), "}")
-		le := func(v string) string {
-			if inner == "" {
-				return "{le=\"" + v + "\"}"
-			}
-			return "{" + inner + ",le=\"" + v + "\"}"
-		}
-		var cum uint64
-		for i, b := range h.bounds {
-			cum += counts[i]
-			fmt.Fprintf(w, "%s_bucket%s %d\n", n, le(formatFloat(b)), cum)
-		}
-		fmt.Fprintf(w, "%s_bucket%s %d\n", n, le("+Inf"), total)
-		fmt.Fprintf(w, "%s_sum%s %s\n", n, l, formatFloat(sum))
-		fmt.Fprintf(w, "%s_count%s %d\n", n, l, total)
-	})
-	return h
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: bounds, ConstLabels: constLabels(name, labels)})
+	r.reg.MustRegister(h)
+	return &Histogram{h}
 }
 
 // ExponentialBuckets returns count bounds starting at start, each factor
 // times the last.
 func ExponentialBuckets(start, factor float64, count int) []float64 {
-	b := make([]float64, count)
-	for i := range b {
-		b[i] = start * math.Pow(factor, float64(i))
-	}
-	return b
-}
-
-func formatFloat(v float64) string {
-	switch {
-	case math.IsInf(v, 1):
-		return "+Inf"
-	case math.IsInf(v, -1):
-		return "-Inf"
-	case math.IsNaN(v):
-		return "NaN"
-	}
-	return strconv.FormatFloat(v, 'g', -1, 64)
+	return prometheus.ExponentialBuckets(start, factor, count)
 }
 
 // WriteTo writes every metric in the text format, families sorted by name.
 func (r *Registry) WriteTo(w io.Writer) (int64, error) {
-	r.mu.Lock()
-	names := make([]string, 0, len(r.series))
-	for n := range r.series {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	fams := make([]*family, len(names))
-	for i, n := range names {
-		f := r.series[n]
-		fams[i] = &family{name: f.name, help: f.help, typ: f.typ, series: append([]series(nil), f.series...)}
-	}
-	r.mu.Unlock()
-	cw := &countWriter{w: w}
-	for _, f := range fams {
-		fmt.Fprintf(cw, "# HELP %s %s\n# TYPE %s %s\n", f.name, f.help, f.name, f.typ)
-		for _, s := range f.series {
-			s.write(cw, f.name, s.labels)
+	mfs, err := r.reg.Gather()
+	var n int64
+	for _, mf := range mfs {
+		k, werr := expfmt.MetricFamilyToText(w, mf)
+		n += int64(k)
+		if werr != nil {
+			return n, werr
 		}
 	}
-	return cw.n, cw.err
-}
-
-type countWriter struct {
-	w   io.Writer
-	n   int64
-	err error
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	if c.err != nil {
-		return 0, c.err
-	}
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	c.err = err
 	return n, err
 }
 
 // Handler serves the registry at any path.
 func (r *Registry) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		r.WriteTo(w)
-	})
+	return promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 
 // Serve serves the registry on ln until ctx is done.
