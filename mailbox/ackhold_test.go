@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sealnet/sealnet/mailbox/proto"
 	"github.com/sealnet/sealnet/mixnet"
 )
 
@@ -127,9 +128,9 @@ func measureReplies(t *testing.T, mean time.Duration, rounds int) []time.Duratio
 	}
 	// handOff delivers r as the relay's final hop would and returns how
 	// long the service took to hand the reply to its send function.
-	handOff := func(r *MixRequest) (time.Duration, bool) {
+	handOff := func(r *proto.MixRequest) (time.Duration, bool) {
 		t.Helper()
-		msg, err := MarshalMixRequest(geo, r)
+		msg, err := proto.MarshalMixRequest(geo, r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -149,14 +150,14 @@ func measureReplies(t *testing.T, mean time.Duration, rounds int) []time.Duratio
 	for i := range rounds {
 		var id [16]byte
 		id[0] = byte(i)
-		hold, wasDurable := handOff(&MixRequest{SURB: surb(), Deliver: &MixDeliver{EnvelopeID: id, Token: token, Data: []byte("sealed")}})
+		hold, wasDurable := handOff(&proto.MixRequest{SURB: surb(), Deliver: &proto.MixDeliver{EnvelopeID: id, Token: token, Data: []byte("sealed")}})
 		if !wasDurable {
 			t.Fatalf("delivery %d: the acknowledgement left before the envelope was durable", i)
 		}
 		out = append(out, hold)
-		hold, _ = handOff(&MixRequest{SURB: surb(), Bundle: true})
+		hold, _ = handOff(&proto.MixRequest{SURB: surb(), Bundle: true})
 		out = append(out, hold)
-		hold, _ = handOff(&MixRequest{SURB: surb(), Cover: true})
+		hold, _ = handOff(&proto.MixRequest{SURB: surb(), Cover: true})
 		out = append(out, hold)
 	}
 	return out

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sealnet/sealnet/internal/config"
+	"github.com/sealnet/sealnet/mailbox/proto"
 	"github.com/sealnet/sealnet/relay"
 )
 
@@ -91,7 +92,7 @@ func (m *Settings) validate() error {
 	switch {
 	case m.TTL.D() < time.Hour:
 		return bad("ttl %v is under an hour", m.TTL.D())
-	case m.MaxEnvelopes < 1, m.MaxBytes < MaxEnvelopeData:
+	case m.MaxEnvelopes < 1, m.MaxBytes < proto.MaxEnvelopeData:
 		return bad("max_envelopes and max_bytes must hold at least one envelope")
 	case m.BatchSize < 1 || m.BatchSize > 4096:
 		return bad("batch_size %d is outside 1..4096", m.BatchSize)

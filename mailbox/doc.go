@@ -22,5 +22,5 @@
 //     does.
 package mailbox
 
-//go:generate go run ./internal/protoseed -dir .
+//go:generate go run ./internal/protoseed -dir proto
 //go:generate go run ./internal/storeseed

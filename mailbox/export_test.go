@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sealnet/sealnet/mailbox/proto"
 	"github.com/sealnet/sealnet/sender/seal"
 )
 
@@ -31,7 +32,7 @@ func SetStrangerAnswerTime(s *Settings, d time.Duration) { s.strangerAnswerTime 
 func init() {
 	legacyStranger = func(s *Service) {
 		s.answerTime = 0
-		s.fake = func(mb MailboxID, take bool, now time.Time) (*seal.PrekeyBundle, error) {
+		s.fake = func(mb proto.MailboxID, take bool, now time.Time) (*seal.PrekeyBundle, error) {
 			return s.legacyFakeBundle(mb, take, now), nil
 		}
 	}
@@ -41,7 +42,7 @@ func init() {
 // signed keys derived from the provider secret and the mailbox ID, a
 // signed prekey ID that is the week number, one-time keys fresh under IDs
 // derived from a per-mailbox base and the minute.
-func (s *Service) legacyFakeBundle(mb MailboxID, take bool, now time.Time) *seal.PrekeyBundle {
+func (s *Service) legacyFakeBundle(mb proto.MailboxID, take bool, now time.Time) *seal.PrekeyBundle {
 	derive := func(label string, n int) []byte { return s.fakeKey(mb, label, n) }
 	edKey := ed25519.NewKeyFromSeed(derive("ed25519", ed25519.SeedSize))
 	xKey, _ := ecdh.X25519().NewPrivateKey(derive("x25519", 32))

@@ -17,7 +17,7 @@ import (
 	"github.com/sealnet/sealnet/internal/config"
 	"github.com/sealnet/sealnet/internal/keystore"
 	"github.com/sealnet/sealnet/internal/testbed/testnet"
-	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mailbox/proto"
 )
 
 // process runs `sealnet mailbox` for the provider of nw.
@@ -46,7 +46,7 @@ func (p *process) kill() {
 
 // dial waits until the provider answers on a link; on the test goroutine
 // only.
-func (p *process) dial(u *user) *mailbox.Client {
+func (p *process) dial(u *user) *proto.Client {
 	p.t.Helper()
 	c, err := p.tryDial(u, 30*time.Second)
 	if err != nil {
@@ -56,7 +56,7 @@ func (p *process) dial(u *user) *mailbox.Client {
 }
 
 // tryDial waits up to d for the provider to answer on a link.
-func (p *process) tryDial(u *user, d time.Duration) (*mailbox.Client, error) {
+func (p *process) tryDial(u *user, d time.Duration) (*proto.Client, error) {
 	cfg, err := p.nw.RelayConfig(p.node)
 	if err != nil {
 		return nil, err
@@ -65,11 +65,11 @@ func (p *process) tryDial(u *user, d time.Duration) (*mailbox.Client, error) {
 	for time.Now().Before(deadline) {
 		lk, _, err := keystore.Link(filepath.Join(cfg.DataDir, "keys"))
 		if err == nil {
-			var o mailbox.DialOptions
+			var o proto.DialOptions
 			if u != nil {
 				o.Identity = u.x
 			}
-			c, err := mailbox.Dial(context.Background(), geo, p.node.Address, [32]byte(lk.Public), o)
+			c, err := proto.Dial(context.Background(), geo, p.node.Address, [32]byte(lk.Public), o)
 			if err == nil {
 				return c, nil
 			}
@@ -163,7 +163,7 @@ func TestProviderSurvivesKill9(t *testing.T) {
 						mu.Unlock()
 						return
 					}
-					if code == mailbox.StatusOK || code == mailbox.StatusDuplicate {
+					if code == proto.StatusOK || code == proto.StatusDuplicate {
 						mu.Lock()
 						acked[id] = true
 						mu.Unlock()
@@ -185,7 +185,7 @@ func TestProviderSurvivesKill9(t *testing.T) {
 		}
 		for _, id := range resend {
 			code, err := c.Deliver(context.Background(), bob.mb(), id, bob.token, envData(id))
-			if err != nil || (code != mailbox.StatusOK && code != mailbox.StatusDuplicate) {
+			if err != nil || (code != proto.StatusOK && code != proto.StatusDuplicate) {
 				t.Fatalf("round %d: re-sending after the restart: status %v, %v", round, code, err)
 			}
 			acked[id] = true

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sealnet/sealnet/internal/testbed/testnet"
 	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mailbox/proto"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/sender/seal"
 )
@@ -39,9 +40,9 @@ func (e *env) surbTo(t *testing.T, u *user) (*mixnet.SURB, *mixnet.SURBKeys) {
 }
 
 // sendMix sends a mix request to u's mailbox through the network.
-func (e *env) sendMix(t *testing.T, inj *testnet.Injector, to *user, r *mailbox.MixRequest) {
+func (e *env) sendMix(t *testing.T, inj *testnet.Injector, to *user, r *proto.MixRequest) {
 	t.Helper()
-	msg, err := mailbox.MarshalMixRequest(geo, r)
+	msg, err := proto.MarshalMixRequest(geo, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func (e *env) sendMix(t *testing.T, inj *testnet.Injector, to *user, r *mailbox.
 }
 
 // waitRecord long-polls u's mailbox for one record and acknowledges it.
-func waitRecord(t *testing.T, c *mailbox.Client) mailbox.Record {
+func waitRecord(t *testing.T, c *proto.Client) proto.Record {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -72,7 +73,7 @@ func waitRecord(t *testing.T, c *mailbox.Client) mailbox.Record {
 		}
 	}
 	t.Fatal("no record arrived")
-	return mailbox.Record{}
+	return proto.Record{}
 }
 
 // TestMixnetDeliveryAcknowledged: alice@a delivers to bob@b through the
@@ -90,14 +91,14 @@ func TestMixnetDeliveryAcknowledged(t *testing.T) {
 	sb, _ := surb.MarshalBinary()
 	body := bytes.Repeat([]byte("sealed "), 150)
 	id := envID(42)
-	e.sendMix(t, inj, bob, &mailbox.MixRequest{SURB: sb, Deliver: &mailbox.MixDeliver{EnvelopeID: id, Token: bob.token, Data: body}})
+	e.sendMix(t, inj, bob, &proto.MixRequest{SURB: sb, Deliver: &proto.MixDeliver{EnvelopeID: id, Token: bob.token, Data: body}})
 
 	got := waitRecord(t, bc)
-	if got.Kind != mailbox.EnvelopeSealed || got.ID != id || !bytes.Equal(got.Data, body) {
+	if got.Kind != proto.EnvelopeSealed || got.ID != id || !bytes.Equal(got.Data, body) {
 		t.Fatalf("bob received %+v", got)
 	}
 	ack := waitRecord(t, ac)
-	if ack.Kind != mailbox.EnvelopeSURBReply || ack.ID != [16]byte(keys.ID) {
+	if ack.Kind != proto.EnvelopeSURBReply || ack.ID != [16]byte(keys.ID) {
 		t.Fatalf("alice received kind %d id %x, want the SURB reply %x", ack.Kind, ack.ID, keys.ID)
 	}
 	_, otherKeys := e.surbTo(t, alice)
@@ -108,12 +109,12 @@ func TestMixnetDeliveryAcknowledged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reply, err := mailbox.ParseReply(msg)
+	reply, err := proto.ParseReply(msg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, ok := reply.(*mailbox.Status)
-	if !ok || st.Code != mailbox.StatusOK || st.EnvelopeID != id {
+	st, ok := reply.(*proto.Status)
+	if !ok || st.Code != proto.StatusOK || st.EnvelopeID != id {
 		t.Fatalf("acknowledgement says %+v", reply)
 	}
 }
@@ -131,17 +132,17 @@ func TestMixnetBundle(t *testing.T) {
 	defer inj.Close()
 	surb, keys := e.surbTo(t, alice)
 	sb, _ := surb.MarshalBinary()
-	e.sendMix(t, inj, bob, &mailbox.MixRequest{SURB: sb, Bundle: true})
+	e.sendMix(t, inj, bob, &proto.MixRequest{SURB: sb, Bundle: true})
 	rec := waitRecord(t, ac)
 	msg, err := keys.Open(rec.Data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reply, err := mailbox.ParseReply(msg)
+	reply, err := proto.ParseReply(msg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	br, ok := reply.(*mailbox.BundleResponse)
+	br, ok := reply.(*proto.BundleResponse)
 	if !ok {
 		t.Fatalf("reply %T", reply)
 	}
@@ -218,7 +219,7 @@ func TestMixnetAckAfterDurable(t *testing.T) {
 	surb, keys := e.surbTo(t, alice)
 	sb, _ := surb.MarshalBinary()
 	injected := time.Now()
-	e.sendMix(t, inj, bob, &mailbox.MixRequest{SURB: sb, Deliver: &mailbox.MixDeliver{EnvelopeID: envID(7), Token: bob.token, Data: []byte("sealed")}})
+	e.sendMix(t, inj, bob, &proto.MixRequest{SURB: sb, Deliver: &proto.MixDeliver{EnvelopeID: envID(7), Token: bob.token, Data: []byte("sealed")}})
 
 	var st time.Time
 	var sd sendCall
@@ -237,7 +238,7 @@ func TestMixnetAckAfterDurable(t *testing.T) {
 	t.Logf("request injected -> envelope durable at bob's provider: %v; durable -> acknowledgement handed to the relay: %v (held, mean %v)", st.Sub(injected), sd.at.Sub(st), mailbox.DefaultReplyHold)
 
 	ack := waitRecord(t, ac)
-	if ack.Kind != mailbox.EnvelopeSURBReply || ack.ID != [16]byte(keys.ID) {
+	if ack.Kind != proto.EnvelopeSURBReply || ack.ID != [16]byte(keys.ID) {
 		t.Fatalf("alice received kind %d id %x, want the SURB reply %x", ack.Kind, ack.ID, keys.ID)
 	}
 }

@@ -10,11 +10,12 @@ import (
 	"github.com/sealnet/sealnet/internal/config"
 	"github.com/sealnet/sealnet/internal/testbed/testnet"
 	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mailbox/proto"
 )
 
 // linkOpen reports whether c's link still answers: an unregistered key's
 // fetch is refused with a status, a closed link fails to carry it.
-func linkOpen(c *mailbox.Client) bool {
+func linkOpen(c *proto.Client) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	_, err := c.Fetch(ctx, 0)
@@ -40,7 +41,7 @@ func TestNewcomerLinksBounded(t *testing.T) {
 			bob := newUser(t, "bob@a")
 			e.register(t, bob, true)
 
-			var made []*mailbox.Client
+			var made []*proto.Client
 			for i := range 4 {
 				made = append(made, e.dial(t, "a", newUser(t, fmt.Sprintf("made-up%d@a", i))))
 			}
@@ -63,7 +64,7 @@ func TestNewcomerLinksBounded(t *testing.T) {
 			}
 			// A newcomer that registers in time keeps its link.
 			carol := newUser(t, "carol@a")
-			var cl *mailbox.Client
+			var cl *proto.Client
 			if bounded {
 				time.Sleep(within + 500*time.Millisecond) // the made-up keys' deadline passes, freeing their places
 			}

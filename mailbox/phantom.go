@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/sealnet/sealnet/mailbox/proto"
 	"github.com/sealnet/sealnet/sender/seal"
 )
 
@@ -60,7 +61,7 @@ const (
 )
 
 // fakeKey derives a phantom's key material for label.
-func (s *Service) fakeKey(mb MailboxID, label string, n int) []byte {
+func (s *Service) fakeKey(mb proto.MailboxID, label string, n int) []byte {
 	out, err := hkdf.Key(sha256.New, s.secret[:], mb[:], "sealnet fake bundle "+label, n)
 	if err != nil {
 		panic(err) // sizes are fixed and valid
@@ -70,7 +71,7 @@ func (s *Service) fakeKey(mb MailboxID, label string, n int) []byte {
 
 // phantomRotations is how many times mb's phantom has rotated its signed
 // prekey by now.
-func (s *Service) phantomRotations(mb MailboxID, now time.Time) int {
+func (s *Service) phantomRotations(mb proto.MailboxID, now time.Time) int {
 	sched := s.fakeKey(mb, "schedule", 48)
 	unit := func(b []byte) float64 { return float64(binary.BigEndian.Uint64(b)>>11) / (1 << 53) }
 	registered := s.store.Created().Add(time.Duration(unit(sched[:8]) * float64(clientRotation)))
@@ -91,7 +92,7 @@ func (s *Service) phantomRotations(mb MailboxID, now time.Time) int {
 
 // phantomBundle is mb's fake bundle; take hands out one of its one-time
 // prekeys, as the same request to a real account would.
-func (s *Service) phantomBundle(mb MailboxID, take bool, now time.Time) (*seal.PrekeyBundle, error) {
+func (s *Service) phantomBundle(mb proto.MailboxID, take bool, now time.Time) (*seal.PrekeyBundle, error) {
 	ed := ed25519.NewKeyFromSeed(s.fakeKey(mb, "ed25519", ed25519.SeedSize))
 	x, err := ecdh.X25519().NewPrivateKey(s.fakeKey(mb, "x25519", 32))
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/sealnet/sealnet/mailbox/proto"
 	"github.com/sealnet/sealnet/sender/seal"
 )
 
@@ -25,10 +26,10 @@ func phService(t *testing.T, cfg StoreConfig, clock *stClock) *Service {
 	return NewService(set, ServiceOptions{Domain: "provider.example", Store: st, Secret: [32]byte{7}, Clock: clock.Now})
 }
 
-func phBundle(t *testing.T, s *Service, mb MailboxID) *seal.PrekeyBundle {
+func phBundle(t *testing.T, s *Service, mb proto.MailboxID) *seal.PrekeyBundle {
 	t.Helper()
 	m := s.bundle(mb)
-	r, ok := m.(*BundleResponse)
+	r, ok := m.(*proto.BundleResponse)
 	if !ok {
 		t.Fatalf("bundle request answered %#v", m)
 	}
@@ -50,7 +51,7 @@ func TestPhantomHandsOutLikeAnAccount(t *testing.T) {
 	dir := t.TempDir()
 	clock := newStClock()
 	s := phService(t, StoreConfig{Dir: dir}, clock)
-	mb := MailboxOf("nobody@provider.example")
+	mb := proto.MailboxOf("nobody@provider.example")
 	first := phBundle(t, s, mb)
 	for i := range clientOneTime + 2 {
 		if i == 20 { // the store restarts in the middle
@@ -79,7 +80,7 @@ func TestPhantomHandsOutLikeAnAccount(t *testing.T) {
 		}
 	}
 	// No take (the one-time rate limit refused it): signed and last resort.
-	b, err := s.phantomBundle(MailboxOf("other@provider.example"), false, clock.Now())
+	b, err := s.phantomBundle(proto.MailboxOf("other@provider.example"), false, clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +103,7 @@ func TestPhantomRotatesWeekly(t *testing.T) {
 	created := s.store.Created()
 	counts := map[int]int{}
 	for m := range mailboxes {
-		mb := MailboxOf(fmt.Sprintf("nobody%d@provider.example", m))
+		mb := proto.MailboxOf(fmt.Sprintf("nobody%d@provider.example", m))
 		k, last := 0, -7
 		keys := map[uint32][32]byte{}
 		for d := 0; d <= weeks*7; d++ {
@@ -147,12 +148,12 @@ func TestPhantomCap(t *testing.T) {
 	clock := newStClock()
 	s := phService(t, StoreConfig{MaxPhantoms: 2}, clock)
 	for i := range 3 {
-		b := phBundle(t, s, MailboxOf(fmt.Sprintf("nobody%d@provider.example", i)))
+		b := phBundle(t, s, proto.MailboxOf(fmt.Sprintf("nobody%d@provider.example", i)))
 		if got := b.OneTime != nil; got != (i < 2) {
 			t.Fatalf("phantom %d: one-time prekey %v beyond a cap of 2", i, b.OneTime)
 		}
 	}
-	if b := phBundle(t, s, MailboxOf("nobody0@provider.example")); b.OneTime == nil || b.OneTime.ID != 4 {
+	if b := phBundle(t, s, proto.MailboxOf("nobody0@provider.example")); b.OneTime == nil || b.OneTime.ID != 4 {
 		t.Fatalf("a phantom under the cap: one-time prekey %+v, want 4", b.OneTime)
 	}
 	if n := s.store.Phantoms(); n != 2 {
@@ -172,14 +173,14 @@ func TestStrangerAnswerTime(t *testing.T) {
 		}
 		set.DeliveryWorkers = 1
 		s := NewService(set, ServiceOptions{})
-		late, busy := &Status{Code: StatusAccepted}, &Status{Code: StatusUnavailable}
-		sleep := func(d time.Duration, auth bool) func(context.Context, func()) Message {
-			return func(_ context.Context, authorized func()) Message {
+		late, busy := &proto.Status{Code: proto.StatusAccepted}, &proto.Status{Code: proto.StatusUnavailable}
+		sleep := func(d time.Duration, auth bool) func(context.Context, func()) proto.Message {
+			return func(_ context.Context, authorized func()) proto.Message {
 				if auth {
 					authorized()
 				}
 				time.Sleep(d)
-				return &Status{Code: StatusOK}
+				return &proto.Status{Code: proto.StatusOK}
 			}
 		}
 		var stragglers sync.WaitGroup
@@ -188,7 +189,7 @@ func TestStrangerAnswerTime(t *testing.T) {
 			work  time.Duration
 			auth  bool
 			after time.Duration
-			want  Message
+			want  proto.Message
 		}{
 			{"quick", time.Millisecond, false, StrangerAnswerTime, nil},
 			{"most of it", StrangerAnswerTime - time.Millisecond, false, StrangerAnswerTime, nil},
@@ -201,7 +202,7 @@ func TestStrangerAnswerTime(t *testing.T) {
 			if got := time.Since(start); got != c.after {
 				t.Errorf("%s: answered after %v, want %v", c.name, got, c.after)
 			}
-			if want := c.want; want == nil && m.(*Status).Code != StatusOK || want != nil && m != want {
+			if want := c.want; want == nil && m.(*proto.Status).Code != proto.StatusOK || want != nil && m != want {
 				t.Errorf("%s: answered %v", c.name, m)
 			}
 			if c.name == "overrun" {

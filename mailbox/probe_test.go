@@ -18,6 +18,7 @@ import (
 	"github.com/sealnet/sealnet/internal/stats"
 	"github.com/sealnet/sealnet/internal/testbed/testnet"
 	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mailbox/proto"
 	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/relay"
 	"github.com/sealnet/sealnet/sender"
@@ -87,7 +88,7 @@ type stranger struct {
 	addr string
 	key  [32]byte
 	// size of the envelopes it delivers: a sealed envelope's
-	// (mailbox.MaxMixEnvelope), as a real sender's.
+	// (proto.MaxMixEnvelope), as a real sender's.
 	size int
 	// links is how many links it keeps open at once.
 	links int
@@ -115,24 +116,24 @@ func newStranger(d *directory.Descriptor, links int) (*stranger, error) {
 	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
 		return nil, fmt.Errorf("stranger probe: %s is not a loopback address", d.Address)
 	}
-	return &stranger{addr: d.Address, key: d.LinkKey, size: mailbox.MaxMixEnvelope(geo), links: links}, nil
+	return &stranger{addr: d.Address, key: d.LinkKey, size: proto.MaxMixEnvelope(geo), links: links}, nil
 }
 
-func (s *stranger) dial(ctx context.Context) (*mailbox.Client, error) {
-	return mailbox.Dial(ctx, geo, s.addr, s.key, mailbox.DialOptions{Timeout: 5 * time.Second})
+func (s *stranger) dial(ctx context.Context) (*proto.Client, error) {
+	return proto.Dial(ctx, geo, s.addr, s.key, proto.DialOptions{Timeout: 5 * time.Second})
 }
 
 // each calls fn for every index in order, on s.links links at once;
 // fn sends at most per requests. A link is replaced before it would pass
 // strangerBurst requests. The first error stops the run.
-func (s *stranger) each(ctx context.Context, order []int, per int, fn func(c *mailbox.Client, i int) error) error {
+func (s *stranger) each(ctx context.Context, order []int, per int, fn func(c *proto.Client, i int) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	work := make(chan int)
 	var wg sync.WaitGroup
 	for range s.links {
 		wg.Go(func() {
-			var c *mailbox.Client
+			var c *proto.Client
 			sent := 0
 			defer func() {
 				if c != nil {
@@ -177,9 +178,9 @@ feed:
 
 // bundles fetches takes bundles in a row for every address (each request
 // hands out a one-time prekey, as a sender's does).
-func (s *stranger) bundles(ctx context.Context, mbs []mailbox.MailboxID, takes int) ([][]*seal.PrekeyBundle, error) {
+func (s *stranger) bundles(ctx context.Context, mbs []proto.MailboxID, takes int) ([][]*seal.PrekeyBundle, error) {
 	out := make([][]*seal.PrekeyBundle, len(mbs))
-	err := s.each(ctx, mrand.Perm(len(mbs)), takes, func(c *mailbox.Client, i int) error {
+	err := s.each(ctx, mrand.Perm(len(mbs)), takes, func(c *proto.Client, i int) error {
 		for range takes {
 			b, err := busyRetry(ctx, func() (*seal.PrekeyBundle, error) { return c.Bundle(ctx, mbs[i]) })
 			if err != nil {
@@ -199,7 +200,7 @@ func (s *stranger) bundles(ctx context.Context, mbs []mailbox.MailboxID, takes i
 func busyRetry[T any](ctx context.Context, f func() (T, error)) (T, error) {
 	for i := 0; ; i++ {
 		v, err := f()
-		if err == nil || statusOf(err) != mailbox.StatusUnavailable || i == 50 {
+		if err == nil || statusOf(err) != proto.StatusUnavailable || i == 50 {
 			return v, err
 		}
 		select {
@@ -214,12 +215,12 @@ func busyRetry[T any](ctx context.Context, f func() (T, error)) (T, error) {
 // returns how long the provider took to answer, from the request to the
 // status. Anything but StatusAccepted is an error: without a token every
 // answer is Accepted.
-func (s *stranger) deliverTime(ctx context.Context, c *mailbox.Client, mb mailbox.MailboxID) (time.Duration, error) {
+func (s *stranger) deliverTime(ctx context.Context, c *proto.Client, mb proto.MailboxID) (time.Duration, error) {
 	var id [16]byte
 	rand.Read(id[:])
 	data := make([]byte, s.size)
 	rand.Read(data)
-	var code mailbox.StatusCode
+	var code proto.StatusCode
 	var d time.Duration
 	for i := 0; ; i++ { // "busy; try again" is answered before any work: not a sample
 		start := time.Now()
@@ -229,7 +230,7 @@ func (s *stranger) deliverTime(ctx context.Context, c *mailbox.Client, mb mailbo
 		if err != nil {
 			return 0, err
 		}
-		if code != mailbox.StatusUnavailable || i == 50 {
+		if code != proto.StatusUnavailable || i == 50 {
 			break
 		}
 		select {
@@ -238,7 +239,7 @@ func (s *stranger) deliverTime(ctx context.Context, c *mailbox.Client, mb mailbo
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	if code != mailbox.StatusAccepted {
+	if code != proto.StatusAccepted {
 		return 0, fmt.Errorf("tokenless delivery answered %v", code)
 	}
 	return d, nil
@@ -251,11 +252,11 @@ func (s *stranger) deliverTime(ctx context.Context, c *mailbox.Client, mb mailbo
 // addresses alike. rounds must stay within the provider's unsolicited
 // burst per mailbox (10 by default), or the later deliveries are refused;
 // every request has the client's deadline and the whole run ctx's.
-func (s *stranger) timings(ctx context.Context, mbs []mailbox.MailboxID, rounds int) ([]time.Duration, error) {
+func (s *stranger) timings(ctx context.Context, mbs []proto.MailboxID, rounds int) ([]time.Duration, error) {
 	samples := make([][]time.Duration, len(mbs))
 	var mu sync.Mutex
 	for range rounds {
-		err := s.each(ctx, mrand.Perm(len(mbs)), 1, func(c *mailbox.Client, i int) error {
+		err := s.each(ctx, mrand.Perm(len(mbs)), 1, func(c *proto.Client, i int) error {
 			d, err := s.deliverTime(ctx, c, mbs[i])
 			if err != nil {
 				return err
@@ -310,10 +311,10 @@ func randomAddresses(n int, domain string) []string {
 	return out
 }
 
-func mailboxesOf(addrs []string) []mailbox.MailboxID {
-	mbs := make([]mailbox.MailboxID, len(addrs))
+func mailboxesOf(addrs []string) []proto.MailboxID {
+	mbs := make([]proto.MailboxID, len(addrs))
 	for i, a := range addrs {
-		mbs[i] = mailbox.MailboxOf(a)
+		mbs[i] = proto.MailboxOf(a)
 	}
 	return mbs
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sealnet/sealnet/internal/testbed/testnet"
 	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mailbox/proto"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/mixnet/link"
@@ -115,7 +116,7 @@ func newUser(t *testing.T, addr string) *user {
 	return u
 }
 
-func (u *user) mb() mailbox.MailboxID { return mailbox.MailboxOf(u.addr) }
+func (u *user) mb() proto.MailboxID { return proto.MailboxOf(u.addr) }
 
 func (u *user) domain() string {
 	for i := range u.addr {
@@ -127,14 +128,14 @@ func (u *user) domain() string {
 }
 
 // dial opens a user link (owner) or, with anon, a client link.
-func (e *env) dial(t *testing.T, domain string, u *user) *mailbox.Client {
+func (e *env) dial(t *testing.T, domain string, u *user) *proto.Client {
 	t.Helper()
 	d := e.provider(domain)
-	var o mailbox.DialOptions
+	var o proto.DialOptions
 	if u != nil {
 		o.Identity = u.x
 	}
-	c, err := mailbox.Dial(context.Background(), geo, d.Address, d.LinkKey, o)
+	c, err := proto.Dial(context.Background(), geo, d.Address, d.LinkKey, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +144,7 @@ func (e *env) dial(t *testing.T, domain string, u *user) *mailbox.Client {
 }
 
 // register registers u with its token and allows unsolicited mail.
-func (e *env) register(t *testing.T, u *user, allowUnsolicited bool) *mailbox.Client {
+func (e *env) register(t *testing.T, u *user, allowUnsolicited bool) *proto.Client {
 	t.Helper()
 	c := e.dial(t, u.domain(), u)
 	if err := c.Register(context.Background(), u.addr, [32]byte(u.x.Public), u.ed, sha256.Sum256(u.token[:]), allowUnsolicited); err != nil {
@@ -154,25 +155,25 @@ func (e *env) register(t *testing.T, u *user, allowUnsolicited bool) *mailbox.Cl
 
 // prekeys uploads n one-time X25519 prekeys (IDs from first) and pq
 // post-quantum ones, with a signed and a last-resort prekey.
-func prekeys(t *testing.T, u *user, first uint32, n, pq int) mailbox.PrekeyUpload {
+func prekeys(t *testing.T, u *user, first uint32, n, pq int) proto.PrekeyUpload {
 	t.Helper()
 	sp, _ := ecdh.X25519().GenerateKey(rand.Reader)
 	s := seal.NewSignedPrekey(u.ed, first, sp.PublicKey())
 	lrk, _ := mlkem.GenerateKey768()
 	lr := seal.NewPQPrekey(u.ed, first+1, seal.PQLastResort, lrk.EncapsulationKey())
-	up := mailbox.PrekeyUpload{Signed: &mailbox.Prekey{ID: s.ID, Data: s.Marshal()}, LastResort: &mailbox.Prekey{ID: lr.ID, Data: lr.Marshal()}}
+	up := proto.PrekeyUpload{Signed: &proto.Prekey{ID: s.ID, Data: s.Marshal()}, LastResort: &proto.Prekey{ID: lr.ID, Data: lr.Marshal()}}
 	id := first + 2
 	for range n {
 		k, _ := ecdh.X25519().GenerateKey(rand.Reader)
 		ot := seal.OneTimePrekey{ID: id}
 		copy(ot.Public[:], k.PublicKey().Bytes())
-		up.OneTime = append(up.OneTime, mailbox.Prekey{ID: id, Data: ot.Marshal()})
+		up.OneTime = append(up.OneTime, proto.Prekey{ID: id, Data: ot.Marshal()})
 		id++
 	}
 	for range pq {
 		k, _ := mlkem.GenerateKey768()
 		p := seal.NewPQPrekey(u.ed, id, seal.PQOneTime, k.EncapsulationKey())
-		up.PQOneTime = append(up.PQOneTime, mailbox.Prekey{ID: id, Data: p.Marshal()})
+		up.PQOneTime = append(up.PQOneTime, proto.Prekey{ID: id, Data: p.Marshal()})
 		id++
 	}
 	return up
@@ -187,7 +188,7 @@ func envID(i int) [16]byte {
 
 // fetchAll drains a mailbox, acknowledging page by page, and returns the
 // envelope IDs in order.
-func fetchAll(t *testing.T, c *mailbox.Client) [][16]byte {
+func fetchAll(t *testing.T, c *proto.Client) [][16]byte {
 	t.Helper()
 	var ids [][16]byte
 	for range 100_000 {
@@ -211,8 +212,8 @@ func fetchAll(t *testing.T, c *mailbox.Client) [][16]byte {
 	return nil
 }
 
-func statusOf(err error) mailbox.StatusCode {
-	var se *mailbox.StatusError
+func statusOf(err error) proto.StatusCode {
+	var se *proto.StatusError
 	if errors.As(err, &se) {
 		return se.Status.Code
 	}
@@ -227,12 +228,12 @@ func TestDirectDeliveryAndFetch(t *testing.T) {
 	ctx := context.Background()
 	for i := range 10 {
 		code, err := anon.Deliver(ctx, bob.mb(), envID(i), bob.token, []byte(fmt.Sprintf("message %d", i)))
-		if err != nil || code != mailbox.StatusOK {
+		if err != nil || code != proto.StatusOK {
 			t.Fatalf("delivery %d: %v %v", i, code, err)
 		}
 	}
 	// A retransmission is stored once.
-	if code, err := anon.Deliver(ctx, bob.mb(), envID(3), bob.token, []byte("again")); err != nil || code != mailbox.StatusDuplicate {
+	if code, err := anon.Deliver(ctx, bob.mb(), envID(3), bob.token, []byte("again")); err != nil || code != proto.StatusDuplicate {
 		t.Fatalf("retransmission: %v %v", code, err)
 	}
 	ids := fetchAll(t, owner)
@@ -268,11 +269,11 @@ func TestOnlyOwnerFetches(t *testing.T) {
 	if _, err := anon.Deliver(context.Background(), bob.mb(), envID(1), bob.token, []byte("for bob")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := anon.Fetch(context.Background(), 0); statusOf(err) != mailbox.StatusUnauthorized {
+	if _, err := anon.Fetch(context.Background(), 0); statusOf(err) != proto.StatusUnauthorized {
 		t.Fatalf("fetch on an anonymous link: %v", err)
 	}
 	stranger := newUser(t, "eve@a")
-	if _, err := e.dial(t, "a", stranger).Fetch(context.Background(), 0); statusOf(err) != mailbox.StatusUnauthorized {
+	if _, err := e.dial(t, "a", stranger).Fetch(context.Background(), 0); statusOf(err) != proto.StatusUnauthorized {
 		t.Fatalf("fetch by an unregistered key: %v", err)
 	}
 	eve := newUser(t, "eve@a")
@@ -284,13 +285,13 @@ func TestOnlyOwnerFetches(t *testing.T) {
 	mallory := newUser(t, "bob@a")
 	c := e.dial(t, "a", mallory)
 	err := c.Register(context.Background(), "bob@a", [32]byte(mallory.x.Public), mallory.ed, [32]byte{}, true)
-	if statusOf(err) != mailbox.StatusExists {
+	if statusOf(err) != proto.StatusExists {
 		t.Fatalf("taking bob's address: %v", err)
 	}
 	// A registration whose signature is by another Ed25519 key is refused.
 	c2 := e.dial(t, "a", newUser(t, "x@a"))
 	other := newUser(t, "x@a")
-	if err := c2.Register(context.Background(), "x@a", [32]byte(mallory.x.Public), other.ed, [32]byte{}, true); statusOf(err) != mailbox.StatusUnauthorized {
+	if err := c2.Register(context.Background(), "x@a", [32]byte(mallory.x.Public), other.ed, [32]byte{}, true); statusOf(err) != proto.StatusUnauthorized {
 		t.Fatalf("registration with a proof for another key: %v", err)
 	}
 }
@@ -302,23 +303,23 @@ func TestQuota(t *testing.T) {
 	anon := e.dial(t, "a", nil)
 	ctx := context.Background()
 	for i := range 5 {
-		if code, err := anon.Deliver(ctx, bob.mb(), envID(i), bob.token, []byte("x")); err != nil || code != mailbox.StatusOK {
+		if code, err := anon.Deliver(ctx, bob.mb(), envID(i), bob.token, []byte("x")); err != nil || code != proto.StatusOK {
 			t.Fatalf("delivery %d: %v %v", i, code, err)
 		}
 	}
 	_, err := anon.Deliver(ctx, bob.mb(), envID(5), bob.token, []byte("x"))
-	if statusOf(err) != mailbox.StatusQuotaFull {
+	if statusOf(err) != proto.StatusQuotaFull {
 		t.Fatalf("sixth delivery to a 5-envelope mailbox: %v", err)
 	}
 	// Without the token the provider does not say (enumeration).
-	if code, err := anon.Deliver(ctx, bob.mb(), envID(6), [32]byte{}, []byte("x")); err != nil || code != mailbox.StatusAccepted {
+	if code, err := anon.Deliver(ctx, bob.mb(), envID(6), [32]byte{}, []byte("x")); err != nil || code != proto.StatusAccepted {
 		t.Fatalf("tokenless delivery to a full mailbox: %v %v", code, err)
 	}
 	ids := fetchAll(t, owner)
 	if len(ids) != 5 {
 		t.Fatalf("%d envelopes stored in a 5-envelope mailbox", len(ids))
 	}
-	if code, err := anon.Deliver(ctx, bob.mb(), envID(7), bob.token, []byte("x")); err != nil || code != mailbox.StatusOK {
+	if code, err := anon.Deliver(ctx, bob.mb(), envID(7), bob.token, []byte("x")); err != nil || code != proto.StatusOK {
 		t.Fatalf("delivery after the owner emptied the mailbox: %v %v", code, err)
 	}
 }
@@ -338,10 +339,10 @@ func TestNotEnumerable(t *testing.T) {
 	}
 	anon := e.dial(t, "a", nil)
 	ctx := context.Background()
-	nobody := mailbox.MailboxOf("nobody@a")
-	for _, mb := range []mailbox.MailboxID{bob.mb(), nobody} {
+	nobody := proto.MailboxOf("nobody@a")
+	for _, mb := range []proto.MailboxID{bob.mb(), nobody} {
 		code, err := anon.Deliver(ctx, mb, envID(1), [32]byte{7}, []byte("hello"))
-		if err != nil || code != mailbox.StatusAccepted {
+		if err != nil || code != proto.StatusAccepted {
 			t.Fatalf("tokenless delivery: %v %v", code, err)
 		}
 	}
@@ -377,13 +378,13 @@ func TestNotEnumerable(t *testing.T) {
 	// Both have used part of their 3 requests an hour (2 each); each runs
 	// out after exactly 3, known or not.
 	for _, c := range []struct {
-		mb   mailbox.MailboxID
+		mb   proto.MailboxID
 		used int
 	}{{bob.mb(), 2}, {nobody, 2}} {
 		ok := c.used
 		for range 10 {
 			if _, err := anon.Bundle(ctx, c.mb); err != nil {
-				if statusOf(err) != mailbox.StatusRateLimited {
+				if statusOf(err) != proto.StatusRateLimited {
 					t.Fatal(err)
 				}
 				break
@@ -407,17 +408,17 @@ func TestPagesHaveOneSize(t *testing.T) {
 		t.Fatal(err)
 	}
 	anon := e.dial(t, "a", nil)
-	for i := range mailbox.PageRecords + 2 {
+	for i := range proto.PageRecords + 2 {
 		anon.Deliver(context.Background(), bob.mb(), envID(i), bob.token, make([]byte, 100*i))
 	}
 	full, err := owner.Fetch(context.Background(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(empty.Records) != 0 || len(full.Records) != mailbox.PageRecords || !full.More {
+	if len(empty.Records) != 0 || len(full.Records) != proto.PageRecords || !full.More {
 		t.Fatalf("pages: %d and %d records", len(empty.Records), len(full.Records))
 	}
-	if a, b := len(mailbox.Marshal(empty)), len(mailbox.Marshal(full)); a != b {
+	if a, b := len(proto.Marshal(empty)), len(proto.Marshal(full)); a != b {
 		t.Fatalf("empty page %d bytes, full page %d", a, b)
 	}
 }
@@ -476,7 +477,7 @@ func TestOneTimePrekeysOnce(t *testing.T) {
 				if g >= 50 && attempt == 0 {
 					<-restart // half of the fetches run after the restart
 				}
-				c, err := mailbox.Dial(context.Background(), geo, e.provider("a").Address, e.provider("a").LinkKey, mailbox.DialOptions{Timeout: 5 * time.Second})
+				c, err := proto.Dial(context.Background(), geo, e.provider("a").Address, e.provider("a").LinkKey, proto.DialOptions{Timeout: 5 * time.Second})
 				if err != nil {
 					time.Sleep(50 * time.Millisecond)
 					continue

@@ -14,6 +14,7 @@ import (
 	"github.com/sealnet/sealnet/internal/metrics"
 	"github.com/sealnet/sealnet/internal/testbed/testnet"
 	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mailbox/proto"
 	"github.com/sealnet/sealnet/mixnet"
 )
 
@@ -54,13 +55,13 @@ func (e *env) surbWithID(t *testing.T, u *user, id mixnet.SURBID) *mixnet.SURB {
 
 // replyKey is the key u's SURB IDs are made with, or, for another
 // identity key x, the key someone who is not u would make them with.
-func (e *env) replyKey(t *testing.T, u *user, x []byte) mailbox.ReplyKey {
+func (e *env) replyKey(t *testing.T, u *user, x []byte) proto.ReplyKey {
 	t.Helper()
 	priv, err := ecdh.X25519().NewPrivateKey(x)
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := mailbox.OwnerReplyKey(priv, e.provider(u.domain()).LinkKey, u.mb())
+	k, err := proto.OwnerReplyKey(priv, e.provider(u.domain()).LinkKey, u.mb())
 	if err != nil {
 		t.Fatal(err)
 	}

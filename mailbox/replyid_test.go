@@ -11,6 +11,7 @@ import (
 
 	"github.com/flynn/noise"
 
+	"github.com/sealnet/sealnet/mailbox/proto"
 	"github.com/sealnet/sealnet/mixnet"
 )
 
@@ -19,9 +20,9 @@ import (
 type replyFixture struct {
 	svc   *Service
 	st    *Store
-	mb    MailboxID
+	mb    proto.MailboxID
 	token [32]byte
-	owner ReplyKey // the key the owner's client makes SURB IDs with
+	owner proto.ReplyKey // the key the owner's client makes SURB IDs with
 }
 
 func newReplyFixture(t *testing.T, storeCfg StoreConfig, mod func(*Settings)) *replyFixture {
@@ -42,7 +43,7 @@ func newReplyFixture(t *testing.T, storeCfg StoreConfig, mod func(*Settings)) *r
 	if f.mb, err = f.st.Register(acct); err != nil {
 		t.Fatal(err)
 	}
-	if f.owner, err = OwnerReplyKey(identity, [32]byte(linkKey.PublicKey().Bytes()), f.mb); err != nil {
+	if f.owner, err = proto.OwnerReplyKey(identity, [32]byte(linkKey.PublicKey().Bytes()), f.mb); err != nil {
 		t.Fatal(err)
 	}
 	var set Settings
@@ -93,8 +94,8 @@ func (f *replyFixture) deliverSealed(t *testing.T, n int) int {
 	t.Helper()
 	ok := 0
 	for i := range n {
-		env := Envelope{Kind: EnvelopeSealed, ID: [16]byte{0xee, byte(i)}, Data: []byte("sealed")}
-		if code := f.svc.deliver(context.Background(), f.mb, env, f.token); code == StatusOK {
+		env := Envelope{Kind: proto.EnvelopeSealed, ID: [16]byte{0xee, byte(i)}, Data: []byte("sealed")}
+		if code := f.svc.deliver(context.Background(), f.mb, env, f.token); code == proto.StatusOK {
 			ok++
 		}
 	}
@@ -104,10 +105,10 @@ func (f *replyFixture) deliverSealed(t *testing.T, n int) int {
 // TestReplyIDTamper: an ID made with the owner's key verifies; any bit
 // flipped in it, another mailbox, or another key does not.
 func TestReplyIDTamper(t *testing.T) {
-	var k, other ReplyKey
+	var k, other proto.ReplyKey
 	rand.Read(k[:])
 	rand.Read(other[:])
-	mb := MailboxOf("alice@provider.example")
+	mb := proto.MailboxOf("alice@provider.example")
 	id, err := k.NewReplyID(rand.Reader, mb)
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +123,7 @@ func TestReplyIDTamper(t *testing.T) {
 			t.Fatalf("ID with bit %d flipped verifies", bit)
 		}
 	}
-	if k.VerifyReplyID(MailboxOf("bob@provider.example"), id) {
+	if k.VerifyReplyID(proto.MailboxOf("bob@provider.example"), id) {
 		t.Fatal("the ID verifies for another mailbox")
 	}
 	if other.VerifyReplyID(mb, id) {
@@ -150,11 +151,11 @@ func TestOwnerAndProviderShareReplyKey(t *testing.T) {
 	if k != f.owner {
 		t.Fatal("owner and provider derive different reply keys")
 	}
-	if k2, _ := f.svc.replyKeys.key(MailboxOf("bob@provider.example"), acct.IdentityX25519); k2 == k {
+	if k2, _ := f.svc.replyKeys.key(proto.MailboxOf("bob@provider.example"), acct.IdentityX25519); k2 == k {
 		t.Fatal("two mailboxes share a reply key")
 	}
 	id, _ := f.owner.NewReplyID(rand.Reader, f.mb)
-	if err := f.svc.replyKeys.verify(f.mb, [32]byte{9}, id); !errors.Is(err, ErrForgedReply) {
+	if err := f.svc.replyKeys.verify(f.mb, [32]byte{9}, id); !errors.Is(err, proto.ErrForgedReply) {
 		t.Fatal("an ID verifies against another identity key")
 	}
 }
@@ -290,8 +291,8 @@ func TestReplyKeyFollowsIdentity(t *testing.T) {
 func BenchmarkReplyVerify(b *testing.B) {
 	link, _ := ecdh.X25519().GenerateKey(rand.Reader)
 	owner, _ := ecdh.X25519().GenerateKey(rand.Reader)
-	mb := MailboxOf("alice@provider.example")
-	k, _ := OwnerReplyKey(owner, [32]byte(link.PublicKey().Bytes()), mb)
+	mb := proto.MailboxOf("alice@provider.example")
+	k, _ := proto.OwnerReplyKey(owner, [32]byte(link.PublicKey().Bytes()), mb)
 	id, _ := k.NewReplyID(rand.Reader, mb)
 	dh := func(peer [32]byte) ([]byte, error) { return noise.DH25519.DH(link.Bytes(), peer[:]) }
 	pub := [32]byte(owner.PublicKey().Bytes())

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/sealnet/sealnet/internal/metrics"
+	"github.com/sealnet/sealnet/mailbox/proto"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/mixnet/link"
@@ -49,7 +50,7 @@ type Service struct {
 	// bounded apart from the accounts' links and live only until
 	// RegisterWithin.
 	newcomers chan struct{}
-	fake      func(mb MailboxID, take bool, now time.Time) (*seal.PrekeyBundle, error)
+	fake      func(mb proto.MailboxID, take bool, now time.Time) (*seal.PrekeyBundle, error)
 
 	send func(mixnet.NodeID, []byte) error // into the mix network (SURB replies)
 
@@ -173,7 +174,7 @@ func (s *Service) Run(ctx context.Context) {
 // whatever happened (stored, dropped by the mailbox's policy or quota, or
 // no such mailbox), so that a stranger cannot learn whether an address
 // exists. Rate limits apply per mailbox ID, existing or not.
-func (s *Service) deliver(ctx context.Context, mb MailboxID, env Envelope, token [32]byte) StatusCode {
+func (s *Service) deliver(ctx context.Context, mb proto.MailboxID, env Envelope, token [32]byte) proto.StatusCode {
 	return s.deliverAs(ctx, mb, env, token, nil).Code
 }
 
@@ -185,13 +186,13 @@ func (s *Service) deliver(ctx context.Context, mb MailboxID, env Envelope, token
 // since an error only a mailbox that exists can meet would tell that it
 // exists; the unsolicited bucket is keyed by the mailbox ID whether it
 // exists or not, so its RetryAfter tells nothing of that either.
-func (s *Service) deliverAs(ctx context.Context, mb MailboxID, env Envelope, token [32]byte, authorized func()) *Status {
-	st := func(c StatusCode) *Status {
-		r := &Status{Code: c, EnvelopeID: env.ID}
+func (s *Service) deliverAs(ctx context.Context, mb proto.MailboxID, env Envelope, token [32]byte, authorized func()) *proto.Status {
+	st := func(c proto.StatusCode) *proto.Status {
+		r := &proto.Status{Code: c, EnvelopeID: env.ID}
 		switch c {
-		case StatusQuotaFull:
+		case proto.StatusQuotaFull:
 			r.RetryAfter = RetryQuotaFull
-		case StatusUnavailable:
+		case proto.StatusUnavailable:
 			r.RetryAfter = RetryUnavailable
 		}
 		return r
@@ -200,7 +201,7 @@ func (s *Service) deliverAs(ctx context.Context, mb MailboxID, env Envelope, tok
 	known := err == nil
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		s.m.rejected("unavailable").Inc()
-		return st(StatusUnavailable)
+		return st(proto.StatusUnavailable)
 	}
 	th := sha256.Sum256(token[:])
 	var want [32]byte
@@ -214,35 +215,35 @@ func (s *Service) deliverAs(ctx context.Context, mb MailboxID, env Envelope, tok
 		}
 		if ok, wait := s.limits.allowWait("deliver", mb, s.cfg.DeliveriesPerMinute, time.Minute, s.now()); !ok {
 			s.m.rejected("rate_limited").Inc()
-			return &Status{Code: StatusRateLimited, EnvelopeID: env.ID, RetryAfter: wait}
+			return &proto.Status{Code: proto.StatusRateLimited, EnvelopeID: env.ID, RetryAfter: wait}
 		}
 		res, err := s.store.Deliver(ctx, mb, env)
 		switch {
 		case err == nil && res == Duplicate:
 			s.m.deliveries("duplicate").Inc()
-			return st(StatusDuplicate)
+			return st(proto.StatusDuplicate)
 		case err == nil:
 			s.m.deliveries("stored").Inc()
 			s.m.storedBytes.Add(uint64(len(env.Data)))
-			return st(StatusOK)
+			return st(proto.StatusOK)
 		case errors.Is(err, ErrQuota):
 			s.m.rejected("quota").Inc()
-			return st(StatusQuotaFull)
+			return st(proto.StatusQuotaFull)
 		case errors.Is(err, ErrTooLarge):
 			s.m.rejected("bad_request").Inc()
-			return st(StatusBadRequest)
+			return st(proto.StatusBadRequest)
 		default:
 			s.m.rejected("unavailable").Inc()
-			return st(StatusUnavailable)
+			return st(proto.StatusUnavailable)
 		}
 	}
 	if ok, wait := s.limits.allowWait("unsolicited", mb, s.cfg.UnsolicitedPerMinute, time.Minute, s.now()); !ok {
 		s.m.rejected("rate_limited").Inc()
-		return &Status{Code: StatusRateLimited, EnvelopeID: env.ID, RetryAfter: wait}
+		return &proto.Status{Code: proto.StatusRateLimited, EnvelopeID: env.ID, RetryAfter: wait}
 	}
 	if !known || !acct.AllowUnsolicited {
 		s.m.deliveries("discarded").Inc()
-		return st(StatusAccepted)
+		return st(proto.StatusAccepted)
 	}
 	res, err := s.store.Deliver(ctx, mb, env)
 	switch {
@@ -256,7 +257,7 @@ func (s *Service) deliverAs(ctx context.Context, mb MailboxID, env Envelope, tok
 	default:
 		s.m.rejected("unavailable").Inc()
 	}
-	return st(StatusAccepted)
+	return st(proto.StatusAccepted)
 }
 
 // What a refusal the rate limiter did not make asks of the sender: a full
@@ -273,19 +274,19 @@ const (
 // workers; a full queue drops the packet (the sender's retransmission
 // recovers it).
 func (s *Service) Deliver(res *mixnet.Result) error {
-	mb := MailboxID(res.Recipient)
+	mb := proto.MailboxID(res.Recipient)
 	if res.SURBReply {
 		// A reply to a SURB: no token, but its ID must be one this
 		// mailbox's owner made (replyid.go), or anyone could fill the
 		// mailbox with replies.
-		env := Envelope{Kind: EnvelopeSURBReply, ID: res.SURBID, Data: append([]byte(nil), res.Payload...)}
+		env := Envelope{Kind: proto.EnvelopeSURBReply, ID: res.SURBID, Data: append([]byte(nil), res.Payload...)}
 		return s.enqueue(func() { s.storeReply(mb, env) })
 	}
 	if res.Recipient == (mixnet.RecipientID{}) && allZero(res.Payload) {
 		s.m.deliveries("cover").Inc() // a node's drop cover
 		return nil
 	}
-	req, err := ParseMixRequest(s.geo, res.Payload)
+	req, err := proto.ParseMixRequest(s.geo, res.Payload)
 	if err != nil {
 		s.m.rejected("malformed").Inc()
 		return err
@@ -297,18 +298,18 @@ func (s *Service) Deliver(res *mixnet.Result) error {
 	due := s.replyDue()
 	if req.Cover {
 		s.m.deliveries("cover").Inc()
-		s.replyThrough(req.SURB, &Status{Code: StatusOK}, due)
+		s.replyThrough(req.SURB, &proto.Status{Code: proto.StatusOK}, due)
 		return nil
 	}
 	return s.enqueue(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		var reply Message
+		var reply proto.Message
 		if req.Bundle {
 			reply = s.bundle(mb)
 		} else {
 			d := req.Deliver
-			reply = s.deliverAs(ctx, mb, Envelope{Kind: EnvelopeSealed, ID: d.EnvelopeID, Data: d.Data}, d.Token, nil)
+			reply = s.deliverAs(ctx, mb, Envelope{Kind: proto.EnvelopeSealed, ID: d.EnvelopeID, Data: d.Data}, d.Token, nil)
 		}
 		s.replyThrough(req.SURB, reply, due)
 	})
@@ -319,7 +320,7 @@ func (s *Service) Deliver(res *mixnet.Result) error {
 // mailbox's), within the mailbox's reply budget (a client's own cover and
 // acknowledgements must not spend its contacts' deliveries), and within
 // the replies' share of the quota (the store's ReplyShare).
-func (s *Service) storeReply(mb MailboxID, env Envelope) {
+func (s *Service) storeReply(mb proto.MailboxID, env Envelope) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	acct, err := s.store.Account(mb)
@@ -389,13 +390,13 @@ const DefaultReplyHold = directory.DefaultProviderHold
 // replyThrough sends a reply back along the requester's SURB, no earlier
 // than due. For a delivery it is called only once the envelope is
 // durable: the acknowledgement means "stored".
-func (s *Service) replyThrough(surbBytes []byte, m Message, due time.Time) {
+func (s *Service) replyThrough(surbBytes []byte, m proto.Message, due time.Time) {
 	surb, err := mixnet.UnmarshalSURB(s.geo, surbBytes)
 	if err != nil {
 		s.m.rejected("bad_surb").Inc()
 		return
 	}
-	msg, err := MarshalReply(s.geo, m)
+	msg, err := proto.MarshalReply(s.geo, m)
 	if err != nil {
 		return
 	}
@@ -429,11 +430,11 @@ func (s *Service) releaseReplies(batch []*heldReply) {
 // it the bundle carries the signed and last-resort keys only. A mailbox
 // that does not exist (or has uploaded no prekeys) gets a fake bundle of
 // the same form and behaviour: its phantom's (phantom.go).
-func (s *Service) bundle(mb MailboxID) Message {
+func (s *Service) bundle(mb proto.MailboxID) proto.Message {
 	now := s.now()
 	if ok, wait := s.limits.allowWait("bundle", mb, s.cfg.BundlesPerHour, time.Hour, now); !ok {
 		s.m.rejected("rate_limited").Inc()
-		return &Status{Code: StatusRateLimited, RetryAfter: wait}
+		return &proto.Status{Code: proto.StatusRateLimited, RetryAfter: wait}
 	}
 	take := s.limits.allow("onetime", mb, s.cfg.OneTimePerHour, time.Hour, now)
 	s.m.bundles.Inc()
@@ -441,19 +442,19 @@ func (s *Service) bundle(mb MailboxID) Message {
 	if err == nil {
 		sb, err := s.store.TakeBundle(mb, take)
 		if err != nil {
-			return &Status{Code: StatusUnavailable}
+			return &proto.Status{Code: proto.StatusUnavailable}
 		}
 		if b, ok := assembleBundle(&acct, &sb); ok {
-			return &BundleResponse{Bundle: b.Marshal()}
+			return &proto.BundleResponse{Bundle: b.Marshal()}
 		}
 	} else if !errors.Is(err, ErrNotFound) {
-		return &Status{Code: StatusUnavailable}
+		return &proto.Status{Code: proto.StatusUnavailable}
 	}
 	b, err := s.fake(mb, take, now)
 	if err != nil {
-		return &Status{Code: StatusUnavailable}
+		return &proto.Status{Code: proto.StatusUnavailable}
 	}
-	return &BundleResponse{Bundle: b.Marshal()}
+	return &proto.BundleResponse{Bundle: b.Marshal()}
 }
 
 func assembleBundle(a *Account, sb *Bundle) (*seal.PrekeyBundle, bool) {
@@ -511,24 +512,24 @@ func (s *Service) HandleLink(ctx context.Context, c *link.Conn) {
 	var stragglers sync.WaitGroup // requests' work that outlived its answer (answerAt)
 	defer stragglers.Wait()
 	for {
-		m, err := ReadMessage(c)
+		m, err := proto.ReadMessage(c)
 		if err != nil {
 			return
 		}
 		arrived := time.Now()
-		var reply Message
+		var reply proto.Message
 		if !perLink.take(s.now()) {
-			reply = &Status{Code: StatusRateLimited, Detail: "too many requests on this link"}
+			reply = &proto.Status{Code: proto.StatusRateLimited, Detail: "too many requests on this link"}
 		} else if r := s.anyones(ctx, arrived, &stragglers, m); r != nil {
 			reply = r
 		} else {
 			reply = s.handle(ctx, c.Kind(), owner, m)
 		}
-		if _, ok := m.(*RegisterRequest); ok && nc != nil && s.owner(owner) {
+		if _, ok := m.(*proto.RegisterRequest); ok && nc != nil && s.owner(owner) {
 			nc.end() // an account's link from now on
 			nc = nil
 		}
-		if err := WriteMessage(c, s.geo, reply); err != nil {
+		if err := proto.WriteMessage(c, s.geo, reply); err != nil {
 			return
 		}
 	}
@@ -570,7 +571,7 @@ func (n *newcomerLink) end() {
 // session is a user link's owner, looked up lazily.
 type session struct {
 	key  [32]byte
-	mb   MailboxID
+	mb   proto.MailboxID
 	acct Account
 	ok   bool
 }
@@ -590,74 +591,63 @@ func (s *Service) owner(o *session) bool {
 	return true
 }
 
-func (s *Service) handle(ctx context.Context, kind link.Kind, o *session, m Message) Message {
+func (s *Service) handle(ctx context.Context, kind link.Kind, o *session, m proto.Message) proto.Message {
 	switch r := m.(type) {
-	case *DeliverRequest:
-		return s.deliverAs(ctx, r.Mailbox, Envelope{Kind: EnvelopeSealed, ID: r.EnvelopeID, Data: r.Data}, r.Token, nil)
-	case *BundleRequest:
+	case *proto.DeliverRequest:
+		return s.deliverAs(ctx, r.Mailbox, Envelope{Kind: proto.EnvelopeSealed, ID: r.EnvelopeID, Data: r.Data}, r.Token, nil)
+	case *proto.BundleRequest:
 		return s.bundle(r.Mailbox)
 	}
 	if kind != link.KindUser {
-		return &Status{Code: StatusUnauthorized, Detail: "this request needs a user link"}
+		return &proto.Status{Code: proto.StatusUnauthorized, Detail: "this request needs a user link"}
 	}
-	if r, ok := m.(*RegisterRequest); ok {
+	if r, ok := m.(*proto.RegisterRequest); ok {
 		return s.register(o, r)
 	}
 	if !s.owner(o) {
-		return &Status{Code: StatusUnauthorized, Detail: "this key is not registered here; register first"}
+		return &proto.Status{Code: proto.StatusUnauthorized, Detail: "this key is not registered here; register first"}
 	}
 	switch r := m.(type) {
-	case *CertificateRequest:
+	case *proto.CertificateRequest:
 		return s.certificate(&o.acct)
-	case *UploadRequest:
+	case *proto.UploadRequest:
 		return s.upload(o, &r.Upload)
-	case *FetchRequest:
+	case *proto.FetchRequest:
 		return s.fetch(ctx, o.mb, r.Wait)
-	case *PullRequest:
+	case *proto.PullRequest:
 		return s.pull(ctx, o.mb, r.Through, time.Now())
-	case *AckRequest:
+	case *proto.AckRequest:
 		if err := s.store.Ack(o.mb, r.Through); err != nil {
 			if errors.Is(err, ErrBadAck) {
-				return &Status{Code: StatusBadRequest, Detail: "nothing to acknowledge up to that sequence"}
+				return &proto.Status{Code: proto.StatusBadRequest, Detail: "nothing to acknowledge up to that sequence"}
 			}
-			return &Status{Code: StatusUnavailable}
+			return &proto.Status{Code: proto.StatusUnavailable}
 		}
 		s.m.acks.Inc()
-		return &Status{Code: StatusOK}
-	case *SetTokenRequest:
+		return &proto.Status{Code: proto.StatusOK}
+	case *proto.SetTokenRequest:
 		if err := s.store.SetDeliveryToken(o.mb, r.TokenHash, r.AllowUnsolicited); err != nil {
-			return &Status{Code: StatusUnavailable}
+			return &proto.Status{Code: proto.StatusUnavailable}
 		}
 		o.ok = false // reload the account
-		return &Status{Code: StatusOK}
+		return &proto.Status{Code: proto.StatusOK}
 	}
-	return &Status{Code: StatusBadRequest, Detail: "not a request"}
+	return &proto.Status{Code: proto.StatusBadRequest, Detail: "not a request"}
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
-// RegistrationMessage is what a user signs with its Ed25519 identity key
-// to register address with the two identity keys.
-func RegistrationMessage(address string, x25519, ed [32]byte) []byte {
-	var e enc
-	e.fixed([]byte("sealnet register v1\x00"))
-	e.str8(address)
-	e.fixed(x25519[:])
-	e.fixed(ed[:])
-	return e.b
-}
-
-func (s *Service) register(o *session, r *RegisterRequest) Message {
-	if !s.limits.allow("register", MailboxID{}, s.cfg.RegistrationsPerMinute, time.Minute, s.now()) {
-		return &Status{Code: StatusRateLimited}
+func (s *Service) register(o *session, r *proto.RegisterRequest) proto.Message {
+	if !s.limits.allow("register", proto.MailboxID{}, s.cfg.RegistrationsPerMinute, time.Minute, s.now()) {
+		return &proto.Status{Code: proto.StatusRateLimited}
 	}
 	addr := strings.ToLower(r.Address)
 	name, domain, ok := strings.Cut(addr, "@")
 	if !ok || domain != s.domain || !nameRE.MatchString(name) {
-		return &Status{Code: StatusBadRequest, Detail: fmt.Sprintf("an address here is name@%s, name of [a-z0-9._-]", s.domain)}
+		return &proto.Status{Code: proto.StatusBadRequest, Detail: fmt.Sprintf("an address here is name@%s, name of [a-z0-9._-]", s.domain)}
 	}
-	if !ed25519.Verify(ed25519.PublicKey(r.IdentityEd25519[:]), RegistrationMessage(addr, o.key, r.IdentityEd25519), r.Signature[:]) {
-		return &Status{Code: StatusUnauthorized, Detail: "bad proof of possession of the identity key"}
+	if !ed25519.Verify(ed25519.PublicKey(r.IdentityEd25519[:]), proto.RegistrationMessage(addr, o.key, r.IdentityEd25519), r.Signature[:]) {
+		return &proto.Status{Code: proto.StatusUnauthorized, Detail: "bad proof of possession of the identity key"}
 	}
 	_, err := s.store.Register(Account{
 		Address: addr, IdentityX25519: o.key, IdentityEd25519: r.IdentityEd25519,
@@ -665,32 +655,32 @@ func (s *Service) register(o *session, r *RegisterRequest) Message {
 	})
 	switch {
 	case errors.Is(err, ErrExists):
-		return &Status{Code: StatusExists, Detail: "this address is registered to another identity"}
+		return &proto.Status{Code: proto.StatusExists, Detail: "this address is registered to another identity"}
 	case err != nil:
-		return &Status{Code: StatusUnavailable}
+		return &proto.Status{Code: proto.StatusUnavailable}
 	}
 	s.m.registrations.Inc()
 	o.ok = false
-	return &Status{Code: StatusOK}
+	return &proto.Status{Code: proto.StatusOK}
 }
 
-func (s *Service) certificate(a *Account) Message {
+func (s *Service) certificate(a *Account) proto.Message {
 	cert, err := seal.SignCertificate(seal.Certificate{
 		Address: a.Address, IdentityX25519: a.IdentityX25519, IdentityEd25519: a.IdentityEd25519,
 		Expires: s.now().Add(s.cfg.CertificateTTL.D()).Truncate(time.Hour),
 	}, s.identity)
 	if err != nil {
-		return &Status{Code: StatusUnavailable}
+		return &proto.Status{Code: proto.StatusUnavailable}
 	}
-	return &CertificateResponse{Certificate: cert}
+	return &proto.CertificateResponse{Certificate: cert}
 }
 
 // upload verifies every prekey against the owner's identity key before
 // storing any.
-func (s *Service) upload(o *session, u *PrekeyUpload) Message {
+func (s *Service) upload(o *session, u *proto.PrekeyUpload) proto.Message {
 	id := ed25519.PublicKey(o.acct.IdentityEd25519[:])
-	bad := func(what string, err error) Message {
-		return &Status{Code: StatusBadRequest, Detail: fmt.Sprintf("%s: %v", what, err)}
+	bad := func(what string, err error) proto.Message {
+		return &proto.Status{Code: proto.StatusBadRequest, Detail: fmt.Sprintf("%s: %v", what, err)}
 	}
 	if p := u.Signed; p != nil {
 		sp, err := seal.ParseSignedPrekey(p.Data)
@@ -704,7 +694,7 @@ func (s *Service) upload(o *session, u *PrekeyUpload) Message {
 			return bad("signed prekey", err)
 		}
 	}
-	checkPQ := func(p *Prekey, kind byte) error {
+	checkPQ := func(p *proto.Prekey, kind byte) error {
 		pq, err := seal.ParsePQPrekey(p.Data)
 		if err != nil {
 			return err
@@ -740,50 +730,50 @@ func (s *Service) upload(o *session, u *PrekeyUpload) Message {
 	}
 	if err := s.store.UploadPrekeys(o.mb, *u); err != nil {
 		if errors.Is(err, ErrPrekeyReused) {
-			return &Status{Code: StatusPrekeyReused, Detail: "a one-time prekey ID was used before; pick new IDs"}
+			return &proto.Status{Code: proto.StatusPrekeyReused, Detail: "a one-time prekey ID was used before; pick new IDs"}
 		}
-		return &Status{Code: StatusBadRequest, Detail: err.Error()}
+		return &proto.Status{Code: proto.StatusBadRequest, Detail: err.Error()}
 	}
-	return &Status{Code: StatusOK}
+	return &proto.Status{Code: proto.StatusOK}
 }
 
 // fetch returns the next page, waiting up to wait for mail if there is none.
-func (s *Service) fetch(ctx context.Context, mb MailboxID, wait time.Duration) Message {
+func (s *Service) fetch(ctx context.Context, mb proto.MailboxID, wait time.Duration) proto.Message {
 	s.m.fetches.Inc()
-	recs, more, err := s.store.Page(mb, PageRecords)
+	recs, more, err := s.store.Page(mb, proto.PageRecords)
 	if err != nil {
-		return &Status{Code: StatusUnavailable}
+		return &proto.Status{Code: proto.StatusUnavailable}
 	}
 	if len(recs) == 0 && wait > 0 {
 		ch, stop, err := s.store.Notify(mb)
 		if err == nil {
 			// Mail may have arrived between Page and Notify: look again.
-			if recs, more, err = s.store.Page(mb, PageRecords); err == nil && len(recs) == 0 {
-				t := time.NewTimer(min(wait, MaxFetchWait))
+			if recs, more, err = s.store.Page(mb, proto.PageRecords); err == nil && len(recs) == 0 {
+				t := time.NewTimer(min(wait, proto.MaxFetchWait))
 				select {
 				case <-ch:
 				case <-t.C:
 				case <-ctx.Done():
 				}
 				t.Stop()
-				recs, more, err = s.store.Page(mb, PageRecords)
+				recs, more, err = s.store.Page(mb, proto.PageRecords)
 			}
 			stop()
 			if err != nil {
-				return &Status{Code: StatusUnavailable}
+				return &proto.Status{Code: proto.StatusUnavailable}
 			}
 		}
 	}
-	p := &Page{More: more, Records: recs}
+	p := &proto.Page{More: more, Records: recs}
 	if sb, err := s.store.TakeBundle(mb, false); err == nil {
 		if sb.OneTimeLeft < s.cfg.ReplenishBelow {
-			p.Replenish |= ReplenishOneTime
+			p.Replenish |= proto.ReplenishOneTime
 		}
 		if sb.PQOneTimeLeft < s.cfg.ReplenishBelow {
-			p.Replenish |= ReplenishPQ
+			p.Replenish |= proto.ReplenishPQ
 		}
 		if sb.Signed == nil || sb.LastResort == nil {
-			p.Replenish |= ReplenishSigned
+			p.Replenish |= proto.ReplenishSigned
 		}
 	}
 	return p
@@ -793,15 +783,15 @@ func (s *Service) fetch(ctx context.Context, mb MailboxID, wait time.Duration) M
 // page, and answer PullAnswerDelay after the request arrived. A bad
 // acknowledgement (beyond what the mailbox holds) is ignored: the page
 // answers it as any other, so a client cannot be told apart by it.
-func (s *Service) pull(ctx context.Context, mb MailboxID, through uint64, arrived time.Time) Message {
-	var reply Message = &Status{Code: StatusUnavailable}
+func (s *Service) pull(ctx context.Context, mb proto.MailboxID, through uint64, arrived time.Time) proto.Message {
+	var reply proto.Message = &proto.Status{Code: proto.StatusUnavailable}
 	if err := s.store.Ack(mb, through); err == nil || errors.Is(err, ErrBadAck) {
 		if through > 0 && err == nil {
 			s.m.acks.Inc()
 		}
 		reply = s.fetch(ctx, mb, 0)
 	}
-	t := time.NewTimer(time.Until(arrived.Add(PullAnswerDelay)))
+	t := time.NewTimer(time.Until(arrived.Add(proto.PullAnswerDelay)))
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -861,7 +851,7 @@ func newLimiter(max int) *limiter { return &limiter{max: max, m: make(map[string
 
 // allow takes a token from the bucket for (kind, mb) that refills n per
 // period, with a burst of n.
-func (l *limiter) allow(kind string, mb MailboxID, n int, period time.Duration, now time.Time) bool {
+func (l *limiter) allow(kind string, mb proto.MailboxID, n int, period time.Duration, now time.Time) bool {
 	ok, _ := l.allowWait(kind, mb, n, period, now)
 	return ok
 }
@@ -869,7 +859,7 @@ func (l *limiter) allow(kind string, mb MailboxID, n int, period time.Duration, 
 // allowWait is allow, and when it refuses, how long until the bucket
 // holds a token again (the Status.RetryAfter of the refusal; period if
 // the limit is 0, which refuses everything).
-func (l *limiter) allowWait(kind string, mb MailboxID, n int, period time.Duration, now time.Time) (bool, time.Duration) {
+func (l *limiter) allowWait(kind string, mb proto.MailboxID, n int, period time.Duration, now time.Time) (bool, time.Duration) {
 	if n <= 0 {
 		return false, period
 	}

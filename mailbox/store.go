@@ -1,7 +1,6 @@
 package mailbox
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/sealnet/sealnet/mailbox/proto"
 )
 
 // The provider's durable store (docs/mailbox-storage.md).
@@ -75,18 +75,6 @@ var (
 	ErrStoreCorrupt = errors.New("mailbox: store record corrupt")
 )
 
-// MailboxID names a mailbox; it is what the Sphinx Deliver command carries
-// (mixnet.RecipientID).
-type MailboxID [32]byte
-
-// MailboxOf returns SHA-256("sealnet mailbox v1\x00" || strings.ToLower(address)).
-func MailboxOf(address string) MailboxID {
-	h := sha256.New()
-	h.Write([]byte("sealnet mailbox v1\x00"))
-	h.Write([]byte(strings.ToLower(address)))
-	return MailboxID(h.Sum(nil))
-}
-
 // Account is a registered user.
 type Account struct {
 	Address          string   // name@domain, ≤ 128 bytes; stored lower-cased
@@ -95,15 +83,6 @@ type Account struct {
 	TokenHash        [32]byte // SHA-256 of the delivery token; zero = none set
 	AllowUnsolicited bool     // accept deliveries without a token (rate-limited by the service)
 }
-
-// Envelope kinds.
-const (
-	EnvelopeSealed    byte = 1
-	EnvelopeSURBReply byte = 2
-)
-
-// MaxEnvelopeData bounds the data of one envelope.
-const MaxEnvelopeData = 2048
 
 // Envelope is what a sender hands the provider for a mailbox. ID is chosen
 // by the sender and makes delivery idempotent.
@@ -124,35 +103,11 @@ const (
 	Duplicate
 )
 
-// Record is a stored envelope as Page returns it.
-type Record struct {
-	Seq     uint64
-	Kind    byte
-	ID      [16]byte
-	Expires time.Time // on an hour boundary
-	Data    []byte
-}
-
-// Prekey is an opaque signed prekey blob with a client-chosen ID; the
-// service verifies signatures before upload.
-type Prekey struct {
-	ID   uint32
-	Data []byte // 1..2048 bytes
-}
-
-// PrekeyUpload is one atomic prekey upload.
-type PrekeyUpload struct {
-	Signed     *Prekey  // replaces the signed prekey
-	LastResort *Prekey  // replaces the post-quantum last-resort prekey
-	OneTime    []Prekey // classical one-time prekeys to add (≤ 1000 per upload, ≤ 1000 held)
-	PQOneTime  []Prekey // post-quantum one-time prekeys to add (≤ 200 per upload, ≤ 200 held)
-}
-
 // Bundle is what TakeBundle returns.
 type Bundle struct {
-	Signed, LastResort         *Prekey // nil if never uploaded
-	OneTime, PQOneTime         *Prekey // nil if none left or take was false
-	OneTimeLeft, PQOneTimeLeft int     // after this call
+	Signed, LastResort         *proto.Prekey // nil if never uploaded
+	OneTime, PQOneTime         *proto.Prekey // nil if none left or take was false
+	OneTimeLeft, PQOneTimeLeft int           // after this call
 }
 
 // StoreConfig configures OpenStore. Zero fields take their defaults.
@@ -223,7 +178,7 @@ type Store struct {
 	locks [256]sync.Mutex
 
 	subsMu     sync.Mutex
-	subs       map[MailboxID]map[*storeSub]struct{}
+	subs       map[proto.MailboxID]map[*storeSub]struct{}
 	nsubs      int
 	subsClosed bool
 
@@ -292,7 +247,7 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 		queue:         make(chan *storeDeliverReq, storeQueueSize),
 		stop:          make(chan struct{}),
 		committerDone: make(chan struct{}),
-		subs:          make(map[MailboxID]map[*storeSub]struct{}),
+		subs:          make(map[proto.MailboxID]map[*storeSub]struct{}),
 	}
 	for _, step := range []func() error{s.checkFormat, s.checkCreated, s.countPhantoms} {
 		if err := step(); err != nil {
@@ -374,7 +329,7 @@ func (s *Store) enter() error {
 
 func (s *Store) leave() { s.mu.RUnlock() }
 
-func (s *Store) lock(mb *MailboxID) *sync.Mutex {
+func (s *Store) lock(mb *proto.MailboxID) *sync.Mutex {
 	l := &s.locks[mb[0]]
 	l.Lock()
 	return l
@@ -488,7 +443,7 @@ func storeGet(txn *badger.Txn, key []byte) (val []byte, found bool, err error) {
 }
 
 // storeLoadState reads mb's queue state; ErrNotFound if mb is not registered.
-func storeLoadState(txn *badger.Txn, mb *MailboxID) (storeState, error) {
+func storeLoadState(txn *badger.Txn, mb *proto.MailboxID) (storeState, error) {
 	v, ok, err := storeGet(txn, storeMailboxKey(storeTagState, mb))
 	if err != nil {
 		return storeState{}, err

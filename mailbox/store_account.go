@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/sealnet/sealnet/mailbox/proto"
 )
 
 // Register creates the mailbox of a.Address (stored lower-cased) and
@@ -14,19 +15,19 @@ import (
 // other identity keys, or an identity X25519 key registered for another
 // address, is ErrExists. An empty address or a zero identity key is
 // ErrStoreInvalid, an address over 128 bytes ErrTooLarge.
-func (s *Store) Register(a Account) (MailboxID, error) {
+func (s *Store) Register(a Account) (proto.MailboxID, error) {
 	a.Address = strings.ToLower(a.Address)
 	switch {
 	case a.Address == "":
-		return MailboxID{}, fmt.Errorf("%w: empty address", ErrStoreInvalid)
+		return proto.MailboxID{}, fmt.Errorf("%w: empty address", ErrStoreInvalid)
 	case len(a.Address) > storeMaxAddress:
-		return MailboxID{}, fmt.Errorf("%w: address of %d bytes", ErrTooLarge, len(a.Address))
+		return proto.MailboxID{}, fmt.Errorf("%w: address of %d bytes", ErrTooLarge, len(a.Address))
 	case a.IdentityX25519 == [32]byte{} || a.IdentityEd25519 == [32]byte{}:
-		return MailboxID{}, fmt.Errorf("%w: zero identity key", ErrStoreInvalid)
+		return proto.MailboxID{}, fmt.Errorf("%w: zero identity key", ErrStoreInvalid)
 	}
-	mb := MailboxOf(a.Address)
+	mb := proto.MailboxOf(a.Address)
 	if err := s.enter(); err != nil {
-		return MailboxID{}, err
+		return proto.MailboxID{}, err
 	}
 	defer s.leave()
 	l := s.lock(&mb)
@@ -68,13 +69,13 @@ func (s *Store) Register(a Account) (MailboxID, error) {
 		return nil
 	})
 	if err != nil {
-		return MailboxID{}, err
+		return proto.MailboxID{}, err
 	}
 	return mb, nil
 }
 
 // Account returns mb's account; ErrNotFound if there is none.
-func (s *Store) Account(mb MailboxID) (Account, error) {
+func (s *Store) Account(mb proto.MailboxID) (Account, error) {
 	if err := s.enter(); err != nil {
 		return Account{}, err
 	}
@@ -89,12 +90,12 @@ func (s *Store) Account(mb MailboxID) (Account, error) {
 
 // AccountByKey returns the mailbox and account registered with the identity
 // X25519 key; ErrNotFound if there is none.
-func (s *Store) AccountByKey(x25519 [32]byte) (MailboxID, Account, error) {
+func (s *Store) AccountByKey(x25519 [32]byte) (proto.MailboxID, Account, error) {
 	if err := s.enter(); err != nil {
-		return MailboxID{}, Account{}, err
+		return proto.MailboxID{}, Account{}, err
 	}
 	defer s.leave()
-	var mb MailboxID
+	var mb proto.MailboxID
 	var a Account
 	err := s.db.View(func(txn *badger.Txn) error {
 		v, found, err := storeGet(txn, storeKeyIndexKey(&x25519))
@@ -116,7 +117,7 @@ func (s *Store) AccountByKey(x25519 [32]byte) (MailboxID, Account, error) {
 		return nil
 	})
 	if err != nil {
-		return MailboxID{}, Account{}, err
+		return proto.MailboxID{}, Account{}, err
 	}
 	return mb, a, nil
 }
@@ -124,7 +125,7 @@ func (s *Store) AccountByKey(x25519 [32]byte) (MailboxID, Account, error) {
 // SetDeliveryToken sets the hash of mb's delivery token (zero: none) and
 // whether mb accepts deliveries without one; ErrNotFound if there is no
 // such mailbox.
-func (s *Store) SetDeliveryToken(mb MailboxID, tokenHash [32]byte, allowUnsolicited bool) error {
+func (s *Store) SetDeliveryToken(mb proto.MailboxID, tokenHash [32]byte, allowUnsolicited bool) error {
 	if err := s.enter(); err != nil {
 		return err
 	}
@@ -141,7 +142,7 @@ func (s *Store) SetDeliveryToken(mb MailboxID, tokenHash [32]byte, allowUnsolici
 	})
 }
 
-func storeLoadAccount(txn *badger.Txn, mb *MailboxID) (Account, error) {
+func storeLoadAccount(txn *badger.Txn, mb *proto.MailboxID) (Account, error) {
 	v, found, err := storeGet(txn, storeMailboxKey(storeTagAccount, mb))
 	if err != nil {
 		return Account{}, err
@@ -153,7 +154,7 @@ func storeLoadAccount(txn *badger.Txn, mb *MailboxID) (Account, error) {
 }
 
 // storeMailboxExists reports ErrNotFound unless mb is registered.
-func storeMailboxExists(txn *badger.Txn, mb *MailboxID) error {
+func storeMailboxExists(txn *badger.Txn, mb *proto.MailboxID) error {
 	_, err := txn.Get(storeMailboxKey(storeTagAccount, mb))
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return ErrNotFound
@@ -168,7 +169,7 @@ func storeMailboxExists(txn *badger.Txn, mb *MailboxID) error {
 // user's contacts will see the new key as a changed identity and must
 // accept it (docs/client.md). ErrNotFound if mb is not registered,
 // ErrExists if the new X25519 key belongs to another mailbox.
-func (s *Store) ReplaceIdentity(mb MailboxID, x25519, ed [32]byte) error {
+func (s *Store) ReplaceIdentity(mb proto.MailboxID, x25519, ed [32]byte) error {
 	if x25519 == [32]byte{} || ed == [32]byte{} {
 		return fmt.Errorf("%w: zero identity key", ErrStoreInvalid)
 	}

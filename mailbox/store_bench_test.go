@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/sealnet/sealnet/mailbox/proto"
 )
 
 // Benchmarks of durable delivery, each with 2 KiB envelopes on real Badger
@@ -34,10 +35,10 @@ var stBenchData = func() []byte {
 	return b
 }()
 
-func stBenchStore(b *testing.B) (*Store, []MailboxID) {
+func stBenchStore(b *testing.B) (*Store, []proto.MailboxID) {
 	b.Helper()
 	s := stOpen(b, StoreConfig{Dir: b.TempDir(), MaxCount: 1 << 30, MaxBytes: 1 << 50})
-	var mbs []MailboxID
+	var mbs []proto.MailboxID
 	for i := range stBenchMailboxes {
 		mbs = append(mbs, stRegister(b, s, fmt.Sprint("bench", i)))
 	}
@@ -46,7 +47,7 @@ func stBenchStore(b *testing.B) (*Store, []MailboxID) {
 
 // stBenchDeliver makes n deliveries from stBenchWorkers goroutines over
 // the mailboxes and returns how long they took.
-func stBenchDeliver(b *testing.B, s *Store, mbs []MailboxID, n int, idBase uint64) time.Duration {
+func stBenchDeliver(b *testing.B, s *Store, mbs []proto.MailboxID, n int, idBase uint64) time.Duration {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -57,7 +58,7 @@ func stBenchDeliver(b *testing.B, s *Store, mbs []MailboxID, n int, idBase uint6
 				if i >= int64(n) {
 					return
 				}
-				e := Envelope{Kind: EnvelopeSealed, Data: stBenchData}
+				e := Envelope{Kind: proto.EnvelopeSealed, Data: stBenchData}
 				binary.BigEndian.PutUint64(e.ID[:], idBase+uint64(i))
 				if _, err := s.Deliver(context.Background(), mbs[i%int64(len(mbs))], e); err != nil {
 					b.Error(err)
@@ -107,12 +108,12 @@ func stBenchWrites(b *testing.B, db *badger.DB, n, perTxn int, keyBase uint64) t
 // envelope record under its mailbox and sequence number, an index entry
 // under a random envelope ID, and per mailbox and transaction a state
 // write. It shows what the store's key layout costs in Badger by itself.
-func stBenchLayoutWrites(b *testing.B, db *badger.DB, mbs []MailboxID, n int, seqs map[MailboxID]uint64) time.Duration {
+func stBenchLayoutWrites(b *testing.B, db *badger.DB, mbs []proto.MailboxID, n int, seqs map[proto.MailboxID]uint64) time.Duration {
 	start := time.Now()
 	state := make([]byte, storeStateSize)
 	for i := 0; i < n; i += stBenchBatch {
 		err := db.Update(func(txn *badger.Txn) error {
-			touched := map[MailboxID]bool{}
+			touched := map[proto.MailboxID]bool{}
 			for j := i; j < min(i+stBenchBatch, n); j++ {
 				mb := mbs[j%len(mbs)]
 				var id [16]byte
@@ -126,7 +127,7 @@ func stBenchLayoutWrites(b *testing.B, db *badger.DB, mbs []MailboxID, n int, se
 					touched[mb] = true
 				}
 				seqs[mb]++
-				rec := storeEnvelope{kind: EnvelopeSealed, id: id, data: stBenchData}
+				rec := storeEnvelope{kind: proto.EnvelopeSealed, id: id, data: stBenchData}
 				if err := txn.Set(storeEnvelopeKey(&mb, seqs[mb]), rec.encode()); err != nil {
 					return err
 				}
@@ -201,7 +202,7 @@ func BenchmarkStoreVsBadger(b *testing.B) {
 	s, mbs := stBenchStore(b)
 	db := stBenchBadger(b)
 	layoutDB := stBenchBadger(b)
-	seqs := map[MailboxID]uint64{}
+	seqs := map[proto.MailboxID]uint64{}
 	var dStore, dSynced, dBatched, dLayout time.Duration
 	var key uint64
 	b.ResetTimer()

@@ -3,6 +3,8 @@ package mailbox
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/sealnet/sealnet/mailbox/proto"
 )
 
 //go:generate go run ./internal/storeseed
@@ -43,7 +45,7 @@ const (
 	storeMaxPQHeld      = 200
 )
 
-func storeMailboxKey(tag byte, mb *MailboxID) []byte {
+func storeMailboxKey(tag byte, mb *proto.MailboxID) []byte {
 	k := make([]byte, 1+32)
 	k[0] = tag
 	copy(k[1:], mb[:])
@@ -57,7 +59,7 @@ func storeKeyIndexKey(x25519 *[32]byte) []byte {
 	return k
 }
 
-func storeEnvelopeKey(mb *MailboxID, seq uint64) []byte {
+func storeEnvelopeKey(mb *proto.MailboxID, seq uint64) []byte {
 	k := make([]byte, 1+32+8)
 	k[0] = storeTagEnvelope
 	copy(k[1:], mb[:])
@@ -74,7 +76,7 @@ func storeEnvelopeSeq(key []byte) (uint64, bool) {
 	return binary.BigEndian.Uint64(key[33:]), true
 }
 
-func storeSeenKey(mb *MailboxID, id *[16]byte) []byte {
+func storeSeenKey(mb *proto.MailboxID, id *[16]byte) []byte {
 	k := make([]byte, 1+32+16)
 	k[0] = storeTagSeen
 	copy(k[1:], mb[:])
@@ -85,7 +87,7 @@ func storeSeenKey(mb *MailboxID, id *[16]byte) []byte {
 // storePrekeyKey is the key of a prekey record (tag storeTagPrekey) or of a
 // used marker (tag storeTagUsed). The signed and last-resort prekeys are
 // stored under ID 0; their own ID is in the record.
-func storePrekeyKey(tag byte, mb *MailboxID, kind byte, id uint32) []byte {
+func storePrekeyKey(tag byte, mb *proto.MailboxID, kind byte, id uint32) []byte {
 	k := make([]byte, 1+32+1+4)
 	k[0] = tag
 	copy(k[1:], mb[:])
@@ -95,7 +97,7 @@ func storePrekeyKey(tag byte, mb *MailboxID, kind byte, id uint32) []byte {
 }
 
 // storePrekeyPrefix is the prefix of all of mb's prekeys of one kind.
-func storePrekeyPrefix(mb *MailboxID, kind byte) []byte {
+func storePrekeyPrefix(mb *proto.MailboxID, kind byte) []byte {
 	return storePrekeyKey(storeTagPrekey, mb, kind, 0)[:1+32+1]
 }
 
@@ -225,7 +227,7 @@ func decodeStoreState(b []byte) (storeState, error) {
 		r.fail("head %d beyond tail %d", st.head, st.tail)
 	case st.cumHead > st.cumTail:
 		r.fail("byte counters out of order")
-	case st.count() < 1<<40 && st.bytes() > st.count()*MaxEnvelopeData:
+	case st.count() < 1<<40 && st.bytes() > st.count()*proto.MaxEnvelopeData:
 		r.fail("%d bytes in %d envelopes", st.bytes(), st.count())
 	}
 	return st, r.err
@@ -273,14 +275,14 @@ func decodeStoreEnvelope(b []byte) (storeEnvelope, error) {
 	e.expires = r.u32()
 	e.cum = r.u64()
 	n := int(r.u16())
-	if r.err == nil && n > MaxEnvelopeData {
+	if r.err == nil && n > proto.MaxEnvelopeData {
 		r.fail("%d data bytes", n)
 	}
 	e.data = r.take(n)
 	if err := r.done(); err != nil {
 		return storeEnvelope{}, err
 	}
-	if e.kind != EnvelopeSealed && e.kind != EnvelopeSURBReply {
+	if e.kind != proto.EnvelopeSealed && e.kind != proto.EnvelopeSURBReply {
 		r.fail("unknown kind %d", e.kind)
 	} else if e.cum < uint64(n) {
 		r.fail("cumulative count below length")
@@ -331,7 +333,7 @@ func decodeStoreAccount(b []byte) (Account, error) {
 // Prekey record (signed, last-resort and one-time prekeys alike):
 //
 //	version (1) = 1 | ID (4) | length (2) | data (1..2048)
-func encodeStorePrekey(p *Prekey) []byte {
+func encodeStorePrekey(p *proto.Prekey) []byte {
 	b := make([]byte, 0, 7+len(p.Data))
 	b = append(b, storeRecordVersion)
 	b = binary.BigEndian.AppendUint32(b, p.ID)
@@ -340,10 +342,10 @@ func encodeStorePrekey(p *Prekey) []byte {
 }
 
 // decodeStorePrekey decodes a prekey record; Data aliases b.
-func decodeStorePrekey(b []byte) (Prekey, error) {
+func decodeStorePrekey(b []byte) (proto.Prekey, error) {
 	r := storeReader{b: b, what: "prekey record"}
 	r.version()
-	var p Prekey
+	var p proto.Prekey
 	p.ID = r.u32()
 	n := int(r.u16())
 	if r.err == nil && (n == 0 || n > storeMaxPrekeyData) {
@@ -351,7 +353,7 @@ func decodeStorePrekey(b []byte) (Prekey, error) {
 	}
 	p.Data = r.take(n)
 	if err := r.done(); err != nil {
-		return Prekey{}, err
+		return proto.Prekey{}, err
 	}
 	return p, nil
 }
@@ -400,14 +402,14 @@ func decodeStoreSeen(b []byte) (uint32, error) {
 // Key index entry (identity X25519 key -> mailbox):
 //
 //	version (1) = 1 | mailbox (32)
-func encodeStoreKeyIndex(mb *MailboxID) []byte {
+func encodeStoreKeyIndex(mb *proto.MailboxID) []byte {
 	return append([]byte{storeRecordVersion}, mb[:]...)
 }
 
-func decodeStoreKeyIndex(b []byte) (MailboxID, error) {
+func decodeStoreKeyIndex(b []byte) (proto.MailboxID, error) {
 	r := storeReader{b: b, what: "key index entry"}
 	r.version()
-	var mb MailboxID
+	var mb proto.MailboxID
 	r.fixed(mb[:])
 	return mb, r.done()
 }

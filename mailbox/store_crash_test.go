@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sealnet/sealnet/mailbox/proto"
 )
 
 // storeCrashDirEnv selects the child role of TestStoreCrash and names its
@@ -35,13 +37,13 @@ func TestCrashChild(t *testing.T) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	mb := MailboxOf("crash@provider.example")
+	mb := proto.MailboxOf("crash@provider.example")
 	var out sync.Mutex
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
 			for range 1_000_000 { // the parent kills the child long before
-				e := Envelope{Kind: EnvelopeSealed, Data: make([]byte, 256)}
+				e := Envelope{Kind: proto.EnvelopeSealed, Data: make([]byte, 256)}
 				crand.Read(e.ID[:])
 				crand.Read(e.Data)
 				if _, err := s.Deliver(context.Background(), mb, e); err != nil {
@@ -81,7 +83,7 @@ func TestStoreCrash(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if mb != MailboxOf("crash@provider.example") {
+		if mb != proto.MailboxOf("crash@provider.example") {
 			t.Fatal("unexpected mailbox")
 		}
 		s.Close()
@@ -136,7 +138,7 @@ func TestStoreCrash(t *testing.T) {
 			t.Fatalf("round %d: reopen after the kill: %v", round, err)
 		}
 		held := map[string]int{}
-		var all []Record
+		var all []proto.Record
 		var after uint64
 		for range 1 << 16 {
 			page, more, err := s.Page(mb, storeMaxPage)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/sealnet/sealnet/mailbox/proto"
 )
 
 // Quota errors; both wrap ErrQuota and say which limit was hit.
@@ -18,7 +19,7 @@ var (
 // storeDeliverReq is one queued Deliver call.
 type storeDeliverReq struct {
 	ctx   context.Context
-	mb    MailboxID
+	mb    proto.MailboxID
 	id    [16]byte
 	kind  byte
 	size  int
@@ -29,7 +30,7 @@ type storeDeliverReq struct {
 // newStoreDeliverReq encodes the record in the caller's goroutine (which
 // also copies env.Data), leaving the committer only the fields that
 // depend on the mailbox's state.
-func newStoreDeliverReq(ctx context.Context, mb MailboxID, env Envelope) *storeDeliverReq {
+func newStoreDeliverReq(ctx context.Context, mb proto.MailboxID, env Envelope) *storeDeliverReq {
 	rec := storeEnvelope{kind: env.Kind, id: env.ID, data: env.Data}
 	return &storeDeliverReq{ctx: ctx, mb: mb, id: env.ID, kind: env.Kind, size: len(env.Data), rec: rec.encode(), reply: make(chan storeDeliverReply, 1)}
 }
@@ -51,11 +52,11 @@ type storeDeliverReply struct {
 // after sweeping expired envelopes; the message says which), ErrTooLarge (len(Data) > MaxEnvelopeData or Kind unknown),
 // ErrClosed, ctx errors. A call that returns a ctx error may or may not
 // have stored the envelope; delivering the same ID again is safe.
-func (s *Store) Deliver(ctx context.Context, mb MailboxID, env Envelope) (DeliverResult, error) {
-	if env.Kind != EnvelopeSealed && env.Kind != EnvelopeSURBReply {
+func (s *Store) Deliver(ctx context.Context, mb proto.MailboxID, env Envelope) (DeliverResult, error) {
+	if env.Kind != proto.EnvelopeSealed && env.Kind != proto.EnvelopeSURBReply {
 		return 0, fmt.Errorf("%w: envelope kind %d", ErrTooLarge, env.Kind)
 	}
-	if len(env.Data) > MaxEnvelopeData {
+	if len(env.Data) > proto.MaxEnvelopeData {
 		return 0, fmt.Errorf("%w: envelope of %d bytes", ErrTooLarge, len(env.Data))
 	}
 	if err := ctx.Err(); err != nil {
@@ -238,7 +239,7 @@ func (s *Store) applyDeliveries(txn *badger.Txn, reqs []*storeDeliverReq, out []
 	now := s.clock()
 	until := storeHourCeil(now.Add(s.cfg.TTL))
 	expiresAt := storeBadgerExpiresAt(s.cfg.TTL)
-	states := make(map[MailboxID]*mbState)
+	states := make(map[proto.MailboxID]*mbState)
 	for i, r := range reqs {
 		out[i] = storeDeliverReply{}
 		if err := r.ctx.Err(); err != nil {
@@ -321,8 +322,8 @@ const ReplyShare = 2
 // quotaFor returns the count and byte limits for an envelope of kind.
 func (s *Store) quotaFor(kind byte) (count, bytes uint64) {
 	count, bytes = uint64(s.cfg.MaxCount), uint64(s.cfg.MaxBytes)
-	if kind == EnvelopeSURBReply {
-		count, bytes = max(count/ReplyShare, 1), max(bytes/ReplyShare, MaxEnvelopeData)
+	if kind == proto.EnvelopeSURBReply {
+		count, bytes = max(count/ReplyShare, 1), max(bytes/ReplyShare, proto.MaxEnvelopeData)
 	}
 	return count, bytes
 }
@@ -330,7 +331,7 @@ func (s *Store) quotaFor(kind byte) (count, bytes uint64) {
 // makeRoom checks that one more envelope of size bytes and kind fits mb's
 // quota, sweeping expired envelopes off the front of the queue first if it
 // does not look so. swept reports whether st changed.
-func (s *Store) makeRoom(txn *badger.Txn, mb *MailboxID, st *storeState, size uint64, kind byte, now time.Time) (swept bool, err error) {
+func (s *Store) makeRoom(txn *badger.Txn, mb *proto.MailboxID, st *storeState, size uint64, kind byte, now time.Time) (swept bool, err error) {
 	maxCount, maxBytes := s.quotaFor(kind)
 	fits := func() error {
 		if st.count()+1 > maxCount {
@@ -364,7 +365,7 @@ func (s *Store) makeRoom(txn *badger.Txn, mb *MailboxID, st *storeState, size ui
 // more reports that the bound stopped it. Records missing between the
 // head and the first one present can only have been reclaimed by Badger's
 // TTL, which is set after expiry, so they count as expired.
-func (s *Store) sweepFront(txn *badger.Txn, mb *MailboxID, st *storeState, now time.Time) (moved, more bool, err error) {
+func (s *Store) sweepFront(txn *badger.Txn, mb *proto.MailboxID, st *storeState, now time.Time) (moved, more bool, err error) {
 	if st.head == st.tail {
 		return false, false, nil
 	}
@@ -416,14 +417,14 @@ func (s *Store) sweepFront(txn *badger.Txn, mb *MailboxID, st *storeState, now t
 // Page returns up to n of mb's oldest unacknowledged, unexpired
 // envelopes, in FIFO order, and whether more remain. n is clamped to
 // 1..1024.
-func (s *Store) Page(mb MailboxID, n int) ([]Record, bool, error) {
+func (s *Store) Page(mb proto.MailboxID, n int) ([]proto.Record, bool, error) {
 	n = min(max(n, 1), storeMaxPage)
 	if err := s.enter(); err != nil {
 		return nil, false, err
 	}
 	defer s.leave()
 	now := s.clock()
-	var out []Record
+	var out []proto.Record
 	var more bool
 	err := s.db.View(func(txn *badger.Txn) error {
 		out, more = nil, false
@@ -446,7 +447,7 @@ func (s *Store) Page(mb MailboxID, n int) ([]Record, bool, error) {
 			if seq > st.tail {
 				break
 			}
-			var rec Record
+			var rec proto.Record
 			err := item.Value(func(v []byte) error {
 				e, err := decodeStoreEnvelope(v)
 				if err != nil {
@@ -455,7 +456,7 @@ func (s *Store) Page(mb MailboxID, n int) ([]Record, bool, error) {
 				if storeExpired(e.expires, now) {
 					return nil
 				}
-				rec = Record{Seq: seq, Kind: e.kind, ID: e.id, Expires: time.Unix(int64(e.expires)*3600, 0), Data: append([]byte{}, e.data...)}
+				rec = proto.Record{Seq: seq, Kind: e.kind, ID: e.id, Expires: time.Unix(int64(e.expires)*3600, 0), Data: append([]byte{}, e.data...)}
 				return nil
 			})
 			if err != nil {
@@ -482,7 +483,7 @@ func (s *Store) Page(mb MailboxID, n int) ([]Record, bool, error) {
 // returned again (the store records a head position; it does not rely on
 // deleting them). Acking below the head is a no-op; acking beyond the last
 // stored Seq is ErrBadAck. Space is reclaimed afterwards, best effort.
-func (s *Store) Ack(mb MailboxID, through uint64) error {
+func (s *Store) Ack(mb proto.MailboxID, through uint64) error {
 	if err := s.enter(); err != nil {
 		return err
 	}
@@ -531,7 +532,7 @@ func (s *Store) Ack(mb MailboxID, through uint64) error {
 // seq <= tail): the record's own if present, else that of the first record
 // after it minus its length (records missing in between were reclaimed by
 // TTL after expiring; they no longer count), else cumTail.
-func storeCumThrough(txn *badger.Txn, mb *MailboxID, st *storeState, seq uint64) (uint64, error) {
+func storeCumThrough(txn *badger.Txn, mb *proto.MailboxID, st *storeState, seq uint64) (uint64, error) {
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: storeMailboxKey(storeTagEnvelope, mb)})
 	defer it.Close()
 	it.Seek(storeEnvelopeKey(mb, seq))
@@ -567,7 +568,7 @@ func storeCumThrough(txn *badger.Txn, mb *MailboxID, st *storeState, seq uint64)
 // reclaim deletes mb's envelope records at or below head, which no read
 // consults any more: left over by a large Ack or a crash, or reappeared
 // after a Delete. Best effort and bounded; errors are logged.
-func (s *Store) reclaim(mb *MailboxID, head uint64) int {
+func (s *Store) reclaim(mb *proto.MailboxID, head uint64) int {
 	prefix := storeMailboxKey(storeTagEnvelope, mb)
 	total := 0
 	for range 64 {
@@ -607,7 +608,7 @@ func (s *Store) reclaim(mb *MailboxID, head uint64) int {
 // Usage returns the envelopes and bytes counted against mb's quota
 // (acknowledged and swept ones no longer count; expired ones count until
 // the sweeper or a delivery over quota sweeps them).
-func (s *Store) Usage(mb MailboxID) (count int, bytes int64, err error) {
+func (s *Store) Usage(mb proto.MailboxID) (count int, bytes int64, err error) {
 	if err := s.enter(); err != nil {
 		return 0, 0, err
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sealnet/sealnet/internal/testkit/fuzzcheck"
+	"github.com/sealnet/sealnet/mailbox/proto"
 )
 
 // Fuzz targets for every decoder of a record on disk. Each requires its
@@ -46,7 +47,7 @@ func FuzzStoreAccount(f *testing.F) {
 }
 
 func FuzzStorePrekey(f *testing.F) {
-	stFuzzRoundTrip(f, decodeStorePrekey, func(p Prekey) []byte { return encodeStorePrekey(&p) })
+	stFuzzRoundTrip(f, decodeStorePrekey, func(p proto.Prekey) []byte { return encodeStorePrekey(&p) })
 }
 
 func FuzzStorePrekeyState(f *testing.F) {
@@ -58,7 +59,7 @@ func FuzzStoreSeen(f *testing.F) {
 }
 
 func FuzzStoreKeyIndex(f *testing.F) {
-	stFuzzRoundTrip(f, decodeStoreKeyIndex, func(mb MailboxID) []byte { return encodeStoreKeyIndex(&mb) })
+	stFuzzRoundTrip(f, decodeStoreKeyIndex, func(mb proto.MailboxID) []byte { return encodeStoreKeyIndex(&mb) })
 }
 
 // TestStoreSeedsMatchFormat: the seeds are written from the documented
@@ -124,7 +125,7 @@ func TestStoreEncodersMatchSeeds(t *testing.T) {
 	for i := range id {
 		id[i] = 0xa5
 	}
-	env := storeEnvelope{kind: EnvelopeSealed, id: id, expires: storeHourCeil(newStClock().Now().Add(2 * 3600e9)), cum: 5100, data: bytes.Repeat([]byte{7}, 100)}
+	env := storeEnvelope{kind: proto.EnvelopeSealed, id: id, expires: storeHourCeil(newStClock().Now().Add(2 * 3600e9)), cum: 5100, data: bytes.Repeat([]byte{7}, 100)}
 	if !bytes.Equal(env.encode(), seed("FuzzStoreEnvelope", "valid-sealed")) {
 		t.Error("envelope encoding differs from the document")
 	}
@@ -135,7 +136,7 @@ func TestStoreEncodersMatchSeeds(t *testing.T) {
 	if !bytes.Equal(encodeStoreAccount(&a), seed("FuzzStoreAccount", "valid-token-unsolicited")) {
 		t.Error("account encoding differs from the document")
 	}
-	p := Prekey{ID: 7, Data: bytes.Repeat([]byte{9}, 36)}
+	p := proto.Prekey{ID: 7, Data: bytes.Repeat([]byte{9}, 36)}
 	if !bytes.Equal(encodeStorePrekey(&p), seed("FuzzStorePrekey", "valid-one-time")) {
 		t.Error("prekey encoding differs from the document")
 	}
@@ -146,7 +147,7 @@ func TestStoreEncodersMatchSeeds(t *testing.T) {
 	if !bytes.Equal(encodeStoreSeen(env.expires), seed("FuzzStoreSeen", "valid")) {
 		t.Error("envelope index encoding differs from the document")
 	}
-	var mb MailboxID
+	var mb proto.MailboxID
 	for i := range mb {
 		mb[i] = 0x44
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/sealnet/sealnet/mailbox/proto"
 )
 
 // storeSub is one Notify subscription.
@@ -18,7 +19,7 @@ type storeSub struct {
 // channel and may be called more than once. Close closes every channel.
 // Bounded: at most 64 subscriptions per mailbox and 10,000 in all (ErrBusy
 // beyond). ErrNotFound if there is no such mailbox.
-func (s *Store) Notify(mb MailboxID) (<-chan struct{}, func(), error) {
+func (s *Store) Notify(mb proto.MailboxID) (<-chan struct{}, func(), error) {
 	if err := s.enter(); err != nil {
 		return nil, nil, err
 	}
@@ -66,7 +67,7 @@ func (s *Store) Notify(mb MailboxID) (<-chan struct{}, func(), error) {
 }
 
 // notify wakes mb's subscribers without blocking.
-func (s *Store) notify(mb *MailboxID) {
+func (s *Store) notify(mb *proto.MailboxID) {
 	s.subsMu.Lock()
 	defer s.subsMu.Unlock()
 	for sub := range s.subs[*mb] {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/sealnet/sealnet/mailbox/proto"
 )
 
 // Phantoms: what the store keeps for mailboxes that do not exist, so that
@@ -75,7 +76,7 @@ func (s *Store) Phantoms() int64 { return s.phantoms.Load() }
 // phantom record yet gets one, unless the store holds MaxPhantoms of them:
 // then the error wraps ErrQuota. Hand-outs of one mailbox are serialized,
 // as TakeBundle's are, so no two callers get the same one.
-func (s *Store) TakePhantom(mb MailboxID, most int) (n int, ok bool, err error) {
+func (s *Store) TakePhantom(mb proto.MailboxID, most int) (n int, ok bool, err error) {
 	if err := s.enter(); err != nil {
 		return 0, false, err
 	}

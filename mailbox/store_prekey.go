@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/sealnet/sealnet/mailbox/proto"
 )
 
 // Limits of one prekey upload.
@@ -20,7 +21,7 @@ const (
 // storeUsedMarker is the value of a used marker; only its presence counts.
 var storeUsedMarker = []byte{storeRecordVersion}
 
-func storeCheckPrekey(p *Prekey) error {
+func storeCheckPrekey(p *proto.Prekey) error {
 	switch {
 	case len(p.Data) == 0:
 		return fmt.Errorf("%w: empty prekey", ErrStoreInvalid)
@@ -31,7 +32,7 @@ func storeCheckPrekey(p *Prekey) error {
 }
 
 // storeCheckOneTime checks one kind of one-time prekeys in an upload.
-func storeCheckOneTime(ps []Prekey, most int) error {
+func storeCheckOneTime(ps []proto.Prekey, most int) error {
 	if len(ps) > most {
 		return fmt.Errorf("%w: %d one-time prekeys in one upload, at most %d", ErrTooLarge, len(ps), most)
 	}
@@ -54,8 +55,8 @@ func storeCheckOneTime(ps []Prekey, most int) error {
 // post-quantum IDs are separate spaces). More one-time prekeys than an
 // upload may carry, or a prekey over 2048 bytes, is ErrTooLarge; more than
 // mb may hold (1000 classical, 200 post-quantum) is ErrQuota.
-func (s *Store) UploadPrekeys(mb MailboxID, up PrekeyUpload) error {
-	for _, p := range []*Prekey{up.Signed, up.LastResort} {
+func (s *Store) UploadPrekeys(mb proto.MailboxID, up proto.PrekeyUpload) error {
+	for _, p := range []*proto.Prekey{up.Signed, up.LastResort} {
 		if p != nil {
 			if err := storeCheckPrekey(p); err != nil {
 				return err
@@ -81,7 +82,7 @@ func (s *Store) UploadPrekeys(mb MailboxID, up PrekeyUpload) error {
 		}
 		for _, k := range []struct {
 			kind byte
-			keys []Prekey
+			keys []proto.Prekey
 			held *uint16
 			most int
 		}{
@@ -132,7 +133,7 @@ func (s *Store) UploadPrekeys(mb MailboxID, up PrekeyUpload) error {
 // recorded (a used marker written with Set, never deleted) in the same
 // transaction that reads it, every read skips marked prekeys, and
 // conflicting transactions retry. ErrNotFound if there is no such mailbox.
-func (s *Store) TakeBundle(mb MailboxID, take bool) (Bundle, error) {
+func (s *Store) TakeBundle(mb proto.MailboxID, take bool) (Bundle, error) {
 	if err := s.enter(); err != nil {
 		return Bundle{}, err
 	}
@@ -189,11 +190,11 @@ func (s *Store) TakeBundle(mb MailboxID, take bool) (Bundle, error) {
 // if *held says there is one: it writes the used marker, deletes the
 // record (space only) and decrements *held. Records whose used marker
 // exists (a Delete undone) are skipped and deleted again.
-func (s *Store) takeOne(txn *badger.Txn, mb *MailboxID, kind byte, held *uint16) (*Prekey, error) {
+func (s *Store) takeOne(txn *badger.Txn, mb *proto.MailboxID, kind byte, held *uint16) (*proto.Prekey, error) {
 	if *held == 0 {
 		return nil, nil
 	}
-	var found *Prekey
+	var found *proto.Prekey
 	var foundKey []byte
 	var stale [][]byte
 	var err error
@@ -219,7 +220,7 @@ func (s *Store) takeOne(txn *badger.Txn, mb *MailboxID, kind byte, held *uint16)
 		if v, err = item.ValueCopy(nil); err != nil {
 			break
 		}
-		var p Prekey
+		var p proto.Prekey
 		if p, err = decodeStorePrekey(v); err != nil {
 			break
 		}
@@ -258,7 +259,7 @@ func (s *Store) takeOne(txn *badger.Txn, mb *MailboxID, kind byte, held *uint16)
 	return found, nil
 }
 
-func storeLoadPrekeyState(txn *badger.Txn, mb *MailboxID) (storePrekeyState, error) {
+func storeLoadPrekeyState(txn *badger.Txn, mb *proto.MailboxID) (storePrekeyState, error) {
 	v, found, err := storeGet(txn, storeMailboxKey(storeTagPrekeyState, mb))
 	if err != nil {
 		return storePrekeyState{}, err
@@ -270,7 +271,7 @@ func storeLoadPrekeyState(txn *badger.Txn, mb *MailboxID) (storePrekeyState, err
 }
 
 // storeLoadPrekey returns mb's signed or last-resort prekey, nil if none.
-func storeLoadPrekey(txn *badger.Txn, mb *MailboxID, kind byte) (*Prekey, error) {
+func storeLoadPrekey(txn *badger.Txn, mb *proto.MailboxID, kind byte) (*proto.Prekey, error) {
 	v, found, err := storeGet(txn, storePrekeyKey(storeTagPrekey, mb, kind, 0))
 	if err != nil || !found {
 		return nil, err

@@ -10,16 +10,17 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/sealnet/sealnet/mailbox/proto"
 )
 
-func stPrekey(id uint32, size int) Prekey {
+func stPrekey(id uint32, size int) proto.Prekey {
 	d := bytes.Repeat([]byte{byte(id)}, size)
 	binary.BigEndian.PutUint32(d, id)
-	return Prekey{ID: id, Data: d}
+	return proto.Prekey{ID: id, Data: d}
 }
 
-func stPrekeys(from, n uint32) []Prekey {
-	var ps []Prekey
+func stPrekeys(from, n uint32) []proto.Prekey {
+	var ps []proto.Prekey
 	for id := from; id < from+n; id++ {
 		ps = append(ps, stPrekey(id, 36))
 	}
@@ -68,10 +69,10 @@ func (l *stTakeLog) check(t *testing.T, want int) {
 	}
 }
 
-func stUploadFull(t *testing.T, s *Store, mb MailboxID, n uint32) {
+func stUploadFull(t *testing.T, s *Store, mb proto.MailboxID, n uint32) {
 	t.Helper()
 	sp, lr := stPrekey(1, 100), stPrekey(2, 1600)
-	err := s.UploadPrekeys(mb, PrekeyUpload{Signed: &sp, LastResort: &lr, OneTime: stPrekeys(100, n), PQOneTime: stPrekeys(500, n)})
+	err := s.UploadPrekeys(mb, proto.PrekeyUpload{Signed: &sp, LastResort: &lr, OneTime: stPrekeys(100, n), PQOneTime: stPrekeys(500, n)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func TestStorePrekeyTakesConflict(t *testing.T) {
 			for range 40 {
 				var b Bundle
 				err := s.update(func(txn *badger.Txn) error {
-					b = Bundle{Signed: &Prekey{}, LastResort: &Prekey{}}
+					b = Bundle{Signed: &proto.Prekey{}, LastResort: &proto.Prekey{}}
 					ps, err := storeLoadPrekeyState(txn, &mb)
 					if err != nil {
 						return err
@@ -231,11 +232,11 @@ func TestStorePrekeyReuse(t *testing.T) {
 	dir := t.TempDir()
 	s := stOpen(t, StoreConfig{Dir: dir})
 	mb := stRegister(t, s, "alice")
-	if err := s.UploadPrekeys(mb, PrekeyUpload{OneTime: stPrekeys(1, 3), PQOneTime: stPrekeys(1, 3)}); err != nil {
+	if err := s.UploadPrekeys(mb, proto.PrekeyUpload{OneTime: stPrekeys(1, 3), PQOneTime: stPrekeys(1, 3)}); err != nil {
 		t.Fatal(err)
 	}
 	// Held, not handed out.
-	if err := s.UploadPrekeys(mb, PrekeyUpload{OneTime: stPrekeys(3, 2)}); !errors.Is(err, ErrPrekeyReused) {
+	if err := s.UploadPrekeys(mb, proto.PrekeyUpload{OneTime: stPrekeys(3, 2)}); !errors.Is(err, ErrPrekeyReused) {
 		t.Fatalf("held ID: %v", err)
 	}
 	// Nothing of a refused upload is stored.
@@ -249,17 +250,17 @@ func TestStorePrekeyReuse(t *testing.T) {
 	// Handed out, also after a restart.
 	s.Close()
 	s = stOpen(t, StoreConfig{Dir: dir})
-	if err := s.UploadPrekeys(mb, PrekeyUpload{OneTime: []Prekey{stPrekey(1, 36)}}); !errors.Is(err, ErrPrekeyReused) {
+	if err := s.UploadPrekeys(mb, proto.PrekeyUpload{OneTime: []proto.Prekey{stPrekey(1, 36)}}); !errors.Is(err, ErrPrekeyReused) {
 		t.Fatalf("handed-out ID: %v", err)
 	}
-	if err := s.UploadPrekeys(mb, PrekeyUpload{PQOneTime: []Prekey{stPrekey(1, 36)}}); !errors.Is(err, ErrPrekeyReused) {
+	if err := s.UploadPrekeys(mb, proto.PrekeyUpload{PQOneTime: []proto.Prekey{stPrekey(1, 36)}}); !errors.Is(err, ErrPrekeyReused) {
 		t.Fatalf("handed-out PQ ID: %v", err)
 	}
-	if err := s.UploadPrekeys(mb, PrekeyUpload{OneTime: []Prekey{stPrekey(9, 36), stPrekey(9, 36)}}); !errors.Is(err, ErrPrekeyReused) {
+	if err := s.UploadPrekeys(mb, proto.PrekeyUpload{OneTime: []proto.Prekey{stPrekey(9, 36), stPrekey(9, 36)}}); !errors.Is(err, ErrPrekeyReused) {
 		t.Fatalf("repeated ID: %v", err)
 	}
 	// The ID spaces of the two kinds are separate; new IDs are fine.
-	if err := s.UploadPrekeys(mb, PrekeyUpload{OneTime: []Prekey{stPrekey(9, 36)}, PQOneTime: []Prekey{stPrekey(9, 36)}}); err != nil {
+	if err := s.UploadPrekeys(mb, proto.PrekeyUpload{OneTime: []proto.Prekey{stPrekey(9, 36)}, PQOneTime: []proto.Prekey{stPrekey(9, 36)}}); err != nil {
 		t.Fatal(err)
 	}
 	// The handed-out prekey reappears (a Delete undone): still never
@@ -285,32 +286,32 @@ func TestStorePrekeyLimits(t *testing.T) {
 	mb := stRegister(t, s, "alice")
 	big := stPrekey(1, storeMaxPrekeyData+1)
 	for _, c := range []struct {
-		up  PrekeyUpload
+		up  proto.PrekeyUpload
 		err error
 	}{
-		{PrekeyUpload{Signed: &big}, ErrTooLarge},
-		{PrekeyUpload{LastResort: &Prekey{ID: 1}}, ErrStoreInvalid},
-		{PrekeyUpload{OneTime: []Prekey{big}}, ErrTooLarge},
-		{PrekeyUpload{OneTime: stPrekeys(1, 1001)}, ErrTooLarge},
-		{PrekeyUpload{PQOneTime: stPrekeys(1, 201)}, ErrTooLarge},
+		{proto.PrekeyUpload{Signed: &big}, ErrTooLarge},
+		{proto.PrekeyUpload{LastResort: &proto.Prekey{ID: 1}}, ErrStoreInvalid},
+		{proto.PrekeyUpload{OneTime: []proto.Prekey{big}}, ErrTooLarge},
+		{proto.PrekeyUpload{OneTime: stPrekeys(1, 1001)}, ErrTooLarge},
+		{proto.PrekeyUpload{PQOneTime: stPrekeys(1, 201)}, ErrTooLarge},
 	} {
 		if err := s.UploadPrekeys(mb, c.up); !errors.Is(err, c.err) {
 			t.Errorf("%v, want %v", err, c.err)
 		}
 	}
-	if err := s.UploadPrekeys(mb, PrekeyUpload{OneTime: stPrekeys(1, 1000), PQOneTime: stPrekeys(1, 200)}); err != nil {
+	if err := s.UploadPrekeys(mb, proto.PrekeyUpload{OneTime: stPrekeys(1, 1000), PQOneTime: stPrekeys(1, 200)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.UploadPrekeys(mb, PrekeyUpload{OneTime: stPrekeys(5000, 1)}); !errors.Is(err, ErrQuota) {
+	if err := s.UploadPrekeys(mb, proto.PrekeyUpload{OneTime: stPrekeys(5000, 1)}); !errors.Is(err, ErrQuota) {
 		t.Fatalf("1001 held: %v", err)
 	}
-	if err := s.UploadPrekeys(mb, PrekeyUpload{PQOneTime: stPrekeys(5000, 1)}); !errors.Is(err, ErrQuota) {
+	if err := s.UploadPrekeys(mb, proto.PrekeyUpload{PQOneTime: stPrekeys(5000, 1)}); !errors.Is(err, ErrQuota) {
 		t.Fatalf("201 held: %v", err)
 	}
 	if _, err := s.TakeBundle(mb, true); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.UploadPrekeys(mb, PrekeyUpload{OneTime: stPrekeys(5000, 1), PQOneTime: stPrekeys(5000, 1)}); err != nil {
+	if err := s.UploadPrekeys(mb, proto.PrekeyUpload{OneTime: stPrekeys(5000, 1), PQOneTime: stPrekeys(5000, 1)}); err != nil {
 		t.Fatalf("after a take: %v", err)
 	}
 	b, err := s.TakeBundle(mb, false)

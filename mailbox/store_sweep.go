@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/sealnet/sealnet/mailbox/proto"
 )
 
 // sweepLoop runs, every GCInterval, the expiry sweep and value-log GC.
@@ -38,7 +39,7 @@ const storeSweepPage = 1024
 // mailbox once, in key order.
 func (s *Store) sweepAll() (swept, reclaimed int, err error) {
 	type todo struct {
-		mb           MailboxID
+		mb           proto.MailboxID
 		front, below bool
 		head         uint64
 	}
@@ -112,7 +113,7 @@ func (s *Store) sweepAll() (swept, reclaimed int, err error) {
 // storeNeedsSweep reports whether mb's queue starts with expired envelopes
 // (or a gap Badger's TTL left) and whether records at or below the head
 // remain.
-func storeNeedsSweep(txn *badger.Txn, mb *MailboxID, st *storeState, now time.Time) (front, below bool, err error) {
+func storeNeedsSweep(txn *badger.Txn, mb *proto.MailboxID, st *storeState, now time.Time) (front, below bool, err error) {
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: storeMailboxKey(storeTagEnvelope, mb)})
 	defer it.Close()
 	it.Rewind()
@@ -142,7 +143,7 @@ func storeNeedsSweep(txn *badger.Txn, mb *MailboxID, st *storeState, now time.Ti
 
 // sweepMailbox advances mb's head past the expired envelopes at its front
 // and returns how many it passed and the new head.
-func (s *Store) sweepMailbox(mb *MailboxID, now time.Time) (int, uint64, error) {
+func (s *Store) sweepMailbox(mb *proto.MailboxID, now time.Time) (int, uint64, error) {
 	if err := s.enter(); err != nil {
 		return 0, 0, err
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/sealnet/sealnet/mailbox/proto"
 	"go.uber.org/goleak"
 )
 
@@ -61,7 +62,7 @@ func stAccount(name string) Account {
 	}
 }
 
-func stRegister(t testing.TB, s *Store, name string) MailboxID {
+func stRegister(t testing.TB, s *Store, name string) proto.MailboxID {
 	t.Helper()
 	mb, err := s.Register(stAccount(name))
 	if err != nil {
@@ -71,13 +72,13 @@ func stRegister(t testing.TB, s *Store, name string) MailboxID {
 }
 
 func stEnvelope(i int, size int) Envelope {
-	e := Envelope{Kind: EnvelopeSealed, Data: bytes.Repeat([]byte{byte(i)}, size)}
+	e := Envelope{Kind: proto.EnvelopeSealed, Data: bytes.Repeat([]byte{byte(i)}, size)}
 	binary.BigEndian.PutUint64(e.ID[:], uint64(i))
 	e.ID[15] = 0xee
 	return e
 }
 
-func stDeliver(t testing.TB, s *Store, mb MailboxID, e Envelope) DeliverResult {
+func stDeliver(t testing.TB, s *Store, mb proto.MailboxID, e Envelope) DeliverResult {
 	t.Helper()
 	r, err := s.Deliver(context.Background(), mb, e)
 	if err != nil {
@@ -88,9 +89,9 @@ func stDeliver(t testing.TB, s *Store, mb MailboxID, e Envelope) DeliverResult {
 
 // stDrain pages through everything mb holds, acknowledging as it goes
 // if ack, and returns the records in order.
-func stDrain(t testing.TB, s *Store, mb MailboxID, ack bool) []Record {
+func stDrain(t testing.TB, s *Store, mb proto.MailboxID, ack bool) []proto.Record {
 	t.Helper()
-	var all []Record
+	var all []proto.Record
 	var after uint64
 	for range 10_000 {
 		page, more, err := s.Page(mb, 100)
@@ -117,7 +118,7 @@ func stDrain(t testing.TB, s *Store, mb MailboxID, ack bool) []Record {
 	return nil
 }
 
-func stIDs(recs []Record) []uint64 {
+func stIDs(recs []proto.Record) []uint64 {
 	var ids []uint64
 	for _, r := range recs {
 		ids = append(ids, binary.BigEndian.Uint64(r.ID[:]))
@@ -573,7 +574,7 @@ func TestStoreSweeperRuns(t *testing.T) {
 func TestStoreUnknownMailbox(t *testing.T) {
 	s := stOpen(t, StoreConfig{})
 	stRegister(t, s, "alice")
-	mb := MailboxOf("nobody@provider.example")
+	mb := proto.MailboxOf("nobody@provider.example")
 	check := func(what string, err error) {
 		t.Helper()
 		if !errors.Is(err, ErrNotFound) {
@@ -594,7 +595,7 @@ func TestStoreUnknownMailbox(t *testing.T) {
 	_, _, err = s.AccountByKey([32]byte{1})
 	check("AccountByKey", err)
 	check("SetDeliveryToken", s.SetDeliveryToken(mb, [32]byte{1}, true))
-	check("UploadPrekeys", s.UploadPrekeys(mb, PrekeyUpload{Signed: &Prekey{ID: 1, Data: []byte{1}}}))
+	check("UploadPrekeys", s.UploadPrekeys(mb, proto.PrekeyUpload{Signed: &proto.Prekey{ID: 1, Data: []byte{1}}}))
 	_, err = s.TakeBundle(mb, true)
 	check("TakeBundle", err)
 	_, err = s.TakeBundle(mb, false)
@@ -605,7 +606,7 @@ func TestStoreRejectsBadEnvelopes(t *testing.T) {
 	s := stOpen(t, StoreConfig{})
 	mb := stRegister(t, s, "alice")
 	for _, e := range []Envelope{
-		{Kind: EnvelopeSealed, Data: make([]byte, MaxEnvelopeData+1)},
+		{Kind: proto.EnvelopeSealed, Data: make([]byte, proto.MaxEnvelopeData+1)},
 		{Kind: 0},
 		{Kind: 3, Data: []byte{1}},
 	} {
@@ -614,8 +615,8 @@ func TestStoreRejectsBadEnvelopes(t *testing.T) {
 		}
 	}
 	for _, e := range []Envelope{
-		{Kind: EnvelopeSURBReply, Data: make([]byte, MaxEnvelopeData), ID: [16]byte{1}},
-		{Kind: EnvelopeSealed, ID: [16]byte{2}},
+		{Kind: proto.EnvelopeSURBReply, Data: make([]byte, proto.MaxEnvelopeData), ID: [16]byte{1}},
+		{Kind: proto.EnvelopeSealed, ID: [16]byte{2}},
 	} {
 		if r := stDeliver(t, s, mb, e); r != Stored {
 			t.Errorf("kind %d, %d bytes: %v", e.Kind, len(e.Data), r)
@@ -627,7 +628,7 @@ func TestStoreRejectsBadEnvelopes(t *testing.T) {
 		t.Errorf("cancelled: %v", err)
 	}
 	page, _, _ := s.Page(mb, 10)
-	if len(page) != 2 || page[0].Kind != EnvelopeSURBReply || len(page[0].Data) != MaxEnvelopeData || len(page[1].Data) != 0 {
+	if len(page) != 2 || page[0].Kind != proto.EnvelopeSURBReply || len(page[0].Data) != proto.MaxEnvelopeData || len(page[1].Data) != 0 {
 		t.Fatalf("page %+v", page)
 	}
 }
@@ -640,7 +641,7 @@ func TestStoreRegister(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mb != MailboxOf("alice@provider.example") || mb != MailboxOf("ALICE@Provider.Example") {
+	if mb != proto.MailboxOf("alice@provider.example") || mb != proto.MailboxOf("ALICE@Provider.Example") {
 		t.Fatal("mailbox ID is not the lower-cased address hash")
 	}
 	want := sha256.Sum256([]byte("sealnet mailbox v1\x00alice@provider.example"))
@@ -763,7 +764,7 @@ func TestStoreNotify(t *testing.T) {
 
 func TestStoreGroupCommit(t *testing.T) {
 	s := stOpen(t, StoreConfig{})
-	var mbs []MailboxID
+	var mbs []proto.MailboxID
 	for i := range 8 {
 		mbs = append(mbs, stRegister(t, s, fmt.Sprint("user", i)))
 	}
@@ -877,7 +878,7 @@ func TestStoreCorruptRecords(t *testing.T) {
 	s := stOpen(t, StoreConfig{})
 	mb := stRegister(t, s, "alice")
 	stDeliver(t, s, mb, stEnvelope(1, 10))
-	if err := s.UploadPrekeys(mb, PrekeyUpload{Signed: &Prekey{ID: 1, Data: []byte{1}}, OneTime: []Prekey{{ID: 1, Data: []byte{1}}}}); err != nil {
+	if err := s.UploadPrekeys(mb, proto.PrekeyUpload{Signed: &proto.Prekey{ID: 1, Data: []byte{1}}, OneTime: []proto.Prekey{{ID: 1, Data: []byte{1}}}}); err != nil {
 		t.Fatal(err)
 	}
 	set := func(key, val []byte) {
@@ -959,7 +960,7 @@ func TestStoreHourCeil(t *testing.T) {
 // TestStoreLogErrorHidesKeys: Badger wraps some errors with the key; the
 // store's log lines keep only the cause.
 func TestStoreLogErrorHidesKeys(t *testing.T) {
-	mb := MailboxOf("alice@provider.example")
+	mb := proto.MailboxOf("alice@provider.example")
 	key := storeSeenKey(&mb, &[16]byte{0xab, 0xcd})
 	err := fmt.Errorf("DB::Get key: %q: %w", key, errors.New("input/output error"))
 	if got := storeLogError(fmt.Errorf("mailbox: %w", err)); got != "input/output error" {

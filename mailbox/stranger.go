@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sealnet/sealnet/mailbox/proto"
 )
 
 // StrangerAnswerTime is when a provider answers, on a direct link (client
@@ -44,7 +46,7 @@ const strangerWorkTimeout = 30 * time.Second
 // outliving its answer is added to stragglers, which the link's handler
 // waits for before it returns.
 func (s *Service) answerAt(ctx context.Context, arrived time.Time, stragglers *sync.WaitGroup,
-	work func(ctx context.Context, authorized func()) Message, late, busy Message) Message {
+	work func(ctx context.Context, authorized func()) proto.Message, late, busy proto.Message) proto.Message {
 	deadline := time.NewTimer(time.Until(arrived.Add(s.answerTime)))
 	defer deadline.Stop()
 	select {
@@ -56,7 +58,7 @@ func (s *Service) answerAt(ctx context.Context, arrived time.Time, stragglers *s
 	}
 	var auth atomic.Bool
 	authCh := make(chan struct{})
-	done := make(chan Message, 1)
+	done := make(chan proto.Message, 1)
 	stragglers.Go(func() {
 		defer func() { <-s.strangerSlots }()
 		wctx, cancel := context.WithTimeout(ctx, strangerWorkTimeout)
@@ -87,22 +89,22 @@ func (s *Service) answerAt(ctx context.Context, arrived time.Time, stragglers *s
 // anyones answers, at the answer time, the requests of m's kinds that
 // anyone may make (a delivery, a bundle request); nil for any other
 // request, or when the answer time is zero (handle answers those at once).
-func (s *Service) anyones(ctx context.Context, arrived time.Time, stragglers *sync.WaitGroup, m Message) Message {
+func (s *Service) anyones(ctx context.Context, arrived time.Time, stragglers *sync.WaitGroup, m proto.Message) proto.Message {
 	if s.answerTime <= 0 {
 		return nil
 	}
-	busy := &Status{Code: StatusUnavailable, Detail: "busy; try again"}
+	busy := &proto.Status{Code: proto.StatusUnavailable, Detail: "busy; try again"}
 	switch r := m.(type) {
-	case *DeliverRequest:
-		env := Envelope{Kind: EnvelopeSealed, ID: r.EnvelopeID, Data: r.Data}
+	case *proto.DeliverRequest:
+		env := Envelope{Kind: proto.EnvelopeSealed, ID: r.EnvelopeID, Data: r.Data}
 		busy.EnvelopeID = r.EnvelopeID
-		return s.answerAt(ctx, arrived, stragglers, func(ctx context.Context, authorized func()) Message {
+		return s.answerAt(ctx, arrived, stragglers, func(ctx context.Context, authorized func()) proto.Message {
 			return s.deliverAs(ctx, r.Mailbox, env, r.Token, authorized)
-		}, &Status{Code: StatusAccepted, EnvelopeID: r.EnvelopeID}, busy)
-	case *BundleRequest:
-		return s.answerAt(ctx, arrived, stragglers, func(context.Context, func()) Message {
+		}, &proto.Status{Code: proto.StatusAccepted, EnvelopeID: r.EnvelopeID}, busy)
+	case *proto.BundleRequest:
+		return s.answerAt(ctx, arrived, stragglers, func(context.Context, func()) proto.Message {
 			return s.bundle(r.Mailbox)
-		}, &Status{Code: StatusUnavailable, Detail: "busy; try again"}, busy)
+		}, &proto.Status{Code: proto.StatusUnavailable, Detail: "busy; try again"}, busy)
 	}
 	return nil
 }

@@ -24,7 +24,7 @@ import (
 	"github.com/flynn/noise"
 
 	"github.com/sealnet/sealnet/internal/loopwatch"
-	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mailbox/proto"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/mixnet/directory/client"
@@ -108,9 +108,9 @@ type Client struct {
 	replies, loopsBack, refused int
 	// Under mu: the key that makes this user's SURB IDs (issue 16), and
 	// the provider link key and mailbox it was derived for.
-	replyKey     mailbox.ReplyKey
+	replyKey     proto.ReplyKey
 	replyKeyLink [32]byte
-	replyKeyMB   mailbox.MailboxID
+	replyKeyMB   proto.MailboxID
 }
 
 // Stats are counters since Open.
@@ -419,7 +419,7 @@ func (c *Client) provider(doc *directory.Document, addr string) (*directory.Desc
 }
 
 // dialOwner opens a user link to the user's own provider.
-func (c *Client) dialOwner(ctx context.Context) (*mailbox.Client, error) {
+func (c *Client) dialOwner(ctx context.Context) (*proto.Client, error) {
 	doc, _, err := c.document(ctx)
 	if err != nil {
 		return nil, err
@@ -431,7 +431,7 @@ func (c *Client) dialOwner(ctx context.Context) (*mailbox.Client, error) {
 	priv := c.id.X25519.Bytes()
 	key := noise.DHKey{Private: priv, Public: c.id.X25519.PublicKey().Bytes()}
 	addr, dial := c.providerRoute(p)
-	return mailbox.Dial(ctx, c.geo, addr, p.LinkKey, mailbox.DialOptions{Identity: key, Dial: dial})
+	return proto.Dial(ctx, c.geo, addr, p.LinkKey, proto.DialOptions{Identity: key, Dial: dial})
 }
 
 // providerRoute says how to reach the user's own provider: its onion
@@ -472,7 +472,7 @@ func (c *Client) Register(ctx context.Context) error {
 	return c.saveLocked()
 }
 
-func (c *Client) renewCertificateLocked(ctx context.Context, mc *mailbox.Client) error {
+func (c *Client) renewCertificateLocked(ctx context.Context, mc *proto.Client) error {
 	cert, err := mc.Certificate(ctx)
 	if err != nil {
 		return fmt.Errorf("sender certificate: %w", err)
@@ -488,9 +488,9 @@ func (c *Client) renewCertificateLocked(ctx context.Context, mc *mailbox.Client)
 // replenishLocked uploads prekeys: a new signed prekey and last-resort
 // key when missing or when rotate is true (the previous ones are kept for
 // messages in flight), and one-time prekeys up to the configured counts.
-func (c *Client) replenishLocked(ctx context.Context, mc *mailbox.Client, rotate bool) error {
+func (c *Client) replenishLocked(ctx context.Context, mc *proto.Client, rotate bool) error {
 	p := &c.st.Prekeys
-	var up mailbox.PrekeyUpload
+	var up proto.PrekeyUpload
 	nextID := func() uint32 { id := p.NextID; p.NextID++; return id }
 	if rotate || p.Signed == nil {
 		k, err := ecdh.X25519().GenerateKey(crand.Reader)
@@ -499,7 +499,7 @@ func (c *Client) replenishLocked(ctx context.Context, mc *mailbox.Client, rotate
 		}
 		id := nextID()
 		sp := seal.NewSignedPrekey(c.id.Ed25519, id, k.PublicKey())
-		up.Signed = &mailbox.Prekey{ID: id, Data: sp.Marshal()}
+		up.Signed = &proto.Prekey{ID: id, Data: sp.Marshal()}
 		p.OldSigned, p.Signed = p.Signed, &PrivatePrekey{ID: id, Key: k.Bytes()}
 		p.SignedRotated = c.now()
 	}
@@ -512,7 +512,7 @@ func (c *Client) replenishLocked(ctx context.Context, mc *mailbox.Client, rotate
 		}
 		id := nextID()
 		pk := seal.NewPQPrekey(c.id.Ed25519, id, seal.PQLastResort, dk.EncapsulationKey())
-		up.LastResort = &mailbox.Prekey{ID: id, Data: pk.Marshal()}
+		up.LastResort = &proto.Prekey{ID: id, Data: pk.Marshal()}
 		p.OldLastResort, p.LastResort = p.LastResort, &PrivatePrekey{ID: id, Key: seed}
 	}
 	// p.OneTime and p.PQ already hold the keys this upload adds.
@@ -524,7 +524,7 @@ func (c *Client) replenishLocked(ctx context.Context, mc *mailbox.Client, rotate
 		id := nextID()
 		ot := seal.OneTimePrekey{ID: id}
 		copy(ot.Public[:], k.PublicKey().Bytes())
-		up.OneTime = append(up.OneTime, mailbox.Prekey{ID: id, Data: ot.Marshal()})
+		up.OneTime = append(up.OneTime, proto.Prekey{ID: id, Data: ot.Marshal()})
 		p.OneTime[id] = k.Bytes()
 	}
 	for len(p.PQ) < c.st.Settings.PQPrekeys && len(up.PQOneTime) < 20 {
@@ -536,7 +536,7 @@ func (c *Client) replenishLocked(ctx context.Context, mc *mailbox.Client, rotate
 		}
 		id := nextID()
 		pk := seal.NewPQPrekey(c.id.Ed25519, id, seal.PQOneTime, dk.EncapsulationKey())
-		up.PQOneTime = append(up.PQOneTime, mailbox.Prekey{ID: id, Data: pk.Marshal()})
+		up.PQOneTime = append(up.PQOneTime, proto.Prekey{ID: id, Data: pk.Marshal()})
 		p.PQ[id] = seed
 	}
 	if up.Signed == nil && up.LastResort == nil && len(up.OneTime) == 0 && len(up.PQOneTime) == 0 {

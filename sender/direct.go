@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mailbox/proto"
 	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/sender/seal"
 )
@@ -29,11 +29,11 @@ type directJob struct {
 	frag   *OutFragment // nil: a bundle request
 	onion  string
 	key    [32]byte
-	mb     mailbox.MailboxID
+	mb     proto.MailboxID
 	token  [32]byte
 	envID  [16]byte
 	blob   []byte
-	result func(err error, st *mailbox.Status, b *seal.PrekeyBundle)
+	result func(err error, st *proto.Status, b *seal.PrekeyBundle)
 }
 
 // directLoop delivers the messages queued with RouteOnion until ctx ends.
@@ -111,9 +111,9 @@ func (c *Client) directDue(ctx context.Context) []*directJob {
 			}
 			o.BundleAttempts++
 			o.BundleNextAt, o.BundleLater = now.Add(c.directBackoff(s, o.BundleAttempts-o.BundleRefused)), false
-			jobs = append(jobs, &directJob{o: o, onion: p.Onion, key: p.LinkKey, mb: mailbox.MailboxOf(o.To),
-				result: func(err error, _ *mailbox.Status, b *seal.PrekeyBundle) {
-					var se *mailbox.StatusError
+			jobs = append(jobs, &directJob{o: o, onion: p.Onion, key: p.LinkKey, mb: proto.MailboxOf(o.To),
+				result: func(err error, _ *proto.Status, b *seal.PrekeyBundle) {
+					var se *proto.StatusError
 					if errors.As(err, &se) && se.Status.Code.Transient() {
 						c.refusedLocked(o, se.Status, &o.BundleRefused, &o.BundleNextAt, &o.BundleLater, true)
 						return
@@ -134,12 +134,12 @@ func (c *Client) directDue(ctx context.Context) []*directJob {
 				}
 				f.Attempts++
 				f.NextAt, f.Later = now.Add(c.directBackoff(s, f.silent())), false
-				j := &directJob{o: o, frag: f, onion: p.Onion, key: p.LinkKey, mb: mailbox.MailboxOf(o.To), blob: f.Blob,
-					result: func(err error, st *mailbox.Status, _ *seal.PrekeyBundle) {
+				j := &directJob{o: o, frag: f, onion: p.Onion, key: p.LinkKey, mb: proto.MailboxOf(o.To), blob: f.Blob,
+					result: func(err error, st *proto.Status, _ *seal.PrekeyBundle) {
 						switch {
 						case err != nil:
 							o.Detail = "not delivered yet: " + err.Error()
-						case st.Code == mailbox.StatusOK || st.Code == mailbox.StatusDuplicate || st.Code == mailbox.StatusAccepted:
+						case st.Code == proto.StatusOK || st.Code == proto.StatusDuplicate || st.Code == proto.StatusAccepted:
 							f.Acked = true
 						case st.Code.Transient():
 							c.refusedLocked(o, st, &f.Refused, &f.NextAt, &f.Later, true)
@@ -167,18 +167,18 @@ func (c *Client) directRun(ctx context.Context, j *directJob) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	var (
-		st *mailbox.Status
+		st *proto.Status
 		b  *seal.PrekeyBundle
 	)
-	mc, err := mailbox.Dial(ctx, c.geo, j.onion, j.key, mailbox.DialOptions{Dial: c.opts.OnionDial, Timeout: time.Minute})
+	mc, err := proto.Dial(ctx, c.geo, j.onion, j.key, proto.DialOptions{Dial: c.opts.OnionDial, Timeout: time.Minute})
 	if err == nil {
 		if j.frag == nil {
 			b, err = mc.Bundle(ctx, j.mb)
 		} else {
-			var code mailbox.StatusCode
+			var code proto.StatusCode
 			code, err = mc.Deliver(ctx, j.mb, j.envID, j.token, j.blob)
-			st = &mailbox.Status{Code: code}
-			var se *mailbox.StatusError
+			st = &proto.Status{Code: code}
+			var se *proto.StatusError
 			if errors.As(err, &se) {
 				st, err = se.Status, nil
 			}

@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mailbox/proto"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/sender/seal"
@@ -188,7 +188,7 @@ func (c *Client) fetchOn(ctx context.Context, again func(records int, more bool)
 
 // upkeep renews the sender certificate at half its lifetime, rotates the
 // signed prekeys weekly, and uploads prekeys the provider says run low.
-func (c *Client) upkeep(ctx context.Context, mc *mailbox.Client, replenish byte) error {
+func (c *Client) upkeep(ctx context.Context, mc *proto.Client, replenish byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
@@ -199,7 +199,7 @@ func (c *Client) upkeep(ctx context.Context, mc *mailbox.Client, replenish byte)
 		}
 		changed = true
 	}
-	rotate := replenish&mailbox.ReplenishSigned != 0 || now.Sub(c.st.Prekeys.SignedRotated) > SignedPrekeyLifetime
+	rotate := replenish&proto.ReplenishSigned != 0 || now.Sub(c.st.Prekeys.SignedRotated) > SignedPrekeyLifetime
 	if rotate || replenish != 0 {
 		if err := c.replenishLocked(ctx, mc, rotate); err != nil {
 			return err
@@ -218,7 +218,7 @@ func (c *Client) upkeep(ctx context.Context, mc *mailbox.Client, replenish byte)
 // processPage opens, shows and saves what a page holds and returns the
 // sequence number of its last record, for the caller to acknowledge (0 if
 // the page is empty).
-func (c *Client) processPage(ctx context.Context, page *mailbox.Page) (uint64, error) {
+func (c *Client) processPage(ctx context.Context, page *proto.Page) (uint64, error) {
 	if len(page.Records) == 0 {
 		c.maintain()
 		return 0, nil
@@ -236,9 +236,9 @@ func (c *Client) processPage(ctx context.Context, page *mailbox.Page) (uint64, e
 		last = max(last, r.Seq)
 		var m *Message
 		switch r.Kind {
-		case mailbox.EnvelopeSURBReply:
+		case proto.EnvelopeSURBReply:
 			dirty = c.surbReplyLocked(doc, r) || dirty
-		case mailbox.EnvelopeSealed:
+		case proto.EnvelopeSealed:
 			m = c.sealedLocked(doc, r)
 		}
 		if m != nil {
@@ -267,7 +267,7 @@ func (c *Client) processPage(ctx context.Context, page *mailbox.Page) (uint64, e
 // surbReplyLocked opens a reply that came back through one of this
 // client's SURBs: an acknowledgement, a bundle, or a loop's return. It
 // reports whether the saved state changed.
-func (c *Client) surbReplyLocked(doc *directory.Document, r *mailbox.Record) (changed bool) {
+func (c *Client) surbReplyLocked(doc *directory.Document, r *proto.Record) (changed bool) {
 	id := hex.EncodeToString(r.ID[:])
 	sk := c.st.SURBs[id]
 	changed = sk != nil
@@ -289,7 +289,7 @@ func (c *Client) surbReplyLocked(doc *directory.Document, r *mailbox.Record) (ch
 		c.log.Debug("SURB reply does not open", "err", err)
 		return changed
 	}
-	reply, err := mailbox.ParseReply(msg)
+	reply, err := proto.ParseReply(msg)
 	if err != nil {
 		c.log.Debug("SURB reply malformed", "err", err)
 		return changed
@@ -308,7 +308,7 @@ func (c *Client) surbReplyLocked(doc *directory.Document, r *mailbox.Record) (ch
 			w.Returned([16]byte(r.ID), time.Now())
 		}
 	case "ack":
-		st, ok := reply.(*mailbox.Status)
+		st, ok := reply.(*proto.Status)
 		if !ok || o == nil || o.Status != StatusSending {
 			return changed
 		}
@@ -318,9 +318,9 @@ func (c *Client) surbReplyLocked(doc *directory.Document, r *mailbox.Record) (ch
 			return changed
 		}
 		switch rep := reply.(type) {
-		case *mailbox.BundleResponse:
+		case *proto.BundleResponse:
 			c.bundleLocked(o, rep.Bundle)
-		case *mailbox.Status:
+		case *proto.Status:
 			if rep.Code.Transient() {
 				c.refusedLocked(o, rep, &o.BundleRefused, &o.BundleNextAt, &o.BundleLater, o.BundleSURB == id)
 			} else {
@@ -335,13 +335,13 @@ func (c *Client) surbReplyLocked(doc *directory.Document, r *mailbox.Record) (ch
 // through the SURB surb: acknowledged, refused for now (an answer, so not
 // silence: sent again when the provider asked, retry.go), or refused for
 // good.
-func (c *Client) ackLocked(o *Outgoing, index int, surb string, st *mailbox.Status) {
+func (c *Client) ackLocked(o *Outgoing, index int, surb string, st *proto.Status) {
 	for _, f := range o.Fragments {
 		if f.Index != index || !bytes.Equal(f.EnvelopeID, st.EnvelopeID[:]) {
 			continue
 		}
 		switch {
-		case st.Code == mailbox.StatusOK, st.Code == mailbox.StatusDuplicate, st.Code == mailbox.StatusAccepted:
+		case st.Code == proto.StatusOK, st.Code == proto.StatusDuplicate, st.Code == proto.StatusAccepted:
 			f.Acked = true
 		case st.Code.Transient():
 			c.refusedLocked(o, st, &f.Refused, &f.NextAt, &f.Later, f.SURB == surb)
@@ -415,7 +415,7 @@ func (c *Client) pinLocked(addr string, pub seal.PublicIdentity) bool {
 // sealedLocked opens a sealed envelope: fragment, reassembly, then
 // seal.Open, which verifies the sender certificate against the sender's
 // provider key from the directory before anything decrypts.
-func (c *Client) sealedLocked(doc *directory.Document, r *mailbox.Record) *Message {
+func (c *Client) sealedLocked(doc *directory.Document, r *proto.Record) *Message {
 	if _, ok := c.loops[r.ID]; ok {
 		delete(c.loops, r.ID)
 		c.loopsBack++

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mailbox/proto"
 )
 
 // Deliver or alert (docs/client.md §5). A message is retried until it is
@@ -19,7 +19,7 @@ import (
 //   - its TTL (MessageTTL, counted from when it was queued) passed with
 //     no transmission still awaiting an answer: "expired".
 //
-// A transient refusal (mailbox.StatusCode.Transient: rate limited, quota
+// A transient refusal (proto.StatusCode.Transient: rate limited, quota
 // full, unavailable) is an answer, not silence: it does not count against
 // MaxAttempts. The fragment goes again after what the provider asked
 // (Status.RetryAfter), and at least refusalBase·2^(k−1) after its k-th
@@ -98,7 +98,7 @@ func (c *Client) outboxFullLocked(n int) bool {
 // fragment or bundle request: what the provider asked (a provider of an
 // older version says nothing: then AckTimeout, the pace of before), at
 // least refusalBase·2^(k−1), at most the TTL, plus jitter.
-func (c *Client) refusalWait(s Settings, k int, st *mailbox.Status) time.Duration {
+func (c *Client) refusalWait(s Settings, k int, st *proto.Status) time.Duration {
 	after := st.RetryAfter
 	if after <= 0 {
 		after = s.AckTimeout
@@ -112,7 +112,7 @@ func (c *Client) refusalWait(s Settings, k int, st *mailbox.Status) time.Duratio
 // sent again after refusalWait. latest says the refusal answers the last
 // transmission; an earlier one's refusal leaves the later one's timer
 // running.
-func (c *Client) refusedLocked(o *Outgoing, st *mailbox.Status, refused *int, next *time.Time, later *bool, latest bool) {
+func (c *Client) refusedLocked(o *Outgoing, st *proto.Status, refused *int, next *time.Time, later *bool, latest bool) {
 	*refused++
 	at := c.now().Add(c.refusalWait(c.netSettings(c.st.Settings), *refused, st))
 	if latest {
@@ -124,7 +124,7 @@ func (c *Client) refusedLocked(o *Outgoing, st *mailbox.Status, refused *int, ne
 }
 
 // refusalText is the reason shown for a permanent refusal.
-func refusalText(st *mailbox.Status) string {
+func refusalText(st *proto.Status) string {
 	why := "the recipient's provider refused it: " + st.Code.String()
 	if st.Detail != "" {
 		why += " (" + st.Detail + ")"

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mailbox/proto"
 )
 
 // offlineClient is a registered client with no network: its outbox is
@@ -64,11 +64,11 @@ func outcome(c *Client) (Event, bool) {
 // answers a well-formed delivery so, which is why this is driven here and
 // not through a network.
 func TestPermanentRefusalEndsAtOnce(t *testing.T) {
-	for _, code := range []mailbox.StatusCode{mailbox.StatusBadRequest, mailbox.StatusUnauthorized} {
+	for _, code := range []proto.StatusCode{proto.StatusBadRequest, proto.StatusUnauthorized} {
 		c, _ := offlineClient(t)
 		c.mu.Lock()
 		o, _ := c.sendingLocked()
-		c.ackLocked(o, 0, "s1", &mailbox.Status{Code: code, Detail: "envelope too large"})
+		c.ackLocked(o, 0, "s1", &proto.Status{Code: code, Detail: "envelope too large"})
 		c.mu.Unlock()
 		c.maintain()
 		e, ok := outcome(c)
@@ -92,7 +92,7 @@ func TestRefusalsAreNotAttempts(t *testing.T) {
 	waited := time.Duration(0)
 	for k := 1; k <= 20; k++ {
 		c.mu.Lock()
-		c.ackLocked(o, 0, f.SURB, &mailbox.Status{Code: mailbox.StatusRateLimited, RetryAfter: 2 * time.Second})
+		c.ackLocked(o, 0, f.SURB, &proto.Status{Code: proto.StatusRateLimited, RetryAfter: 2 * time.Second})
 		wait := f.NextAt.Sub(c.now())
 		floor := max(2*time.Second, refusalBase<<(k-1))
 		if !f.Later || f.Refused != k || wait < min(floor, MessageTTL) || wait > min(floor, MessageTTL)+c.net().RetryJitter {

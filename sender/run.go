@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/sealnet/sealnet/internal/loopwatch"
-	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mailbox/proto"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/sender/seal"
@@ -168,9 +168,9 @@ func (c *Client) newSURBLocked(doc *directory.Document, epoch uint64, purpose, m
 	if err != nil {
 		return nil, "", err
 	}
-	mb := mailbox.MailboxOf(c.st.Address)
+	mb := proto.MailboxOf(c.st.Address)
 	if c.replyKeyLink != own.LinkKey || c.replyKeyMB != mb || c.replyKeyLink == ([32]byte{}) {
-		k, err := mailbox.OwnerReplyKey(c.id.X25519, own.LinkKey, mb)
+		k, err := proto.OwnerReplyKey(c.id.X25519, own.LinkKey, mb)
 		if err != nil {
 			return nil, "", err
 		}
@@ -307,7 +307,7 @@ func (c *Client) checkLoops() {
 	// the reply waits for the next fetch. The providers' holds, the fetch
 	// and the links are the fixed allowance (five mean holds: the hold's
 	// tail, as the directory's acknowledgement bound counts it).
-	allowance := 5*p.ProviderHold + p.FetchInterval + mailbox.PullAnswerDelay + time.Duration(2*layers+3)*250*time.Millisecond
+	allowance := 5*p.ProviderHold + p.FetchInterval + proto.PullAnswerDelay + time.Duration(2*layers+3)*250*time.Millisecond
 	w.SetSlowRTT(loopwatch.ExpectedRTT(2*(layers+1), p.MeanDelay, allowance, 1-loopwatch.DefaultSlowShare))
 	st := w.Check(now)
 	switch {
@@ -364,7 +364,7 @@ func (c *Client) bundleRequestLocked(doc *directory.Document, epoch uint64, o *O
 	if err != nil {
 		return nil, err
 	}
-	msg, err := mailbox.MarshalMixRequest(c.geo, &mailbox.MixRequest{SURB: sb, Bundle: true})
+	msg, err := proto.MarshalMixRequest(c.geo, &proto.MixRequest{SURB: sb, Bundle: true})
 	if err != nil {
 		return nil, err
 	}
@@ -372,7 +372,7 @@ func (c *Client) bundleRequestLocked(doc *directory.Document, epoch uint64, o *O
 	o.BundleSURB, o.BundleLater = sid, false
 	s := c.net()
 	o.BundleNextAt = c.now().Add(s.AckTimeout + c.jitter(s.RetryJitter))
-	p, err := c.buildLocked(doc, epoch, dest, mailbox.MailboxOf(o.To), msg)
+	p, err := c.buildLocked(doc, epoch, dest, proto.MailboxOf(o.To), msg)
 	if p != nil {
 		p.kind = "bundle"
 	}
@@ -391,9 +391,9 @@ func (c *Client) fragmentPacketLocked(doc *directory.Document, epoch uint64, o *
 	}
 	var token [32]byte
 	copy(token[:], o.Token)
-	md := &mailbox.MixDeliver{Token: token, Data: f.Blob}
+	md := &proto.MixDeliver{Token: token, Data: f.Blob}
 	copy(md.EnvelopeID[:], f.EnvelopeID)
-	msg, err := mailbox.MarshalMixRequest(c.geo, &mailbox.MixRequest{SURB: sb, Deliver: md})
+	msg, err := proto.MarshalMixRequest(c.geo, &proto.MixRequest{SURB: sb, Deliver: md})
 	if err != nil {
 		return nil, err
 	}
@@ -401,16 +401,16 @@ func (c *Client) fragmentPacketLocked(doc *directory.Document, epoch uint64, o *
 	f.SURB, f.Later = sid, false
 	s := c.net()
 	f.NextAt = c.now().Add(s.AckTimeout + c.jitter(s.RetryJitter))
-	return c.buildLocked(doc, epoch, dest, mailbox.MailboxOf(o.To), msg)
+	return c.buildLocked(doc, epoch, dest, proto.MailboxOf(o.To), msg)
 }
 
 // buildLocked wraps msg in a Sphinx packet along a fresh path to dest,
 // after saving the state.
-func (c *Client) buildLocked(doc *directory.Document, epoch uint64, dest *directory.Descriptor, mb mailbox.MailboxID, msg []byte) (*packet, error) {
+func (c *Client) buildLocked(doc *directory.Document, epoch uint64, dest *directory.Descriptor, mb proto.MailboxID, msg []byte) (*packet, error) {
 	return c.buildSaveLocked(doc, epoch, dest, mb, msg, true)
 }
 
-func (c *Client) buildSaveLocked(doc *directory.Document, epoch uint64, dest *directory.Descriptor, mb mailbox.MailboxID, msg []byte, save bool) (*packet, error) {
+func (c *Client) buildSaveLocked(doc *directory.Document, epoch uint64, dest *directory.Descriptor, mb proto.MailboxID, msg []byte, save bool) (*packet, error) {
 	path, err := c.path(doc, dest, epoch)
 	if err != nil {
 		return nil, err
@@ -472,11 +472,11 @@ func (c *Client) cover(doc *directory.Document, epoch uint64) (*packet, error) {
 	if err != nil {
 		return nil, err
 	}
-	msg, err := mailbox.MarshalMixRequest(c.geo, &mailbox.MixRequest{SURB: sb, Cover: true})
+	msg, err := proto.MarshalMixRequest(c.geo, &proto.MixRequest{SURB: sb, Cover: true})
 	if err != nil {
 		return nil, err
 	}
-	p, err := c.buildSaveLocked(doc, epoch, dest, mailbox.MailboxID{}, msg, false)
+	p, err := c.buildSaveLocked(doc, epoch, dest, proto.MailboxID{}, msg, false)
 	if err != nil {
 		return nil, err
 	}
@@ -636,7 +636,7 @@ func (c *Client) sealLocked(o *Outgoing, sess *seal.Session) error {
 	c.st.Sessions[hex.EncodeToString(sid[:])] = raw
 	var mid [16]byte
 	copy(mid[:], o.ID)
-	blobs, err := seal.SealEnvelope(crand.Reader, sess.Peer(), c.st.Certificate, sm, mid, mailbox.MaxMixEnvelope(c.geo))
+	blobs, err := seal.SealEnvelope(crand.Reader, sess.Peer(), c.st.Certificate, sm, mid, proto.MaxMixEnvelope(c.geo))
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@ import (
 
 	"github.com/sealnet/sealnet/internal/config"
 	"github.com/sealnet/sealnet/internal/testbed/testnet"
-	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mailbox/proto"
 	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/sender"
 )
@@ -73,7 +73,7 @@ func TestProviderStoresNothingOfSender(t *testing.T) {
 		bob.waitMessage(body, 30*time.Second)
 	}
 	pub := alice.c.Public()
-	mbA := mailbox.MailboxOf("alice@a")
+	mbA := proto.MailboxOf("alice@a")
 	needles := map[string][]byte{
 		"Alice's address": []byte("alice@a"), "Alice's X25519 key": pub.X25519[:],
 		"Alice's Ed25519 key": pub.Ed25519[:], "Alice's mailbox ID": mbA[:],

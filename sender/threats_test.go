@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/sealnet/sealnet/internal/testbed/testnet"
-	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mailbox/proto"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/mixnet/link"
@@ -138,7 +138,7 @@ func TestWireObserverSeesOnlyFixedSizeCiphertext(t *testing.T) {
 	if frames < 50 || rec.all.Len() < 50*frame {
 		t.Fatalf("recorded only %d frames, %d bytes", frames, rec.all.Len())
 	}
-	mbA, mbB := mailbox.MailboxOf("alice@a"), mailbox.MailboxOf("bob@b")
+	mbA, mbB := proto.MailboxOf("alice@a"), proto.MailboxOf("bob@b")
 	secrets := map[string][]byte{
 		"message": []byte(body), "reply": []byte(reply), "part of the message": []byte("old mill"),
 		"Alice's address": []byte("alice@a"), "Bob's address": []byte("bob@b"),
@@ -390,7 +390,7 @@ func TestReplayDroppedAndNotShownTwice(t *testing.T) {
 		}
 	}
 	pb, _ := doc.Doc.Provider("b")
-	mc, err := mailbox.Dial(context.Background(), mixnet.DefaultGeometry(), pb.Address, pb.LinkKey, mailbox.DialOptions{})
+	mc, err := proto.Dial(context.Background(), mixnet.DefaultGeometry(), pb.Address, pb.LinkKey, proto.DialOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,7 +400,7 @@ func TestReplayDroppedAndNotShownTwice(t *testing.T) {
 	if bytes.Equal(newID[:], eid) {
 		t.Fatal("unlucky")
 	}
-	if code, err := mc.Deliver(context.Background(), mailbox.MailboxOf("bob@b"), newID, tok, blob); err != nil || code != mailbox.StatusOK {
+	if code, err := mc.Deliver(context.Background(), proto.MailboxOf("bob@b"), newID, tok, blob); err != nil || code != proto.StatusOK {
 		t.Fatalf("direct replay: %v %v (want it stored, so that Bob's client must catch it)", code, err)
 	}
 	bob.open(sender.Options{})
@@ -455,12 +455,12 @@ func deliverSealed(t *testing.T, doc *directory.Document, me *seal.Identity, cer
 	t.Helper()
 	ctx := context.Background()
 	pb, _ := doc.Provider("b")
-	mc, err := mailbox.Dial(ctx, mixnet.DefaultGeometry(), pb.Address, pb.LinkKey, mailbox.DialOptions{})
+	mc, err := proto.Dial(ctx, mixnet.DefaultGeometry(), pb.Address, pb.LinkKey, proto.DialOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer mc.Close()
-	bundle, err := mc.Bundle(ctx, mailbox.MailboxOf("bob@b"))
+	bundle, err := mc.Bundle(ctx, proto.MailboxOf("bob@b"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -475,12 +475,12 @@ func deliverSealed(t *testing.T, doc *directory.Document, me *seal.Identity, cer
 	var mid [16]byte
 	rand.Read(mid[:])
 	bobPub := seal.PublicIdentity{X25519: bundle.IdentityX25519, Ed25519: bundle.IdentityEd25519}
-	blobs, err := seal.SealEnvelope(rand.Reader, bobPub, cert, sm, mid, mailbox.MaxMixEnvelope(mixnet.DefaultGeometry()))
+	blobs, err := seal.SealEnvelope(rand.Reader, bobPub, cert, sm, mid, proto.MaxMixEnvelope(mixnet.DefaultGeometry()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, b := range blobs {
-		if code, err := mc.Deliver(ctx, mailbox.MailboxOf("bob@b"), seal.EnvelopeID(mid, i), [32]byte{}, b); err != nil || code != mailbox.StatusAccepted {
+		if code, err := mc.Deliver(ctx, proto.MailboxOf("bob@b"), seal.EnvelopeID(mid, i), [32]byte{}, b); err != nil || code != proto.StatusAccepted {
 			t.Fatalf("deliver: %v %v", code, err)
 		}
 	}
@@ -615,7 +615,7 @@ func TestChangedIdentityWarns(t *testing.T) {
 	bob2 := n.initUser(t, "bob@b")
 	bob2.open(sender.Options{})
 	pub := bob2.c.Public()
-	if err := n.p.Providers["provider-b"].Store.ReplaceIdentity(mailbox.MailboxOf("bob@b"), pub.X25519, pub.Ed25519); err != nil {
+	if err := n.p.Providers["provider-b"].Store.ReplaceIdentity(proto.MailboxOf("bob@b"), pub.X25519, pub.Ed25519); err != nil {
 		t.Fatal(err)
 	}
 	bob2.register()

@@ -27,7 +27,7 @@ import (
 
 	"github.com/sealnet/sealnet/internal/config"
 	"github.com/sealnet/sealnet/internal/testbed/testnet"
-	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mailbox/proto"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/mixnet/link"
@@ -485,7 +485,7 @@ func deliverThroughMix(t *testing.T, ctx context.Context, nw *testnet.Network, n
 	x, _ := link.GenerateKey(rand.Reader)
 	var token [32]byte
 	rand.Read(token[:])
-	owner, err := mailbox.Dial(ctx, doc.Doc.Geometry, prov.Address, prov.LinkKey, mailbox.DialOptions{Identity: x})
+	owner, err := proto.Dial(ctx, doc.Doc.Geometry, prov.Address, prov.LinkKey, proto.DialOptions{Identity: x})
 	if err != nil {
 		t.Fatalf("user link to the provider: %v", err)
 	}
@@ -495,7 +495,7 @@ func deliverThroughMix(t *testing.T, ctx context.Context, nw *testnet.Network, n
 	}
 	inj := testnet.NewInjector(doc.Doc)
 	defer func() { inj.Close() }()
-	mb := mailbox.MailboxOf(addr)
+	mb := proto.MailboxOf(addr)
 	for try := range 20 {
 		if try > 0 && directory.EpochAt(time.Now(), doc.Doc.Period) != doc.Doc.Epoch {
 			if doc, err = nw.WaitDocument(ctx); err != nil {
@@ -512,7 +512,7 @@ func deliverThroughMix(t *testing.T, ctx context.Context, nw *testnet.Network, n
 			t.Fatalf("fetch: %v", err)
 		}
 		for _, r := range p.Records {
-			if r.Kind == mailbox.EnvelopeSealed && bytes.Contains(r.Data, []byte("after the storm")) {
+			if r.Kind == proto.EnvelopeSealed && bytes.Contains(r.Data, []byte("after the storm")) {
 				t.Logf("message %d went through the mix network (try %d)", n, try+1)
 				return
 			}

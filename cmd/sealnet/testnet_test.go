@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/sealnet/sealnet/internal/testbed/testnet"
-	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mailbox/proto"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/mixnet/link"
@@ -108,7 +108,7 @@ func TestTestnetUp(t *testing.T) {
 	x, _ := link.GenerateKey(rand.Reader)
 	var token [32]byte
 	rand.Read(token[:])
-	owner, err := mailbox.Dial(ctx, doc.Doc.Geometry, prov.Address, prov.LinkKey, mailbox.DialOptions{Identity: x})
+	owner, err := proto.Dial(ctx, doc.Doc.Geometry, prov.Address, prov.LinkKey, proto.DialOptions{Identity: x})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestTestnetUp(t *testing.T) {
 	}
 	inj := testnet.NewInjector(doc.Doc)
 	defer inj.Close()
-	mb := mailbox.MailboxOf("bob@a")
+	mb := proto.MailboxOf("bob@a")
 	send := func(i int) {
 		t.Helper()
 		if err := sendDelivery(ctx, inj, doc, prov, mb, [16]byte{byte(i), byte(i >> 8), 1}, token, []byte("hello")); err != nil {
@@ -133,7 +133,7 @@ func TestTestnetUp(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, r := range p.Records {
-			if r.Kind == mailbox.EnvelopeSealed {
+			if r.Kind == proto.EnvelopeSealed {
 				sealed[r.ID] = true
 			}
 		}
@@ -246,7 +246,7 @@ func TestTestnetParameters(t *testing.T) {
 // acknowledgement, which a test without the owner's reply key never
 // sees stored).
 func sendDelivery(ctx context.Context, inj *testnet.Injector, doc *directory.SignedDocument, prov *directory.Descriptor,
-	mb mailbox.MailboxID, id [16]byte, token [32]byte, data []byte) error {
+	mb proto.MailboxID, id [16]byte, token [32]byte, data []byte) error {
 	var seed [32]byte
 	rand.Read(seed[:])
 	back, err := doc.Doc.SelectPath(mrand.New(mrand.NewChaCha8(seed)), prov, doc.Doc.Epoch, 10*time.Millisecond)
@@ -258,8 +258,8 @@ func sendDelivery(ctx context.Context, inj *testnet.Injector, doc *directory.Sig
 		return err
 	}
 	sb, _ := surb.MarshalBinary()
-	msg, err := mailbox.MarshalMixRequest(doc.Doc.Geometry, &mailbox.MixRequest{SURB: sb,
-		Deliver: &mailbox.MixDeliver{EnvelopeID: id, Token: token, Data: data}})
+	msg, err := proto.MarshalMixRequest(doc.Doc.Geometry, &proto.MixRequest{SURB: sb,
+		Deliver: &proto.MixDeliver{EnvelopeID: id, Token: token, Data: data}})
 	if err != nil {
 		return err
 	}

@@ -106,7 +106,7 @@ const (
 	// microsPerUnit: rates are carried in millionths per second.
 	microsPerUnit = 1e6
 	// PageRecords is how many records a provider's answer to one fetch
-	// holds (mailbox.PageRecords; a test ties them). Every packet a
+	// holds (mailbox/proto.PageRecords; a test ties them). Every packet a
 	// client sends brings one reply into its mailbox, so a fetch every
 	// FetchInterval must drain ClientRate·FetchInterval replies with room
 	// for its mail: Validate requires half the page at most.

@@ -29,7 +29,7 @@ const (
 	FragmentOverhead = 32 + tagSize + fragmentHeaderSize
 	// MinFragmentSize and MaxFragmentSize bound the blob size: the largest
 	// envelope a provider accepts (mailbox: 2,048 bytes on a direct link;
-	// mailbox.MaxMixEnvelope through the mix network).
+	// mailbox/proto.MaxMixEnvelope through the mix network).
 	MinFragmentSize = 128
 	MaxFragmentSize = 2048
 	// MaxFragments is the most fragments of one message.

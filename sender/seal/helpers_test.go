@@ -17,7 +17,7 @@ import (
 )
 
 // fragmentSize is what the client uses: the largest envelope a mix-network
-// delivery carries with the default geometry (mailbox.MaxMixEnvelope,
+// delivery carries with the default geometry (mailbox/proto.MaxMixEnvelope,
 // which imports this package; mailbox's TestMixEnvelopeIsAFragment holds
 // the two to this figure).
 const fragmentSize = 1388

@@ -14,7 +14,7 @@ import (
 // it within 200 ms, ground truth) against the others. With long polls the
 // provider answers the moment mail lands and an empty fetch after the
 // whole wait, so the two differ by seconds; with constant-rate pulls every
-// answer comes mailbox.PullAnswerDelay after its request, whatever the
+// answer comes mailbox/proto.PullAnswerDelay after its request, whatever the
 // page holds. The test is the two-sample Kolmogorov–Smirnov statistic D
 // with its asymptotic p-value.
 

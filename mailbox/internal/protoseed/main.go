@@ -1,5 +1,5 @@
 // Command protoseed writes the seed corpora of the mailbox protocol's fuzz
-// targets (mailbox/proto_fuzz_test.go) from fixed seeds, so that rerunning
+// targets (mailbox/proto/fuzz_test.go) from fixed seeds, so that rerunning
 // it reproduces them byte for byte:
 //
 //	go run ./mailbox/internal/protoseed
@@ -18,13 +18,13 @@ import (
 	"time"
 
 	"github.com/sealnet/sealnet/internal/testkit/fuzzcheck"
-	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mailbox/proto"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/sender/seal"
 )
 
 func main() {
-	dir := flag.String("dir", "mailbox", "the mailbox package directory")
+	dir := flag.String("dir", "mailbox/proto", "the mailbox/proto package directory")
 	flag.Parse()
 	if err := run(*dir); err != nil {
 		log.Fatal(err)
@@ -76,31 +76,31 @@ func run(dir string) error {
 		return err
 	}
 
-	mb := mailbox.MailboxOf("alice@a")
-	msgs := map[string]mailbox.Message{
-		"deliver":     &mailbox.DeliverRequest{Mailbox: mb, EnvelopeID: [16]byte{1}, Token: [32]byte{2}, Data: bytesOf("envelope", 600)},
-		"bundle":      &mailbox.BundleRequest{Mailbox: mb},
-		"register":    &mailbox.RegisterRequest{Address: "alice@a", IdentityEd25519: bundle.IdentityEd25519, AllowUnsolicited: true},
-		"certificate": &mailbox.CertificateRequest{},
-		"upload": &mailbox.UploadRequest{Upload: mailbox.PrekeyUpload{
-			Signed:    &mailbox.Prekey{ID: 1, Data: signed.Marshal()},
-			OneTime:   []mailbox.Prekey{{ID: 2, Data: onetime.Marshal()}},
-			PQOneTime: []mailbox.Prekey{{ID: 3, Data: pq.Marshal()}},
+	mb := proto.MailboxOf("alice@a")
+	msgs := map[string]proto.Message{
+		"deliver":     &proto.DeliverRequest{Mailbox: mb, EnvelopeID: [16]byte{1}, Token: [32]byte{2}, Data: bytesOf("envelope", 600)},
+		"bundle":      &proto.BundleRequest{Mailbox: mb},
+		"register":    &proto.RegisterRequest{Address: "alice@a", IdentityEd25519: bundle.IdentityEd25519, AllowUnsolicited: true},
+		"certificate": &proto.CertificateRequest{},
+		"upload": &proto.UploadRequest{Upload: proto.PrekeyUpload{
+			Signed:    &proto.Prekey{ID: 1, Data: signed.Marshal()},
+			OneTime:   []proto.Prekey{{ID: 2, Data: onetime.Marshal()}},
+			PQOneTime: []proto.Prekey{{ID: 3, Data: pq.Marshal()}},
 		}},
-		"fetch":                &mailbox.FetchRequest{Wait: 5 * time.Second},
-		"ack":                  &mailbox.AckRequest{Through: 42},
-		"pull":                 &mailbox.PullRequest{Through: 42},
-		"set-token":            &mailbox.SetTokenRequest{TokenHash: [32]byte{3}},
-		"status":               &mailbox.Status{Code: mailbox.StatusAccepted, EnvelopeID: [16]byte{1}, Detail: "taken"},
-		"status-retry":         &mailbox.Status{Code: mailbox.StatusRateLimited, EnvelopeID: [16]byte{1}, RetryAfter: 6 * time.Second},
-		"bundle-response":      &mailbox.BundleResponse{Bundle: rawBundle},
-		"certificate-response": &mailbox.CertificateResponse{Certificate: cert},
-		"page": &mailbox.Page{More: true, Replenish: mailbox.ReplenishOneTime, Records: []mailbox.Record{
-			{Seq: 7, Kind: mailbox.EnvelopeSealed, ID: [16]byte{4}, Expires: time.Unix(3600*480000, 0), Data: bytesOf("record", 300)}}},
-		"empty-page": &mailbox.Page{},
+		"fetch":                &proto.FetchRequest{Wait: 5 * time.Second},
+		"ack":                  &proto.AckRequest{Through: 42},
+		"pull":                 &proto.PullRequest{Through: 42},
+		"set-token":            &proto.SetTokenRequest{TokenHash: [32]byte{3}},
+		"status":               &proto.Status{Code: proto.StatusAccepted, EnvelopeID: [16]byte{1}, Detail: "taken"},
+		"status-retry":         &proto.Status{Code: proto.StatusRateLimited, EnvelopeID: [16]byte{1}, RetryAfter: 6 * time.Second},
+		"bundle-response":      &proto.BundleResponse{Bundle: rawBundle},
+		"certificate-response": &proto.CertificateResponse{Certificate: cert},
+		"page": &proto.Page{More: true, Replenish: proto.ReplenishOneTime, Records: []proto.Record{
+			{Seq: 7, Kind: proto.EnvelopeSealed, ID: [16]byte{4}, Expires: time.Unix(3600*480000, 0), Data: bytesOf("record", 300)}}},
+		"empty-page": &proto.Page{},
 	}
 	for name, m := range msgs {
-		if err := seed("FuzzUnmarshal", name, mailbox.Marshal(m)); err != nil {
+		if err := seed("FuzzUnmarshal", name, proto.Marshal(m)); err != nil {
 			return err
 		}
 	}
@@ -110,12 +110,12 @@ func run(dir string) error {
 
 	surb := bytesOf("surb", g.SURBSize())
 	surb[64] = g.Version
-	for name, r := range map[string]*mailbox.MixRequest{
-		"deliver": {SURB: surb, Deliver: &mailbox.MixDeliver{EnvelopeID: [16]byte{5}, Token: [32]byte{6}, Data: bytesOf("mix envelope", 900)}},
+	for name, r := range map[string]*proto.MixRequest{
+		"deliver": {SURB: surb, Deliver: &proto.MixDeliver{EnvelopeID: [16]byte{5}, Token: [32]byte{6}, Data: bytesOf("mix envelope", 900)}},
 		"bundle":  {SURB: surb, Bundle: true},
 		"cover":   {SURB: surb, Cover: true},
 	} {
-		msg, err := mailbox.MarshalMixRequest(g, r)
+		msg, err := proto.MarshalMixRequest(g, r)
 		if err != nil {
 			return err
 		}
@@ -123,8 +123,8 @@ func run(dir string) error {
 			return err
 		}
 	}
-	for name, m := range map[string]mailbox.Message{"status": msgs["status"], "status-retry": msgs["status-retry"], "bundle": msgs["bundle-response"]} {
-		msg, err := mailbox.MarshalReply(g, m)
+	for name, m := range map[string]proto.Message{"status": msgs["status"], "status-retry": msgs["status-retry"], "bundle": msgs["bundle-response"]} {
+		msg, err := proto.MarshalReply(g, m)
 		if err != nil {
 			return err
 		}

@@ -8,7 +8,7 @@ import (
 )
 
 func TestCommittedCorporaAreCurrent(t *testing.T) {
-	fuzzcheck.CheckGenerated(t, filepath.Join("..", ".."), func(root string) error { return run(root) },
+	fuzzcheck.CheckGenerated(t, filepath.Join("..", "..", "proto"), func(root string) error { return run(root) },
 		"`go generate ./mailbox`",
 		"testdata/fuzz/FuzzUnmarshal", "testdata/fuzz/FuzzParseMixRequest", "testdata/fuzz/FuzzParseReply")
 }

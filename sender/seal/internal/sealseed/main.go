@@ -32,7 +32,7 @@ import (
 	"time"
 
 	"github.com/sealnet/sealnet/internal/testkit/fuzzcheck"
-	"github.com/sealnet/sealnet/mailbox"
+	"github.com/sealnet/sealnet/mailbox/proto"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/sender/seal"
 )
@@ -256,7 +256,7 @@ func run(dir string) error {
 	// FuzzOpenFragment: real fragments for fuzzIdentity.
 	const t4 = "FuzzOpenFragment"
 	rng := &stream{label: "sealnet seal fuzz fragments"}
-	size := mailbox.MaxMixEnvelope(mixnet.DefaultGeometry())
+	size := proto.MaxMixEnvelope(mixnet.DefaultGeometry())
 	bx, bed := public(bob)
 	to := seal.PublicIdentity{X25519: [32]byte(bx), Ed25519: [32]byte(bed)}
 	one, err := seal.SealEnvelope(rng, to, cert, follow, [16]byte(seed("message 1")), size)

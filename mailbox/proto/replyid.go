@@ -1,4 +1,4 @@
-package mailbox
+package proto
 
 import (
 	"crypto/ecdh"
@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/sealnet/sealnet/mixnet"
 )
@@ -50,8 +49,10 @@ const (
 	replyNonceLen = 8
 )
 
-// deriveReplyKey expands the owner–provider shared secret into mb's key.
-func deriveReplyKey(shared []byte, mb MailboxID) (ReplyKey, error) {
+// DeriveReplyKey expands the owner–provider shared secret (the X25519
+// value above) into mb's key: the provider derives it from its link key,
+// OwnerReplyKey from the owner's identity key.
+func DeriveReplyKey(shared []byte, mb MailboxID) (ReplyKey, error) {
 	var k ReplyKey
 	b, err := hkdf.Key(sha256.New, shared, mb[:], replyKeyLabel, len(k))
 	if err != nil {
@@ -75,7 +76,7 @@ func OwnerReplyKey(identity *ecdh.PrivateKey, providerLinkKey [32]byte, mb Mailb
 		return ReplyKey{}, fmt.Errorf("mailbox: reply key: %w", err)
 	}
 	defer clear(shared)
-	return deriveReplyKey(shared, mb)
+	return DeriveReplyKey(shared, mb)
 }
 
 // replyTag computes the tag of nonce for mb into tag.
@@ -105,74 +106,4 @@ func (k *ReplyKey) VerifyReplyID(mb MailboxID, id mixnet.SURBID) bool {
 	var want [len(id) - replyNonceLen]byte
 	k.replyTag(mb, id[:replyNonceLen], want[:])
 	return hmac.Equal(want[:], id[replyNonceLen:])
-}
-
-// replyKeys caches the provider's reply keys by mailbox, so that a reply
-// costs an HMAC, not an X25519 operation. An entry holds the identity key
-// it was derived for (ReplaceIdentity changes it). At most max entries:
-// when full a random tenth is forgotten (they are derived again).
-type replyKeys struct {
-	dh  func(peer [32]byte) ([]byte, error) // the provider's link key's DH; nil: no key, every reply is refused
-	max int
-	mu  sync.Mutex
-	m   map[MailboxID]replyKeyEntry
-}
-
-type replyKeyEntry struct {
-	identity [32]byte
-	key      ReplyKey
-}
-
-// replyKeysMax bounds the cache: 64 bytes of keys per entry, about 8 MiB.
-const replyKeysMax = 1 << 17
-
-func newReplyKeys(dh func([32]byte) ([]byte, error)) *replyKeys {
-	return &replyKeys{dh: dh, max: replyKeysMax, m: make(map[MailboxID]replyKeyEntry)}
-}
-
-// verify reports whether id is a SURB ID the owner of mb (identity X25519
-// key identity) made; ErrForgedReply if not.
-func (r *replyKeys) verify(mb MailboxID, identity [32]byte, id mixnet.SURBID) error {
-	k, err := r.key(mb, identity)
-	if err != nil {
-		return err
-	}
-	if !k.VerifyReplyID(mb, id) {
-		return ErrForgedReply
-	}
-	return nil
-}
-
-func (r *replyKeys) key(mb MailboxID, identity [32]byte) (ReplyKey, error) {
-	r.mu.Lock()
-	e, ok := r.m[mb]
-	r.mu.Unlock()
-	if ok && e.identity == identity {
-		return e.key, nil
-	}
-	if r.dh == nil {
-		return ReplyKey{}, fmt.Errorf("%w: the provider has no link key to check it with", ErrForgedReply)
-	}
-	shared, err := r.dh(identity)
-	if err != nil {
-		return ReplyKey{}, fmt.Errorf("mailbox: reply key: %w", err)
-	}
-	k, err := deriveReplyKey(shared, mb)
-	clear(shared)
-	if err != nil {
-		return ReplyKey{}, err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.m) >= r.max {
-		i := 0
-		for m := range r.m {
-			if i%10 == 0 {
-				delete(r.m, m)
-			}
-			i++
-		}
-	}
-	r.m[mb] = replyKeyEntry{identity: identity, key: k}
-	return k, nil
 }

@@ -1,4 +1,4 @@
-package mailbox
+package proto
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/link"
 	"github.com/sealnet/sealnet/sender/seal"
+	"golang.org/x/crypto/cryptobyte"
 )
 
 // The provider protocol (docs/mailbox.md). Every message is a type byte
@@ -101,7 +102,7 @@ func (c StatusCode) String() string {
 }
 
 // Message is any protocol message.
-type Message interface{ encode(*enc) }
+type Message interface{ encode(*cryptobyte.Builder) }
 
 // DeliverRequest delivers a sealed envelope directly (anonymous client
 // link). Token is the recipient's delivery token, or zero.
@@ -201,35 +202,38 @@ type Page struct {
 	Records   []Record // at most PageRecords
 }
 
-func (m *DeliverRequest) encode(e *enc) {
-	e.u8(typeDeliver)
-	e.fixed(m.Mailbox[:])
-	e.fixed(m.EnvelopeID[:])
-	e.fixed(m.Token[:])
-	e.bytes16(m.Data)
+func (m *DeliverRequest) encode(b *cryptobyte.Builder) {
+	b.AddUint8(typeDeliver)
+	b.AddBytes(m.Mailbox[:])
+	b.AddBytes(m.EnvelopeID[:])
+	b.AddBytes(m.Token[:])
+	addBytes16(b, m.Data)
 }
 
-func (m *BundleRequest) encode(e *enc) { e.u8(typeBundle); e.fixed(m.Mailbox[:]) }
-
-func (m *RegisterRequest) encode(e *enc) {
-	e.u8(typeRegister)
-	e.str8(m.Address)
-	e.fixed(m.IdentityEd25519[:])
-	e.fixed(m.TokenHash[:])
-	e.u8(b2u(m.AllowUnsolicited))
-	e.fixed(m.Signature[:])
+func (m *BundleRequest) encode(b *cryptobyte.Builder) {
+	b.AddUint8(typeBundle)
+	b.AddBytes(m.Mailbox[:])
 }
 
-func (m *CertificateRequest) encode(e *enc) { e.u8(typeCertificate) }
-
-func encodePrekey(e *enc, p *Prekey) {
-	e.u32(p.ID)
-	e.bytes16(p.Data)
+func (m *RegisterRequest) encode(b *cryptobyte.Builder) {
+	b.AddUint8(typeRegister)
+	addStr8(b, m.Address)
+	b.AddBytes(m.IdentityEd25519[:])
+	b.AddBytes(m.TokenHash[:])
+	b.AddUint8(b2u(m.AllowUnsolicited))
+	b.AddBytes(m.Signature[:])
 }
 
-func (m *UploadRequest) encode(e *enc) {
+func (m *CertificateRequest) encode(b *cryptobyte.Builder) { b.AddUint8(typeCertificate) }
+
+func encodePrekey(b *cryptobyte.Builder, p *Prekey) {
+	b.AddUint32(p.ID)
+	addBytes16(b, p.Data)
+}
+
+func (m *UploadRequest) encode(b *cryptobyte.Builder) {
 	u := &m.Upload
-	e.u8(typeUpload)
+	b.AddUint8(typeUpload)
 	var flags byte
 	if u.Signed != nil {
 		flags |= 1
@@ -237,87 +241,107 @@ func (m *UploadRequest) encode(e *enc) {
 	if u.LastResort != nil {
 		flags |= 2
 	}
-	e.u8(flags)
+	b.AddUint8(flags)
 	if u.Signed != nil {
-		encodePrekey(e, u.Signed)
+		encodePrekey(b, u.Signed)
 	}
 	if u.LastResort != nil {
-		encodePrekey(e, u.LastResort)
+		encodePrekey(b, u.LastResort)
 	}
-	e.u16(uint16(len(u.OneTime)))
+	b.AddUint16(uint16(len(u.OneTime)))
 	for i := range u.OneTime {
-		encodePrekey(e, &u.OneTime[i])
+		encodePrekey(b, &u.OneTime[i])
 	}
-	e.u16(uint16(len(u.PQOneTime)))
+	b.AddUint16(uint16(len(u.PQOneTime)))
 	for i := range u.PQOneTime {
-		encodePrekey(e, &u.PQOneTime[i])
+		encodePrekey(b, &u.PQOneTime[i])
 	}
 }
 
-func (m *FetchRequest) encode(e *enc) { e.u8(typeFetch); e.u32(uint32(m.Wait / time.Millisecond)) }
-
-func (m *AckRequest) encode(e *enc) { e.u8(typeAck); e.u64(m.Through) }
-
-func (m *PullRequest) encode(e *enc) { e.u8(typePull); e.u64(m.Through) }
-
-func (m *SetTokenRequest) encode(e *enc) {
-	e.u8(typeSetToken)
-	e.fixed(m.TokenHash[:])
-	e.u8(b2u(m.AllowUnsolicited))
+func (m *FetchRequest) encode(b *cryptobyte.Builder) {
+	b.AddUint8(typeFetch)
+	b.AddUint32(uint32(m.Wait / time.Millisecond))
 }
 
-func (m *Status) encode(e *enc) {
+func (m *AckRequest) encode(b *cryptobyte.Builder) { b.AddUint8(typeAck); b.AddUint64(m.Through) }
+
+func (m *PullRequest) encode(b *cryptobyte.Builder) { b.AddUint8(typePull); b.AddUint64(m.Through) }
+
+func (m *SetTokenRequest) encode(b *cryptobyte.Builder) {
+	b.AddUint8(typeSetToken)
+	b.AddBytes(m.TokenHash[:])
+	b.AddUint8(b2u(m.AllowUnsolicited))
+}
+
+func (m *Status) encode(b *cryptobyte.Builder) {
 	if m.RetryAfter > 0 {
-		e.u8(typeStatusRetry)
-		e.u8(byte(m.Code))
-		e.fixed(m.EnvelopeID[:])
-		e.u16(retrySeconds(m.RetryAfter))
-		e.str8(m.Detail)
+		b.AddUint8(typeStatusRetry)
+		b.AddUint8(byte(m.Code))
+		b.AddBytes(m.EnvelopeID[:])
+		b.AddUint16(retrySeconds(m.RetryAfter))
+		addStr8(b, m.Detail)
 		return
 	}
-	e.u8(typeStatus)
-	e.u8(byte(m.Code))
-	e.fixed(m.EnvelopeID[:])
-	e.str8(m.Detail)
+	b.AddUint8(typeStatus)
+	b.AddUint8(byte(m.Code))
+	b.AddBytes(m.EnvelopeID[:])
+	addStr8(b, m.Detail)
 }
 
-func (m *BundleResponse) encode(e *enc) { e.u8(typeBundleResp); e.bytes16(m.Bundle) }
+func (m *BundleResponse) encode(b *cryptobyte.Builder) {
+	b.AddUint8(typeBundleResp)
+	addBytes16(b, m.Bundle)
+}
 
-func (m *CertificateResponse) encode(e *enc) { e.u8(typeCertResp); e.bytes16(m.Certificate) }
+func (m *CertificateResponse) encode(b *cryptobyte.Builder) {
+	b.AddUint8(typeCertResp)
+	addBytes16(b, m.Certificate)
+}
 
 // pageSlot is the size of one record slot in a page.
 const pageSlot = 8 + 1 + 16 + 4 + 2 + MaxEnvelopeData
 
-func (m *Page) encode(e *enc) {
-	e.u8(typePage)
-	e.u8(b2u(m.More) | m.Replenish<<1)
-	e.u8(byte(len(m.Records)))
+func (m *Page) encode(b *cryptobyte.Builder) {
+	b.AddUint8(typePage)
+	b.AddUint8(b2u(m.More) | m.Replenish<<1)
+	b.AddUint8(byte(len(m.Records)))
 	for i := range PageRecords {
-		start := len(e.b)
+		// Each slot is written into its own fixed-size builder, so a
+		// record too large for a slot fails the message.
+		slot := cryptobyte.NewFixedBuilder(make([]byte, 0, pageSlot))
 		if i < len(m.Records) {
 			r := &m.Records[i]
-			e.u64(r.Seq)
-			e.u8(r.Kind)
-			e.fixed(r.ID[:])
-			e.u32(uint32(r.Expires.Unix() / 3600)) // hours: no finer time on the wire
-			e.bytes16(r.Data)
+			slot.AddUint64(r.Seq)
+			slot.AddUint8(r.Kind)
+			slot.AddBytes(r.ID[:])
+			slot.AddUint32(uint32(r.Expires.Unix() / 3600)) // hours: no finer time on the wire
+			addBytes16(slot, r.Data)
 		}
-		e.b = append(e.b, make([]byte, pageSlot-(len(e.b)-start))...)
+		v, err := slot.Bytes()
+		if err != nil {
+			b.SetError(fmt.Errorf("mailbox: page record %d: %w", i, err))
+			return
+		}
+		b.AddBytes(v)
+		b.AddBytes(make([]byte, pageSlot-len(v)))
 	}
 }
 
-func b2u(b bool) byte {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-// Marshal encodes a message.
+// Marshal encodes a message. A field longer than its length prefix
+// holds is a caller's bug (no decoded message has one), and Marshal
+// panics on it; WriteMessage and MarshalReply return it as an error.
 func Marshal(m Message) []byte {
-	var e enc
-	m.encode(&e)
-	return e.b
+	b, err := marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func marshal(m Message) ([]byte, error) {
+	b := cryptobyte.NewBuilder(nil)
+	m.encode(b)
+	return b.Bytes()
 }
 
 func decodePrekey(d *dec) Prekey {
@@ -330,7 +354,7 @@ func Unmarshal(b []byte) (Message, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("%w: empty message", ErrMalformed)
 	}
-	d := &dec{b: b[1:]}
+	d := &dec{s: cryptobyte.String(b[1:])}
 	var m Message
 	switch b[0] {
 	case typeDeliver:
@@ -454,13 +478,11 @@ func decodePage(d *dec) *Page {
 		if slot == nil {
 			return p
 		}
-		sd := &dec{b: slot}
+		sd := &dec{s: cryptobyte.String(slot)}
 		if i >= n {
-			for _, c := range slot {
-				if c != 0 {
-					d.fail("empty page slot not zero")
-					return p
-				}
+			if !sd.zeros() {
+				d.fail("empty page slot not zero")
+				return p
 			}
 			continue
 		}
@@ -470,14 +492,11 @@ func decodePage(d *dec) *Page {
 		sd.fixed(r.ID[:], "envelope ID")
 		r.Expires = time.Unix(int64(sd.u32("expiry"))*3600, 0)
 		r.Data = sd.bytes16(MaxEnvelopeData, "envelope")
-		for _, c := range sd.b {
-			if c != 0 {
-				sd.fail("slot padding not zero")
-				break
-			}
+		if sd.err == nil && !sd.zeros() {
+			sd.fail("slot padding not zero")
 		}
 		if sd.err != nil {
-			d.fail(sd.err.Error())
+			d.err = sd.err
 			return p
 		}
 		if r.Kind != EnvelopeSealed && r.Kind != EnvelopeSURBReply {
@@ -497,7 +516,10 @@ func chunkData(g mixnet.Geometry) int { return g.PacketSize() - 3 }
 
 // WriteMessage sends m on c.
 func WriteMessage(c *link.Conn, g mixnet.Geometry, m Message) error {
-	b := Marshal(m)
+	b, err := marshal(m)
+	if err != nil {
+		return err
+	}
 	if len(b) > MaxMessage {
 		return fmt.Errorf("mailbox: message of %d bytes", len(b))
 	}
@@ -514,7 +536,7 @@ func WriteMessage(c *link.Conn, g mixnet.Geometry, m Message) error {
 		b = b[n:]
 		frames = append(frames, f)
 	}
-	_, err := c.WritePackets(frames)
+	_, err = c.WritePackets(frames)
 	return err
 }
 
@@ -589,27 +611,29 @@ func MarshalMixRequest(g mixnet.Geometry, r *MixRequest) ([]byte, error) {
 	if len(r.SURB) != g.SURBSize() || kinds != 1 {
 		return nil, fmt.Errorf("%w: a mix request needs a SURB and one of deliver, bundle or cover", ErrMalformed)
 	}
-	var e enc
+	b := cryptobyte.NewFixedBuilder(make([]byte, 0, g.MessageSize()))
 	switch {
 	case r.Bundle:
-		e.u8(typeMixBundle)
-		e.fixed(r.SURB)
+		b.AddUint8(typeMixBundle)
+		b.AddBytes(r.SURB)
 	case r.Cover:
-		e.u8(typeMixCover)
-		e.fixed(r.SURB)
+		b.AddUint8(typeMixCover)
+		b.AddBytes(r.SURB)
 	default:
 		if len(r.Deliver.Data) > MaxMixEnvelope(g) {
 			return nil, fmt.Errorf("%w: envelope of %d bytes, at most %d through the mix network", ErrMalformed, len(r.Deliver.Data), MaxMixEnvelope(g))
 		}
-		e.u8(typeMixDeliver)
-		e.fixed(r.SURB)
-		e.fixed(r.Deliver.EnvelopeID[:])
-		e.fixed(r.Deliver.Token[:])
-		e.bytes16(r.Deliver.Data)
+		b.AddUint8(typeMixDeliver)
+		b.AddBytes(r.SURB)
+		b.AddBytes(r.Deliver.EnvelopeID[:])
+		b.AddBytes(r.Deliver.Token[:])
+		addBytes16(b, r.Deliver.Data)
 	}
-	msg := make([]byte, g.MessageSize())
-	copy(msg, e.b)
-	return msg, nil
+	msg, err := b.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("mailbox: mix request: %w", err)
+	}
+	return append(msg, make([]byte, g.MessageSize()-len(msg))...), nil
 }
 
 // ParseMixRequest decodes the Sphinx message a provider received. The rest
@@ -618,7 +642,7 @@ func ParseMixRequest(g mixnet.Geometry, msg []byte) (*MixRequest, error) {
 	if len(msg) != g.MessageSize() {
 		return nil, fmt.Errorf("%w: mix message of %d bytes", ErrMalformed, len(msg))
 	}
-	d := &dec{b: msg[1:]}
+	d := &dec{s: cryptobyte.String(msg[1:])}
 	r := &MixRequest{SURB: make([]byte, g.SURBSize())}
 	switch msg[0] {
 	case typeMixBundle:
@@ -640,10 +664,8 @@ func ParseMixRequest(g mixnet.Geometry, msg []byte) (*MixRequest, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
-	for _, z := range d.b {
-		if z != 0 {
-			return nil, fmt.Errorf("%w: mix message padding not zero", ErrMalformed)
-		}
+	if !d.zeros() {
+		return nil, fmt.Errorf("%w: mix message padding not zero", ErrMalformed)
 	}
 	return r, nil
 }
@@ -651,7 +673,10 @@ func ParseMixRequest(g mixnet.Geometry, msg []byte) (*MixRequest, error) {
 // MarshalReply encodes a reply (Status or BundleResponse) as a SURB reply
 // message for geometry g.
 func MarshalReply(g mixnet.Geometry, m Message) ([]byte, error) {
-	b := Marshal(m)
+	b, err := marshal(m)
+	if err != nil {
+		return nil, err
+	}
 	if len(b) > g.MessageSize() {
 		return nil, fmt.Errorf("mailbox: reply of %d bytes does not fit a packet", len(b))
 	}
