@@ -26,12 +26,13 @@ func (n *Node) coverLoop(ctx context.Context) {
 		n.rngMu.Lock()
 		d := time.Duration(n.rng.ExpFloat64() / rate * float64(time.Second))
 		n.rngMu.Unlock()
-		return time.Now().Add(d)
+		return n.now().Add(d)
 	}
 	nextLoop, nextDrop := next(loopRate), next(dropRate)
-	sweep := time.NewTicker(loopCheckInterval(n.cfg.Cover.LoopTimeout.D()))
+	sweepEvery := loopCheckInterval(n.cfg.Cover.LoopTimeout.D())
+	sweep := n.clock.NewTimer(sweepEvery)
 	defer sweep.Stop()
-	timer := time.NewTimer(time.Hour)
+	timer := n.clock.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		wake := nextLoop
@@ -40,21 +41,28 @@ func (n *Node) coverLoop(ctx context.Context) {
 		}
 		var fire <-chan time.Time // nil: neither loops nor drops, wait for a sweep
 		if !wake.IsZero() {
-			timer.Reset(time.Until(wake))
-			fire = timer.C
+			if !timer.Stop() {
+				select {
+				case <-timer.C():
+				default:
+				}
+			}
+			timer.Reset(wake.Sub(n.now()))
+			fire = timer.C()
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-sweep.C:
-			n.checkLoops(time.Now())
+		case <-sweep.C():
+			sweep.Reset(sweepEvery)
+			n.checkLoops(n.now())
 			if r := n.params().RelayLoopRate; r != loopRate {
 				// Exponential gaps are memoryless: drawing the next loop
 				// afresh at the new rate is the new process.
 				loopRate, nextLoop = r, next(r)
 			}
 		case <-fire:
-			now := time.Now()
+			now := n.now()
 			if !nextLoop.IsZero() && !now.Before(nextLoop) {
 				// A loop drawn at a rate no longer in force (the defaults
 				// before the first document, or the last epoch's) is not
@@ -149,14 +157,14 @@ func (n *Node) sendLoop() {
 	path = append(path, mixnet.Hop{ID: n.id, PublicKey: self})
 	var msg [24]byte
 	rand.Read(msg[:16])
-	binary.BigEndian.PutUint64(msg[16:], uint64(time.Now().UnixNano()))
+	binary.BigEndian.PutUint64(msg[16:], uint64(n.now().UnixNano()))
 	pkt, err := mixnet.NewPacket(rand.Reader, n.geo, path, n.loopID, msg[:])
 	if err != nil {
 		n.log.Warn("cannot build loop packet", "err", err)
 		return
 	}
 	n.expectLoopHops(len(path) - 1)
-	n.loops.Sent([16]byte(msg[:16]), time.Now())
+	n.loops.Sent([16]byte(msg[:16]), n.now())
 	n.m.loopsSent.Inc()
 	n.send(path[0].ID, pkt)
 }
@@ -248,7 +256,7 @@ func (n *Node) loopReturned(payload []byte) {
 	if len(payload) < 24 {
 		return
 	}
-	if rtt, ok := n.loops.Returned([16]byte(payload[:16]), time.Now()); ok {
+	if rtt, ok := n.loops.Returned([16]byte(payload[:16]), n.now()); ok {
 		n.m.loopRTT.ObserveDuration(rtt)
 	}
 }

@@ -46,7 +46,8 @@ func (n *Node) descriptor(e uint64) ([]byte, error) {
 func (n *Node) directoryLoop(ctx context.Context) {
 	published := make(map[uint64]map[string]bool) // epoch -> authority URL -> accepted
 	warnedStale := uint64(0)
-	t := time.NewTicker(n.cfg.Directory.Poll.D())
+	poll := n.cfg.Directory.Poll.D()
+	t := n.clock.NewTimer(poll)
 	defer t.Stop()
 	for {
 		e := n.epoch()
@@ -116,7 +117,8 @@ func (n *Node) directoryLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
+			t.Reset(poll)
 		}
 	}
 }
@@ -139,10 +141,12 @@ func (n *Node) epochLoop(ctx context.Context) {
 		if !now.Before(wake) {
 			wake = start.Add(period)
 		}
+		t := n.clock.NewTimer(wake.Sub(now) + 10*time.Millisecond)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
-		case <-time.After(wake.Sub(now) + 10*time.Millisecond):
+		case <-t.C():
 		}
 	}
 }

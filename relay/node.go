@@ -19,6 +19,7 @@ import (
 
 	"github.com/flynn/noise"
 
+	"github.com/sealnet/sealnet/internal/clock"
 	"github.com/sealnet/sealnet/internal/keystore"
 	"github.com/sealnet/sealnet/internal/loopwatch"
 	"github.com/sealnet/sealnet/internal/metrics"
@@ -34,8 +35,10 @@ import (
 type Options struct {
 	// Logger; nil logs nothing.
 	Logger *slog.Logger
-	// Clock decides the epoch; nil is time.Now.
-	Clock func() time.Time
+	// Clock is the node's time: the epoch, key expiry, mixing delays, the
+	// cover and directory schedules, loop round trips. Nil is
+	// clock.System(). Network deadlines and CPU timings stay on real time.
+	Clock clock.Clock
 	// Listener, if set, is used instead of listening on Config.Listen.
 	Listener net.Listener
 	// Dial opens outgoing TCP connections; nil is net.Dialer.
@@ -59,7 +62,7 @@ type Node struct {
 	cfg      Config
 	opts     Options
 	log      *slog.Logger
-	now      func() time.Time
+	clock    clock.Clock
 	geo      mixnet.Geometry
 	identity ed25519.PrivateKey
 	id       mixnet.NodeID
@@ -110,13 +113,10 @@ func New(cfg Config, opts Options) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, opts: opts, log: opts.Logger, now: opts.Clock, geo: mixnet.DefaultGeometry(),
+	n := &Node{cfg: cfg, opts: opts, log: opts.Logger, clock: clock.Or(opts.Clock), geo: mixnet.DefaultGeometry(),
 		idx: make(map[*directory.SignedDocument]map[mixnet.NodeID]*directory.Descriptor)}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
-	}
-	if n.now == nil {
-		n.now = time.Now
 	}
 	if n.opts.Dial == nil && cfg.OutboundAddress != "" {
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(cfg.OutboundAddress)}}
@@ -228,7 +228,7 @@ func (n *Node) mixRNG() {
 	if err != nil {
 		panic(err) // Validate checked the mixing config
 	}
-	n.mixer = mix.NewMixer(s, nil, n.forward)
+	n.mixer = mix.NewMixer(s, n.clock, n.forward)
 }
 
 // ID returns the node's ID (SHA-256 of its identity key).
@@ -276,6 +276,9 @@ func (n *Node) Ready() bool {
 
 // Metrics returns the node's metric registry.
 func (n *Node) Metrics() *metrics.Registry { return n.reg }
+
+// now is the node's clock's time.
+func (n *Node) now() time.Time { return n.clock.Now() }
 
 func (n *Node) epoch() uint64 { return epochAt(n.now(), n.cfg.Directory.EpochPeriod.D()) }
 

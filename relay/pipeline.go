@@ -55,7 +55,7 @@ func (n *Node) worker(ctx context.Context) {
 		}
 		it := mix.Item[*outPacket]{
 			Value:   op,
-			Arrived: time.Now(),
+			Arrived: n.now(),
 			Delay:   res.Delay,
 		}
 		if err := n.mixer.Add(it); err != nil {
@@ -310,7 +310,8 @@ func (d *durability) wait(seq uint64) error {
 	return errors.New("relay: replay journal sync did not complete")
 }
 
-// run syncs every interval until ctx is done, then once more.
+// run syncs every interval until ctx is done, then once more. The interval
+// paces disk I/O, so it is real time, not the node's clock.
 func (d *durability) run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()

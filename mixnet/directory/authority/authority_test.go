@@ -24,34 +24,16 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/sealnet/sealnet/internal/clock"
 	"github.com/sealnet/sealnet/mixnet/directory"
 )
 
-// manualClock is an injected clock that moves only when the test moves
-// it, far from the wall clock.
-type manualClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newManualClock() *manualClock {
+// newManualClock returns an injected clock that moves only when the test
+// moves it, far from the wall clock.
+func newManualClock() *clock.Manual {
 	// Mid-epoch, long ago: no real-time epoch is anywhere near it.
-	return &manualClock{t: directory.EpochStart(200_000, testPeriod).Add(testPeriod / 3)}
+	return clock.NewManual(directory.EpochStart(200_000, testPeriod).Add(testPeriod / 3))
 }
-
-func (c *manualClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *manualClock) set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
-
-func (c *manualClock) add(d time.Duration) { c.set(c.now().Add(d)) }
 
 // makeNode returns an allowlisted node with a key derived from its name.
 func makeNode(n Node) testNode {
@@ -78,7 +60,7 @@ func (n testNode) descriptorAt(t *testing.T, e uint64, address string) []byte {
 // startNet starts one authority per entry of cfgs (each the others'
 // peer, plus extra peers), serving on loopback, all on clock. Nothing is
 // submitted.
-func startNet(t *testing.T, clock func() time.Time, cfgs []Config, extra ...Peer) []*authority {
+func startNet(t *testing.T, clk clock.Clock, cfgs []Config, extra ...Peer) []*authority {
 	t.Helper()
 	auths := make([]*authority, len(cfgs))
 	handlers := make([]http.Handler, len(cfgs))
@@ -99,7 +81,7 @@ func startNet(t *testing.T, clock func() time.Time, cfgs []Config, extra ...Peer
 	}
 	keys := make([]string, len(cfgs))
 	for i, cfg := range cfgs {
-		s, err := New(cfg, Options{Clock: clock}) // creates the identity key
+		s, err := New(cfg, Options{Clock: clk}) // creates the identity key
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,7 +94,7 @@ func startNet(t *testing.T, clock func() time.Time, cfgs []Config, extra ...Peer
 			}
 		}
 		cfg.Peers = append(cfg.Peers, extra...)
-		s, err := New(cfg, Options{Logger: slog.New(auths[i].log), Clock: clock})
+		s, err := New(cfg, Options{Logger: slog.New(auths[i].log), Clock: clk})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -195,7 +177,7 @@ func TestMergeRule(t *testing.T) {
 	nodes := []testNode{mixA, mixB, prov}
 	for _, firstA := range []bool{true, false} {
 		clock := newManualClock()
-		auths := startNet(t, clock.now, []Config{baseConfig(t, nodes), baseConfig(t, nodes)})
+		auths := startNet(t, clock, []Config{baseConfig(t, nodes), baseConfig(t, nodes)})
 		a, b := auths[0], auths[1]
 		e := a.s.epoch()
 		v1, v2 := mixA.descriptorAt(t, e, "mix-1a.example:4433"), mixA.descriptorAt(t, e, "mix-1a-moved.example:4433")
@@ -248,7 +230,7 @@ func TestMergeRefusesPeerInput(t *testing.T) {
 	prov := makeNode(Node{Name: "provider-a", Role: "provider", Domain: "a"})
 	stranger := makeNode(Node{Name: "mix-1x", Role: "mix", Layer: 1})
 	clock := newManualClock()
-	e := directory.EpochAt(clock.now(), testPeriod)
+	e := directory.EpochAt(clock.Now(), testPeriod)
 
 	forged := mixB.descriptor(t, e)
 	forged = append([]byte(nil), forged...)
@@ -288,7 +270,7 @@ func TestMergeRefusesPeerInput(t *testing.T) {
 		cfg := baseConfig(t, []testNode{mixA, mixB, prov})
 		cfg.Peers = []Peer{{URL: peer.URL, Key: peerKey}}
 		log := &records{}
-		s, err := New(cfg, Options{Logger: slog.New(log), Clock: clock.now})
+		s, err := New(cfg, Options{Logger: slog.New(log), Clock: clock})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -323,7 +305,7 @@ func TestMergeRefusesPeerInput(t *testing.T) {
 func TestThresholdWithDivergentPeer(t *testing.T) {
 	nodes := testNodes()
 	clock := newManualClock()
-	e := directory.EpochAt(clock.now(), testPeriod)
+	e := directory.EpochAt(clock.Now(), testPeriod)
 
 	// Forging peers: each answers every signature request with the hash
 	// of the honest document and a signature that is not its own.
@@ -355,7 +337,7 @@ func TestThresholdWithDivergentPeer(t *testing.T) {
 	other.MeanDelay = 500 * time.Millisecond
 	cfgs := []Config{baseConfig(t, nodes), baseConfig(t, nodes), baseConfig(t, nodes)}
 	cfgs[2].Parameters = ParametersConfigOf(other)
-	auths := startNet(t, clock.now, cfgs,
+	auths := startNet(t, clock, cfgs,
 		Peer{URL: replay.URL, Key: forgerKey("replaying peer")}, Peer{URL: garbage.URL, Key: forgerKey("garbage peer")})
 	for _, a := range auths {
 		submit(t, a, nodes[0].descriptor(t, e), nodes[1].descriptor(t, e))
@@ -438,7 +420,7 @@ func TestScheduleFollowsInjectedClock(t *testing.T) {
 	prov := makeNode(Node{Name: "provider-a", Role: "provider", Domain: "a"})
 	nodes := []testNode{mix, late, prov}
 	clock := newManualClock()
-	auths := startNet(t, clock.now, []Config{baseConfig(t, nodes), baseConfig(t, nodes)})
+	auths := startNet(t, clock, []Config{baseConfig(t, nodes), baseConfig(t, nodes)})
 	a, b := auths[0], auths[1]
 	e := a.s.epoch()
 	if real := directory.EpochAt(time.Now(), testPeriod); real == e || real == e+1 {
@@ -464,7 +446,7 @@ func TestScheduleFollowsInjectedClock(t *testing.T) {
 	if sigs(a, e) != 0 {
 		t.Fatal("built before the bootstrap wait passed")
 	}
-	clock.add(30 * time.Second)
+	clock.Advance(30 * time.Second)
 	a.s.tick(ctx, &lastA) // builds; B has no document yet to sign
 	b.s.tick(ctx, &lastB) // builds; collects A's signature
 	if sigs(a, e) != 1 || sigs(b, e) != 2 {
@@ -474,7 +456,7 @@ func TestScheduleFollowsInjectedClock(t *testing.T) {
 	if sigs(a, e) != 1 {
 		t.Fatal("peers asked again within one second of the clock")
 	}
-	clock.add(time.Second)
+	clock.Advance(time.Second)
 	a.s.tick(ctx, &lastA)
 	if sigs(a, e) != 2 {
 		t.Fatal("one second of the clock later, the peer's signature was not collected")
@@ -482,19 +464,19 @@ func TestScheduleFollowsInjectedClock(t *testing.T) {
 
 	// The next epoch's document is built at its lead time, not before.
 	lead := a.s.cfg.Lead.D()
-	clock.set(directory.EpochStart(e+1, testPeriod).Add(-lead - time.Second))
+	clock.Set(directory.EpochStart(e+1, testPeriod).Add(-lead - time.Second))
 	a.s.tick(ctx, &lastA)
 	if sigs(a, e+1) != 0 {
 		t.Fatal("the next document was built before its lead time")
 	}
-	clock.add(time.Second)
+	clock.Advance(time.Second)
 	a.s.tick(ctx, &lastA)
 	if sigs(a, e+1) != 1 {
 		t.Fatal("the next document was not built at its lead time")
 	}
 
 	// Two epochs on, both are pruned, from memory and disk.
-	clock.set(directory.EpochStart(e+3, testPeriod))
+	clock.Set(directory.EpochStart(e+3, testPeriod))
 	a.s.tick(ctx, &lastA)
 	if sigs(a, e) != 0 || sigs(a, e+1) != 0 {
 		t.Fatal("old documents were not pruned")
@@ -510,7 +492,7 @@ func TestScheduleFollowsInjectedClock(t *testing.T) {
 func TestStateSurvivesRestart(t *testing.T) {
 	nodes := testNodes()
 	clock := newManualClock()
-	auths := startNet(t, clock.now, []Config{baseConfig(t, nodes), baseConfig(t, nodes)})
+	auths := startNet(t, clock, []Config{baseConfig(t, nodes), baseConfig(t, nodes)})
 	a := auths[0]
 	e := a.s.epoch()
 	for _, x := range auths {
@@ -526,7 +508,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 		t.Fatalf("%v, %d signatures", err, len(a.s.docs[e].Signatures))
 	}
 
-	again, err := New(a.s.cfg, Options{Clock: clock.now})
+	again, err := New(a.s.cfg, Options{Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -556,7 +538,7 @@ func TestStoredFilesRefused(t *testing.T) {
 	nodes := testNodes()
 	clock := newManualClock()
 	cfg := baseConfig(t, nodes)
-	s, err := New(cfg, Options{Clock: clock.now})
+	s, err := New(cfg, Options{Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -633,7 +615,7 @@ func TestStoredFilesRefused(t *testing.T) {
 		}
 		c.write()
 		log := &records{}
-		r, err := New(cfg, Options{Logger: slog.New(log), Clock: clock.now})
+		r, err := New(cfg, Options{Logger: slog.New(log), Clock: clock})
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
@@ -679,7 +661,7 @@ func mustParse(t *testing.T, b []byte) *directory.Descriptor {
 func TestSubmitNotAcknowledgedUnlessStored(t *testing.T) {
 	nodes := testNodes()
 	clock := newManualClock()
-	auths := startNet(t, clock.now, []Config{baseConfig(t, nodes)})
+	auths := startNet(t, clock, []Config{baseConfig(t, nodes)})
 	a := auths[0]
 	e := a.s.epoch()
 	// A file where the epoch's folder should be: no write can succeed,
@@ -780,7 +762,7 @@ func TestHTTPMalformedInput(t *testing.T) {
 	stranger := makeNode(Node{Name: "mix-1x", Role: "mix", Layer: 1})
 	clock := newManualClock()
 	const readTimeout = 500 * time.Millisecond
-	s, err := New(baseConfig(t, nodes), Options{Clock: clock.now, ReadTimeout: readTimeout})
+	s, err := New(baseConfig(t, nodes), Options{Clock: clock, ReadTimeout: readTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -909,15 +891,16 @@ func TestHTTPMalformedInput(t *testing.T) {
 	}
 }
 
-// TestScheduleLoopUsesInjectedClock: the running schedule (its ticker in
-// a synctest bubble, so no real time passes) builds each document when
-// the injected clock, not the bubble's, reaches its time, and stops when
-// its context ends.
+// TestScheduleLoopUsesInjectedClock: the running schedule (in a synctest
+// bubble, so no real time passes) builds each document when the injected
+// clock, not the bubble's, reaches its time, and stops when its context
+// ends. Its pacing timer is the injected clock's too: moving that clock
+// is what makes it look again.
 func TestScheduleLoopUsesInjectedClock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		nodes := testNodes()
 		clock := newManualClock()
-		s, err := New(baseConfig(t, nodes), Options{Clock: clock.now})
+		s, err := New(baseConfig(t, nodes), Options{Clock: clock})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -946,8 +929,7 @@ func TestScheduleLoopUsesInjectedClock(t *testing.T) {
 		if have(e + 1) {
 			t.Fatal("the next document was built by the bubble's time")
 		}
-		clock.set(directory.EpochStart(e+1, testPeriod).Add(-s.cfg.Lead.D()))
-		time.Sleep(250 * time.Millisecond) // one tick
+		clock.Set(directory.EpochStart(e+1, testPeriod).Add(-s.cfg.Lead.D()))
 		synctest.Wait()
 		if !have(e + 1) {
 			t.Fatal("the next document was not built when the injected clock reached its lead time")

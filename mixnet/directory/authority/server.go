@@ -13,10 +13,10 @@
 // threshold of signatures and clients keep their last good document. The
 // authority says so in its log.
 //
-// Time: the injected clock (Options.Clock) is the authority's only source
-// of time for what it decides: the epoch, when a document is due, the
-// bootstrap wait, the pace of signature collection. Real time only paces
-// the schedule's polling and bounds network operations.
+// Time: the injected clock (Options.Clock, an internal/clock.Clock) is the
+// authority's only source of time for what it decides: the epoch, when a
+// document is due, the bootstrap wait, the pace of signature collection,
+// and the schedule's polling. Real time only bounds network operations.
 //
 // Storage: every descriptor accepted and every document built is written
 // with internal/atomicfile (fsync of the file and its folder); a
@@ -48,6 +48,7 @@ import (
 	"time"
 
 	"github.com/sealnet/sealnet/internal/atomicfile"
+	"github.com/sealnet/sealnet/internal/clock"
 	"github.com/sealnet/sealnet/internal/keystore"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
@@ -57,8 +58,8 @@ import (
 type Options struct {
 	Logger *slog.Logger
 	// Clock is the time every decision is taken by (see the package
-	// documentation); nil is time.Now.
-	Clock func() time.Time
+	// documentation); nil is clock.System().
+	Clock clock.Clock
 	// ReadTimeout bounds how long a client may take to send one request,
 	// headers and body; 0 is 10 s. Headers alone get at most 5 s.
 	ReadTimeout time.Duration
@@ -75,7 +76,7 @@ type Server struct {
 	params  directory.Parameters // published in every document built
 	priv    ed25519.PrivateKey
 	log     *slog.Logger
-	now     func() time.Time
+	clock   clock.Clock
 	allowed map[mixnet.NodeID]Node
 	peers   []peer
 	client  *http.Client
@@ -108,7 +109,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 		params:  cfg.Parameters.Parameters(),
 		priv:    priv,
 		log:     opts.Logger,
-		now:     opts.Clock,
+		clock:   clock.Or(opts.Clock),
 		allowed: make(map[mixnet.NodeID]Node),
 		client:  &http.Client{Timeout: 5 * time.Second},
 		readTO:  opts.ReadTimeout,
@@ -118,9 +119,6 @@ func New(cfg Config, opts Options) (*Server, error) {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
-	}
-	if s.now == nil {
-		s.now = time.Now
 	}
 	if s.readTO <= 0 {
 		s.readTO = 10 * time.Second
@@ -147,6 +145,9 @@ func New(cfg Config, opts Options) (*Server, error) {
 func (s *Server) PublicKey() ed25519.PublicKey { return s.priv.Public().(ed25519.PublicKey) }
 
 func (s *Server) period() time.Duration { return s.cfg.EpochPeriod.D() }
+
+// now is the injected clock's time.
+func (s *Server) now() time.Time { return s.clock.Now() }
 
 func (s *Server) epoch() uint64 { return directory.EpochAt(s.now(), s.period()) }
 
@@ -346,11 +347,15 @@ func (s *Server) Run(parent context.Context, ln net.Listener) error {
 	return fmt.Errorf("dirauth: http server: %w", err)
 }
 
-// schedule builds documents when due and collects peer signatures. The
-// ticker only paces how often it looks at the clock; what it does is
+// schedulePace is how often, on the injected clock, the schedule looks
+// at what is due.
+const schedulePace = 250 * time.Millisecond
+
+// schedule builds documents when due and collects peer signatures. Its
+// timer only paces how often it looks at the clock; what it does is
 // decided by s.now.
 func (s *Server) schedule(ctx context.Context) {
-	t := time.NewTicker(250 * time.Millisecond)
+	t := s.clock.NewTimer(schedulePace)
 	defer t.Stop()
 	lastCollect := time.Time{}
 	for {
@@ -358,7 +363,8 @@ func (s *Server) schedule(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
+			t.Reset(schedulePace)
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sealnet/sealnet/internal/clock"
 	"github.com/sealnet/sealnet/internal/config"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
@@ -236,7 +237,7 @@ func startAuthorities(t *testing.T, params ...directory.Parameters) ([]*authorit
 		cfgs[i].Parameters = ParametersConfigOf(p)
 	}
 	now := time.Now()
-	auths := startNet(t, func() time.Time { return now }, cfgs) // one epoch for all, whatever the wall clock does
+	auths := startNet(t, clock.NewManual(now), cfgs) // one epoch for all, whatever the wall clock does
 	e := auths[0].s.epoch()
 	for _, a := range auths {
 		for _, n := range nodes {
