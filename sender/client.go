@@ -129,7 +129,7 @@ func (c *Client) Stats() Stats {
 
 // Event is something the user should hear about.
 type Event struct {
-	Kind    string // "received", "delivered", "failed", "warning" (also: the loop alarm), "notice" (the loop alarm cleared)
+	Kind    EventKind
 	Message *Message
 	ID      string // outgoing message ID (hex)
 	To      string
@@ -150,7 +150,7 @@ type Message struct {
 	Fingerprint string `json:"fingerprint"`
 	Warning     string `json:"warning,omitempty"`
 	Outgoing    bool   `json:"outgoing,omitempty"`
-	Status      string `json:"status,omitempty"`
+	Status      Status `json:"status,omitempty"` // outgoing messages only
 }
 
 // InitOptions describe a new identity.
@@ -282,8 +282,10 @@ func Open(dir string, pass []byte, o Options) (*Client, error) {
 	return c, nil
 }
 
-// stateVersion 2 added Settings.FetchInterval (constant-rate fetching).
-const stateVersion = 2
+// stateVersion 2 added Settings.FetchInterval (constant-rate fetching);
+// 3 saves message statuses as codes (Status), where older states hold
+// their display text (read by Status.UnmarshalJSON).
+const stateVersion = 3
 
 func (st *State) init() {
 	if st.Version < 2 {
@@ -291,6 +293,10 @@ func (st *State) init() {
 		// every other client now, and its retired loop stream is off.
 		st.Settings.FetchInterval = DefaultSettings().FetchInterval
 		st.Settings.LoopRate = 0
+	}
+	if st.Version < stateVersion {
+		// Its statuses, in text, were read as codes on decoding; it is
+		// saved with codes.
 		st.Version = stateVersion
 	}
 	if st.Sessions == nil {
@@ -615,7 +621,7 @@ func (c *Client) queue(id []byte, to string, body []byte, route string) (string,
 	}
 	o := &Outgoing{ID: id, To: to, Body: body, Created: c.now(), Status: StatusBundle, Route: route}
 	c.st.Outbox = append(c.st.Outbox, o)
-	if err := c.appendHistoryLocked(&Message{ID: o.idHex(), From: c.st.Address, To: to, Sent: o.Created, Body: string(body), Outgoing: true, Status: "queued"}); err != nil {
+	if err := c.appendHistoryLocked(&Message{ID: o.idHex(), From: c.st.Address, To: to, Sent: o.Created, Body: string(body), Outgoing: true, Status: StatusQueued}); err != nil {
 		return "", err
 	}
 	if _, ok := c.sendableLocked(to); ok {

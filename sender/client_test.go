@@ -14,7 +14,7 @@ func TestSendReceive(t *testing.T) {
 	bob := n.newUser(t, "bob@b", sender.Options{})
 
 	id := alice.send("bob@b", "hello bob")
-	if e := alice.waitOutcome(id, 60*time.Second); e.Kind != "delivered" {
+	if e := alice.waitOutcome(id, 60*time.Second); e.Kind != sender.EventDelivered {
 		t.Fatalf("outcome %s: %s", e.Kind, e.Text)
 	}
 	m := bob.waitMessage("hello bob", 30*time.Second)
@@ -23,7 +23,7 @@ func TestSendReceive(t *testing.T) {
 	}
 	// The reply goes with Alice's token, on the session Alice started.
 	rid := bob.send("alice@a", "hello alice")
-	if e := bob.waitOutcome(rid, 60*time.Second); e.Kind != "delivered" {
+	if e := bob.waitOutcome(rid, 60*time.Second); e.Kind != sender.EventDelivered {
 		t.Fatalf("reply outcome %s: %s", e.Kind, e.Text)
 	}
 	r := alice.waitMessage("hello alice", 30*time.Second)

@@ -242,7 +242,7 @@ func (u *user) received() []*sender.Message {
 	defer u.mu.Unlock()
 	var out []*sender.Message
 	for _, e := range u.events {
-		if e.Kind == "received" {
+		if e.Kind == sender.EventReceived {
 			out = append(out, e.Message)
 		}
 	}
@@ -262,7 +262,7 @@ func (u *user) send(to, body string) string {
 func (u *user) waitOutcome(id string, d time.Duration) sender.Event {
 	u.t.Helper()
 	e, ok := u.waitEvent(d, func(e sender.Event) bool {
-		return e.ID == id && (e.Kind == "delivered" || e.Kind == "failed")
+		return e.ID == id && (e.Kind == sender.EventDelivered || e.Kind == sender.EventFailed)
 	})
 	if !ok {
 		u.t.Fatalf("no outcome for message %s within %v; outbox: %+v", id, d, u.c.Outbox())
@@ -272,7 +272,7 @@ func (u *user) waitOutcome(id string, d time.Duration) sender.Event {
 
 func (u *user) waitMessage(body string, d time.Duration) *sender.Message {
 	u.t.Helper()
-	e, ok := u.waitEvent(d, func(e sender.Event) bool { return e.Kind == "received" && e.Message.Body == body })
+	e, ok := u.waitEvent(d, func(e sender.Event) bool { return e.Kind == sender.EventReceived && e.Message.Body == body })
 	if !ok {
 		u.t.Fatalf("message %q not received within %v", body, d)
 	}

@@ -51,7 +51,7 @@ func TestLoopAlarm(t *testing.T) {
 	alice := n.newUser(t, "alice@a", sender.Options{Filter: func(kind string, _ []byte) bool {
 		return kind != "cover" || !drop.Load()
 	}})
-	alarm := func(e sender.Event) bool { return e.Kind == "warning" && e.ID == "" }
+	alarm := func(e sender.Event) bool { return e.Kind == sender.EventWarning && e.ID == "" }
 	if e, ok := alice.waitEvent(12*time.Second, alarm); ok {
 		t.Fatalf("undisturbed, the loop alarm went off: %s", e.Text)
 	}
@@ -67,7 +67,7 @@ func TestLoopAlarm(t *testing.T) {
 	}
 	drop.Store(false)
 	start = time.Now()
-	if e, ok := alice.waitEvent(60*time.Second, func(e sender.Event) bool { return e.Kind == "notice" }); !ok {
+	if e, ok := alice.waitEvent(60*time.Second, func(e sender.Event) bool { return e.Kind == sender.EventNotice }); !ok {
 		t.Error("the alarm did not clear within 60 s of the cover coming back")
 	} else {
 		t.Logf("cleared %v after the drops ended: %s", time.Since(start).Round(100*time.Millisecond), e.Text)

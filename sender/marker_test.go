@@ -38,7 +38,7 @@ func TestStateMarker(t *testing.T) {
 		}
 		select {
 		case e := <-c.Events():
-			if e.Kind != "warning" || !strings.Contains(e.Text, "older than the last one saved") {
+			if e.Kind != EventWarning || !strings.Contains(e.Text, "older than the last one saved") {
 				t.Fatalf("event %+v", e)
 			}
 			return c, true

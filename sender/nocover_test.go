@@ -39,7 +39,7 @@ func TestRateZeroSendsAtOnce(t *testing.T) {
 	}
 	queued := time.Now()
 	id := alice.send("bob@b", "no cover")
-	if e := alice.waitOutcome(id, 30*time.Second); e.Kind != "delivered" {
+	if e := alice.waitOutcome(id, 30*time.Second); e.Kind != sender.EventDelivered {
 		t.Fatalf("outcome %+v", e)
 	}
 	bob.waitMessage("no cover", 30*time.Second)

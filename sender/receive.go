@@ -255,7 +255,7 @@ func (c *Client) processPage(ctx context.Context, page *proto.Page) (uint64, err
 		return 0, err
 	}
 	for _, m := range shown {
-		c.emit(Event{Kind: "received", Message: m})
+		c.emit(Event{Kind: EventReceived, Message: m})
 		if collect != nil {
 			collect(m)
 		}
@@ -407,7 +407,7 @@ func (c *Client) pinLocked(addr string, pub seal.PublicIdentity) bool {
 	if !ct.Changed() || !bytes.Equal(ct.PendingX25519, pub.X25519[:]) || !bytes.Equal(ct.PendingEd25519, pub.Ed25519[:]) {
 		ct.PendingX25519, ct.PendingEd25519 = pub.X25519[:], pub.Ed25519[:]
 		c.log.Warn("identity key changed", "contact", addr)
-		c.emit(Event{Kind: "warning", To: addr, Text: warnChanged(addr)})
+		c.emit(Event{Kind: EventWarning, To: addr, Text: warnChanged(addr)})
 	}
 	return false
 }

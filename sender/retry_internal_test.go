@@ -49,7 +49,7 @@ func outcome(c *Client) (Event, bool) {
 	for {
 		select {
 		case e := <-c.events:
-			if e.Kind == "delivered" || e.Kind == "failed" {
+			if e.Kind == EventDelivered || e.Kind == EventFailed {
 				return e, true
 			}
 		default:
@@ -72,7 +72,7 @@ func TestPermanentRefusalEndsAtOnce(t *testing.T) {
 		c.mu.Unlock()
 		c.maintain()
 		e, ok := outcome(c)
-		if !ok || e.Kind != "failed" || !strings.Contains(e.Text, "refused it: "+code.String()) || !strings.Contains(e.Text, "envelope too large") {
+		if !ok || e.Kind != EventFailed || !strings.Contains(e.Text, "refused it: "+code.String()) || !strings.Contains(e.Text, "envelope too large") {
 			t.Fatalf("%v: outcome %v %+v; want NOT delivered at once with the answer", code, ok, e)
 		}
 	}
@@ -117,7 +117,7 @@ func TestRefusalsAreNotAttempts(t *testing.T) {
 	advance(MessageTTL)
 	c.maintain()
 	e, ok := outcome(c)
-	if !ok || e.Kind != "failed" || !strings.Contains(e.Text, "expired") || !strings.Contains(e.Text, "rate limited") {
+	if !ok || e.Kind != EventFailed || !strings.Contains(e.Text, "expired") || !strings.Contains(e.Text, "rate limited") {
 		t.Fatalf("after the TTL: %v %+v; want expired with the last answer", ok, e)
 	}
 
@@ -129,7 +129,7 @@ func TestRefusalsAreNotAttempts(t *testing.T) {
 	c2.mu.Unlock()
 	advance2(c2.net().AckTimeout)
 	c2.maintain()
-	if e, ok := outcome(c2); !ok || e.Kind != "failed" || !strings.Contains(e.Text, "after 5 attempts") {
+	if e, ok := outcome(c2); !ok || e.Kind != EventFailed || !strings.Contains(e.Text, "after 5 attempts") {
 		t.Fatalf("after 5 unanswered transmissions: %v %+v", ok, e)
 	}
 	if got := MaxRefusedTransmissions(MessageTTL); got != 16 {

@@ -45,7 +45,7 @@ func TestBurstToNewContactDelivered(t *testing.T) {
 	}
 	var failed []string
 	for _, id := range ids {
-		if e := alice.waitOutcome(id, 60*time.Second); e.Kind != "delivered" {
+		if e := alice.waitOutcome(id, 60*time.Second); e.Kind != sender.EventDelivered {
 			failed = append(failed, e.Text)
 		}
 	}
@@ -84,14 +84,14 @@ func TestRefusedUntilExpired(t *testing.T) {
 	alice := net.newUser(t, "alice@a", sender.Options{MessageTTL: ttl})
 	net.newUser(t, "bob@b", sender.Options{})
 	first := alice.send("bob@b", "the first of the minute")
-	if e := alice.waitOutcome(first, 30*time.Second); e.Kind != "delivered" {
+	if e := alice.waitOutcome(first, 30*time.Second); e.Kind != sender.EventDelivered {
 		t.Fatalf("first message: %s (%s)", e.Kind, e.Text)
 	}
 	start := time.Now()
 	second := alice.send("bob@b", "one too many")
 	e := alice.waitOutcome(second, 30*time.Second)
 	t.Logf("second message: %s after %v more: %q", e.Kind, time.Since(start).Round(time.Millisecond), e.Text)
-	if e.Kind != "failed" || !strings.Contains(e.Text, "expired") || !strings.Contains(e.Text, "rate limited") {
+	if e.Kind != sender.EventFailed || !strings.Contains(e.Text, "expired") || !strings.Contains(e.Text, "rate limited") {
 		t.Fatalf("second message: %s %q; want NOT delivered, expired, with the last answer (rate limited)", e.Kind, e.Text)
 	}
 	if nodeCounter(t, net, rateLimited) == 0 {

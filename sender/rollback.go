@@ -152,7 +152,7 @@ func (c *Client) checkRestored() error {
 	}
 	clear(c.st.Current)
 	c.log.Warn("the state is older than the last one saved in its directory; its sessions will not send again", "why", why, "sessions", len(c.st.Sessions))
-	c.emit(Event{Kind: "warning", Text: warnRestored(why)})
+	c.emit(Event{Kind: EventWarning, Text: warnRestored(why)})
 	return c.saveLocked()
 }
 
@@ -183,7 +183,7 @@ func (c *Client) reusedNumberLocked(sid, from string) {
 		delete(c.st.Current, from)
 	}
 	c.log.Warn("a message reused a number its session had used: the sender's state may have been restored from a backup; the session will not send again")
-	c.emit(Event{Kind: "warning", To: from, Text: warnReused(from)})
+	c.emit(Event{Kind: EventWarning, To: from, Text: warnReused(from)})
 	if err := c.saveLocked(); err != nil {
 		c.log.Error("saving state", "err", err)
 	}

@@ -87,7 +87,7 @@ func (cv *conversation) seal(body string) (string, sealedMessage) {
 func (cv *conversation) send(bob *user, body string) sealedMessage {
 	cv.t.Helper()
 	id, m := cv.seal(body)
-	if e := cv.alice.waitOutcome(id, time.Minute); e.Kind != "delivered" {
+	if e := cv.alice.waitOutcome(id, time.Minute); e.Kind != sender.EventDelivered {
 		cv.t.Fatalf("%q: %s: %s", body, e.Kind, e.Text)
 	}
 	bob.waitMessage(body, 30*time.Second)
@@ -165,7 +165,7 @@ func TestRestoredStateStartsFreshSession(t *testing.T) {
 		t.Fatal("after the restore Alice's client still sends on the old session")
 	}
 	if _, ok := alice.waitEvent(time.Second, func(e sender.Event) bool {
-		return e.Kind == "warning" && strings.Contains(e.Text, "older than the last one saved")
+		return e.Kind == sender.EventWarning && strings.Contains(e.Text, "older than the last one saved")
 	}); !ok {
 		t.Fatal("Alice was not told that her state was restored")
 	}
@@ -196,7 +196,7 @@ func TestRestoredStateStartsFreshSession(t *testing.T) {
 	}
 	alice.waitOutcome(id, time.Minute)
 	if _, ok := bob.waitEvent(30*time.Second, func(e sender.Event) bool {
-		return e.Kind == "warning" && e.To == "alice@a" && strings.Contains(e.Text, "reused a message number")
+		return e.Kind == sender.EventWarning && e.To == "alice@a" && strings.Contains(e.Text, "reused a message number")
 	}); !ok {
 		t.Fatal("Bob was not told that Alice's message reused a number")
 	}

@@ -271,7 +271,7 @@ func (c *Client) emitPacket(ctx context.Context, p *packet) error {
 const loopCheck = 5 * time.Second
 
 // checkLoops runs the loop alarm and tells the user when it starts or
-// clears: a "warning" event (the daemon prints it) and a log line with the
+// clears: an EventWarning (the daemon prints it) and a log line with the
 // figures, nothing about contacts or packets.
 func (c *Client) checkLoops() {
 	now := time.Now()
@@ -314,10 +314,10 @@ func (c *Client) checkLoops() {
 	case st.Started != 0:
 		c.log.Warn("cover packets do not come back as they should", "alarm", st.Alarm.String(),
 			"lost", st.Loss.Lost(), "sent", st.Loss.Sent, "slow", st.Delay.Slow, "returned", st.Delay.Returned)
-		c.emit(Event{Kind: "warning", Text: st.Text()})
+		c.emit(Event{Kind: EventWarning, Text: st.Text()})
 	case st.Cleared != 0 && st.Alarm == 0:
 		c.log.Info("cover packets come back normally again")
-		c.emit(Event{Kind: "notice", Text: st.Text()})
+		c.emit(Event{Kind: EventNotice, Text: st.Text()})
 	}
 }
 
@@ -538,15 +538,15 @@ func (c *Client) maintain() {
 				changed = true
 			}
 		}
-		if (o.Status == StatusDelivered || o.Status == StatusFailed || o.Status == StatusBlocked) && !o.Reported {
+		if o.Status.Done() && !o.Reported {
 			o.Reported = true
 			changed = true
-			kind := "delivered"
+			kind := EventDelivered
 			switch o.Status {
 			case StatusFailed:
-				kind = "failed"
+				kind = EventFailed
 			case StatusBlocked:
-				kind = "warning"
+				kind = EventWarning
 			}
 			c.recordOutgoingLocked(o)
 			c.emit(Event{Kind: kind, ID: o.idHex(), To: o.To, Text: o.Detail})

@@ -143,7 +143,7 @@ func WaitOutcome(ctx context.Context, dir string, pass []byte, id string) (*Mess
 	for {
 		hist, _ := historyOf(v)
 		for _, m := range hist {
-			if m.ID == id && m.Outgoing && (m.Status == StatusDelivered || m.Status == StatusFailed || m.Status == StatusBlocked) {
+			if m.ID == id && m.Outgoing && m.Status.Done() {
 				return m, nil
 			}
 		}
@@ -166,10 +166,6 @@ func ReadHistory(dir string, pass []byte) ([]*Message, error) {
 	clear(raw)
 	return historyOf(v)
 }
-
-// StatusSpooled is the status Spooled gives a message still in the spool:
-// handed to a daemon that has not queued it yet.
-const StatusSpooled = "handed to the daemon, not yet queued"
 
 // Spooled returns the messages in dir's spool that no daemon has queued
 // yet, as outgoing messages with StatusSpooled, without taking the

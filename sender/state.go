@@ -87,15 +87,6 @@ type Contact struct {
 // Changed reports whether the contact's identity changed and awaits trust.
 func (c *Contact) Changed() bool { return len(c.PendingX25519) > 0 }
 
-// Message states.
-const (
-	StatusBundle    = "fetching keys"
-	StatusSending   = "sending"
-	StatusDelivered = "delivered"
-	StatusFailed    = "not delivered"
-	StatusBlocked   = "blocked: identity changed"
-)
-
 // Outgoing is a message being sent. It is saved before its first packet
 // leaves, so a crash loses nothing: after a restart the client carries
 // on.
@@ -104,7 +95,7 @@ type Outgoing struct {
 	To        string         `json:"to"`
 	Body      []byte         `json:"body,omitempty"` // until sealed
 	Created   time.Time      `json:"created"`
-	Status    string         `json:"status"`
+	Status    Status         `json:"status"`
 	Detail    string         `json:"detail,omitempty"`
 	Token     []byte         `json:"token,omitempty"` // recipient's token, at sealing
 	Fragments []*OutFragment `json:"fragments,omitempty"`

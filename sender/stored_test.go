@@ -67,7 +67,7 @@ func TestProviderStoresNothingOfSender(t *testing.T) {
 	bob := n.newUser(t, "bob@b", sender.Options{})
 	long := strings.Repeat("a longer message in several fragments. ", 150) // ~6 KB
 	for _, body := range []string{"first contact from Alice", long} {
-		if e := alice.waitOutcome(alice.send("bob@b", body), time.Minute); e.Kind != "delivered" {
+		if e := alice.waitOutcome(alice.send("bob@b", body), time.Minute); e.Kind != sender.EventDelivered {
 			t.Fatalf("outcome %s: %s", e.Kind, e.Text)
 		}
 		bob.waitMessage(body, 30*time.Second)
@@ -222,7 +222,7 @@ func TestRelayKilledInFlight(t *testing.T) {
 	bob := n.newUser(t, "bob@b", sender.Options{}, noCover)
 	// A first message and Bob's answer set up the session and give Alice
 	// Bob's delivery token, so the ten go out at once, one packet each.
-	if e := alice.waitOutcome(alice.send("bob@b", "hello"), time.Minute); e.Kind != "delivered" {
+	if e := alice.waitOutcome(alice.send("bob@b", "hello"), time.Minute); e.Kind != sender.EventDelivered {
 		t.Fatalf("outcome %s: %s", e.Kind, e.Text)
 	}
 	bob.waitMessage("hello", 30*time.Second)
@@ -297,7 +297,7 @@ func TestRelayKilledInFlight(t *testing.T) {
 		}
 	})
 	for i, id := range ids {
-		if e := alice.waitOutcome(id, 3*time.Minute); e.Kind != "delivered" {
+		if e := alice.waitOutcome(id, 3*time.Minute); e.Kind != sender.EventDelivered {
 			close(watchDone)
 			watch.Wait()
 			log, _ := os.ReadFile(logf.Name())

@@ -106,11 +106,11 @@ func TestWireObserverSeesOnlyFixedSizeCiphertext(t *testing.T) {
 	alice := n.newUser(t, "alice@a", sender.Options{Dial: dial})
 	bob := n.newUser(t, "bob@b", sender.Options{Dial: dial})
 	const body, reply = "meet me at the old mill at dawn, bring the maps", "understood; the maps are ready"
-	if e := alice.waitOutcome(alice.send("bob@b", body), time.Minute); e.Kind != "delivered" {
+	if e := alice.waitOutcome(alice.send("bob@b", body), time.Minute); e.Kind != sender.EventDelivered {
 		t.Fatalf("outcome %s: %s", e.Kind, e.Text)
 	}
 	bob.waitMessage(body, 30*time.Second)
-	if e := bob.waitOutcome(bob.send("alice@a", reply), time.Minute); e.Kind != "delivered" {
+	if e := bob.waitOutcome(bob.send("alice@a", reply), time.Minute); e.Kind != sender.EventDelivered {
 		t.Fatalf("reply outcome %s: %s", e.Kind, e.Text)
 	}
 	alice.waitMessage(reply, 30*time.Second)
@@ -223,7 +223,7 @@ func TestModifiedPacketRejected(t *testing.T) {
 	} {
 		before := nodeCounter(t, n, c.series)
 		mode.Store(c.where)
-		if e := alice.waitOutcome(alice.send("bob@b", c.body), time.Minute); e.Kind != "delivered" {
+		if e := alice.waitOutcome(alice.send("bob@b", c.body), time.Minute); e.Kind != sender.EventDelivered {
 			t.Fatalf("%s: outcome %s: %s", c.where, e.Kind, e.Text)
 		}
 		bob.waitMessage(c.body, 30*time.Second)
@@ -255,7 +255,7 @@ func TestDroppedPacketRetransmitted(t *testing.T) {
 	alice := n.newUser(t, "alice@a", sender.Options{Filter: filter})
 	bob := n.newUser(t, "bob@b", sender.Options{})
 	const body = "this one is lost once on the way"
-	if e := alice.waitOutcome(alice.send("bob@b", body), time.Minute); e.Kind != "delivered" {
+	if e := alice.waitOutcome(alice.send("bob@b", body), time.Minute); e.Kind != sender.EventDelivered {
 		t.Fatalf("outcome %s: %s", e.Kind, e.Text)
 	}
 	bob.waitMessage(body, 30*time.Second)
@@ -286,7 +286,7 @@ func TestLostMessageReported(t *testing.T) {
 	id := alice.send("bob@b", body)
 	frags := len(sealedFragments(t, alice, id))
 	e := alice.waitOutcome(id, time.Minute)
-	if e.Kind != "failed" || !strings.Contains(e.Text, "3 attempts") {
+	if e.Kind != sender.EventFailed || !strings.Contains(e.Text, "3 attempts") {
 		t.Fatalf("outcome %s (%q); want failed after 3 attempts", e.Kind, e.Text)
 	}
 	if int(real.Load()) != 3*frags {
@@ -329,7 +329,7 @@ func TestReplayDroppedAndNotShownTwice(t *testing.T) {
 	n := startNetwork(t, testnet.InProcessOptions{})
 	alice := n.newUser(t, "alice@a", sender.Options{Filter: filter})
 	bob := n.newUser(t, "bob@b", sender.Options{})
-	if e := alice.waitOutcome(alice.send("bob@b", "first contact"), time.Minute); e.Kind != "delivered" {
+	if e := alice.waitOutcome(alice.send("bob@b", "first contact"), time.Minute); e.Kind != sender.EventDelivered {
 		t.Fatalf("outcome %s: %s", e.Kind, e.Text)
 	}
 	bob.waitMessage("first contact", 30*time.Second)
@@ -348,7 +348,7 @@ func TestReplayDroppedAndNotShownTwice(t *testing.T) {
 	if blob == nil {
 		t.Fatal("the message was not sealed at once on the existing session")
 	}
-	if e := alice.waitOutcome(id, time.Minute); e.Kind != "delivered" {
+	if e := alice.waitOutcome(id, time.Minute); e.Kind != sender.EventDelivered {
 		t.Fatalf("outcome %s: %s", e.Kind, e.Text)
 	}
 	bob.waitMessage(body, 30*time.Second)
@@ -406,7 +406,7 @@ func TestReplayDroppedAndNotShownTwice(t *testing.T) {
 	bob.open(sender.Options{})
 	bob.start()
 	// A later message proves Bob fetched past the replay.
-	if e := alice.waitOutcome(alice.send("bob@b", "after the replay"), time.Minute); e.Kind != "delivered" {
+	if e := alice.waitOutcome(alice.send("bob@b", "after the replay"), time.Minute); e.Kind != sender.EventDelivered {
 		t.Fatalf("outcome %s: %s", e.Kind, e.Text)
 	}
 	bob.waitMessage("after the replay", 30*time.Second)
@@ -497,7 +497,7 @@ func TestForgedSenderFailsCertificateCheck(t *testing.T) {
 	alice := n.newUser(t, "alice@a", sender.Options{})
 	bob := n.newUser(t, "bob@b", sender.Options{})
 	mallory := n.newUser(t, "mallory@a", sender.Options{})
-	if e := alice.waitOutcome(alice.send("bob@b", "hi, it is Alice"), time.Minute); e.Kind != "delivered" {
+	if e := alice.waitOutcome(alice.send("bob@b", "hi, it is Alice"), time.Minute); e.Kind != sender.EventDelivered {
 		t.Fatalf("outcome %s: %s", e.Kind, e.Text)
 	}
 	bob.waitMessage("hi, it is Alice", 30*time.Second)
@@ -578,7 +578,7 @@ func TestStolenKeysAfterReadDoNotDecrypt(t *testing.T) {
 		before := bob.c.Steal()
 		id := alice.send("bob@b", body)
 		blobs := sealedFragments(t, alice, id) // what a recording adversary keeps
-		if e := alice.waitOutcome(id, time.Minute); e.Kind != "delivered" {
+		if e := alice.waitOutcome(id, time.Minute); e.Kind != sender.EventDelivered {
 			t.Fatalf("outcome %s: %s", e.Kind, e.Text)
 		}
 		bob.waitMessage(body, 30*time.Second)
@@ -606,7 +606,7 @@ func TestChangedIdentityWarns(t *testing.T) {
 	n := startNetwork(t, testnet.InProcessOptions{})
 	alice := n.newUser(t, "alice@a", sender.Options{})
 	bob := n.newUser(t, "bob@b", sender.Options{})
-	if e := alice.waitOutcome(alice.send("bob@b", "hello old Bob"), time.Minute); e.Kind != "delivered" {
+	if e := alice.waitOutcome(alice.send("bob@b", "hello old Bob"), time.Minute); e.Kind != sender.EventDelivered {
 		t.Fatalf("outcome %s: %s", e.Kind, e.Text)
 	}
 	bob.waitMessage("hello old Bob", 30*time.Second)
@@ -620,7 +620,7 @@ func TestChangedIdentityWarns(t *testing.T) {
 	}
 	bob2.register()
 	bob2.start()
-	if e := bob2.waitOutcome(bob2.send("alice@a", "it is Bob, on a new phone"), time.Minute); e.Kind != "delivered" {
+	if e := bob2.waitOutcome(bob2.send("alice@a", "it is Bob, on a new phone"), time.Minute); e.Kind != sender.EventDelivered {
 		t.Fatalf("outcome %s: %s", e.Kind, e.Text)
 	}
 	m := alice.waitMessage("it is Bob, on a new phone", 30*time.Second)
@@ -628,7 +628,7 @@ func TestChangedIdentityWarns(t *testing.T) {
 		t.Fatalf("message from the changed identity shown as %+v", m)
 	}
 	if _, ok := alice.waitEvent(time.Second, func(e sender.Event) bool {
-		return e.Kind == "warning" && strings.Contains(e.Text, "identity key of bob@b has changed")
+		return e.Kind == sender.EventWarning && strings.Contains(e.Text, "identity key of bob@b has changed")
 	}); !ok {
 		t.Fatal("no warning event naming bob@b")
 	}
@@ -648,7 +648,7 @@ func TestChangedIdentityWarns(t *testing.T) {
 	if err := alice.c.Trust("bob@b"); err != nil {
 		t.Fatal(err)
 	}
-	if e := alice.waitOutcome(alice.send("bob@b", "welcome back"), time.Minute); e.Kind != "delivered" {
+	if e := alice.waitOutcome(alice.send("bob@b", "welcome back"), time.Minute); e.Kind != sender.EventDelivered {
 		t.Fatalf("after trust: outcome %s: %s", e.Kind, e.Text)
 	}
 	if m := bob2.waitMessage("welcome back", 30*time.Second); !m.Verified || m.From != "alice@a" {

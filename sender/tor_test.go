@@ -179,7 +179,7 @@ func TestTorPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := alice.waitOutcome(id, 2*time.Minute); e.Kind != "delivered" {
+	if e := alice.waitOutcome(id, 2*time.Minute); e.Kind != sender.EventDelivered {
 		t.Fatalf("onion route: %s: %s", e.Kind, e.Text)
 	}
 	acked := time.Since(t0)
@@ -203,7 +203,7 @@ func TestTorPath(t *testing.T) {
 	// (b): through the mix network, entering over Tor.
 	t1 := time.Now()
 	id = alice.send("bob@b", "through the mixes")
-	if e := alice.waitOutcome(id, 2*time.Minute); e.Kind != "delivered" {
+	if e := alice.waitOutcome(id, 2*time.Minute); e.Kind != sender.EventDelivered {
 		t.Fatalf("mix route over Tor: %s: %s", e.Kind, e.Text)
 	}
 	bob.waitMessage("through the mixes", 2*time.Minute)
@@ -243,7 +243,7 @@ func TestTorPath(t *testing.T) {
 	if err := n.p.StartNode("provider-b"); err != nil {
 		t.Fatal(err)
 	}
-	if e := alice.waitOutcome(id, 3*time.Minute); e.Kind != "delivered" {
+	if e := alice.waitOutcome(id, 3*time.Minute); e.Kind != sender.EventDelivered {
 		t.Fatalf("after the provider came back: %s: %s", e.Kind, e.Text)
 	}
 	bob.waitMessage("while you were away", 2*time.Minute)

@@ -228,13 +228,13 @@ func backgroundLogger(w io.Writer, level string) (*slog.Logger, error) {
 // neither.
 func printRedacted(w io.Writer, e sender.Event) {
 	switch e.Kind {
-	case "received":
+	case sender.EventReceived:
 		fmt.Fprintln(w, "received a message (sealnet history shows it)")
-	case "delivered":
+	case sender.EventDelivered:
 		fmt.Fprintf(w, "delivered: message %s\n", e.ID)
-	case "failed":
+	case sender.EventFailed:
 		fmt.Fprintf(w, "NOT delivered: message %s (sealnet history says why)\n", e.ID)
-	case "warning":
+	case sender.EventWarning:
 		switch {
 		case e.ID != "":
 			fmt.Fprintf(w, "held: message %s (sealnet history and sealnet contacts say why)\n", e.ID)
@@ -243,7 +243,7 @@ func printRedacted(w io.Writer, e sender.Event) {
 		default:
 			fmt.Fprintf(w, "warning: %s\n", e.Text)
 		}
-	case "notice":
+	case sender.EventNotice:
 		if e.To == "" && e.ID == "" {
 			fmt.Fprintf(w, "notice: %s\n", e.Text)
 		}

@@ -12,13 +12,13 @@ import (
 func TestPrintRedacted(t *testing.T) {
 	const addr = "carol@example"
 	events := []sender.Event{
-		{Kind: "received", Message: &sender.Message{From: addr, Body: "secret words"}},
-		{Kind: "delivered", To: addr, ID: "m1"},
-		{Kind: "failed", To: addr, ID: "m2", Text: "secret words"},
-		{Kind: "warning", To: addr, ID: "m3", Text: "held for " + addr},
-		{Kind: "warning", To: addr, Text: "the key of " + addr + " changed"},
-		{Kind: "warning", Text: "cover packets do not come back"},
-		{Kind: "notice", Text: "cover packets come back normally again"},
+		{Kind: sender.EventReceived, Message: &sender.Message{From: addr, Body: "secret words"}},
+		{Kind: sender.EventDelivered, To: addr, ID: "m1"},
+		{Kind: sender.EventFailed, To: addr, ID: "m2", Text: "secret words"},
+		{Kind: sender.EventWarning, To: addr, ID: "m3", Text: "held for " + addr},
+		{Kind: sender.EventWarning, To: addr, Text: "the key of " + addr + " changed"},
+		{Kind: sender.EventWarning, Text: "cover packets do not come back"},
+		{Kind: sender.EventNotice, Text: "cover packets come back normally again"},
 	}
 	var b strings.Builder
 	for _, e := range events {

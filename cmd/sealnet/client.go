@@ -421,13 +421,14 @@ func (f *clientFlags) sendOneshot(ctx context.Context, stdout, stderr io.Writer,
 	if err != nil {
 		return err
 	}
-	var kind, detail string
+	var kind sender.EventKind
+	var detail string
 	evs := c.Events()
 	done := func() bool {
 		for {
 			select {
 			case e := <-evs:
-				if e.ID == id && (e.Kind == "delivered" || e.Kind == "failed" || e.Kind == "warning") {
+				if e.ID == id && (e.Kind == sender.EventDelivered || e.Kind == sender.EventFailed || e.Kind == sender.EventWarning) {
 					kind, detail = e.Kind, e.Text
 					return true
 				}
@@ -442,15 +443,15 @@ func (f *clientFlags) sendOneshot(ctx context.Context, stdout, stderr io.Writer,
 		how = "over Tor to the provider's onion service"
 	}
 	fmt.Fprintf(stderr, "Sending to %s %s (message %s)...\n", to, how, id)
-	if err := c.Run(ctx, done); err != nil && kind == "" {
+	if err := c.Run(ctx, done); err != nil && kind == 0 {
 		return fmt.Errorf("stopped before the outcome (%w); the message stays queued: run `sealnet daemon` or send again later", err)
 	}
-	status := map[string]string{"delivered": sender.StatusDelivered, "failed": sender.StatusFailed, "warning": sender.StatusBlocked}[kind]
+	status := map[sender.EventKind]sender.Status{sender.EventDelivered: sender.StatusDelivered, sender.EventFailed: sender.StatusFailed, sender.EventWarning: sender.StatusBlocked}[kind]
 	return f.outcome(stdout, id, to, status, detail)
 }
 
-func (f *clientFlags) outcome(stdout io.Writer, id, to, status, detail string) error {
-	f.print(stdout, map[string]string{"id": id, "to": to, "status": status, "detail": detail}, "%s", "")
+func (f *clientFlags) outcome(stdout io.Writer, id, to string, status sender.Status, detail string) error {
+	f.print(stdout, map[string]string{"id": id, "to": to, "status": status.String(), "detail": detail}, "%s", "")
 	if !*f.json {
 		switch status {
 		case sender.StatusDelivered:
@@ -486,20 +487,20 @@ func printMessage(f *clientFlags, w io.Writer, m *sender.Message) {
 
 func printEvent(f *clientFlags, w io.Writer, e sender.Event) {
 	switch e.Kind {
-	case "received":
+	case sender.EventReceived:
 		printMessage(f, w, e.Message)
-	case "delivered", "failed", "warning", "notice":
+	case sender.EventDelivered, sender.EventFailed, sender.EventWarning, sender.EventNotice:
 		if *f.json {
-			b, _ := json.Marshal(map[string]string{"kind": e.Kind, "id": e.ID, "to": e.To, "detail": e.Text})
+			b, _ := json.Marshal(map[string]string{"kind": e.Kind.String(), "id": e.ID, "to": e.To, "detail": e.Text})
 			fmt.Fprintf(w, "%s\n", b)
 			return
 		}
 		switch e.Kind {
-		case "delivered":
+		case sender.EventDelivered:
 			fmt.Fprintf(w, "Delivered: message %s to %s.\n", e.ID, e.To)
-		case "failed":
+		case sender.EventFailed:
 			fmt.Fprintf(w, "NOT delivered: message %s to %s: %s\n", e.ID, e.To, e.Text)
-		case "notice":
+		case sender.EventNotice:
 			fmt.Fprintf(w, "Notice: %s\n", e.Text)
 		default:
 			fmt.Fprintf(w, "WARNING: %s\n", e.Text)
@@ -533,7 +534,7 @@ func runFetch(args []string, stdout, stderr io.Writer) error {
 	for drained := false; !drained; {
 		select {
 		case e := <-c.Events():
-			if e.Kind != "received" {
+			if e.Kind != sender.EventReceived {
 				printEvent(f, stdout, e)
 			}
 		default:
@@ -569,7 +570,7 @@ func runHistory(args []string, stdout, stderr io.Writer) error {
 	}
 	for _, m := range append(hist, spooled...) {
 		if *f.json {
-			b, _ := json.Marshal(m)
+			b, _ := json.Marshal(historyJSON{m, m.Status.String()})
 			fmt.Fprintf(stdout, "%s\n", b)
 			continue
 		}
@@ -586,6 +587,14 @@ func runHistory(args []string, stdout, stderr io.Writer) error {
 		printMessage(f, stdout, m)
 	}
 	return nil
+}
+
+// historyJSON is a history entry as `history --json` prints it: the
+// message, with its status as the text the user reads ("delivered"),
+// not the code the history saves.
+type historyJSON struct {
+	*sender.Message
+	Status string `json:"status,omitempty"`
 }
 
 func runContacts(args []string, stdout, stderr io.Writer) error {

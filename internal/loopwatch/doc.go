@@ -106,7 +106,7 @@
 //   - Returned(surbID, now) when the client fetches the reply from its
 //     mailbox: the fetch is part of the round trip;
 //   - Check(now) every few seconds (5 s keeps the bound above), and on
-//     an alarm an event for the user: Event{Kind: "warning", Text:
+//     an alarm an event for the user: Event{Kind: EventWarning, Text:
 //     status.Text()}; on a clear, the Text of the clearing status.
 //
 // Its expectation: the forward path crosses the mixes with the delays the

@@ -461,7 +461,7 @@ func follow(ctx context.Context, u *user, which func(id string) *recorder) {
 		case e := <-evs:
 			now := time.Now()
 			switch e.Kind {
-			case "received":
+			case sender.EventReceived:
 				if e.Message != nil {
 					which(e.Message.ID).apply(e.Message.ID, func(m *Message) {
 						if m.Received.IsZero() && m.To == u.idx {
@@ -469,13 +469,13 @@ func follow(ctx context.Context, u *user, which func(id string) *recorder) {
 						}
 					})
 				}
-			case "delivered":
+			case sender.EventDelivered:
 				which(e.ID).apply(e.ID, func(m *Message) {
 					if m.Delivered.IsZero() {
 						m.Delivered = now
 					}
 				})
-			case "failed":
+			case sender.EventFailed:
 				which(e.ID).apply(e.ID, func(m *Message) { m.Failed = e.Text })
 			}
 		}
