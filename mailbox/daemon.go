@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/sealnet/sealnet/mixnet"
+	"github.com/sealnet/sealnet/mixnet/link"
 	"github.com/sealnet/sealnet/relay"
 )
 
@@ -51,11 +53,12 @@ func NewProvider(cfg Config, opts Options) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The relay takes the service's entry points when it is made, and the
+	// service needs the relay's geometry, keys, send and metrics: the
+	// relay gets them through ref, which is set before either runs.
+	ref := &serviceRef{}
 	var node *relay.Node
-	svc := NewService(cfg.Mailbox, ServiceOptions{Domain: cfg.Domain, Store: st, Secret: secret, Logger: log.With("node", cfg.Name),
-		// The network's published hold, for the epoch in force.
-		ReplyHold: func() time.Duration { return node.Params().ProviderHold }})
-	ro := relay.Options{Logger: log, Deliverer: svc, ClientLinks: svc.HandleLink}
+	ro := relay.Options{Logger: log, Deliverer: ref, ClientLinks: ref.handleLink}
 	if opts.Relay != nil {
 		opts.Relay(&ro)
 	}
@@ -64,11 +67,14 @@ func NewProvider(cfg Config, opts Options) (*Provider, error) {
 		st.Close()
 		return nil, err
 	}
-	svc.geo = node.Geometry()
-	svc.identity = node.Identity()
-	svc.replyKeys = newReplyKeys(node.LinkDH)
-	svc.SetSend(node.Send)
-	svc.m = newServiceMetrics(node.Metrics(), svc)
+	svc := NewService(cfg.Mailbox, ServiceOptions{
+		Domain: cfg.Domain, Store: st, Secret: secret, Logger: log.With("node", cfg.Name),
+		Geometry: node.Geometry(), Identity: node.Identity(), LinkDH: node.LinkDH,
+		Send: node.Send, Registry: node.Metrics(),
+		// The network's published hold, for the epoch in force.
+		ReplyHold: func() time.Duration { return node.Params().ProviderHold },
+	})
+	ref.svc = svc
 	return &Provider{Node: node, Service: svc, Store: st}, nil
 }
 
@@ -113,3 +119,11 @@ func loadSecret(path string) ([32]byte, error) {
 	}
 	return s, os.Rename(tmp, path)
 }
+
+// serviceRef hands the relay the service's entry points before the
+// service exists (NewProvider).
+type serviceRef struct{ svc *Service }
+
+func (r *serviceRef) Deliver(res *mixnet.Result) error { return r.svc.Deliver(res) }
+
+func (r *serviceRef) handleLink(ctx context.Context, c *link.Conn) { r.svc.HandleLink(ctx, c) }
