@@ -92,8 +92,9 @@ const ProvidersHoldFinalHop = true
 type Config struct {
 	// Name labels the node in the directory and in logs: 1-64 of [a-z0-9-].
 	Name string `toml:"name"`
-	// Role is "mix" or "provider".
-	Role string `toml:"role"`
+	// Role is directory.RoleMix or directory.RoleProvider, written "mix" or
+	// "provider" in the file.
+	Role directory.Role `toml:"role"`
 	// Layer is a mix's layer, 1 to the number of layers.
 	Layer int `toml:"layer"`
 	// Domain is a provider's domain: its users are name@domain.
@@ -251,7 +252,7 @@ func LoadConfig(path string) (*Config, error) { return config.LoadValid[Config](
 // Validate fills defaults and checks everything once, at start.
 func (c *Config) Validate() error {
 	bad := func(f string, a ...any) error { return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(f, a...)) }
-	switch directory.Role(c.Role) {
+	switch c.Role {
 	case directory.RoleMix:
 		if c.Layer < 1 || c.Layer > directory.MaxLayers || c.Domain != "" {
 			return bad("a mix needs layer = 1..%d and no domain", directory.MaxLayers)
@@ -364,7 +365,7 @@ func (c *Config) validateTor(bad func(string, ...any) error) error {
 	if !t.Onion {
 		return nil
 	}
-	if directory.Role(c.Role) != directory.RoleProvider {
+	if c.Role != directory.RoleProvider {
 		return bad("tor.onion: only a provider publishes an onion service")
 	}
 	if t.Port == 0 {

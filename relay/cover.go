@@ -114,15 +114,15 @@ func (n *Node) hop(d *directory.Descriptor, e uint64, p directory.Parameters) (m
 // back here: a mix's loop crosses every other layer, starting with the
 // one after its own and wrapping around (layer 2 of 3: layers 3, 1); a
 // provider's crosses every layer, 1 to L.
-func loopLayers(role string, layer, layers int) []int {
+func loopLayers(role directory.Role, layer, layers int) []int {
 	start := 0 // a provider loops through every layer
-	if role == "mix" {
+	if role == directory.RoleMix {
 		start = layer // the layer after this one (0-based index)
 	}
 	out := make([]int, 0, layers)
 	for i := range layers {
 		l := (start + i) % layers
-		if role == "mix" && l == layer-1 {
+		if role == directory.RoleMix && l == layer-1 {
 			continue
 		}
 		out = append(out, l)

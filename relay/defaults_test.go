@@ -145,7 +145,7 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 // crosses every layer in order.
 func TestLoopLayers(t *testing.T) {
 	for _, c := range []struct {
-		role          string
+		role          directory.Role
 		layer, layers int
 		want          []int // 1-based layers
 	}{

@@ -24,7 +24,7 @@ func (n *Node) descriptor(e uint64) ([]byte, error) {
 	}
 	d := &directory.Descriptor{
 		Name:         n.cfg.Name,
-		Role:         directory.Role(n.cfg.Role),
+		Role:         n.cfg.Role,
 		Layer:        n.cfg.Layer,
 		Domain:       n.cfg.Domain,
 		Address:      n.cfg.Address,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sealnet/sealnet/internal/config"
 	"github.com/sealnet/sealnet/mixnet"
+	"github.com/sealnet/sealnet/mixnet/directory"
 )
 
 func TestEpochKeyWindows(t *testing.T) {
@@ -152,5 +153,47 @@ func TestConfigRejectsUnknownKeys(t *testing.T) {
 	_, err := LoadConfig(path)
 	if !errors.Is(err, config.ErrUnknownKey) || !strings.Contains(err.Error(), "mixing.max_dealy") {
 		t.Fatalf("got %v, want an unknown-key error naming mixing.max_dealy", err)
+	}
+}
+
+// TestConfigRoleText: the role is a directory.Role in the config and plain
+// text in the file, as before: "mix" and "provider" load (and encode back
+// the same), and an unknown role is refused, named in the error.
+func TestConfigRoleText(t *testing.T) {
+	const auth = "[directory]\n[[directory.authorities]]\nurl = \"http://127.0.0.1:1\"\nkey = \"" +
+		"abababababababababababababababababababababababababababababababab\"\n"
+	for _, c := range []struct {
+		text string
+		want directory.Role
+	}{
+		{"name = \"mix-1a\"\nrole = \"mix\"\nlayer = 1\n", directory.RoleMix},
+		{"name = \"provider-a\"\nrole = \"provider\"\ndomain = \"a.example\"\n", directory.RoleProvider},
+	} {
+		path := filepath.Join(t.TempDir(), "relay.toml")
+		if err := os.WriteFile(path, []byte(c.text+"listen = \"127.0.0.1:1\"\ndata_dir = \"/tmp\"\n"+auth), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := LoadConfig(path)
+		if err != nil {
+			t.Fatalf("%q: %v", c.want, err)
+		}
+		if cfg.Role != c.want {
+			t.Fatalf("role %q loaded as %q", c.want, cfg.Role)
+		}
+		var out strings.Builder
+		if err := config.Encode(&out, cfg); err != nil {
+			t.Fatal(err)
+		}
+		if line := "role = \"" + string(c.want) + "\"\n"; !strings.Contains(out.String(), line) {
+			t.Fatalf("encoded config lacks %q:\n%s", line, out.String())
+		}
+	}
+	path := filepath.Join(t.TempDir(), "relay.toml")
+	if err := os.WriteFile(path, []byte("name = \"mix-1a\"\nrole = \"router\"\nlayer = 1\nlisten = \"127.0.0.1:1\"\ndata_dir = \"/tmp\"\n"+auth), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadConfig(path)
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), `role "router": want mix or provider`) {
+		t.Fatalf("unknown role: got %v, want ErrConfig naming role \"router\"", err)
 	}
 }

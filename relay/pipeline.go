@@ -41,7 +41,7 @@ func (n *Node) worker(ctx context.Context) {
 		}
 		op := &outPacket{next: res.NextHop, pkt: res.Packet, seq: seq}
 		if res.Final {
-			if n.cfg.Role != "provider" {
+			if n.cfg.Role != directory.RoleProvider {
 				// A mix's own loop coming back, or a misrouted packet:
 				// nothing leaves, so there is nothing to mix.
 				n.final(&res)
@@ -126,9 +126,9 @@ func (n *Node) final(res *mixnet.Result) {
 	switch {
 	case res.Recipient == n.loopID:
 		n.loopReturned(res.Payload)
-	case res.Recipient == (mixnet.RecipientID{}) && (n.cfg.Role != "provider" || n.opts.Deliverer == nil):
+	case res.Recipient == (mixnet.RecipientID{}) && (n.cfg.Role != directory.RoleProvider || n.opts.Deliverer == nil):
 		n.m.coverDropsReceived.Inc() // drop cover: discarded by design
-	case n.cfg.Role != "provider":
+	case n.cfg.Role != directory.RoleProvider:
 		n.m.dropped("final_at_mix").Inc()
 	case n.opts.Deliverer != nil:
 		if err := n.opts.Deliverer.Deliver(res); err != nil {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/flynn/noise"
 
+	"github.com/sealnet/sealnet/internal/clock"
 	"github.com/sealnet/sealnet/internal/loopwatch"
 	"github.com/sealnet/sealnet/mailbox/proto"
 	"github.com/sealnet/sealnet/mixnet"
@@ -62,8 +63,9 @@ type Options struct {
 	// uses them (tests and measurement control runs only: a client that
 	// differs from the network stands out).
 	Params func(*directory.Parameters)
-	// Clock; nil is time.Now.
-	Clock func() time.Time
+	// Clock is the client's time (epochs, retries, expiry, the send and
+	// fetch schedules, loop round trips); nil is clock.System().
+	Clock clock.Clock
 	// MessageTTL, if set, replaces MessageTTL: how long a message is
 	// tried before it is reported expired (tests).
 	MessageTTL time.Duration
@@ -72,10 +74,10 @@ type Options struct {
 // Client is one user's client: identity, contacts, sessions, outbox.
 // Its methods are safe for concurrent use.
 type Client struct {
-	v    *vault
-	opts Options
-	log  *slog.Logger
-	now  func() time.Time
+	v     *vault
+	opts  Options
+	log   *slog.Logger
+	clock clock.Clock
 
 	mu   sync.Mutex
 	st   *State
@@ -112,6 +114,9 @@ type Client struct {
 	replyKeyLink [32]byte
 	replyKeyMB   proto.MailboxID
 }
+
+// now is the client's clock's time.
+func (c *Client) now() time.Time { return c.clock.Now() }
 
 // Stats are counters since Open.
 type Stats struct {
@@ -256,13 +261,10 @@ func Open(dir string, pass []byte, o Options) (*Client, error) {
 	var seed [32]byte
 	crand.Read(seed[:])
 	c := &Client{
-		v: v, opts: o, log: log, now: o.Clock, st: st, id: id,
+		v: v, opts: o, log: log, clock: clock.Or(o.Clock), st: st, id: id,
 		reas: seal.NewReassembler(), geo: mixnet.DefaultGeometry(), dir: dc,
 		rng: rand.New(rand.NewChaCha8(seed)), loops: make(map[[16]byte]time.Time), loopKeys: make(map[string]*SURBKeys),
 		events: make(chan Event, 256), wake: make(chan struct{}, 1),
-	}
-	if c.now == nil {
-		c.now = time.Now
 	}
 	c.links = newEntryLinks(c)
 	c.seen = map[string]bool{}

@@ -25,7 +25,7 @@ func (c *Client) fetchLoop(ctx context.Context) {
 	pause := time.Second
 	for ctx.Err() == nil {
 		if !c.registered() {
-			sleep(ctx, time.Second)
+			c.sleep(ctx, time.Second)
 			continue
 		}
 		var err error
@@ -38,7 +38,7 @@ func (c *Client) fetchLoop(ctx context.Context) {
 			return
 		}
 		c.log.Warn("fetching from the provider; will retry", "err", err, "in", pause)
-		sleep(ctx, pause)
+		c.sleep(ctx, pause)
 		pause = min(2*pause, 30*time.Second)
 	}
 }
@@ -66,12 +66,12 @@ func (c *Client) pullOn(ctx context.Context) error {
 		return err
 	}
 	every := c.settings().FetchInterval
-	next := time.Now().Add(c.jitter(every))
+	next := c.now().Add(c.jitter(every))
 	var through uint64
 	var replenish byte
 	var upkeepAt time.Time
 	for {
-		sleep(ctx, time.Until(next))
+		c.sleep(ctx, next.Sub(c.now()))
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -86,26 +86,27 @@ func (c *Client) pullOn(ctx context.Context) error {
 		}
 		through = max(through, last)
 		if page.Replenish != 0 && replenish == 0 {
-			upkeepAt = time.Now().Add(c.exp(1 / upkeepDelay.Seconds()))
+			upkeepAt = c.now().Add(c.exp(1 / upkeepDelay.Seconds()))
 		}
 		replenish |= page.Replenish
-		if replenish != 0 && time.Now().After(upkeepAt) {
+		if replenish != 0 && c.now().After(upkeepAt) {
 			if err := c.upkeep(ctx, mc, replenish); err != nil {
 				return err
 			}
 			replenish = 0
 		}
-		for next = next.Add(every); !next.After(time.Now()); next = next.Add(every) {
+		for next = next.Add(every); !next.After(c.now()); next = next.Add(every) {
 		}
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
+// sleep waits d on the client's clock, or until ctx is done.
+func (c *Client) sleep(ctx context.Context, d time.Duration) {
+	t := c.clock.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-	case <-t.C:
+	case <-t.C():
 	}
 }
 
@@ -305,7 +306,7 @@ func (c *Client) surbReplyLocked(doc *directory.Document, r *proto.Record) (chan
 	case "loop":
 		c.loopsBack++
 		if w := c.watch.Load(); w != nil {
-			w.Returned([16]byte(r.ID), time.Now())
+			w.Returned([16]byte(r.ID), c.now())
 		}
 	case "ack":
 		st, ok := reply.(*proto.Status)

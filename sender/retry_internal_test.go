@@ -4,10 +4,10 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sealnet/sealnet/internal/clock"
 	"github.com/sealnet/sealnet/mailbox/proto"
 )
 
@@ -22,15 +22,14 @@ func offlineClient(t *testing.T) (*Client, func(time.Duration)) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	now := time.Unix(2_000_000_000, 0)
-	c, err := Open(dir, []byte("pass"), Options{Clock: func() time.Time { mu.Lock(); defer mu.Unlock(); return now }})
+	clk := clock.NewManual(time.Unix(2_000_000_000, 0))
+	c, err := Open(dir, []byte("pass"), Options{Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	c.st.Registered = true
-	return c, func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	return c, clk.Advance
 }
 
 // sending puts a one-fragment message in the outbox, transmitted once

@@ -58,12 +58,13 @@ func (c *Client) jitter(max time.Duration) time.Duration {
 }
 
 func (c *Client) sendLoop(ctx context.Context, done func() bool) error {
-	c.started = time.Now()
+	c.started = c.now()
 	s := c.settings()
-	nextSend := time.Now().Add(c.exp(s.Rate))
-	tick := time.NewTicker(500 * time.Millisecond)
+	nextSend := c.now().Add(c.exp(s.Rate))
+	const tickEvery = 500 * time.Millisecond
+	tick := c.clock.NewTimer(tickEvery)
 	defer tick.Stop()
-	timer := time.NewTimer(0)
+	timer := c.clock.NewTimer(0)
 	defer timer.Stop()
 	for {
 		if done != nil && done() {
@@ -73,13 +74,20 @@ func (c *Client) sendLoop(ctx context.Context, done func() bool) error {
 			// A new epoch's rate (or the first document's): exponential
 			// gaps are memoryless, so drawing afresh is the new stream.
 			s.Rate = r
-			nextSend = time.Now().Add(c.exp(r))
+			nextSend = c.now().Add(c.exp(r))
 		}
-		timer.Reset(time.Until(nextSend))
+		if !timer.Stop() {
+			select {
+			case <-timer.C():
+			default:
+			}
+		}
+		timer.Reset(nextSend.Sub(c.now()))
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-tick.C:
+		case <-tick.C():
+			tick.Reset(tickEvery)
 			c.maintain()
 			c.spoolIn()
 			c.checkLoops()
@@ -92,9 +100,9 @@ func (c *Client) sendLoop(ctx context.Context, done func() bool) error {
 				c.sendDue(ctx)
 			}
 			continue
-		case <-timer.C:
+		case <-timer.C():
 		}
-		now := time.Now()
+		now := c.now()
 		if !now.Before(nextSend) {
 			if err := c.slot(ctx); err != nil && ctx.Err() == nil {
 				c.log.Warn("sending", "err", err)
@@ -258,7 +266,7 @@ func (c *Client) emitPacket(ctx context.Context, p *packet) error {
 	if w := c.watch.Load(); w != nil && p.kind == "cover" {
 		// Watched from here: a packet a test filter drops, or the
 		// entry link refuses, is lost like one an adversary drops.
-		w.Sent(p.loop, time.Now())
+		w.Sent(p.loop, c.now())
 	}
 	if c.opts.Filter != nil && !c.opts.Filter(p.kind, p.pkt) {
 		return nil // a test dropped it
@@ -274,7 +282,7 @@ const loopCheck = 5 * time.Second
 // clears: an EventWarning (the daemon prints it) and a log line with the
 // figures, nothing about contacts or packets.
 func (c *Client) checkLoops() {
-	now := time.Now()
+	now := c.now()
 	if now.Sub(c.lastCheck) < loopCheck {
 		return
 	}

@@ -275,7 +275,7 @@ func Create(dir string, spec Spec) (*Network, error) {
 	// Relays, and providers: a relay configuration plus [mailbox].
 	for _, s := range ns {
 		cfg := relay.Config{
-			Name: s.n.Name, Role: s.n.Role, Layer: s.n.Layer, Domain: s.n.Domain,
+			Name: s.n.Name, Role: directory.Role(s.n.Role), Layer: s.n.Layer, Domain: s.n.Domain,
 			Listen: s.n.Address, DataDir: filepath.Join(dir, s.n.Name, "data"),
 			LogLevel: spec.LogLevel, Metrics: s.n.Metrics,
 		}
