@@ -561,33 +561,33 @@ func (c *Client) replenishLocked(ctx context.Context, mc *proto.Client, rotate b
 	return nil
 }
 
-// Queue adds a message to the outbox and returns its ID. It is sent by
-// Run (or the daemon).
-func (c *Client) Queue(to string, body []byte) (string, error) {
-	return c.QueueRoute(to, body, RouteMix)
-}
+// Route is the way a message takes (docs/tor.md). The zero Route is
+// the default, RouteMix.
+type Route string
 
-// Routes a message can take (docs/tor.md).
+// Routes a message can take.
 const (
 	// RouteMix: through the mix network, with mixing delays, cover
 	// traffic and SURB acknowledgements. The default.
-	RouteMix = "mix"
+	RouteMix Route = "mix"
 	// RouteOnion: over Tor straight to the recipient's provider's onion
 	// service (Pond's design): one fresh circuit per connection, a
 	// constant-size request and answer, acknowledged on the connection.
 	// Needs Options.OnionDial and a recipient provider with an onion
 	// service.
-	RouteOnion = "onion"
+	RouteOnion Route = "onion"
 )
 
-// QueueRoute queues a message for to by the given route.
-func (c *Client) QueueRoute(to string, body []byte, route string) (string, error) {
+// Queue adds a message for to, by route ("" or RouteMix: the mix
+// network), to the outbox and returns its ID. It is sent by Run (or the
+// daemon).
+func (c *Client) Queue(to string, body []byte, route Route) (string, error) {
 	id := make([]byte, 16)
 	crand.Read(id)
 	return c.queue(id, to, body, route)
 }
 
-func (c *Client) queue(id []byte, to string, body []byte, route string) (string, error) {
+func (c *Client) queue(id []byte, to string, body []byte, route Route) (string, error) {
 	switch route {
 	case "", RouteMix:
 		route = ""

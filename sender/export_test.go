@@ -87,7 +87,7 @@ func (c *Client) SealOffline(to string, body []byte, b *seal.PrekeyBundle) error
 	c.st.Prekeys.OneTime[2] = randomBytes(32)
 	c.st.Prekeys.PQ[3] = randomBytes(64)
 	c.mu.Unlock()
-	id, err := c.Queue(to, body)
+	id, err := c.Queue(to, body, RouteMix)
 	if err != nil {
 		return err
 	}

@@ -251,7 +251,7 @@ func (u *user) received() []*sender.Message {
 
 func (u *user) send(to, body string) string {
 	u.t.Helper()
-	id, err := u.c.Queue(to, []byte(body))
+	id, err := u.c.Queue(to, []byte(body), sender.RouteMix)
 	if err != nil {
 		u.t.Fatalf("queue: %v", err)
 	}

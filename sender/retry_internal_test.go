@@ -145,17 +145,17 @@ func TestOutboxBounded(t *testing.T) {
 		c.st.Outbox = append(c.st.Outbox, &Outgoing{ID: make([]byte, 16), To: "bob@b", Status: StatusBundle, Body: []byte("x")})
 	}
 	c.mu.Unlock()
-	if _, err := c.Queue("bob@b", []byte("the last one that fits")); err != nil {
+	if _, err := c.Queue("bob@b", []byte("the last one that fits"), RouteMix); err != nil {
 		t.Fatalf("message %d: %v", MaxOutbox, err)
 	}
-	if _, err := c.Queue("bob@b", []byte("one too many")); !errors.Is(err, ErrOutboxFull) {
+	if _, err := c.Queue("bob@b", []byte("one too many"), RouteMix); !errors.Is(err, ErrOutboxFull) {
 		t.Fatalf("message %d: %v, want ErrOutboxFull", MaxOutbox+1, err)
 	}
 	c2, _ := offlineClient(t)
 	c2.mu.Lock()
 	c2.st.Outbox = append(c2.st.Outbox, &Outgoing{ID: make([]byte, 16), To: "bob@b", Status: StatusBundle, Body: make([]byte, MaxOutboxBytes-10)})
 	c2.mu.Unlock()
-	if _, err := c2.Queue("bob@b", make([]byte, 100)); !errors.Is(err, ErrOutboxFull) {
+	if _, err := c2.Queue("bob@b", make([]byte, 100), RouteMix); !errors.Is(err, ErrOutboxFull) {
 		t.Fatalf("over %d bytes: %v, want ErrOutboxFull", MaxOutboxBytes, err)
 	}
 }

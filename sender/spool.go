@@ -31,17 +31,13 @@ type spooled struct {
 	To   string `json:"to"`
 	Body []byte `json:"body"`
 	// Route is RouteOnion or empty (the mix network).
-	Route string `json:"route,omitempty"`
+	Route Route `json:"route,omitempty"`
 }
 
-// Spool writes a message for the daemon that holds dir and returns its ID.
-func Spool(dir string, pass []byte, to string, body []byte) (string, error) {
-	return SpoolRoute(dir, pass, to, body, "")
-}
-
-// SpoolRoute is Spool with a route (RouteMix or RouteOnion); the daemon
-// must reach onion services for RouteOnion.
-func SpoolRoute(dir string, pass []byte, to string, body []byte, route string) (string, error) {
+// Spool writes a message for the daemon that holds dir, by route ("" or
+// RouteMix: the mix network; the daemon must reach onion services for
+// RouteOnion), and returns its ID.
+func Spool(dir string, pass []byte, to string, body []byte, route Route) (string, error) {
 	if len(body) > MaxMessage {
 		return "", fmt.Errorf("sender: message of %d bytes; at most %d", len(body), MaxMessage)
 	}

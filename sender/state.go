@@ -110,7 +110,7 @@ type Outgoing struct {
 	Reported       bool      `json:"reported,omitempty"`
 	// Route is RouteOnion for a direct delivery over Tor; "" is the mix
 	// network.
-	Route string `json:"route,omitempty"`
+	Route Route `json:"route,omitempty"`
 }
 
 func (o *Outgoing) idHex() string { return hex.EncodeToString(o.ID) }

@@ -632,7 +632,7 @@ func TestChangedIdentityWarns(t *testing.T) {
 	}); !ok {
 		t.Fatal("no warning event naming bob@b")
 	}
-	_, err := alice.c.Queue("bob@b", []byte("are you really Bob?"))
+	_, err := alice.c.Queue("bob@b", []byte("are you really Bob?"), sender.RouteMix)
 	if !errors.Is(err, sender.ErrIdentityChanged) || !strings.Contains(err.Error(), "sealnet contacts trust bob@b") {
 		t.Fatalf("sending to the changed contact: %v; want ErrIdentityChanged telling what to do", err)
 	}

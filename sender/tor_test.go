@@ -175,7 +175,7 @@ func TestTorPath(t *testing.T) {
 
 	// (a) + (c): deliver to the onion service, fetch over Tor.
 	t0 := time.Now()
-	id, err := alice.c.QueueRoute("bob@b", []byte("over the onion"), sender.RouteOnion)
+	id, err := alice.c.Queue("bob@b", []byte("over the onion"), sender.RouteOnion)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func TestTorPath(t *testing.T) {
 	if err := n.p.StopNode("provider-b"); err != nil {
 		t.Fatal(err)
 	}
-	id, err = alice.c.QueueRoute("bob@b", []byte("while you were away"), sender.RouteOnion)
+	id, err = alice.c.Queue("bob@b", []byte("while you were away"), sender.RouteOnion)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,8 +254,8 @@ func TestTorPath(t *testing.T) {
 func TestOnionRouteNeedsTor(t *testing.T) {
 	n := startNetwork(t, testnet.InProcessOptions{})
 	alice := n.newUser(t, "alice@a", sender.Options{})
-	if _, err := alice.c.QueueRoute("bob@b", []byte("x"), sender.RouteOnion); !errors.Is(err, sender.ErrNoTor) {
-		t.Fatalf("QueueRoute(onion) without Tor = %v, want ErrNoTor", err)
+	if _, err := alice.c.Queue("bob@b", []byte("x"), sender.RouteOnion); !errors.Is(err, sender.ErrNoTor) {
+		t.Fatalf("Queue(onion) without Tor = %v, want ErrNoTor", err)
 	}
 	if len(alice.c.Outbox()) != 0 {
 		t.Fatal("a refused message was queued")

@@ -102,7 +102,7 @@ func TestStateEncryptedAtRest(t *testing.T) {
 	if err := c.SealOffline("bob@b", []byte(sealedText), offlineBundle(t)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Queue("carol@c", []byte(waitingText)); err != nil {
+	if _, err := c.Queue("carol@c", []byte(waitingText), sender.RouteMix); err != nil {
 		t.Fatal(err)
 	}
 	pub := c.Public()
@@ -110,7 +110,7 @@ func TestStateEncryptedAtRest(t *testing.T) {
 	plain := c.PlainState()
 	c.Close()
 	// A message in the spool, for a daemon.
-	if _, err := sender.Spool(dir, pass, "dave@d", []byte(spooledText)); err != nil {
+	if _, err := sender.Spool(dir, pass, "dave@d", []byte(spooledText), sender.RouteMix); err != nil {
 		t.Fatal(err)
 	}
 	sessions := 0

@@ -302,14 +302,15 @@ func runSend(args []string, stdout, stderr io.Writer) error {
 	if err := f.tor.load(*f.dir); err != nil {
 		return err
 	}
-	if *route == "" {
-		*route = f.tor.cfg.Route
+	rt := sender.Route(*route)
+	if rt == "" {
+		rt = f.tor.cfg.Route
 	}
-	if *route == "" {
-		*route = sender.RouteMix
+	if rt == "" {
+		rt = sender.RouteMix
 	}
-	if *route != sender.RouteMix && *route != sender.RouteOnion {
-		return fmt.Errorf("--route %q: want mix or onion", *route)
+	if rt != sender.RouteMix && rt != sender.RouteOnion {
+		return fmt.Errorf("--route %q: want mix or onion", rt)
 	}
 	pid, running := runningDaemon(*f.dir)
 	for deadline := time.Now().Add(5 * time.Second); running && pid == 0 && time.Now().Before(deadline); {
@@ -319,14 +320,14 @@ func runSend(args []string, stdout, stderr io.Writer) error {
 		pid, running = runningDaemon(*f.dir)
 	}
 	if *oneshot && !running {
-		return f.sendOneshot(ctx, stdout, stderr, log, pass, *to, body, *route, *timeout)
+		return f.sendOneshot(ctx, stdout, stderr, log, pass, *to, body, rt, *timeout)
 	}
-	if *route == sender.RouteOnion && !running && f.tor.cfg.Tor.Mode == "" {
+	if rt == sender.RouteOnion && !running && f.tor.cfg.Tor.Mode == "" {
 		return sender.ErrNoTor
 	}
 	// Hand the message to the daemon that holds the directory, starting
 	// one if none does. The spool checks the passphrase.
-	id, err := sender.SpoolRoute(*f.dir, pass, *to, body, *route)
+	id, err := sender.Spool(*f.dir, pass, *to, body, rt)
 	if err != nil {
 		return err
 	}
@@ -401,7 +402,7 @@ func (f *clientFlags) daemonFlags() []string {
 
 // sendOneshot is `send --oneshot`: this process runs the client's stream
 // until the message is acknowledged or given up, then exits.
-func (f *clientFlags) sendOneshot(ctx context.Context, stdout, stderr io.Writer, log *slog.Logger, pass []byte, to string, body []byte, route string, timeout time.Duration) error {
+func (f *clientFlags) sendOneshot(ctx context.Context, stdout, stderr io.Writer, log *slog.Logger, pass []byte, to string, body []byte, route sender.Route, timeout time.Duration) error {
 	if route == sender.RouteOnion && f.tor.cfg.Tor.Mode == "" {
 		return sender.ErrNoTor
 	}
@@ -417,7 +418,7 @@ func (f *clientFlags) sendOneshot(ctx context.Context, stdout, stderr io.Writer,
 	}
 	defer c.Close()
 	fmt.Fprintf(stderr, oneshotWarning+"\n", to)
-	id, err := c.QueueRoute(to, body, route)
+	id, err := c.Queue(to, body, route)
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@ import (
 // holds no keys. Flags override it.
 type clientConfig struct {
 	// Route is how `send` delivers by default: "mix" or "onion".
-	Route string          `toml:"route"`
+	Route sender.Route    `toml:"route"`
 	Tor   clientTorConfig `toml:"tor"`
 }
 

@@ -373,7 +373,7 @@ func write(ctx context.Context, tr *Truth, users []*user, rec *recorder, cfg *si
 		to := cs[rng.IntN(len(cs))]
 		body := fmt.Sprintf("load message %d from u%d to u%d", n, u, to)
 		now := time.Now()
-		id, err := users[u].c.Queue(tr.Users[to].Address, []byte(body))
+		id, err := users[u].c.Queue(tr.Users[to].Address, []byte(body), sender.RouteMix)
 		if err != nil {
 			return fmt.Errorf("load: queue: %w", err)
 		}
@@ -393,7 +393,7 @@ func introduce(ctx context.Context, tr *Truth, users []*user, rec *recorder) err
 				continue
 			}
 			done[k] = true
-			id, err := users[c].c.Queue(tr.Users[u].Address, []byte("hello from a contact"))
+			id, err := users[c].c.Queue(tr.Users[u].Address, []byte("hello from a contact"), sender.RouteMix)
 			if err != nil {
 				return fmt.Errorf("load: introduce: %w", err)
 			}
