@@ -144,15 +144,9 @@ func (s *DB) SetDeliveryToken(mb proto.MailboxID, tokenHash [32]byte, allowUnsol
 	})
 }
 
+// loadAccount reads mb's account; store.ErrNotFound if mb is not registered.
 func loadAccount(txn *badger.Txn, mb *proto.MailboxID) (store.Account, error) {
-	v, found, err := get(txn, mailboxKey(tagAccount, mb))
-	if err != nil {
-		return store.Account{}, err
-	}
-	if !found {
-		return store.Account{}, store.ErrNotFound
-	}
-	return decodeAccount(v)
+	return load(txn, mailboxKey(tagAccount, mb), decodeAccount)
 }
 
 // mailboxExists reports store.ErrNotFound unless mb is registered.

@@ -331,12 +331,21 @@ func get(txn *badger.Txn, key []byte) (val []byte, found bool, err error) {
 
 // loadState reads mb's queue state; store.ErrNotFound if mb is not registered.
 func loadState(txn *badger.Txn, mb *proto.MailboxID) (queueState, error) {
-	v, ok, err := get(txn, mailboxKey(tagState, mb))
-	if err != nil {
-		return queueState{}, err
+	return load(txn, mailboxKey(tagState, mb), decodeQueueState)
+}
+
+// load reads the record under key in txn and decodes it; store.ErrNotFound
+// if it is absent. The per-mailbox records (account, queue state, prekey
+// state) are all written at registration, so their absence means the
+// mailbox does not exist.
+func load[T any](txn *badger.Txn, key []byte, decode func([]byte) (T, error)) (T, error) {
+	v, found, err := get(txn, key)
+	var zero T
+	switch {
+	case err != nil:
+		return zero, err
+	case !found:
+		return zero, store.ErrNotFound
 	}
-	if !ok {
-		return queueState{}, store.ErrNotFound
-	}
-	return decodeQueueState(v)
+	return decode(v)
 }

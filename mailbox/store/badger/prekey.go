@@ -257,15 +257,10 @@ func (s *DB) takeOne(txn *badger.Txn, mb *proto.MailboxID, kind byte, held *uint
 	return found, nil
 }
 
+// loadPrekeyState reads mb's prekey counts; store.ErrNotFound if mb is not
+// registered.
 func loadPrekeyState(txn *badger.Txn, mb *proto.MailboxID) (prekeyState, error) {
-	v, found, err := get(txn, mailboxKey(tagPrekeyState, mb))
-	if err != nil {
-		return prekeyState{}, err
-	}
-	if !found {
-		return prekeyState{}, store.ErrNotFound
-	}
-	return decodePrekeyState(v)
+	return load(txn, mailboxKey(tagPrekeyState, mb), decodePrekeyState)
 }
 
 // loadPrekey returns mb's signed or last-resort prekey, nil if none.
