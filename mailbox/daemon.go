@@ -1,8 +1,6 @@
 package mailbox
 
 import (
-	"time"
-
 	"context"
 	"crypto/rand"
 	"errors"
@@ -10,7 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
+	"github.com/sealnet/sealnet/mailbox/store"
+	"github.com/sealnet/sealnet/mailbox/store/badger"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/link"
 	"github.com/sealnet/sealnet/relay"
@@ -28,10 +29,12 @@ type Options struct {
 type Provider struct {
 	Node    *relay.Node
 	Service *Service
-	Store   *Store
+	Store   store.Store
 }
 
-// NewProvider opens the store and prepares the relay and the service.
+// NewProvider opens the store and prepares the relay and the service. It
+// is the one place the store's implementation is chosen: Badger, in the
+// data directory's mailbox/ folder.
 func NewProvider(cfg Config, opts Options) (*Provider, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -44,11 +47,8 @@ func NewProvider(cfg Config, opts Options) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := OpenStore(StoreConfig{
-		Dir: filepath.Join(cfg.DataDir, "mailbox"), TTL: cfg.Mailbox.TTL.D(),
-		MaxCount: cfg.Mailbox.MaxEnvelopes, MaxBytes: cfg.Mailbox.MaxBytes,
-		BatchSize: cfg.Mailbox.BatchSize, GCInterval: cfg.Mailbox.GCInterval.D(),
-		Logger: log.With("node", cfg.Name),
+	st, err := badger.Open(filepath.Join(cfg.DataDir, "mailbox"), badger.Config{
+		Limits: cfg.Mailbox.Limits(), Logger: log.With("node", cfg.Name),
 	})
 	if err != nil {
 		return nil, err

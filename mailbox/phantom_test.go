@@ -9,15 +9,17 @@ import (
 	"time"
 
 	"github.com/sealnet/sealnet/mailbox/proto"
+	"github.com/sealnet/sealnet/mailbox/store"
+	"github.com/sealnet/sealnet/mailbox/store/badger"
 	"github.com/sealnet/sealnet/sender/seal"
 )
 
 // phService is a service over a store of its own, with a settable clock
 // shared by both.
-func phService(t *testing.T, cfg StoreConfig, clock *stClock) *Service {
+func phService(t *testing.T, dir string, cfg badger.Config, clock *stClock) *Service {
 	t.Helper()
-	cfg.Clock = clock.Now
-	st := stOpen(t, cfg)
+	cfg.Clock = clock
+	st := stOpen(t, dir, cfg)
 	set := Settings{}
 	if err := set.validate(); err != nil {
 		t.Fatal(err)
@@ -50,13 +52,13 @@ func phBundle(t *testing.T, s *Service, mb proto.MailboxID) *seal.PrekeyBundle {
 func TestPhantomHandsOutLikeAnAccount(t *testing.T) {
 	dir := t.TempDir()
 	clock := newStClock()
-	s := phService(t, StoreConfig{Dir: dir}, clock)
+	s := phService(t, dir, badger.Config{}, clock)
 	mb := proto.MailboxOf("nobody@provider.example")
 	first := phBundle(t, s, mb)
 	for i := range clientOneTime + 2 {
 		if i == 20 { // the store restarts in the middle
 			s.store.Close()
-			s = phService(t, StoreConfig{Dir: dir}, clock)
+			s = phService(t, dir, badger.Config{}, clock)
 		}
 		b := first
 		if i > 0 {
@@ -98,7 +100,7 @@ func TestPhantomHandsOutLikeAnAccount(t *testing.T) {
 // always the same, and phantoms differ in how often they rotated.
 func TestPhantomRotatesWeekly(t *testing.T) {
 	clock := newStClock()
-	s := phService(t, StoreConfig{}, clock)
+	s := phService(t, "", badger.Config{}, clock)
 	const weeks, mailboxes = 52, 40
 	created := s.store.Created()
 	counts := map[int]int{}
@@ -146,7 +148,7 @@ func TestPhantomRotatesWeekly(t *testing.T) {
 // served as a take the rate limit refused; existing ones go on.
 func TestPhantomCap(t *testing.T) {
 	clock := newStClock()
-	s := phService(t, StoreConfig{MaxPhantoms: 2}, clock)
+	s := phService(t, "", badger.Config{Limits: store.Limits{MaxPhantoms: 2}}, clock)
 	for i := range 3 {
 		b := phBundle(t, s, proto.MailboxOf(fmt.Sprintf("nobody%d@provider.example", i)))
 		if got := b.OneTime != nil; got != (i < 2) {

@@ -196,6 +196,9 @@ func run(root string) error {
 	if err := writeDirectorySeeds(root); err != nil {
 		return err
 	}
+	if err := writeStoreSeeds(root); err != nil {
+		return err
+	}
 	g := mixnet.DefaultGeometry()
 	var nodes []*node
 	for i := range g.MaxHops {

@@ -80,7 +80,6 @@ type rule struct {
 // are test tooling, run by go generate, and linked into no daemon.
 var pendingGenerators = map[string]bool{
 	"mailbox/internal/protoseed":    true,
-	"mailbox/internal/storeseed":    true,
 	"sender/seal/internal/sealseed": true,
 }
 
@@ -106,6 +105,20 @@ var rules = []rule{
 		from: func(p string) bool { return p == "sender" },
 		forbidden: func(d string) bool {
 			return (under(d, "mailbox") && !under(d, "mailbox/proto")) || strings.Contains(d, "dgraph-io/badger")
+		},
+	},
+	{
+		name: "the store interface links no storage engine",
+		from: func(p string) bool { return p == "mailbox/store" },
+		forbidden: func(d string) bool {
+			return strings.Contains(d, "dgraph-io/badger") || under(d, "mailbox/store/badger")
+		},
+	},
+	{
+		name: "the Badger store knows nothing of the service",
+		from: func(p string) bool { return p == "mailbox/store/badger" },
+		forbidden: func(d string) bool {
+			return under(d, "mailbox", "relay") && !under(d, "mailbox/store", "mailbox/proto")
 		},
 	},
 	{
@@ -168,6 +181,10 @@ func TestImportRulesCatchWrongArrows(t *testing.T) {
 		"mixnet/mix":    {"internal/clock"},
 		"mixnet":        {"internal/crypto/lioness"},
 		"mailbox/proto": {"sender/seal"},
+		// Step 3's arrows the wrong way: the interface linking Badger, the
+		// Badger store reaching back into the service.
+		"mailbox/store":        {"mailbox/proto", "github.com/dgraph-io/badger/v4"},
+		"mailbox/store/badger": {"mailbox", "mailbox/store", "mailbox/proto"},
 	}
 	fired := map[string]bool{}
 	for _, v := range old.violations() {
@@ -179,7 +196,10 @@ func TestImportRulesCatchWrongArrows(t *testing.T) {
 			t.Errorf("rule %q did not fire on the old graph", r.name)
 		}
 	}
-	clean := graph{"mixnet/mix": {"internal/clock"}, "mixnet": {"internal/crypto/lioness"}, "sender": {"mailbox/proto", "sender/seal"}}
+	clean := graph{"mixnet/mix": {"internal/clock"}, "mixnet": {"internal/crypto/lioness"}, "sender": {"mailbox/proto", "sender/seal"},
+		"mailbox/store":        {"mailbox/proto", "sender/seal"},
+		"mailbox/store/badger": {"mailbox/store", "mailbox/proto", "sender/seal", "internal/clock", "github.com/dgraph-io/badger/v4"},
+		"mailbox":              {"mailbox/store", "mailbox/store/badger", "relay"}}
 	if v := clean.violations(); len(v) != 0 {
 		t.Errorf("allowed arrows reported: %v", v)
 	}
