@@ -22,5 +22,4 @@
 //     does.
 package mailbox
 
-//go:generate go run ./internal/protoseed -dir proto
 //go:generate go run ./internal/storeseed

@@ -79,9 +79,7 @@ type rule struct {
 // generator, internal/cmd/testdatagen (docs/layout-plan.md step 10): they
 // are test tooling, run by go generate, and linked into no daemon.
 var pendingGenerators = map[string]bool{
-	"mailbox/internal/protoseed":    true,
-	"mailbox/internal/storeseed":    true,
-	"sender/seal/internal/sealseed": true,
+	"mailbox/internal/storeseed": true,
 }
 
 var rules = []rule{
