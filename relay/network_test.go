@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sealnet/sealnet/internal/clock"
 	"github.com/sealnet/sealnet/internal/testbed/testnet"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
@@ -167,6 +168,21 @@ func startNetworkOpts(t *testing.T, spec testnet.Spec, mod func(name string, cfg
 func startNetworkListen(t *testing.T, spec testnet.Spec, mod func(name string, cfg *relay.Config), skip map[string]bool,
 	wrap func(n *network, name string, ln net.Listener) net.Listener) *network {
 	t.Helper()
+	return startNetworkWith(t, spec, netOptions{mod: mod, skip: skip, wrap: wrap})
+}
+
+// netOptions are how a test's in-process network differs from the
+// default one.
+type netOptions struct {
+	mod   func(name string, cfg *relay.Config) // changes a relay's configuration
+	skip  map[string]bool                      // nodes and authorities not started
+	wrap  func(n *network, name string, ln net.Listener) net.Listener
+	clock clock.Clock // the authorities' and relays' clock; nil: clock.System()
+}
+
+func startNetworkWith(t *testing.T, spec testnet.Spec, o netOptions) *network {
+	t.Helper()
+	mod, skip, wrap := o.mod, o.skip, o.wrap
 	nw, err := testnet.Create(t.TempDir(), spec)
 	if err != nil {
 		t.Fatal(err)
@@ -180,6 +196,7 @@ func startNetworkListen(t *testing.T, spec testnet.Spec, mod func(name string, c
 		Listener:  listen,
 		Deliverer: func(name string) relay.Deliverer { return deliverer{name, n.del} },
 		Skip:      skip,
+		Clock:     o.clock,
 		Relay: func(name string, cfg *relay.Config) {
 			cfg.Directory.Poll.UnmarshalText([]byte("200ms"))
 			if mod != nil {
@@ -197,7 +214,7 @@ func startNetworkListen(t *testing.T, spec testnet.Spec, mod func(name string, c
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if n.doc, err = nw.WaitDocument(ctx); err != nil {
+	if n.doc, err = n.p.WaitDocument(ctx); err != nil {
 		t.Fatal(err)
 	}
 	n.waitReady(t)
