@@ -5,11 +5,9 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/sealnet/sealnet/internal/clock"
 	"github.com/sealnet/sealnet/internal/config"
 	"github.com/sealnet/sealnet/internal/testbed/testnet"
 	"github.com/sealnet/sealnet/mixnet"
@@ -239,46 +237,3 @@ func TestAuthorityDownKeepsWorking(t *testing.T) {
 		})
 	}
 }
-
-// testClock is the clock of a network an epoch test moves: a clock.Manual
-// that runs at the pace of real time while the network works on its own
-// (the authorities' schedule and the relays' directory polls are paced on
-// it), and that the test moves forward in jumps (Set) or stops (hold) at
-// will. It starts a second into an epoch of the given period.
-type testClock struct {
-	*clock.Manual
-	running atomic.Bool
-}
-
-func newTestClock(t *testing.T, period time.Duration) *testClock {
-	e := directory.EpochAt(time.Now(), period)
-	c := &testClock{Manual: clock.NewManual(directory.EpochStart(e, period).Add(time.Second))}
-	c.running.Store(true)
-	const step = 10 * time.Millisecond
-	done, stopped := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(stopped)
-		tick := time.NewTicker(step)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-				if c.running.Load() {
-					c.Advance(step)
-				}
-			}
-		}
-	}()
-	// Registered before the network's cleanup, so it runs after it: the
-	// network stops on a running clock.
-	t.Cleanup(func() {
-		close(done)
-		<-stopped
-	})
-	return c
-}
-
-// hold stops the clock where it is; Set still moves it.
-func (c *testClock) hold() { c.running.Store(false) }

@@ -102,6 +102,7 @@ type deliveries struct {
 	at    map[uint32]time.Time     // message index -> when it was first delivered
 	delay map[uint32]time.Duration // message index -> the delay its final hop asked for
 	n     int
+	now   func() time.Time // the network's clock: when at is stamped
 }
 
 type deliverer struct {
@@ -117,7 +118,7 @@ func (d deliverer) Deliver(res *mixnet.Result) error {
 	d.d.mu.Lock()
 	d.d.got[i] = append(d.d.got[i], d.name)
 	if _, ok := d.d.at[i]; !ok {
-		d.d.at[i], d.d.delay[i] = time.Now(), res.Delay
+		d.d.at[i], d.d.delay[i] = d.d.now(), res.Delay
 	}
 	d.d.n++
 	d.d.mu.Unlock()
@@ -187,7 +188,8 @@ func startNetworkWith(t *testing.T, spec testnet.Spec, o netOptions) *network {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &network{nw: nw, wire: &wire{}, del: &deliveries{got: make(map[uint32][]string), at: make(map[uint32]time.Time), delay: make(map[uint32]time.Duration)}}
+	n := &network{nw: nw, wire: &wire{}, del: &deliveries{got: make(map[uint32][]string), at: make(map[uint32]time.Time), delay: make(map[uint32]time.Duration),
+		now: clock.Or(o.clock).Now}}
 	var listen func(string, net.Listener) net.Listener
 	if wrap != nil {
 		listen = func(name string, ln net.Listener) net.Listener { return wrap(n, name, ln) }
