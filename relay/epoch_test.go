@@ -94,9 +94,9 @@ func TestOneAuthorityDown(t *testing.T) {
 // TestEpochRotation: a packet built with an epoch's keys still goes
 // through just after the epoch ends (the grace window), and is refused
 // once the epoch's keys are erased. The network runs on a clock the test
-// moves (testClock): the boundary and the end of the grace window are
-// jumps, not sleeps, and the clock stands still while a packet crosses
-// its hops, so a loaded machine cannot close the window under it.
+// moves (testnet.RunningClock): the boundary and the end of the grace
+// window are jumps, not sleeps, and the clock stands still while a packet
+// crosses its hops, so a loaded machine cannot close the window under it.
 func TestEpochRotation(t *testing.T) {
 	const period, grace = time.Minute, time.Second
 	clk := newTestClock(t, period)
@@ -105,7 +105,7 @@ func TestEpochRotation(t *testing.T) {
 		mod:   func(_ string, c *relay.Config) { c.Directory.EpochGrace = config.Duration(grace) },
 	})
 	// Work inside an epoch with at least 1.5 s left.
-	clk.hold()
+	clk.Hold()
 	now := clk.Now()
 	e := directory.EpochAt(now, period)
 	if left := directory.EpochStart(e+1, period).Sub(now); left <= 1500*time.Millisecond {
@@ -196,7 +196,7 @@ func TestReplayRefusedAfterRestart(t *testing.T) {
 // TestAuthorityDownKeepsWorking: with every authority gone, relays keep
 // forwarding on the last good document, across an epoch boundary (the old
 // document carries the next epoch's keys), and report that they are stale.
-// The boundaries are jumps of the network's clock (testClock).
+// The boundaries are jumps of the network's clock (testnet.RunningClock).
 func TestAuthorityDownKeepsWorking(t *testing.T) {
 	const period = time.Minute
 	clk := newTestClock(t, period)

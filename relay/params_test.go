@@ -21,8 +21,8 @@ const outOfBounds = `sealnet_packets_dropped_total{reason="delay_out_of_bounds"}
 // hop asks it (first mix, second mix, provider), even where their own
 // configuration still sets a longer mixing.max_delay; the controls, asking
 // exactly MaxDelay of the first mix or of the provider, are delivered, the
-// first after being held for it. The network's clock stands still but
-// where the test moves it (testClock), so the hold is measured on it.
+// first after being held for it. The network's clock moves only where the
+// test moves it (testnet.RunningClock), so the hold is measured on it.
 func TestDelayAboveBoundRefused(t *testing.T) {
 	const maxDelay = 400 * time.Millisecond
 	p := directory.DefaultParameters()
@@ -35,7 +35,7 @@ func TestDelayAboveBoundRefused(t *testing.T) {
 			cfg.Mixing.MaxDelay = &long
 		},
 	})
-	clk.hold()
+	clk.Hold()
 	if got := n.doc.Doc.Params().MaxDelay; got != maxDelay {
 		t.Fatalf("the document publishes max delay %v, want %v", got, maxDelay)
 	}
@@ -91,7 +91,7 @@ func TestDelayAboveBoundRefused(t *testing.T) {
 	if relay.ProvidersHoldFinalHop {
 		holding = 2
 	}
-	clk.waitArmed(t, "the controls to be held", sent[1].Add(maxDelay), holding)
+	waitArmed(t, clk, "the controls to be held", sent[1].Add(maxDelay), holding)
 	clk.Advance(maxDelay)
 	waitFor(t, "the controls delivered and the probes counted", 10*time.Second, func() bool { return n.del.count() >= 2 && counted() }, n.dump)
 	// A probe that got through would be held at most maxDelay (and a
