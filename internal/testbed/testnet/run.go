@@ -53,9 +53,8 @@ type InProcessOptions struct {
 	Mailbox func(name string, s *mailbox.Settings)
 	// Skip names nodes and authorities not to start.
 	Skip map[string]bool
-	// Clock, if set, is the authorities' and the relays' clock (a test's
-	// clock.Manual); nil is clock.System(). Providers' mailbox services
-	// keep the system clock.
+	// Clock, if set, is the clock of the authorities, the relays and the
+	// providers' mailbox services (a RunningClock); nil is clock.System().
 	Clock clock.Clock
 }
 
@@ -150,7 +149,7 @@ func (p *InProcess) StartNode(name string) error {
 		if opts.Mailbox != nil {
 			opts.Mailbox(n.Name, &mc.Mailbox)
 		}
-		prov, err := mailbox.NewProvider(*mc, mailbox.Options{Logger: opts.Logger, Relay: func(ro *relay.Options) { ro.Listener, ro.Clock = ln, opts.Clock }})
+		prov, err := mailbox.NewProvider(*mc, mailbox.Options{Logger: opts.Logger, Clock: opts.Clock, Relay: func(ro *relay.Options) { ro.Listener = ln }})
 		if err != nil {
 			ln.Close()
 			return err
