@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sealnet/sealnet/mailbox/proto"
+	"github.com/sealnet/sealnet/mailbox/store/badger"
 	"github.com/sealnet/sealnet/mixnet"
 )
 
@@ -66,7 +67,7 @@ func TestRepliesHeld(t *testing.T) {
 func measureReplies(t *testing.T, mean time.Duration, rounds int) []time.Duration {
 	t.Helper()
 	geo := mixnet.DefaultGeometry()
-	st := stOpen(t, StoreConfig{})
+	st := stOpen(t, "", badger.Config{})
 	var token [32]byte
 	rand.Read(token[:])
 	acct := stAccount("bob")

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/sealnet/sealnet/internal/config"
-	"github.com/sealnet/sealnet/mailbox/proto"
+	"github.com/sealnet/sealnet/mailbox/store"
 	"github.com/sealnet/sealnet/relay"
 )
 
@@ -19,11 +19,13 @@ type Config struct {
 
 // Settings is the [mailbox] section (docs/mailbox.md lists every key).
 type Settings struct {
-	TTL          config.Duration `toml:"ttl"`           // envelope lifetime, default 720h
-	MaxEnvelopes int             `toml:"max_envelopes"` // per mailbox, default 10000
-	MaxBytes     int64           `toml:"max_bytes"`     // per mailbox, default 64 MiB
-	BatchSize    int             `toml:"batch_size"`    // group commit, default 256
-	GCInterval   config.Duration `toml:"gc_interval"`   // default 10m
+	// The store's limits: their ranges and defaults are store.Limits'
+	// (validate fills them in from there).
+	TTL          config.Duration `toml:"ttl"`           // envelope lifetime
+	MaxEnvelopes int             `toml:"max_envelopes"` // per mailbox
+	MaxBytes     int64           `toml:"max_bytes"`     // per mailbox
+	BatchSize    int             `toml:"batch_size"`    // group commit
+	GCInterval   config.Duration `toml:"gc_interval"`   // expiry sweep and value-log GC
 
 	CertificateTTL         config.Duration `toml:"certificate_ttl"`          // default 168h
 	DeliveriesPerMinute    int             `toml:"deliveries_per_minute"`    // with a token, per mailbox; default 600
@@ -67,12 +69,30 @@ func (c *Config) Validate() error {
 	return c.Mailbox.validate()
 }
 
+// Limits returns the store limits these settings set; zero fields take
+// the store's defaults.
+func (m *Settings) Limits() store.Limits {
+	return store.Limits{
+		TTL: m.TTL.D(), MaxEnvelopes: m.MaxEnvelopes, MaxBytes: m.MaxBytes,
+		BatchSize: m.BatchSize, GCInterval: m.GCInterval.D(),
+	}
+}
+
+// limitKeys names the store.Limits fields by their config keys, for the
+// messages of store.Limits.Check.
+var limitKeys = map[string]string{
+	"TTL": "ttl", "MaxEnvelopes": "max_envelopes", "MaxBytes": "max_bytes",
+	"BatchSize": "batch_size", "GCInterval": "gc_interval",
+}
+
 func (m *Settings) validate() error {
-	config.Default(&m.TTL, config.Duration(30*24*time.Hour))
-	config.Default(&m.MaxEnvelopes, 10_000)
-	config.Default(&m.MaxBytes, 64<<20)
-	config.Default(&m.BatchSize, 256)
-	config.Default(&m.GCInterval, config.Duration(10*time.Minute))
+	bad := func(f string, a ...any) error { return fmt.Errorf("%w: mailbox.%s", ErrConfig, fmt.Sprintf(f, a...)) }
+	lim := m.Limits().WithDefaults()
+	m.TTL, m.MaxEnvelopes, m.MaxBytes = config.Duration(lim.TTL), lim.MaxEnvelopes, lim.MaxBytes
+	m.BatchSize, m.GCInterval = lim.BatchSize, config.Duration(lim.GCInterval)
+	if err := lim.Check(func(f string) string { return limitKeys[f] }); err != nil {
+		return bad("%v", err)
+	}
 	config.Default(&m.CertificateTTL, config.Duration(7*24*time.Hour))
 	config.Default(&m.DeliveriesPerMinute, 600)
 	config.Default(&m.UnsolicitedPerMinute, 10)
@@ -88,14 +108,7 @@ func (m *Settings) validate() error {
 	config.Default(&m.RepliesPerMinute, 1800)
 	config.Default(&m.NewcomerLinks, 64)
 	config.Default(&m.RegisterWithin, config.Duration(30*time.Second))
-	bad := func(f string, a ...any) error { return fmt.Errorf("%w: mailbox.%s", ErrConfig, fmt.Sprintf(f, a...)) }
 	switch {
-	case m.TTL.D() < time.Hour:
-		return bad("ttl %v is under an hour", m.TTL.D())
-	case m.MaxEnvelopes < 1, m.MaxBytes < proto.MaxEnvelopeData:
-		return bad("max_envelopes and max_bytes must hold at least one envelope")
-	case m.BatchSize < 1 || m.BatchSize > 4096:
-		return bad("batch_size %d is outside 1..4096", m.BatchSize)
 	case m.CertificateTTL.D() < time.Hour:
 		return bad("certificate_ttl %v is under an hour", m.CertificateTTL.D())
 	case m.DeliveryWorkers < 1 || m.DeliveryWorkers > 4096 || m.DeliveryQueue < 1:

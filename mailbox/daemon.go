@@ -1,8 +1,6 @@
 package mailbox
 
 import (
-	"time"
-
 	"context"
 	"crypto/rand"
 	"errors"
@@ -10,8 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/sealnet/sealnet/internal/clock"
+	"github.com/sealnet/sealnet/mailbox/store"
+	"github.com/sealnet/sealnet/mailbox/store/badger"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/link"
 	"github.com/sealnet/sealnet/relay"
@@ -22,8 +23,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Relay lets tests wrap the relay's options (listener, dialer).
 	Relay func(*relay.Options)
-	// Clock is the provider's time, its relay's and its service's; nil
-	// is clock.System().
+	// Clock is the provider's time: its relay's, its service's and its
+	// store's; nil is clock.System().
 	Clock clock.Clock
 }
 
@@ -32,10 +33,12 @@ type Options struct {
 type Provider struct {
 	Node    *relay.Node
 	Service *Service
-	Store   *Store
+	Store   store.Store
 }
 
-// NewProvider opens the store and prepares the relay and the service.
+// NewProvider opens the store and prepares the relay and the service. It
+// is the one place the store's implementation is chosen: Badger, in the
+// data directory's mailbox/ folder.
 func NewProvider(cfg Config, opts Options) (*Provider, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -48,11 +51,8 @@ func NewProvider(cfg Config, opts Options) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := OpenStore(StoreConfig{
-		Dir: filepath.Join(cfg.DataDir, "mailbox"), TTL: cfg.Mailbox.TTL.D(),
-		MaxCount: cfg.Mailbox.MaxEnvelopes, MaxBytes: cfg.Mailbox.MaxBytes,
-		BatchSize: cfg.Mailbox.BatchSize, GCInterval: cfg.Mailbox.GCInterval.D(),
-		Logger: log.With("node", cfg.Name),
+	st, err := badger.Open(filepath.Join(cfg.DataDir, "mailbox"), badger.Config{
+		Limits: cfg.Mailbox.Limits(), Logger: log.With("node", cfg.Name), Clock: opts.Clock,
 	})
 	if err != nil {
 		return nil, err

@@ -1,6 +1,6 @@
 // Package mailbox is a provider's mailbox (`sealnet mailbox`): it keeps
-// sealed envelopes for its users in an embedded Badger database until they
-// fetch them, hands out their prekeys, signs their sender certificates,
+// sealed envelopes for its users in a store (mailbox/store; the Badger one,
+// mailbox/store/badger, chosen by NewProvider) until they fetch them, hands out their prekeys, signs their sender certificates,
 // and serves all of this over direct Noise links and through the mix
 // network (docs/mailbox.md).
 //
@@ -21,5 +21,3 @@
 //   - From outside, an address that does not exist answers like one that
 //     does.
 package mailbox
-
-//go:generate go run ./internal/storeseed

@@ -112,6 +112,10 @@ func TestProviderSurvivesKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	mc.Mailbox.DeliveriesPerMinute, mc.Mailbox.RequestsPerSecond = 100_000_000, 1_000_000
+	// And the quota: a fast round can deliver more than the default 10,000
+	// envelopes, and a loader's last delivery refused as over quota would
+	// then fail the re-send below for a reason this test is not about.
+	mc.Mailbox.MaxEnvelopes, mc.Mailbox.MaxBytes = 1_000_000, 1<<30
 	mc.Limits.MaxConnsPerPeer = 64 // eight loaders and the owner, all from 127.0.0.1
 	var buf bytes.Buffer
 	if err := config.Encode(&buf, mc); err != nil {

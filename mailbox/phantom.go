@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sealnet/sealnet/mailbox/proto"
+	"github.com/sealnet/sealnet/mailbox/store"
 	"github.com/sealnet/sealnet/sender/seal"
 )
 
@@ -122,7 +123,7 @@ func (s *Service) phantomBundle(mb proto.MailboxID, take bool, now time.Time) (*
 	n, handed := 0, false
 	if take {
 		n, handed, err = s.store.TakePhantom(mb, clientOneTime)
-		if errors.Is(err, ErrQuota) {
+		if errors.Is(err, store.ErrQuota) {
 			// The cap on phantom records: serve it as a take the rate
 			// limit refused (docs/mailbox.md §5).
 			s.m.rejected("phantom_cap").Inc()

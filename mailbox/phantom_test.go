@@ -8,27 +8,25 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/sealnet/sealnet/internal/clock"
 	"github.com/sealnet/sealnet/mailbox/proto"
+	"github.com/sealnet/sealnet/mailbox/store"
+	"github.com/sealnet/sealnet/mailbox/store/badger"
 	"github.com/sealnet/sealnet/sender/seal"
 )
 
 // phService is a service over a store of its own, with a settable clock
 // shared by both.
-func phService(t *testing.T, cfg StoreConfig, clk *clock.Manual) *Service {
+func phService(t *testing.T, dir string, cfg badger.Config, clock *stClock) *Service {
 	t.Helper()
-	cfg.Clock = clk.Now
-	st := stOpen(t, cfg)
+	cfg.Clock = clock
+	st := stOpen(t, dir, cfg)
 	set := Settings{}
 	if err := set.validate(); err != nil {
 		t.Fatal(err)
 	}
 	set.OneTimePerHour, set.BundlesPerHour = 1000, 1000
-	return NewService(set, ServiceOptions{Domain: "provider.example", Store: st, Secret: [32]byte{7}, Clock: clk})
+	return NewService(set, ServiceOptions{Domain: "provider.example", Store: st, Secret: [32]byte{7}, Clock: clock})
 }
-
-// phClock is the phantom tests' clock: it moves only when a test moves it.
-func phClock() *clock.Manual { return clock.NewManual(time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC)) }
 
 func phBundle(t *testing.T, s *Service, mb proto.MailboxID) *seal.PrekeyBundle {
 	t.Helper()
@@ -53,14 +51,14 @@ func phBundle(t *testing.T, s *Service, mb proto.MailboxID) *seal.PrekeyBundle {
 // restart of the store; a bundle request without a take shows none.
 func TestPhantomHandsOutLikeAnAccount(t *testing.T) {
 	dir := t.TempDir()
-	clk := phClock()
-	s := phService(t, StoreConfig{Dir: dir}, clk)
+	clock := newStClock()
+	s := phService(t, dir, badger.Config{}, clock)
 	mb := proto.MailboxOf("nobody@provider.example")
 	first := phBundle(t, s, mb)
 	for i := range clientOneTime + 2 {
 		if i == 20 { // the store restarts in the middle
 			s.store.Close()
-			s = phService(t, StoreConfig{Dir: dir}, clk)
+			s = phService(t, dir, badger.Config{}, clock)
 		}
 		b := first
 		if i > 0 {
@@ -84,7 +82,7 @@ func TestPhantomHandsOutLikeAnAccount(t *testing.T) {
 		}
 	}
 	// No take (the one-time rate limit refused it): signed and last resort.
-	b, err := s.phantomBundle(proto.MailboxOf("other@provider.example"), false, clk.Now())
+	b, err := s.phantomBundle(proto.MailboxOf("other@provider.example"), false, clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,8 +99,8 @@ func TestPhantomHandsOutLikeAnAccount(t *testing.T) {
 // once a week), its last-resort key with it, a key shown under one ID is
 // always the same, and phantoms differ in how often they rotated.
 func TestPhantomRotatesWeekly(t *testing.T) {
-	clk := phClock()
-	s := phService(t, StoreConfig{}, clk)
+	clock := newStClock()
+	s := phService(t, "", badger.Config{}, clock)
 	const weeks, mailboxes = 52, 40
 	created := s.store.Created()
 	counts := map[int]int{}
@@ -149,8 +147,8 @@ func TestPhantomRotatesWeekly(t *testing.T) {
 // TestPhantomCap: beyond MaxPhantoms records a new phantom's take is
 // served as a take the rate limit refused; existing ones go on.
 func TestPhantomCap(t *testing.T) {
-	clk := phClock()
-	s := phService(t, StoreConfig{MaxPhantoms: 2}, clk)
+	clock := newStClock()
+	s := phService(t, "", badger.Config{Limits: store.Limits{MaxPhantoms: 2}}, clock)
 	for i := range 3 {
 		b := phBundle(t, s, proto.MailboxOf(fmt.Sprintf("nobody%d@provider.example", i)))
 		if got := b.OneTime != nil; got != (i < 2) {

@@ -12,6 +12,8 @@ import (
 	"github.com/flynn/noise"
 
 	"github.com/sealnet/sealnet/mailbox/proto"
+	"github.com/sealnet/sealnet/mailbox/store"
+	"github.com/sealnet/sealnet/mailbox/store/badger"
 	"github.com/sealnet/sealnet/mixnet"
 )
 
@@ -19,13 +21,13 @@ import (
 // whose owner holds a real identity key, and the provider's link key.
 type replyFixture struct {
 	svc   *Service
-	st    *Store
+	st    *badger.DB
 	mb    proto.MailboxID
 	token [32]byte
 	owner proto.ReplyKey // the key the owner's client makes SURB IDs with
 }
 
-func newReplyFixture(t *testing.T, storeCfg StoreConfig, mod func(*Settings)) *replyFixture {
+func newReplyFixture(t *testing.T, storeCfg badger.Config, mod func(*Settings)) *replyFixture {
 	t.Helper()
 	linkKey, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
@@ -35,7 +37,7 @@ func newReplyFixture(t *testing.T, storeCfg StoreConfig, mod func(*Settings)) *r
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &replyFixture{st: stOpen(t, storeCfg)}
+	f := &replyFixture{st: stOpen(t, "", storeCfg)}
 	rand.Read(f.token[:])
 	acct := stAccount("alice")
 	acct.IdentityX25519 = [32]byte(identity.PublicKey().Bytes())
@@ -94,7 +96,7 @@ func (f *replyFixture) deliverSealed(t *testing.T, n int) int {
 	t.Helper()
 	ok := 0
 	for i := range n {
-		env := Envelope{Kind: proto.EnvelopeSealed, ID: [16]byte{0xee, byte(i)}, Data: []byte("sealed")}
+		env := store.Envelope{Kind: proto.EnvelopeSealed, ID: [16]byte{0xee, byte(i)}, Data: []byte("sealed")}
 		if code := f.svc.deliver(context.Background(), f.mb, env, f.token); code == proto.StatusOK {
 			ok++
 		}
@@ -139,7 +141,7 @@ func TestReplyIDTamper(t *testing.T) {
 // derives from its link key and the account's identity key, and it
 // differs per mailbox.
 func TestOwnerAndProviderShareReplyKey(t *testing.T) {
-	f := newReplyFixture(t, StoreConfig{}, nil)
+	f := newReplyFixture(t, badger.Config{}, nil)
 	acct, err := f.st.Account(f.mb)
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +173,7 @@ func TestForgedRepliesSpendNothing(t *testing.T) {
 	const quota, flood = 8, 200
 	for _, check := range []bool{true, false} {
 		t.Run(map[bool]string{true: "checked", false: "control_unchecked"}[check], func(t *testing.T) {
-			f := newReplyFixture(t, StoreConfig{MaxCount: quota}, func(s *Settings) {
+			f := newReplyFixture(t, badger.Config{Limits: store.Limits{MaxEnvelopes: quota}}, func(s *Settings) {
 				s.DeliveriesPerMinute = quota
 				if !check {
 					DisableReplyAuth(s)
@@ -208,19 +210,19 @@ func TestForgedRepliesSpendNothing(t *testing.T) {
 				}
 				return
 			}
-			if len(page) != quota/ReplyShare || stored != quota-quota/ReplyShare {
-				t.Fatalf("control: %d forged replies held, %d deliveries stored; want %d and %d", len(page), stored, quota/ReplyShare, quota-quota/ReplyShare)
+			if len(page) != quota/store.ReplyShare || stored != quota-quota/store.ReplyShare {
+				t.Fatalf("control: %d forged replies held, %d deliveries stored; want %d and %d", len(page), stored, quota/store.ReplyShare, quota-quota/store.ReplyShare)
 			}
 		})
 	}
 }
 
 // TestRepliesFillHalfTheQuota: genuine replies beyond the replies' share
-// of the quota (ReplyShare) are not stored, so the rest stays for sealed
+// of the quota (store.ReplyShare) are not stored, so the rest stays for sealed
 // deliveries; sealed deliveries may fill the whole quota.
 func TestRepliesFillHalfTheQuota(t *testing.T) {
 	const quota = 8
-	f := newReplyFixture(t, StoreConfig{MaxCount: quota}, nil)
+	f := newReplyFixture(t, badger.Config{Limits: store.Limits{MaxEnvelopes: quota}}, nil)
 	for range 3 * quota {
 		id, err := f.owner.NewReplyID(rand.Reader, f.mb)
 		if err != nil {
@@ -229,14 +231,14 @@ func TestRepliesFillHalfTheQuota(t *testing.T) {
 		f.reply(t, id)
 	}
 	f.settle(t, 3*quota)
-	if n := f.svc.m.deliveries("surb_reply").Load(); n != quota/ReplyShare {
-		t.Fatalf("%d genuine replies stored in a quota of %d, want %d", n, quota, quota/ReplyShare)
+	if n := f.svc.m.deliveries("surb_reply").Load(); n != quota/store.ReplyShare {
+		t.Fatalf("%d genuine replies stored in a quota of %d, want %d", n, quota, quota/store.ReplyShare)
 	}
-	if n := f.deliverSealed(t, quota); n != quota-quota/ReplyShare {
-		t.Fatalf("%d deliveries stored beside the replies, want %d", n, quota-quota/ReplyShare)
+	if n := f.deliverSealed(t, quota); n != quota-quota/store.ReplyShare {
+		t.Fatalf("%d deliveries stored beside the replies, want %d", n, quota-quota/store.ReplyShare)
 	}
 
-	g := newReplyFixture(t, StoreConfig{MaxCount: quota}, nil)
+	g := newReplyFixture(t, badger.Config{Limits: store.Limits{MaxEnvelopes: quota}}, nil)
 	if n := g.deliverSealed(t, quota); n != quota {
 		t.Fatalf("%d of %d deliveries stored in an empty mailbox", n, quota)
 	}
@@ -249,10 +251,10 @@ func TestRepliesFillHalfTheQuota(t *testing.T) {
 }
 
 // TestReplyKeyFollowsIdentity: once a mailbox's identity key is replaced
-// (Store.ReplaceIdentity), IDs made under the old owner's key no longer
+// (store.Store.ReplaceIdentity), IDs made under the old owner's key no longer
 // verify and the new owner's do, although the old key was cached.
 func TestReplyKeyFollowsIdentity(t *testing.T) {
-	f := newReplyFixture(t, StoreConfig{}, nil)
+	f := newReplyFixture(t, badger.Config{}, nil)
 	acct, err := f.st.Account(f.mb)
 	if err != nil {
 		t.Fatal(err)

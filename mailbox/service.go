@@ -20,6 +20,7 @@ import (
 	"github.com/sealnet/sealnet/internal/clock"
 	"github.com/sealnet/sealnet/internal/metrics"
 	"github.com/sealnet/sealnet/mailbox/proto"
+	"github.com/sealnet/sealnet/mailbox/store"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
 	"github.com/sealnet/sealnet/mixnet/link"
@@ -33,7 +34,7 @@ import (
 type Service struct {
 	cfg      Settings
 	domain   string
-	store    *Store
+	store    store.Store
 	geo      mixnet.Geometry
 	identity ed25519.PrivateKey
 	secret   [32]byte // derives the fake bundles of unknown mailboxes
@@ -76,7 +77,7 @@ type heldReply struct {
 // ServiceOptions are what a Service needs besides its settings.
 type ServiceOptions struct {
 	Domain   string
-	Store    *Store
+	Store    store.Store
 	Geometry mixnet.Geometry
 	Identity ed25519.PrivateKey // the provider's directory identity key
 	Secret   [32]byte
@@ -175,7 +176,7 @@ func (s *Service) Run(ctx context.Context) {
 // whatever happened (stored, dropped by the mailbox's policy or quota, or
 // no such mailbox), so that a stranger cannot learn whether an address
 // exists. Rate limits apply per mailbox ID, existing or not.
-func (s *Service) deliver(ctx context.Context, mb proto.MailboxID, env Envelope, token [32]byte) proto.StatusCode {
+func (s *Service) deliver(ctx context.Context, mb proto.MailboxID, env store.Envelope, token [32]byte) proto.StatusCode {
 	return s.deliverAs(ctx, mb, env, token, nil).Code
 }
 
@@ -187,7 +188,7 @@ func (s *Service) deliver(ctx context.Context, mb proto.MailboxID, env Envelope,
 // since an error only a mailbox that exists can meet would tell that it
 // exists; the unsolicited bucket is keyed by the mailbox ID whether it
 // exists or not, so its RetryAfter tells nothing of that either.
-func (s *Service) deliverAs(ctx context.Context, mb proto.MailboxID, env Envelope, token [32]byte, authorized func()) *proto.Status {
+func (s *Service) deliverAs(ctx context.Context, mb proto.MailboxID, env store.Envelope, token [32]byte, authorized func()) *proto.Status {
 	st := func(c proto.StatusCode) *proto.Status {
 		r := &proto.Status{Code: c, EnvelopeID: env.ID}
 		switch c {
@@ -200,7 +201,7 @@ func (s *Service) deliverAs(ctx context.Context, mb proto.MailboxID, env Envelop
 	}
 	acct, err := s.store.Account(mb)
 	known := err == nil
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		s.m.rejected("unavailable").Inc()
 		return st(proto.StatusUnavailable)
 	}
@@ -220,17 +221,17 @@ func (s *Service) deliverAs(ctx context.Context, mb proto.MailboxID, env Envelop
 		}
 		res, err := s.store.Deliver(ctx, mb, env)
 		switch {
-		case err == nil && res == Duplicate:
+		case err == nil && res == store.Duplicate:
 			s.m.deliveries("duplicate").Inc()
 			return st(proto.StatusDuplicate)
 		case err == nil:
 			s.m.deliveries("stored").Inc()
 			s.m.storedBytes.Add(uint64(len(env.Data)))
 			return st(proto.StatusOK)
-		case errors.Is(err, ErrQuota):
+		case errors.Is(err, store.ErrQuota):
 			s.m.rejected("quota").Inc()
 			return st(proto.StatusQuotaFull)
-		case errors.Is(err, ErrTooLarge):
+		case errors.Is(err, store.ErrTooLarge):
 			s.m.rejected("bad_request").Inc()
 			return st(proto.StatusBadRequest)
 		default:
@@ -248,12 +249,12 @@ func (s *Service) deliverAs(ctx context.Context, mb proto.MailboxID, env Envelop
 	}
 	res, err := s.store.Deliver(ctx, mb, env)
 	switch {
-	case err == nil && res == Duplicate:
+	case err == nil && res == store.Duplicate:
 		s.m.deliveries("duplicate").Inc()
 	case err == nil:
 		s.m.deliveries("stored").Inc()
 		s.m.storedBytes.Add(uint64(len(env.Data)))
-	case errors.Is(err, ErrQuota), errors.Is(err, ErrTooLarge):
+	case errors.Is(err, store.ErrQuota), errors.Is(err, store.ErrTooLarge):
 		s.m.deliveries("discarded").Inc()
 	default:
 		s.m.rejected("unavailable").Inc()
@@ -280,7 +281,7 @@ func (s *Service) Deliver(res *mixnet.Result) error {
 		// A reply to a SURB: no token, but its ID must be one this
 		// mailbox's owner made (replyid.go), or anyone could fill the
 		// mailbox with replies.
-		env := Envelope{Kind: proto.EnvelopeSURBReply, ID: res.SURBID, Data: append([]byte(nil), res.Payload...)}
+		env := store.Envelope{Kind: proto.EnvelopeSURBReply, ID: res.SURBID, Data: append([]byte(nil), res.Payload...)}
 		return s.enqueue(func() { s.storeReply(mb, env) })
 	}
 	if res.Recipient == (mixnet.RecipientID{}) && allZero(res.Payload) {
@@ -310,7 +311,7 @@ func (s *Service) Deliver(res *mixnet.Result) error {
 			reply = s.bundle(mb)
 		} else {
 			d := req.Deliver
-			reply = s.deliverAs(ctx, mb, Envelope{Kind: proto.EnvelopeSealed, ID: d.EnvelopeID, Data: d.Data}, d.Token, nil)
+			reply = s.deliverAs(ctx, mb, store.Envelope{Kind: proto.EnvelopeSealed, ID: d.EnvelopeID, Data: d.Data}, d.Token, nil)
 		}
 		s.replyThrough(req.SURB, reply, due)
 	})
@@ -320,8 +321,8 @@ func (s *Service) Deliver(res *mixnet.Result) error {
 // owner made the SURB (its ID verifies; a forgery spends nothing of the
 // mailbox's), within the mailbox's reply budget (a client's own cover and
 // acknowledgements must not spend its contacts' deliveries), and within
-// the replies' share of the quota (the store's ReplyShare).
-func (s *Service) storeReply(mb proto.MailboxID, env Envelope) {
+// the replies' share of the quota (store.ReplyShare).
+func (s *Service) storeReply(mb proto.MailboxID, env store.Envelope) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	acct, err := s.store.Account(mb)
@@ -448,7 +449,7 @@ func (s *Service) bundle(mb proto.MailboxID) proto.Message {
 		if b, ok := assembleBundle(&acct, &sb); ok {
 			return &proto.BundleResponse{Bundle: b.Marshal()}
 		}
-	} else if !errors.Is(err, ErrNotFound) {
+	} else if !errors.Is(err, store.ErrNotFound) {
 		return &proto.Status{Code: proto.StatusUnavailable}
 	}
 	b, err := s.fake(mb, take, now)
@@ -458,7 +459,7 @@ func (s *Service) bundle(mb proto.MailboxID) proto.Message {
 	return &proto.BundleResponse{Bundle: b.Marshal()}
 }
 
-func assembleBundle(a *Account, sb *Bundle) (*seal.PrekeyBundle, bool) {
+func assembleBundle(a *store.Account, sb *store.Bundle) (*seal.PrekeyBundle, bool) {
 	if sb.Signed == nil {
 		return nil, false
 	}
@@ -586,7 +587,7 @@ func (n *newcomerLink) end() {
 type session struct {
 	key  [32]byte
 	mb   proto.MailboxID
-	acct Account
+	acct store.Account
 	ok   bool
 }
 
@@ -608,7 +609,7 @@ func (s *Service) owner(o *session) bool {
 func (s *Service) handle(ctx context.Context, kind link.Kind, o *session, m proto.Message) proto.Message {
 	switch r := m.(type) {
 	case *proto.DeliverRequest:
-		return s.deliverAs(ctx, r.Mailbox, Envelope{Kind: proto.EnvelopeSealed, ID: r.EnvelopeID, Data: r.Data}, r.Token, nil)
+		return s.deliverAs(ctx, r.Mailbox, store.Envelope{Kind: proto.EnvelopeSealed, ID: r.EnvelopeID, Data: r.Data}, r.Token, nil)
 	case *proto.BundleRequest:
 		return s.bundle(r.Mailbox)
 	}
@@ -632,7 +633,7 @@ func (s *Service) handle(ctx context.Context, kind link.Kind, o *session, m prot
 		return s.pull(ctx, o.mb, r.Through, s.now())
 	case *proto.AckRequest:
 		if err := s.store.Ack(o.mb, r.Through); err != nil {
-			if errors.Is(err, ErrBadAck) {
+			if errors.Is(err, store.ErrBadAck) {
 				return &proto.Status{Code: proto.StatusBadRequest, Detail: "nothing to acknowledge up to that sequence"}
 			}
 			return &proto.Status{Code: proto.StatusUnavailable}
@@ -663,12 +664,12 @@ func (s *Service) register(o *session, r *proto.RegisterRequest) proto.Message {
 	if !ed25519.Verify(ed25519.PublicKey(r.IdentityEd25519[:]), proto.RegistrationMessage(addr, o.key, r.IdentityEd25519), r.Signature[:]) {
 		return &proto.Status{Code: proto.StatusUnauthorized, Detail: "bad proof of possession of the identity key"}
 	}
-	_, err := s.store.Register(Account{
+	_, err := s.store.Register(store.Account{
 		Address: addr, IdentityX25519: o.key, IdentityEd25519: r.IdentityEd25519,
 		TokenHash: r.TokenHash, AllowUnsolicited: r.AllowUnsolicited,
 	})
 	switch {
-	case errors.Is(err, ErrExists):
+	case errors.Is(err, store.ErrExists):
 		return &proto.Status{Code: proto.StatusExists, Detail: "this address is registered to another identity"}
 	case err != nil:
 		return &proto.Status{Code: proto.StatusUnavailable}
@@ -678,7 +679,7 @@ func (s *Service) register(o *session, r *proto.RegisterRequest) proto.Message {
 	return &proto.Status{Code: proto.StatusOK}
 }
 
-func (s *Service) certificate(a *Account) proto.Message {
+func (s *Service) certificate(a *store.Account) proto.Message {
 	cert, err := seal.SignCertificate(seal.Certificate{
 		Address: a.Address, IdentityX25519: a.IdentityX25519, IdentityEd25519: a.IdentityEd25519,
 		Expires: s.now().Add(s.cfg.CertificateTTL.D()).Truncate(time.Hour),
@@ -743,7 +744,7 @@ func (s *Service) upload(o *session, u *proto.PrekeyUpload) proto.Message {
 		}
 	}
 	if err := s.store.UploadPrekeys(o.mb, *u); err != nil {
-		if errors.Is(err, ErrPrekeyReused) {
+		if errors.Is(err, store.ErrPrekeyReused) {
 			return &proto.Status{Code: proto.StatusPrekeyReused, Detail: "a one-time prekey ID was used before; pick new IDs"}
 		}
 		return &proto.Status{Code: proto.StatusBadRequest, Detail: err.Error()}
@@ -799,7 +800,7 @@ func (s *Service) fetch(ctx context.Context, mb proto.MailboxID, wait time.Durat
 // answers it as any other, so a client cannot be told apart by it.
 func (s *Service) pull(ctx context.Context, mb proto.MailboxID, through uint64, arrived time.Time) proto.Message {
 	var reply proto.Message = &proto.Status{Code: proto.StatusUnavailable}
-	if err := s.store.Ack(mb, through); err == nil || errors.Is(err, ErrBadAck) {
+	if err := s.store.Ack(mb, through); err == nil || errors.Is(err, store.ErrBadAck) {
 		if through > 0 && err == nil {
 			s.m.acks.Inc()
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sealnet/sealnet/mailbox/proto"
+	"github.com/sealnet/sealnet/mailbox/store"
 )
 
 // StrangerAnswerTime is when a provider answers, on a direct link (client
@@ -96,7 +97,7 @@ func (s *Service) anyones(ctx context.Context, arrived time.Time, stragglers *sy
 	busy := &proto.Status{Code: proto.StatusUnavailable, Detail: "busy; try again"}
 	switch r := m.(type) {
 	case *proto.DeliverRequest:
-		env := Envelope{Kind: proto.EnvelopeSealed, ID: r.EnvelopeID, Data: r.Data}
+		env := store.Envelope{Kind: proto.EnvelopeSealed, ID: r.EnvelopeID, Data: r.Data}
 		busy.EnvelopeID = r.EnvelopeID
 		return s.answerAt(ctx, arrived, stragglers, func(ctx context.Context, authorized func()) proto.Message {
 			return s.deliverAs(ctx, r.Mailbox, env, r.Token, authorized)

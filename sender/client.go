@@ -596,7 +596,7 @@ func (c *Client) queue(id []byte, to string, body []byte, route Route) (string, 
 			return "", ErrNoTor
 		}
 	default:
-		return "", fmt.Errorf("sender: route %q: want %q or %q", route, RouteMix, RouteOnion)
+		return "", fmt.Errorf("%w %q: want %q or %q", ErrUnknownRoute, route, RouteMix, RouteOnion)
 	}
 	to = strings.ToLower(to)
 	if _, d, ok := strings.Cut(to, "@"); !ok || d == "" {

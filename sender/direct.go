@@ -36,9 +36,13 @@ type directJob struct {
 	result func(err error, st *proto.Status, b *seal.PrekeyBundle)
 }
 
-// directLoop delivers the messages queued with RouteOnion until ctx ends.
+// directEvery is how often directLoop looks for due work.
+const directEvery = time.Second
+
+// directLoop delivers the messages queued with RouteOnion until ctx ends,
+// looking for due work every directEvery on the client's clock.
 func (c *Client) directLoop(ctx context.Context) {
-	tick := time.NewTicker(time.Second)
+	tick := c.clock.NewTimer(directEvery)
 	defer tick.Stop()
 	for {
 		for _, j := range c.directDue(ctx) {
@@ -50,7 +54,10 @@ func (c *Client) directLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-tick.C():
+			// Re-armed at once, as a ticker would be: a slow connection
+			// does not push the next look back.
+			tick.Reset(directEvery)
 		}
 	}
 }

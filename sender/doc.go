@@ -3,7 +3,10 @@
 // and local state encrypted under a passphrase, contacts pinned on first
 // use, sessions and sealed envelopes (package sender/seal), Poisson sending
 // with drop and loop cover, acknowledgements through SURBs with randomized
-// retransmission, and fetching with verification and deduplication.
+// retransmission, and fetching with verification and deduplication. It
+// also holds the user's DIR/config.toml schema (Config) and the route
+// choice: which connections go through Tor, and when the onion route is
+// refused for want of it (Config.SendRoute, TorConfig.Dialers).
 //
 // The properties it owns: the sender's identity travels only inside
 // encryption to the recipient, so the recipient's provider and the network

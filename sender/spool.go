@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/sealnet/sealnet/internal/clock"
 )
 
 // The spool lets `sealnet send` hand a message to a running daemon, which
@@ -128,13 +130,22 @@ func decodeSpool(key *[32]byte, data []byte) (*spooled, error) {
 // WaitOutcome follows an outgoing message in dir's history until it is
 // delivered or not (or ctx ends), without taking the directory's lock.
 func WaitOutcome(ctx context.Context, dir string, pass []byte, id string) (*Message, error) {
+	return waitOutcome(ctx, clock.System(), dir, pass, id)
+}
+
+// outcomePoll is how often waitOutcome reads the history again.
+const outcomePoll = 300 * time.Millisecond
+
+// waitOutcome is WaitOutcome polling on clk (the caller holds no Client,
+// so no Options.Clock: tests pass theirs here).
+func waitOutcome(ctx context.Context, clk clock.Clock, dir string, pass []byte, id string) (*Message, error) {
 	v, raw, err := readVault(dir, pass)
 	if err != nil {
 		return nil, err
 	}
 	defer v.close()
 	clear(raw)
-	t := time.NewTicker(300 * time.Millisecond)
+	t := clk.NewTimer(outcomePoll)
 	defer t.Stop()
 	for {
 		hist, _ := historyOf(v)
@@ -146,7 +157,8 @@ func WaitOutcome(ctx context.Context, dir string, pass []byte, id string) (*Mess
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-t.C:
+		case <-t.C():
+			t.Reset(outcomePoll)
 		}
 	}
 }

@@ -168,11 +168,12 @@ func nodeCounter(t testing.TB, n *network, series string) uint64 {
 		for sc.Scan() {
 			name, val, ok := strings.Cut(sc.Text(), " ")
 			if ok && name == series {
-				v, err := strconv.ParseUint(val, 10, 64)
-				if err != nil {
-					t.Fatalf("metric %s: %v", series, err)
+				// The text format writes large counters as floats (1e+06).
+				v, err := strconv.ParseFloat(val, 64)
+				if err != nil || v < 0 {
+					t.Fatalf("metric %s: %q: %v", series, val, err)
 				}
-				total += v
+				total += uint64(v)
 			}
 		}
 	}

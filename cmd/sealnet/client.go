@@ -19,7 +19,6 @@ import (
 
 	"github.com/sealnet/sealnet/internal/daemon"
 	"github.com/sealnet/sealnet/internal/testbed/testnet"
-	"github.com/sealnet/sealnet/internal/torctl"
 	"github.com/sealnet/sealnet/sender"
 )
 
@@ -302,16 +301,6 @@ func runSend(args []string, stdout, stderr io.Writer) error {
 	if err := f.tor.load(*f.dir); err != nil {
 		return err
 	}
-	rt := sender.Route(*route)
-	if rt == "" {
-		rt = f.tor.cfg.Route
-	}
-	if rt == "" {
-		rt = sender.RouteMix
-	}
-	if rt != sender.RouteMix && rt != sender.RouteOnion {
-		return fmt.Errorf("--route %q: want mix or onion", rt)
-	}
 	pid, running := runningDaemon(*f.dir)
 	for deadline := time.Now().Add(5 * time.Second); running && pid == 0 && time.Now().Before(deadline); {
 		// Another command holds the directory for a moment, or a daemon
@@ -319,11 +308,17 @@ func runSend(args []string, stdout, stderr io.Writer) error {
 		time.Sleep(100 * time.Millisecond)
 		pid, running = runningDaemon(*f.dir)
 	}
+	// The one route check: without a daemon this process sends (oneshot)
+	// or starts the daemon with its own Tor settings, so the onion route
+	// needs Tor here.
+	rt, err := f.tor.cfg.SendRoute(sender.Route(*route), running)
+	if errors.Is(err, sender.ErrUnknownRoute) {
+		return fmt.Errorf("--route %q: want mix or onion", *route)
+	} else if err != nil {
+		return err // ErrNoTor: its text says which flag to give
+	}
 	if *oneshot && !running {
 		return f.sendOneshot(ctx, stdout, stderr, log, pass, *to, body, rt, *timeout)
-	}
-	if rt == sender.RouteOnion && !running && f.tor.cfg.Tor.Mode == "" {
-		return sender.ErrNoTor
 	}
 	// Hand the message to the daemon that holds the directory, starting
 	// one if none does. The spool checks the passphrase.
@@ -333,10 +328,7 @@ func runSend(args []string, stdout, stderr io.Writer) error {
 	}
 	started := false
 	if !running {
-		startWait := daemonStartWait
-		if f.tor.cfg.Tor.Mode == torctl.ModeStart {
-			startWait += max(f.tor.cfg.Tor.Bootstrap.D(), 3*time.Minute)
-		}
+		startWait := daemonStartWait + f.tor.cfg.Tor.StartWait()
 		fmt.Fprintln(stderr, "Starting a background daemon for this identity...")
 		if pid, err = startDaemon(*f.dir, pass, f.daemonFlags(), startWait); err != nil && pid == 0 {
 			return fmt.Errorf("%w\nThe message is queued in %s; it goes out when a daemon runs: sealnet daemon --dir %s",
@@ -403,9 +395,6 @@ func (f *clientFlags) daemonFlags() []string {
 // sendOneshot is `send --oneshot`: this process runs the client's stream
 // until the message is acknowledged or given up, then exits.
 func (f *clientFlags) sendOneshot(ctx context.Context, stdout, stderr io.Writer, log *slog.Logger, pass []byte, to string, body []byte, route sender.Route, timeout time.Duration) error {
-	if route == sender.RouteOnion && f.tor.cfg.Tor.Mode == "" {
-		return sender.ErrNoTor
-	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	o, err := f.options(ctx, log, stderr)
@@ -665,10 +654,7 @@ func runClientDaemon(args []string, stdout, stderr io.Writer) error {
 		if _, err := sender.ReadHistory(*f.dir, pass); err != nil { // checks the passphrase
 			return err
 		}
-		wait := daemonStartWait
-		if f.tor.cfg.Tor.Mode == torctl.ModeStart {
-			wait += max(f.tor.cfg.Tor.Bootstrap.D(), 3*time.Minute)
-		}
+		wait := daemonStartWait + f.tor.cfg.Tor.StartWait()
 		pid, err := startDaemon(*f.dir, pass, f.daemonFlags(), wait)
 		if err != nil {
 			return err

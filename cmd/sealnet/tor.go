@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -16,39 +14,13 @@ import (
 	"github.com/sealnet/sealnet/sender"
 )
 
-// clientConfig is the optional, unencrypted DIR/config.toml of a user's
-// state directory: how the client's connections leave the machine. It
-// holds no keys. Flags override it.
-type clientConfig struct {
-	// Route is how `send` delivers by default: "mix" or "onion".
-	Route sender.Route    `toml:"route"`
-	Tor   clientTorConfig `toml:"tor"`
-}
-
-type clientTorConfig struct {
-	// Mode: "off" (default), "start" (run tor from the system binary,
-	// data in DIR/tor) or "attach" (use a running tor).
-	Mode    string `toml:"mode"`
-	Binary  string `toml:"binary"`
-	Torrc   string `toml:"torrc"`
-	Socks   string `toml:"socks"`
-	Control string `toml:"control"`
-	// Entry, Provider, Directory: which connections go through Tor when
-	// it is on. Each defaults to true.
-	Entry     *bool `toml:"entry"`
-	Provider  *bool `toml:"provider"`
-	Directory *bool `toml:"directory"`
-	// Bootstrap bounds tor's start (start mode). Default 3m.
-	Bootstrap config.Duration `toml:"bootstrap_timeout"`
-}
-
-const clientConfigName = "config.toml"
-
-// torFlags are the Tor flags of the user commands.
+// torFlags are the Tor flags of the user commands, laid over the user's
+// DIR/config.toml (sender.Config, docs/tor.md).
 type torFlags struct {
 	mode, socks, control, torrc, binary *string
 	bootstrap                           *time.Duration
-	cfg                                 clientConfig
+	cfg                                 sender.Config
+	loaded                              bool
 }
 
 func addTorFlags(f *clientFlags) *torFlags {
@@ -63,17 +35,23 @@ func addTorFlags(f *clientFlags) *torFlags {
 	return t
 }
 
-// load reads DIR/config.toml (if any) and applies the flags over it.
+// load reads DIR/config.toml (if any) and applies the flags over it, once.
 func (t *torFlags) load(dir string) error {
-	path := filepath.Join(dir, clientConfigName)
-	if _, err := os.Stat(path); err == nil {
-		if err := config.Load(path, &t.cfg); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+	if t.loaded {
+		return nil
+	}
+	cfg, err := sender.LoadConfig(filepath.Join(dir, sender.ConfigName))
+	if err != nil {
+		return err
+	}
+	c := &cfg.Tor
+	if *t.mode != "" {
+		if c.Mode, err = sender.ParseTorMode(*t.mode); err != nil {
+			return fmt.Errorf("--tor %w", err)
 		}
 	}
-	c := &t.cfg.Tor
 	for _, o := range []struct{ flag, field *string }{
-		{t.mode, &c.Mode}, {t.socks, &c.Socks}, {t.control, &c.Control}, {t.torrc, &c.Torrc}, {t.binary, &c.Binary},
+		{t.socks, &c.Socks}, {t.control, &c.Control}, {t.torrc, &c.Torrc}, {t.binary, &c.Binary},
 	} {
 		if *o.flag != "" {
 			*o.field = *o.flag
@@ -82,34 +60,22 @@ func (t *torFlags) load(dir string) error {
 	if *t.bootstrap != 0 {
 		c.Bootstrap = config.Duration(*t.bootstrap)
 	}
-	switch c.Mode {
-	case "", "off":
-		c.Mode = ""
-	case torctl.ModeStart, torctl.ModeAttach:
-	default:
-		return fmt.Errorf("--tor %q: want off, start or attach", c.Mode)
-	}
-	switch t.cfg.Route {
-	case "", sender.RouteMix, sender.RouteOnion:
-	default:
-		return fmt.Errorf("route %q in %s: want mix or onion", t.cfg.Route, path)
-	}
+	t.cfg, t.loaded = cfg, true
 	return nil
 }
 
-func orTrue(b *bool) bool { return b == nil || *b }
-
-// open starts or attaches to tor as configured and fills o's dialers.
-// It returns a closer (a no-op when Tor is off).
+// open starts or attaches to tor as configured and fills o's dialers
+// (sender.TorConfig.Dialers decides which go through it). It returns a
+// closer (a no-op when Tor is off).
 func (t *torFlags) open(ctx context.Context, dir string, o *sender.Options, log *slog.Logger, stderr io.Writer) (func(), error) {
 	c := t.cfg.Tor
-	if c.Mode == "" {
+	if !c.On() {
 		return func() {}, nil
 	}
-	if c.Mode == torctl.ModeStart {
+	if c.Mode == sender.TorStart {
 		fmt.Fprintln(stderr, "Starting tor (its log: "+filepath.Join(dir, "tor", "notice.log")+")...")
 	}
-	tc := torctl.Config{Mode: c.Mode, Binary: c.Binary, DataDir: filepath.Join(dir, "tor"), Torrc: c.Torrc,
+	tc := torctl.Config{Mode: string(c.Mode), Binary: c.Binary, DataDir: filepath.Join(dir, "tor"), Torrc: c.Torrc,
 		Socks: c.Socks, Control: c.Control, Bootstrap: c.Bootstrap.D()}
 	tr, err := torctl.Open(ctx, tc, log)
 	if err != nil {
@@ -121,27 +87,8 @@ func (t *torFlags) open(ctx context.Context, dir string, o *sender.Options, log 
 	if tr.Bootstrapped > 0 {
 		fmt.Fprintf(stderr, "tor bootstrapped in %v.\n", tr.Bootstrapped.Round(100_000_000))
 	}
-	o.OnionDial = tr.Dial
-	if orTrue(c.Entry) {
-		o.Dial = tr.Dial
-	}
-	if orTrue(c.Provider) {
-		o.ProviderDial, o.ProviderOnion = tr.Dial, true
-	} else if o.Dial != nil {
-		o.ProviderDial = directDial
-	}
-	if orTrue(c.Directory) {
-		o.DirectoryDial = tr.Dial
-	} else if o.Dial != nil {
-		o.DirectoryDial = directDial
-	}
+	c.Dialers(o, tr.Dial)
 	return func() { tr.Close() }, nil
-}
-
-// directDial is a plain connection, for what the config keeps off Tor.
-func directDial(ctx context.Context, network, addr string) (net.Conn, error) {
-	var d net.Dialer
-	return d.DialContext(ctx, network, addr)
 }
 
 // sendUsage adds to send's usage what each route and Tor setting

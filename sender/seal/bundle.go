@@ -171,11 +171,18 @@ func (p *PQPrekey) read(s *cryptobyte.String) bool {
 // parseWhole decodes b with read, which must consume all of it.
 func parseWhole(b []byte, what string, read func(*cryptobyte.String) bool) error {
 	s := cryptobyte.String(b)
-	if !read(&s) {
+	return readWhole(read(&s), s, what)
+}
+
+// readWhole is parseWhole's verdict for a parser that read inline (to keep
+// its variables on the stack): ok is whether every read succeeded, rest
+// what is left of the input.
+func readWhole(ok bool, rest cryptobyte.String, what string) error {
+	if !ok {
 		return fmt.Errorf("%w: %s truncated", ErrMalformed, what)
 	}
-	if !s.Empty() {
-		return fmt.Errorf("%w: %s: %d trailing bytes", ErrMalformed, what, len(s))
+	if !rest.Empty() {
+		return fmt.Errorf("%w: %s: %d trailing bytes", ErrMalformed, what, len(rest))
 	}
 	return nil
 }

@@ -81,12 +81,14 @@ func ParseCertificate(b []byte) (*Certificate, error) {
 	var version uint8
 	var addr cryptobyte.String
 	var exp uint64
-	err := parseWhole(b[:len(b)-ed25519.SignatureSize], "certificate", func(s *cryptobyte.String) bool {
-		return s.ReadUint8(&version) && version == certVersion &&
-			s.ReadUint8LengthPrefixed(&addr) && len(addr) <= MaxAddress &&
-			s.CopyBytes(c.IdentityX25519[:]) && s.CopyBytes(c.IdentityEd25519[:]) &&
-			s.ReadUint64(&exp) && s.CopyBytes(c.Provider[:])
-	})
+	// Read inline, not through parseWhole's callback: a closure would move
+	// these variables to the heap on a path every received message takes.
+	s := cryptobyte.String(b[:len(b)-ed25519.SignatureSize])
+	ok := s.ReadUint8(&version) && version == certVersion &&
+		s.ReadUint8LengthPrefixed(&addr) && len(addr) <= MaxAddress &&
+		s.CopyBytes(c.IdentityX25519[:]) && s.CopyBytes(c.IdentityEd25519[:]) &&
+		s.ReadUint64(&exp) && s.CopyBytes(c.Provider[:])
+	err := readWhole(ok, s, "certificate")
 	switch {
 	case version != certVersion:
 		return nil, fmt.Errorf("%w: certificate version %d", ErrMalformed, version)

@@ -202,6 +202,9 @@ func run(root string) error {
 	if err := writeProtoSeeds(root); err != nil {
 		return err
 	}
+	if err := writeStoreSeeds(root); err != nil {
+		return err
+	}
 	g := mixnet.DefaultGeometry()
 	var nodes []*node
 	for i := range g.MaxHops {

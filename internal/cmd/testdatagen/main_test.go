@@ -14,7 +14,7 @@ import (
 func TestCommittedTestdataIsCurrent(t *testing.T) {
 	fuzzcheck.CheckGenerated(t, filepath.Join("..", "..", ".."), run, "`make testdata`",
 		"mixnet/testdata/fuzz", "internal/crypto/lioness/testdata/fuzz", "mixnet/link/testdata/fuzz",
-		"mixnet/directory/testdata/fuzz")
+		"mixnet/directory/testdata/fuzz", "mailbox/store/badger/testdata/fuzz")
 }
 
 // TestFindsSeedWritingPackages: the generator finds the packages that

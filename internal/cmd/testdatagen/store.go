@@ -1,35 +1,24 @@
-// Command storeseed writes the seed corpora of the fuzz targets of the
-// mailbox store's record decoders (testdata/fuzz/FuzzStore*). It writes
-// every record from the layout in docs/mailbox-storage.md, not through the
-// package's encoders, so the seeds also check that the code and the
-// document agree: seeds named valid-* must decode, bad-* must not
-// (TestStoreSeedsMatchFormat). It is deterministic; its test fails if the
-// committed corpora differ from what it writes. From mailbox:
-//
-//	go generate        (or: go run ./internal/storeseed)
 package main
+
+// The seed corpora of the Badger mailbox store's record decoders
+// (mailbox/store/badger/testdata/fuzz/FuzzStore*). Every record is written
+// from the layout in docs/mailbox-storage.md, not through the package's
+// encoders, so the seeds also check that the code and the document agree:
+// seeds named valid-* must decode, bad-* must not
+// (TestStoreSeedsMatchFormat), and the encoders must write the valid
+// ones byte for byte (TestStoreEncodersMatchSeeds).
 
 import (
 	"bytes"
 	"encoding/binary"
-	"flag"
-	"log"
 	"os"
 	"path/filepath"
 
 	"github.com/sealnet/sealnet/internal/testkit/fuzzcheck"
 )
 
-func main() {
-	dir := flag.String("dir", ".", "the mailbox package's directory")
-	flag.Parse()
-	if err := run(*dir); err != nil {
-		log.Fatal(err)
-	}
-}
-
-// targets are the fuzz targets whose corpora this program owns.
-var targets = []string{
+// storeTargets are the store's fuzz targets, whose corpora this file owns.
+var storeTargets = []string{
 	"FuzzStoreState",
 	"FuzzStoreEnvelope",
 	"FuzzStoreAccount",
@@ -39,43 +28,40 @@ var targets = []string{
 	"FuzzStoreKeyIndex",
 }
 
-// rec builds a record field by field: byte, uint16, uint32, uint64 values
-// big endian, []byte and string as they are.
-func rec(fields ...any) []byte {
-	var b []byte
-	for _, f := range fields {
-		switch v := f.(type) {
-		case byte:
-			b = append(b, v)
-		case uint16:
-			b = binary.BigEndian.AppendUint16(b, v)
-		case uint32:
-			b = binary.BigEndian.AppendUint32(b, v)
-		case uint64:
-			b = binary.BigEndian.AppendUint64(b, v)
-		case []byte:
-			b = append(b, v...)
-		case string:
-			b = append(b, v...)
-		default:
-			panic("storeseed: field type")
+func writeStoreSeeds(root string) error {
+	dir := filepath.Join(root, "mailbox", "store", "badger")
+	// rec builds a record field by field: byte, uint16, uint32, uint64
+	// values big endian, []byte and string as they are.
+	rec := func(fields ...any) []byte {
+		var b []byte
+		for _, f := range fields {
+			switch v := f.(type) {
+			case byte:
+				b = append(b, v)
+			case uint16:
+				b = binary.BigEndian.AppendUint16(b, v)
+			case uint32:
+				b = binary.BigEndian.AppendUint32(b, v)
+			case uint64:
+				b = binary.BigEndian.AppendUint64(b, v)
+			case []byte:
+				b = append(b, v...)
+			case string:
+				b = append(b, v...)
+			default:
+				panic("testdatagen: store record field type")
+			}
 		}
+		return b
 	}
-	return b
-}
+	fill := func(n int, c byte) []byte { return bytes.Repeat([]byte{c}, n) }
+	trailing := func(b []byte) []byte { return append(bytes.Clone(b), 0) }
+	const v1 = byte(1)
+	// hours is 2031-03-04 08:00 UTC in hours since the Unix epoch.
+	const hours = uint32(536_216)
 
-func fill(n int, c byte) []byte { return bytes.Repeat([]byte{c}, n) }
-
-func trailing(b []byte) []byte { return append(bytes.Clone(b), 0) }
-
-const v1 = byte(1)
-
-// hours is 2031-03-04 08:00 UTC in hours since the Unix epoch.
-const hours = uint32(536_216)
-
-func run(dir string) error {
 	seeds := map[string]map[string][]byte{}
-	for _, t := range targets {
+	for _, t := range storeTargets {
 		seeds[t] = map[string][]byte{"bad-empty": nil}
 	}
 
@@ -158,7 +144,7 @@ func run(dir string) error {
 	ki["bad-trailing"] = rec(v1, fill(33, 0x44))
 	ki["bad-version-0"] = rec(byte(0), fill(32, 0x44))
 
-	for _, target := range targets {
+	for _, target := range storeTargets {
 		if err := os.RemoveAll(filepath.Join(dir, "testdata", "fuzz", target)); err != nil {
 			return err
 		}

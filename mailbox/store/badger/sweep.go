@@ -1,4 +1,4 @@
-package mailbox
+package badger
 
 import (
 	"errors"
@@ -6,12 +6,13 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/sealnet/sealnet/mailbox/proto"
+	"github.com/sealnet/sealnet/mailbox/store"
 )
 
 // sweepLoop runs, every GCInterval, the expiry sweep and value-log GC.
-func (s *Store) sweepLoop() {
+func (s *DB) sweepLoop() {
 	defer s.wg.Done()
-	t := time.NewTicker(s.cfg.GCInterval)
+	t := time.NewTicker(s.lim.GCInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -21,29 +22,29 @@ func (s *Store) sweepLoop() {
 		}
 		swept, reclaimed, err := s.sweepAll()
 		if err != nil {
-			s.log.Warn("mailbox store: sweep failed", "err", storeLogError(err))
+			s.log.Warn("mailbox store: sweep failed", "err", logError(err))
 		}
 		s.log.Debug("mailbox store: sweep", "expired", swept, "reclaimed", reclaimed)
 		s.valueLogGC()
 	}
 }
 
-// storeSweepPage is how many mailboxes one read transaction of the sweep
+// sweepPage is how many mailboxes one read transaction of the sweep
 // looks at.
-const storeSweepPage = 1024
+const sweepPage = 1024
 
 // sweepAll sweeps every mailbox: it advances the head past expired
 // envelopes at the front of its queue and deletes records at or below the
 // head. It returns how many envelopes expired and how many records were
 // deleted. It stops early when the store closes. Bounded: it visits each
 // mailbox once, in key order.
-func (s *Store) sweepAll() (swept, reclaimed int, err error) {
+func (s *DB) sweepAll() (swept, reclaimed int, err error) {
 	type todo struct {
 		mb           proto.MailboxID
 		front, below bool
 		head         uint64
 	}
-	start := []byte{storeTagState}
+	start := []byte{tagState}
 	for {
 		select {
 		case <-s.stop:
@@ -52,15 +53,15 @@ func (s *Store) sweepAll() (swept, reclaimed int, err error) {
 		}
 		var page []todo
 		var next []byte
-		now := s.clock()
+		now := s.clock.Now()
 		err := s.db.View(func(txn *badger.Txn) error {
 			page, next = page[:0], nil
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{storeTagState}})
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{tagState}})
 			defer it.Close()
 			n := 0
 			for it.Seek(start); it.Valid(); it.Next() {
 				item := it.Item()
-				if n == storeSweepPage {
+				if n == sweepPage {
 					next = item.KeyCopy(nil)
 					break
 				}
@@ -71,15 +72,15 @@ func (s *Store) sweepAll() (swept, reclaimed int, err error) {
 				}
 				var t todo
 				copy(t.mb[:], key[1:])
-				var st storeState
-				if err := item.Value(func(v []byte) (err error) { st, err = decodeStoreState(v); return }); err != nil {
-					s.log.Warn("mailbox store: sweep skips a mailbox", "err", storeLogError(err))
+				var st queueState
+				if err := item.Value(func(v []byte) (err error) { st, err = decodeQueueState(v); return }); err != nil {
+					s.log.Warn("mailbox store: sweep skips a mailbox", "err", logError(err))
 					continue
 				}
 				t.head = st.head
 				var err error
-				if t.front, t.below, err = storeNeedsSweep(txn, &t.mb, &st, now); err != nil {
-					s.log.Warn("mailbox store: sweep skips a mailbox", "err", storeLogError(err))
+				if t.front, t.below, err = needsSweep(txn, &t.mb, &st, now); err != nil {
+					s.log.Warn("mailbox store: sweep skips a mailbox", "err", logError(err))
 					continue
 				}
 				if t.front || t.below {
@@ -95,7 +96,7 @@ func (s *Store) sweepAll() (swept, reclaimed int, err error) {
 			if t.front {
 				n, head, err := s.sweepMailbox(&t.mb, now)
 				if err != nil {
-					s.log.Warn("mailbox store: sweep skips a mailbox", "err", storeLogError(err))
+					s.log.Warn("mailbox store: sweep skips a mailbox", "err", logError(err))
 					continue
 				}
 				swept += n
@@ -110,32 +111,32 @@ func (s *Store) sweepAll() (swept, reclaimed int, err error) {
 	}
 }
 
-// storeNeedsSweep reports whether mb's queue starts with expired envelopes
+// needsSweep reports whether mb's queue starts with expired envelopes
 // (or a gap Badger's TTL left) and whether records at or below the head
 // remain.
-func storeNeedsSweep(txn *badger.Txn, mb *proto.MailboxID, st *storeState, now time.Time) (front, below bool, err error) {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: storeMailboxKey(storeTagEnvelope, mb)})
+func needsSweep(txn *badger.Txn, mb *proto.MailboxID, st *queueState, now time.Time) (front, below bool, err error) {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: mailboxKey(tagEnvelope, mb)})
 	defer it.Close()
 	it.Rewind()
 	if it.Valid() {
-		seq, ok := storeEnvelopeSeq(it.Item().Key())
+		seq, ok := envelopeSeq(it.Item().Key())
 		below = ok && seq <= st.head
 	}
 	if st.head == st.tail {
 		return false, below, nil
 	}
-	it.Seek(storeEnvelopeKey(mb, st.head+1))
+	it.Seek(envelopeKey(mb, st.head+1))
 	if !it.Valid() {
 		return true, below, nil // every record in the queue is gone
 	}
 	item := it.Item()
-	seq, ok := storeEnvelopeSeq(item.Key())
+	seq, ok := envelopeSeq(item.Key())
 	if !ok || seq > st.head+1 {
 		return true, below, nil // a gap at the front
 	}
 	err = item.Value(func(v []byte) error {
-		rec, err := decodeStoreEnvelope(v)
-		front = err == nil && storeExpired(rec.expires, now)
+		rec, err := decodeEnvelopeRecord(v)
+		front = err == nil && expired(rec.expires, now)
 		return err
 	})
 	return front, below, err
@@ -143,7 +144,7 @@ func storeNeedsSweep(txn *badger.Txn, mb *proto.MailboxID, st *storeState, now t
 
 // sweepMailbox advances mb's head past the expired envelopes at its front
 // and returns how many it passed and the new head.
-func (s *Store) sweepMailbox(mb *proto.MailboxID, now time.Time) (int, uint64, error) {
+func (s *DB) sweepMailbox(mb *proto.MailboxID, now time.Time) (int, uint64, error) {
 	if err := s.enter(); err != nil {
 		return 0, 0, err
 	}
@@ -152,7 +153,7 @@ func (s *Store) sweepMailbox(mb *proto.MailboxID, now time.Time) (int, uint64, e
 	defer l.Unlock()
 	var passed, head uint64
 	err := s.update(func(txn *badger.Txn) error {
-		st, err := storeLoadState(txn, mb)
+		st, err := loadState(txn, mb)
 		if err != nil {
 			return err
 		}
@@ -173,18 +174,18 @@ func (s *Store) sweepMailbox(mb *proto.MailboxID, now time.Time) (int, uint64, e
 			return nil
 		}
 		passed, head = st.head-old, st.head
-		return txn.Set(storeMailboxKey(storeTagState, mb), st.encode())
+		return txn.Set(mailboxKey(tagState, mb), st.encode())
 	})
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		err = nil
 	}
 	return int(min(passed, 1<<30)), head, err
 }
 
 // valueLogGC runs Badger's value-log GC until it has nothing to rewrite,
-// at most storeMaxGCRounds times.
-func (s *Store) valueLogGC() {
-	for range storeMaxGCRounds {
+// at most maxGCRounds times.
+func (s *DB) valueLogGC() {
+	for range maxGCRounds {
 		select {
 		case <-s.stop:
 			return
@@ -195,7 +196,7 @@ func (s *Store) valueLogGC() {
 			continue
 		}
 		if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
-			s.log.Warn("mailbox store: value-log GC failed", "err", storeLogError(err))
+			s.log.Warn("mailbox store: value-log GC failed", "err", logError(err))
 		}
 		return
 	}

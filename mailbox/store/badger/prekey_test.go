@@ -1,4 +1,4 @@
-package mailbox
+package badger
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/sealnet/sealnet/mailbox/proto"
+	"github.com/sealnet/sealnet/mailbox/store"
 )
 
 func stPrekey(id uint32, size int) proto.Prekey {
@@ -38,7 +39,7 @@ func newStTakeLog() *stTakeLog {
 	return &stTakeLog{classical: map[uint32]int{}, pq: map[uint32]int{}}
 }
 
-func (l *stTakeLog) add(t *testing.T, b Bundle) {
+func (l *stTakeLog) add(t *testing.T, b store.Bundle) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if b.Signed == nil || b.LastResort == nil {
@@ -69,7 +70,7 @@ func (l *stTakeLog) check(t *testing.T, want int) {
 	}
 }
 
-func stUploadFull(t *testing.T, s *Store, mb proto.MailboxID, n uint32) {
+func stUploadFull(t *testing.T, s *DB, mb proto.MailboxID, n uint32) {
 	t.Helper()
 	sp, lr := stPrekey(1, 100), stPrekey(2, 1600)
 	err := s.UploadPrekeys(mb, proto.PrekeyUpload{Signed: &sp, LastResort: &lr, OneTime: stPrekeys(100, n), PQOneTime: stPrekeys(500, n)})
@@ -79,7 +80,7 @@ func stUploadFull(t *testing.T, s *Store, mb proto.MailboxID, n uint32) {
 }
 
 func TestStorePrekeyConcurrentTakes(t *testing.T) {
-	s := stOpen(t, StoreConfig{})
+	s := stOpen(t, "", Config{})
 	mb := stRegister(t, s, "alice")
 	stUploadFull(t, s, mb, 50)
 	log := newStTakeLog()
@@ -116,7 +117,7 @@ func TestStorePrekeyConcurrentTakes(t *testing.T) {
 // transactions without the stripe lock, so that only Badger's conflict
 // detection stands between two takes of one prekey.
 func TestStorePrekeyTakesConflict(t *testing.T) {
-	s := stOpen(t, StoreConfig{})
+	s := stOpen(t, "", Config{})
 	mb := stRegister(t, s, "alice")
 	stUploadFull(t, s, mb, 20)
 	log := newStTakeLog()
@@ -124,22 +125,22 @@ func TestStorePrekeyTakesConflict(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for range 40 {
-				var b Bundle
+				var b store.Bundle
 				err := s.update(func(txn *badger.Txn) error {
-					b = Bundle{Signed: &proto.Prekey{}, LastResort: &proto.Prekey{}}
-					ps, err := storeLoadPrekeyState(txn, &mb)
+					b = store.Bundle{Signed: &proto.Prekey{}, LastResort: &proto.Prekey{}}
+					ps, err := loadPrekeyState(txn, &mb)
 					if err != nil {
 						return err
 					}
-					if b.OneTime, err = s.takeOne(txn, &mb, storePrekeyOneTime, &ps.oneTime); err != nil {
+					if b.OneTime, err = s.takeOne(txn, &mb, prekeyOneTime, &ps.oneTime); err != nil {
 						return err
 					}
-					if b.PQOneTime, err = s.takeOne(txn, &mb, storePrekeyPQOneTime, &ps.pqOneTime); err != nil {
+					if b.PQOneTime, err = s.takeOne(txn, &mb, prekeyPQOneTime, &ps.pqOneTime); err != nil {
 						return err
 					}
-					return txn.Set(storeMailboxKey(storeTagPrekeyState, &mb), ps.encode())
+					return txn.Set(mailboxKey(tagPrekeyState, &mb), ps.encode())
 				})
-				if errors.Is(err, ErrBusy) {
+				if errors.Is(err, store.ErrBusy) {
 					continue
 				}
 				if err != nil {
@@ -156,17 +157,17 @@ func TestStorePrekeyTakesConflict(t *testing.T) {
 
 // TestStorePrekeyTakesAcrossRestart: a storm of takes with the store closed
 // and reopened in the middle (by the goroutine that got the 20th prekey,
-// while the others keep taking); callers that meet ErrClosed retry on the
+// while the others keep taking); callers that meet store.ErrClosed retry on the
 // new store. No prekey is handed out twice, and all 50 are handed out.
 func TestStorePrekeyTakesAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenStore(StoreConfig{Dir: dir})
+	s, err := Open(dir, Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mb := stRegister(t, s, "alice")
 	stUploadFull(t, s, mb, 50)
-	var cur atomic.Pointer[Store]
+	var cur atomic.Pointer[DB]
 	cur.Store(s)
 	t.Cleanup(func() { cur.Load().Close() })
 	log := newStTakeLog()
@@ -176,7 +177,7 @@ func TestStorePrekeyTakesAcrossRestart(t *testing.T) {
 		if err := old.Close(); err != nil {
 			t.Error(err)
 		}
-		s2, err := OpenStore(StoreConfig{Dir: dir})
+		s2, err := Open(dir, Config{})
 		if err != nil {
 			t.Error(err)
 			return
@@ -189,7 +190,7 @@ func TestStorePrekeyTakesAcrossRestart(t *testing.T) {
 			empty := 0
 			for range 10_000 {
 				b, err := cur.Load().TakeBundle(mb, true)
-				if errors.Is(err, ErrClosed) {
+				if errors.Is(err, store.ErrClosed) {
 					closedSeen.Add(1)
 					time.Sleep(100 * time.Microsecond)
 					continue
@@ -230,13 +231,13 @@ func TestStorePrekeyTakesAcrossRestart(t *testing.T) {
 
 func TestStorePrekeyReuse(t *testing.T) {
 	dir := t.TempDir()
-	s := stOpen(t, StoreConfig{Dir: dir})
+	s := stOpen(t, dir, Config{})
 	mb := stRegister(t, s, "alice")
 	if err := s.UploadPrekeys(mb, proto.PrekeyUpload{OneTime: stPrekeys(1, 3), PQOneTime: stPrekeys(1, 3)}); err != nil {
 		t.Fatal(err)
 	}
 	// Held, not handed out.
-	if err := s.UploadPrekeys(mb, proto.PrekeyUpload{OneTime: stPrekeys(3, 2)}); !errors.Is(err, ErrPrekeyReused) {
+	if err := s.UploadPrekeys(mb, proto.PrekeyUpload{OneTime: stPrekeys(3, 2)}); !errors.Is(err, store.ErrPrekeyReused) {
 		t.Fatalf("held ID: %v", err)
 	}
 	// Nothing of a refused upload is stored.
@@ -249,14 +250,14 @@ func TestStorePrekeyReuse(t *testing.T) {
 	}
 	// Handed out, also after a restart.
 	s.Close()
-	s = stOpen(t, StoreConfig{Dir: dir})
-	if err := s.UploadPrekeys(mb, proto.PrekeyUpload{OneTime: []proto.Prekey{stPrekey(1, 36)}}); !errors.Is(err, ErrPrekeyReused) {
+	s = stOpen(t, dir, Config{})
+	if err := s.UploadPrekeys(mb, proto.PrekeyUpload{OneTime: []proto.Prekey{stPrekey(1, 36)}}); !errors.Is(err, store.ErrPrekeyReused) {
 		t.Fatalf("handed-out ID: %v", err)
 	}
-	if err := s.UploadPrekeys(mb, proto.PrekeyUpload{PQOneTime: []proto.Prekey{stPrekey(1, 36)}}); !errors.Is(err, ErrPrekeyReused) {
+	if err := s.UploadPrekeys(mb, proto.PrekeyUpload{PQOneTime: []proto.Prekey{stPrekey(1, 36)}}); !errors.Is(err, store.ErrPrekeyReused) {
 		t.Fatalf("handed-out PQ ID: %v", err)
 	}
-	if err := s.UploadPrekeys(mb, proto.PrekeyUpload{OneTime: []proto.Prekey{stPrekey(9, 36), stPrekey(9, 36)}}); !errors.Is(err, ErrPrekeyReused) {
+	if err := s.UploadPrekeys(mb, proto.PrekeyUpload{OneTime: []proto.Prekey{stPrekey(9, 36), stPrekey(9, 36)}}); !errors.Is(err, store.ErrPrekeyReused) {
 		t.Fatalf("repeated ID: %v", err)
 	}
 	// The ID spaces of the two kinds are separate; new IDs are fine.
@@ -267,14 +268,14 @@ func TestStorePrekeyReuse(t *testing.T) {
 	// handed out again, and deleted again.
 	s.db.Update(func(txn *badger.Txn) error {
 		p := stPrekey(1, 36)
-		return txn.Set(storePrekeyKey(storeTagPrekey, &mb, storePrekeyOneTime, 1), encodeStorePrekey(&p))
+		return txn.Set(prekeyKey(tagPrekey, &mb, prekeyOneTime, 1), encodePrekey(&p))
 	})
 	b, err = s.TakeBundle(mb, true)
 	if err != nil || b.OneTime == nil || b.OneTime.ID != 2 {
 		t.Fatalf("after a reappearing prekey: %+v %v", b, err)
 	}
 	s.db.View(func(txn *badger.Txn) error {
-		if _, found, _ := storeGet(txn, storePrekeyKey(storeTagPrekey, &mb, storePrekeyOneTime, 1)); found {
+		if _, found, _ := get(txn, prekeyKey(tagPrekey, &mb, prekeyOneTime, 1)); found {
 			t.Error("reappeared prekey not deleted again")
 		}
 		return nil
@@ -282,18 +283,18 @@ func TestStorePrekeyReuse(t *testing.T) {
 }
 
 func TestStorePrekeyLimits(t *testing.T) {
-	s := stOpen(t, StoreConfig{})
+	s := stOpen(t, "", Config{})
 	mb := stRegister(t, s, "alice")
-	big := stPrekey(1, storeMaxPrekeyData+1)
+	big := stPrekey(1, store.MaxPrekeyData+1)
 	for _, c := range []struct {
 		up  proto.PrekeyUpload
 		err error
 	}{
-		{proto.PrekeyUpload{Signed: &big}, ErrTooLarge},
-		{proto.PrekeyUpload{LastResort: &proto.Prekey{ID: 1}}, ErrStoreInvalid},
-		{proto.PrekeyUpload{OneTime: []proto.Prekey{big}}, ErrTooLarge},
-		{proto.PrekeyUpload{OneTime: stPrekeys(1, 1001)}, ErrTooLarge},
-		{proto.PrekeyUpload{PQOneTime: stPrekeys(1, 201)}, ErrTooLarge},
+		{proto.PrekeyUpload{Signed: &big}, store.ErrTooLarge},
+		{proto.PrekeyUpload{LastResort: &proto.Prekey{ID: 1}}, store.ErrInvalid},
+		{proto.PrekeyUpload{OneTime: []proto.Prekey{big}}, store.ErrTooLarge},
+		{proto.PrekeyUpload{OneTime: stPrekeys(1, 1001)}, store.ErrTooLarge},
+		{proto.PrekeyUpload{PQOneTime: stPrekeys(1, 201)}, store.ErrTooLarge},
 	} {
 		if err := s.UploadPrekeys(mb, c.up); !errors.Is(err, c.err) {
 			t.Errorf("%v, want %v", err, c.err)
@@ -302,10 +303,10 @@ func TestStorePrekeyLimits(t *testing.T) {
 	if err := s.UploadPrekeys(mb, proto.PrekeyUpload{OneTime: stPrekeys(1, 1000), PQOneTime: stPrekeys(1, 200)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.UploadPrekeys(mb, proto.PrekeyUpload{OneTime: stPrekeys(5000, 1)}); !errors.Is(err, ErrQuota) {
+	if err := s.UploadPrekeys(mb, proto.PrekeyUpload{OneTime: stPrekeys(5000, 1)}); !errors.Is(err, store.ErrQuota) {
 		t.Fatalf("1001 held: %v", err)
 	}
-	if err := s.UploadPrekeys(mb, proto.PrekeyUpload{PQOneTime: stPrekeys(5000, 1)}); !errors.Is(err, ErrQuota) {
+	if err := s.UploadPrekeys(mb, proto.PrekeyUpload{PQOneTime: stPrekeys(5000, 1)}); !errors.Is(err, store.ErrQuota) {
 		t.Fatalf("201 held: %v", err)
 	}
 	if _, err := s.TakeBundle(mb, true); err != nil {

@@ -1,4 +1,4 @@
-package mailbox
+package badger
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/sealnet/sealnet/mailbox/proto"
+	"github.com/sealnet/sealnet/mailbox/store"
 )
 
 // Benchmarks of durable delivery, each with 2 KiB envelopes on real Badger
@@ -35,9 +36,9 @@ var stBenchData = func() []byte {
 	return b
 }()
 
-func stBenchStore(b *testing.B) (*Store, []proto.MailboxID) {
+func stBenchStore(b *testing.B) (*DB, []proto.MailboxID) {
 	b.Helper()
-	s := stOpen(b, StoreConfig{Dir: b.TempDir(), MaxCount: 1 << 30, MaxBytes: 1 << 50})
+	s := stOpen(b, b.TempDir(), Config{Limits: store.Limits{MaxEnvelopes: 1 << 30, MaxBytes: 1 << 50}})
 	var mbs []proto.MailboxID
 	for i := range stBenchMailboxes {
 		mbs = append(mbs, stRegister(b, s, fmt.Sprint("bench", i)))
@@ -47,7 +48,7 @@ func stBenchStore(b *testing.B) (*Store, []proto.MailboxID) {
 
 // stBenchDeliver makes n deliveries from stBenchWorkers goroutines over
 // the mailboxes and returns how long they took.
-func stBenchDeliver(b *testing.B, s *Store, mbs []proto.MailboxID, n int, idBase uint64) time.Duration {
+func stBenchDeliver(b *testing.B, s *DB, mbs []proto.MailboxID, n int, idBase uint64) time.Duration {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -58,7 +59,7 @@ func stBenchDeliver(b *testing.B, s *Store, mbs []proto.MailboxID, n int, idBase
 				if i >= int64(n) {
 					return
 				}
-				e := Envelope{Kind: proto.EnvelopeSealed, Data: stBenchData}
+				e := store.Envelope{Kind: proto.EnvelopeSealed, Data: stBenchData}
 				binary.BigEndian.PutUint64(e.ID[:], idBase+uint64(i))
 				if _, err := s.Deliver(context.Background(), mbs[i%int64(len(mbs))], e); err != nil {
 					b.Error(err)
@@ -73,7 +74,7 @@ func stBenchDeliver(b *testing.B, s *Store, mbs []proto.MailboxID, n int, idBase
 
 func stBenchBadger(b *testing.B) *badger.DB {
 	b.Helper()
-	db, err := badger.Open(storeBadgerOptions(b.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil))))
+	db, err := badger.Open(badgerOptions(b.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -110,7 +111,7 @@ func stBenchWrites(b *testing.B, db *badger.DB, n, perTxn int, keyBase uint64) t
 // write. It shows what the store's key layout costs in Badger by itself.
 func stBenchLayoutWrites(b *testing.B, db *badger.DB, mbs []proto.MailboxID, n int, seqs map[proto.MailboxID]uint64) time.Duration {
 	start := time.Now()
-	state := make([]byte, storeStateSize)
+	state := make([]byte, stateSize)
 	for i := 0; i < n; i += stBenchBatch {
 		err := db.Update(func(txn *badger.Txn) error {
 			touched := map[proto.MailboxID]bool{}
@@ -118,25 +119,25 @@ func stBenchLayoutWrites(b *testing.B, db *badger.DB, mbs []proto.MailboxID, n i
 				mb := mbs[j%len(mbs)]
 				var id [16]byte
 				rand.Read(id[:])
-				seen := storeSeenKey(&mb, &id)
+				seen := seenKey(&mb, &id)
 				if _, err := txn.Get(seen); err == nil {
 					return fmt.Errorf("random ID seen before")
 				}
 				if !touched[mb] {
-					txn.Get(storeMailboxKey(storeTagState, &mb))
+					txn.Get(mailboxKey(tagState, &mb))
 					touched[mb] = true
 				}
 				seqs[mb]++
-				rec := storeEnvelope{kind: proto.EnvelopeSealed, id: id, data: stBenchData}
-				if err := txn.Set(storeEnvelopeKey(&mb, seqs[mb]), rec.encode()); err != nil {
+				rec := envelopeRecord{kind: proto.EnvelopeSealed, id: id, data: stBenchData}
+				if err := txn.Set(envelopeKey(&mb, seqs[mb]), rec.encode()); err != nil {
 					return err
 				}
-				if err := txn.Set(seen, encodeStoreSeen(1)); err != nil {
+				if err := txn.Set(seen, encodeSeen(1)); err != nil {
 					return err
 				}
 			}
 			for mb := range touched {
-				if err := txn.Set(storeMailboxKey(storeTagState, &mb), state); err != nil {
+				if err := txn.Set(mailboxKey(tagState, &mb), state); err != nil {
 					return err
 				}
 			}

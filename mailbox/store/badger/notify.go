@@ -1,29 +1,30 @@
-package mailbox
+package badger
 
 import (
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/sealnet/sealnet/mailbox/proto"
+	"github.com/sealnet/sealnet/mailbox/store"
 )
 
-// storeSub is one Notify subscription.
-type storeSub struct {
+// subscription is one Notify subscription.
+type subscription struct {
 	ch     chan struct{}
-	closed bool // guarded by Store.subsMu
+	closed bool // guarded by DB.subsMu
 }
 
 // Notify returns a channel that receives (non-blocking, capacity 1) after
 // each durable delivery to mb (before that Deliver call returns), and a
 // function to stop, which closes the
 // channel and may be called more than once. Close closes every channel.
-// Bounded: at most 64 subscriptions per mailbox and 10,000 in all (ErrBusy
-// beyond). ErrNotFound if there is no such mailbox.
-func (s *Store) Notify(mb proto.MailboxID) (<-chan struct{}, func(), error) {
+// Bounded: at most 64 subscriptions per mailbox and 10,000 in all (store.ErrBusy
+// beyond). store.ErrNotFound if there is no such mailbox.
+func (s *DB) Notify(mb proto.MailboxID) (<-chan struct{}, func(), error) {
 	if err := s.enter(); err != nil {
 		return nil, nil, err
 	}
-	err := s.db.View(func(txn *badger.Txn) error { return storeMailboxExists(txn, &mb) })
+	err := s.db.View(func(txn *badger.Txn) error { return mailboxExists(txn, &mb) })
 	s.leave()
 	if err != nil {
 		return nil, nil, err
@@ -31,20 +32,20 @@ func (s *Store) Notify(mb proto.MailboxID) (<-chan struct{}, func(), error) {
 	s.subsMu.Lock()
 	defer s.subsMu.Unlock()
 	if s.subsClosed {
-		return nil, nil, ErrClosed
+		return nil, nil, store.ErrClosed
 	}
 	set := s.subs[mb]
-	if len(set) >= storeMaxSubsPerMailbox {
-		return nil, nil, fmt.Errorf("%w: %d subscriptions to one mailbox", ErrBusy, len(set))
+	if len(set) >= store.MaxSubsPerMailbox {
+		return nil, nil, fmt.Errorf("%w: %d subscriptions to one mailbox", store.ErrBusy, len(set))
 	}
-	if s.nsubs >= storeMaxSubs {
-		return nil, nil, fmt.Errorf("%w: %d subscriptions", ErrBusy, s.nsubs)
+	if s.nsubs >= store.MaxSubs {
+		return nil, nil, fmt.Errorf("%w: %d subscriptions", store.ErrBusy, s.nsubs)
 	}
 	if set == nil {
-		set = make(map[*storeSub]struct{})
+		set = make(map[*subscription]struct{})
 		s.subs[mb] = set
 	}
-	sub := &storeSub{ch: make(chan struct{}, 1)}
+	sub := &subscription{ch: make(chan struct{}, 1)}
 	set[sub] = struct{}{}
 	s.nsubs++
 	stop := func() {
@@ -67,7 +68,7 @@ func (s *Store) Notify(mb proto.MailboxID) (<-chan struct{}, func(), error) {
 }
 
 // notify wakes mb's subscribers without blocking.
-func (s *Store) notify(mb *proto.MailboxID) {
+func (s *DB) notify(mb *proto.MailboxID) {
 	s.subsMu.Lock()
 	defer s.subsMu.Unlock()
 	for sub := range s.subs[*mb] {
@@ -79,7 +80,7 @@ func (s *Store) notify(mb *proto.MailboxID) {
 }
 
 // closeSubs closes every subscription channel (at Close).
-func (s *Store) closeSubs() {
+func (s *DB) closeSubs() {
 	s.subsMu.Lock()
 	defer s.subsMu.Unlock()
 	s.subsClosed = true

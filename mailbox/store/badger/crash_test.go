@@ -1,4 +1,4 @@
-package mailbox
+package badger
 
 import (
 	"bufio"
@@ -14,25 +14,26 @@ import (
 	"time"
 
 	"github.com/sealnet/sealnet/mailbox/proto"
+	"github.com/sealnet/sealnet/mailbox/store"
 )
 
-// storeCrashDirEnv selects the child role of TestStoreCrash and names its
+// crashDirEnv selects the child role of TestStoreCrash and names its
 // store directory.
-const storeCrashDirEnv = "SEALNET_STORE_CRASH_DIR"
+const crashDirEnv = "SEALNET_STORE_CRASH_DIR"
 
-func stCrashConfig(dir string) StoreConfig {
-	return StoreConfig{Dir: dir, MaxCount: 1 << 30, MaxBytes: 1 << 40}
+func stCrashConfig() Config {
+	return Config{Limits: store.Limits{MaxEnvelopes: 1 << 30, MaxBytes: 1 << 40}}
 }
 
 // TestCrashChild is the child of TestStoreCrash: it delivers envelopes from
 // 8 goroutines and prints each envelope ID the moment Deliver returned it
 // durable, until it is killed. Run on its own it does nothing.
 func TestCrashChild(t *testing.T) {
-	dir := os.Getenv(storeCrashDirEnv)
+	dir := os.Getenv(crashDirEnv)
 	if dir == "" {
 		t.Skip("the child of TestStoreCrash")
 	}
-	s, err := OpenStore(stCrashConfig(dir))
+	s, err := Open(dir, stCrashConfig())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -43,7 +44,7 @@ func TestCrashChild(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for range 1_000_000 { // the parent kills the child long before
-				e := Envelope{Kind: proto.EnvelopeSealed, Data: make([]byte, 256)}
+				e := store.Envelope{Kind: proto.EnvelopeSealed, Data: make([]byte, 256)}
 				crand.Read(e.ID[:])
 				crand.Read(e.Data)
 				if _, err := s.Deliver(context.Background(), mb, e); err != nil {
@@ -75,7 +76,7 @@ func TestStoreCrash(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, seed>>1))
 	for round := range 3 {
 		dir := t.TempDir()
-		s, err := OpenStore(stCrashConfig(dir))
+		s, err := Open(dir, stCrashConfig())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +90,7 @@ func TestStoreCrash(t *testing.T) {
 		s.Close()
 
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), storeCrashDirEnv+"="+dir)
+		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
 		cmd.Stderr = os.Stderr
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
@@ -133,7 +134,7 @@ func TestStoreCrash(t *testing.T) {
 			t.Fatalf("round %d: the child died before acknowledging anything", round)
 		}
 
-		s, err = OpenStore(stCrashConfig(dir))
+		s, err = Open(dir, stCrashConfig())
 		if err != nil {
 			t.Fatalf("round %d: reopen after the kill: %v", round, err)
 		}
@@ -141,7 +142,7 @@ func TestStoreCrash(t *testing.T) {
 		var all []proto.Record
 		var after uint64
 		for range 1 << 16 {
-			page, more, err := s.Page(mb, storeMaxPage)
+			page, more, err := s.Page(mb, store.MaxPage)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package mailbox
+package badger
 
 import (
 	"bytes"
@@ -13,40 +13,29 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/sealnet/sealnet/internal/clock"
 	"github.com/sealnet/sealnet/mailbox/proto"
+	"github.com/sealnet/sealnet/mailbox/store"
 	"go.uber.org/goleak"
 )
 
 // stClock is a settable clock for tests.
-type stClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type stClock struct{ *clock.Manual }
 
 func newStClock() *stClock {
-	return &stClock{t: time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC)}
+	return &stClock{clock.NewManual(time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC))}
 }
 
-func (c *stClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *stClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func (c *stClock) Add(d time.Duration) { c.Advance(d) }
 
 // stOpen opens a store in dir (a new temporary directory if empty) and
 // closes it when the test ends.
-func stOpen(t testing.TB, cfg StoreConfig) *Store {
+func stOpen(t testing.TB, dir string, cfg Config) *DB {
 	t.Helper()
-	if cfg.Dir == "" {
-		cfg.Dir = t.TempDir()
+	if dir == "" {
+		dir = t.TempDir()
 	}
-	s, err := OpenStore(cfg)
+	s, err := Open(dir, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,15 +43,15 @@ func stOpen(t testing.TB, cfg StoreConfig) *Store {
 	return s
 }
 
-func stAccount(name string) Account {
-	return Account{
+func stAccount(name string) store.Account {
+	return store.Account{
 		Address:         name + "@provider.example",
 		IdentityX25519:  sha256.Sum256([]byte("x25519 " + name)),
 		IdentityEd25519: sha256.Sum256([]byte("ed25519 " + name)),
 	}
 }
 
-func stRegister(t testing.TB, s *Store, name string) proto.MailboxID {
+func stRegister(t testing.TB, s *DB, name string) proto.MailboxID {
 	t.Helper()
 	mb, err := s.Register(stAccount(name))
 	if err != nil {
@@ -71,14 +60,14 @@ func stRegister(t testing.TB, s *Store, name string) proto.MailboxID {
 	return mb
 }
 
-func stEnvelope(i int, size int) Envelope {
-	e := Envelope{Kind: proto.EnvelopeSealed, Data: bytes.Repeat([]byte{byte(i)}, size)}
+func stEnvelope(i int, size int) store.Envelope {
+	e := store.Envelope{Kind: proto.EnvelopeSealed, Data: bytes.Repeat([]byte{byte(i)}, size)}
 	binary.BigEndian.PutUint64(e.ID[:], uint64(i))
 	e.ID[15] = 0xee
 	return e
 }
 
-func stDeliver(t testing.TB, s *Store, mb proto.MailboxID, e Envelope) DeliverResult {
+func stDeliver(t testing.TB, s *DB, mb proto.MailboxID, e store.Envelope) store.DeliverResult {
 	t.Helper()
 	r, err := s.Deliver(context.Background(), mb, e)
 	if err != nil {
@@ -89,7 +78,7 @@ func stDeliver(t testing.TB, s *Store, mb proto.MailboxID, e Envelope) DeliverRe
 
 // stDrain pages through everything mb holds, acknowledging as it goes
 // if ack, and returns the records in order.
-func stDrain(t testing.TB, s *Store, mb proto.MailboxID, ack bool) []proto.Record {
+func stDrain(t testing.TB, s *DB, mb proto.MailboxID, ack bool) []proto.Record {
 	t.Helper()
 	var all []proto.Record
 	var after uint64
@@ -128,10 +117,10 @@ func stIDs(recs []proto.Record) []uint64 {
 
 func TestStoreFIFOPageAck(t *testing.T) {
 	dir := t.TempDir()
-	s := stOpen(t, StoreConfig{Dir: dir})
+	s := stOpen(t, dir, Config{})
 	mb := stRegister(t, s, "alice")
 	for i := 1; i <= 10; i++ {
-		if r := stDeliver(t, s, mb, stEnvelope(i, 100+i)); r != Stored {
+		if r := stDeliver(t, s, mb, stEnvelope(i, 100+i)); r != store.Stored {
 			t.Fatalf("envelope %d: %v", i, r)
 		}
 	}
@@ -154,7 +143,7 @@ func TestStoreFIFOPageAck(t *testing.T) {
 	if err := s.Ack(mb, 2); err != nil { // below the head: no-op
 		t.Fatal(err)
 	}
-	if err := s.Ack(mb, 11); !errors.Is(err, ErrBadAck) {
+	if err := s.Ack(mb, 11); !errors.Is(err, store.ErrBadAck) {
 		t.Fatalf("ack beyond the tail: %v", err)
 	}
 	page, more, _ = s.Page(mb, 4)
@@ -173,10 +162,10 @@ func TestStoreFIFOPageAck(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if _, _, err := s.Page(mb, 1); !errors.Is(err, ErrClosed) {
+	if _, _, err := s.Page(mb, 1); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("Page after Close: %v", err)
 	}
-	s = stOpen(t, StoreConfig{Dir: dir})
+	s = stOpen(t, dir, Config{})
 	page, more, _ = s.Page(mb, 100)
 	if got := stIDs(page); fmt.Sprint(got) != "[5 6 7 8 9 10]" || more {
 		t.Fatalf("after reopen %v more=%v", got, more)
@@ -190,7 +179,7 @@ func TestStoreFIFOPageAck(t *testing.T) {
 	// Sequence numbers continue after a restart.
 	stDeliver(t, s, mb, stEnvelope(11, 10))
 	s.Close()
-	s = stOpen(t, StoreConfig{Dir: dir})
+	s = stOpen(t, dir, Config{})
 	page, _, _ = s.Page(mb, 100)
 	if len(page) != 1 || page[0].Seq != 11 || stIDs(page)[0] != 11 {
 		t.Fatalf("after second reopen: %+v", page)
@@ -205,7 +194,7 @@ func TestStoreFIFOPageAck(t *testing.T) {
 // again, and still never returned.
 func TestStoreAckedNeverReturnedWhenRecordsReappear(t *testing.T) {
 	dir := t.TempDir()
-	s := stOpen(t, StoreConfig{Dir: dir})
+	s := stOpen(t, dir, Config{})
 	mb := stRegister(t, s, "alice")
 	var raw [][2][]byte
 	for i := 1; i <= 5; i++ {
@@ -213,8 +202,8 @@ func TestStoreAckedNeverReturnedWhenRecordsReappear(t *testing.T) {
 	}
 	s.db.View(func(txn *badger.Txn) error {
 		for seq := uint64(1); seq <= 5; seq++ {
-			v, _, _ := storeGet(txn, storeEnvelopeKey(&mb, seq))
-			raw = append(raw, [2][]byte{storeEnvelopeKey(&mb, seq), v})
+			v, _, _ := get(txn, envelopeKey(&mb, seq))
+			raw = append(raw, [2][]byte{envelopeKey(&mb, seq), v})
 		}
 		return nil
 	})
@@ -223,7 +212,7 @@ func TestStoreAckedNeverReturnedWhenRecordsReappear(t *testing.T) {
 	}
 	err := s.db.Update(func(txn *badger.Txn) error {
 		for _, kv := range raw[:3] {
-			if _, found, _ := storeGet(txn, kv[0]); found {
+			if _, found, _ := get(txn, kv[0]); found {
 				t.Error("Ack did not delete an acknowledged record")
 			}
 			txn.Set(kv[0], kv[1]) // the record comes back
@@ -244,27 +233,27 @@ func TestStoreAckedNeverReturnedWhenRecordsReappear(t *testing.T) {
 		t.Fatalf("sweep reclaimed %d, %v", reclaimed, err)
 	}
 	s.Close()
-	s = stOpen(t, StoreConfig{Dir: dir})
+	s = stOpen(t, dir, Config{})
 	if page, _, _ := s.Page(mb, 10); fmt.Sprint(stIDs(page)) != "[4 5]" {
 		t.Fatalf("after reopen: %v", stIDs(page))
 	}
 }
 
 func TestStoreIdempotentSequential(t *testing.T) {
-	s := stOpen(t, StoreConfig{})
+	s := stOpen(t, "", Config{})
 	mb := stRegister(t, s, "alice")
 	e := stEnvelope(7, 100)
-	if r := stDeliver(t, s, mb, e); r != Stored {
+	if r := stDeliver(t, s, mb, e); r != store.Stored {
 		t.Fatalf("first: %v", r)
 	}
 	e2 := e
 	e2.Data = []byte("other data, same ID")
-	if r := stDeliver(t, s, mb, e2); r != Duplicate {
+	if r := stDeliver(t, s, mb, e2); r != store.Duplicate {
 		t.Fatalf("second: %v", r)
 	}
 	// The same ID for another mailbox is another envelope.
 	bob := stRegister(t, s, "bob")
-	if r := stDeliver(t, s, bob, e); r != Stored {
+	if r := stDeliver(t, s, bob, e); r != store.Stored {
 		t.Fatalf("other mailbox: %v", r)
 	}
 	page, _, _ := s.Page(mb, 10)
@@ -277,23 +266,23 @@ func TestStoreIdempotentSequential(t *testing.T) {
 }
 
 func TestStoreIdempotentInOneBatch(t *testing.T) {
-	s := stOpen(t, StoreConfig{})
+	s := stOpen(t, "", Config{})
 	mb := stRegister(t, s, "alice")
 	// One batch, built by hand so that the copies are certainly in it.
-	var batch []*storeDeliverReq
+	var batch []*deliverReq
 	for i := range 5 {
 		e := stEnvelope(1, 10)
 		if i == 3 {
 			e = stEnvelope(2, 10)
 		}
-		batch = append(batch, newStoreDeliverReq(context.Background(), mb, e))
+		batch = append(batch, newDeliverReq(context.Background(), mb, e))
 	}
 	before := s.commits.Load()
-	s.commitBatch(batch, make([]storeDeliverReply, len(batch)))
+	s.commitBatch(batch, make([]deliverReply, len(batch)))
 	if c := s.commits.Load() - before; c != 1 {
 		t.Fatalf("%d commits", c)
 	}
-	var got []DeliverResult
+	var got []store.DeliverResult
 	for _, r := range batch {
 		rep := <-r.reply
 		if rep.err != nil {
@@ -301,7 +290,7 @@ func TestStoreIdempotentInOneBatch(t *testing.T) {
 		}
 		got = append(got, rep.res)
 	}
-	if fmt.Sprint(got) != fmt.Sprint([]DeliverResult{Stored, Duplicate, Duplicate, Stored, Duplicate}) {
+	if fmt.Sprint(got) != fmt.Sprint([]store.DeliverResult{store.Stored, store.Duplicate, store.Duplicate, store.Stored, store.Duplicate}) {
 		t.Fatalf("results %v", got)
 	}
 	if page, _, _ := s.Page(mb, 10); fmt.Sprint(stIDs(page)) != "[1 2]" {
@@ -314,9 +303,9 @@ func TestStoreIdempotentInOneBatch(t *testing.T) {
 	for range 32 {
 		wg.Go(func() {
 			switch r := stDeliver(t, s, mb, stEnvelope(3, 10)); r {
-			case Stored:
+			case store.Stored:
 				stored.Add(1)
-			case Duplicate:
+			case store.Duplicate:
 				dup.Add(1)
 			}
 		})
@@ -333,7 +322,7 @@ func TestStoreIdempotentInOneBatch(t *testing.T) {
 func TestStoreIdempotentAfterAck(t *testing.T) {
 	clock := newStClock()
 	dir := t.TempDir()
-	s := stOpen(t, StoreConfig{Dir: dir, Clock: clock.Now, TTL: 48 * time.Hour})
+	s := stOpen(t, dir, Config{Limits: store.Limits{TTL: 48 * time.Hour}, Clock: clock})
 	mb := stRegister(t, s, "alice")
 	e := stEnvelope(9, 100)
 	stDeliver(t, s, mb, e)
@@ -341,13 +330,13 @@ func TestStoreIdempotentAfterAck(t *testing.T) {
 	if err := s.Ack(mb, page[0].Seq); err != nil {
 		t.Fatal(err)
 	}
-	if r := stDeliver(t, s, mb, e); r != Duplicate {
+	if r := stDeliver(t, s, mb, e); r != store.Duplicate {
 		t.Fatalf("after ack: %v", r)
 	}
 	s.Close()
-	s = stOpen(t, StoreConfig{Dir: dir, Clock: clock.Now, TTL: 48 * time.Hour})
+	s = stOpen(t, dir, Config{Limits: store.Limits{TTL: 48 * time.Hour}, Clock: clock})
 	clock.Add(47 * time.Hour)
-	if r := stDeliver(t, s, mb, e); r != Duplicate {
+	if r := stDeliver(t, s, mb, e); r != store.Duplicate {
 		t.Fatalf("after reopen: %v", r)
 	}
 	if page, _, _ := s.Page(mb, 10); len(page) != 0 {
@@ -356,50 +345,50 @@ func TestStoreIdempotentAfterAck(t *testing.T) {
 	// Once the TTL has passed, the ID is forgotten (even though Badger,
 	// on the real clock, still holds the index entry).
 	clock.Add(2 * time.Hour)
-	if r := stDeliver(t, s, mb, e); r != Stored {
+	if r := stDeliver(t, s, mb, e); r != store.Stored {
 		t.Fatalf("after the TTL: %v", r)
 	}
 }
 
 func TestStoreQuotaCount(t *testing.T) {
-	s := stOpen(t, StoreConfig{MaxCount: 3})
+	s := stOpen(t, "", Config{Limits: store.Limits{MaxEnvelopes: 3}})
 	mb := stRegister(t, s, "alice")
 	for i := 1; i <= 3; i++ {
 		stDeliver(t, s, mb, stEnvelope(i, 10))
 	}
 	_, err := s.Deliver(context.Background(), mb, stEnvelope(4, 10))
-	if !errors.Is(err, ErrQuota) || !errors.Is(err, storeErrQuotaCount) {
+	if !errors.Is(err, store.ErrQuota) || !errors.Is(err, errQuotaCount) {
 		t.Fatalf("over count: %v", err)
 	}
 	// A rejected envelope was not marked seen.
 	if err := s.Ack(mb, 1); err != nil {
 		t.Fatal(err)
 	}
-	if r := stDeliver(t, s, mb, stEnvelope(4, 10)); r != Stored {
+	if r := stDeliver(t, s, mb, stEnvelope(4, 10)); r != store.Stored {
 		t.Fatalf("after ack: %v", r)
 	}
-	if _, err := s.Deliver(context.Background(), mb, stEnvelope(5, 10)); !errors.Is(err, storeErrQuotaCount) {
+	if _, err := s.Deliver(context.Background(), mb, stEnvelope(5, 10)); !errors.Is(err, errQuotaCount) {
 		t.Fatalf("full again: %v", err)
 	}
 	// Duplicates of held envelopes are still answered.
-	if r := stDeliver(t, s, mb, stEnvelope(4, 10)); r != Duplicate {
+	if r := stDeliver(t, s, mb, stEnvelope(4, 10)); r != store.Duplicate {
 		t.Fatalf("duplicate while full: %v", r)
 	}
 }
 
 func TestStoreQuotaBytes(t *testing.T) {
-	s := stOpen(t, StoreConfig{MaxBytes: 5000})
+	s := stOpen(t, "", Config{Limits: store.Limits{MaxBytes: 5000}})
 	mb := stRegister(t, s, "alice")
 	stDeliver(t, s, mb, stEnvelope(1, 2048))
 	stDeliver(t, s, mb, stEnvelope(2, 2048))
 	_, err := s.Deliver(context.Background(), mb, stEnvelope(3, 2048))
-	if !errors.Is(err, ErrQuota) || !errors.Is(err, storeErrQuotaBytes) {
+	if !errors.Is(err, store.ErrQuota) || !errors.Is(err, errQuotaBytes) {
 		t.Fatalf("over bytes: %v", err)
 	}
-	if r := stDeliver(t, s, mb, stEnvelope(4, 904)); r != Stored { // exactly 5000
+	if r := stDeliver(t, s, mb, stEnvelope(4, 904)); r != store.Stored { // exactly 5000
 		t.Fatalf("up to the limit: %v", r)
 	}
-	if _, err := s.Deliver(context.Background(), mb, stEnvelope(5, 1)); !errors.Is(err, storeErrQuotaBytes) {
+	if _, err := s.Deliver(context.Background(), mb, stEnvelope(5, 1)); !errors.Is(err, errQuotaBytes) {
 		t.Fatalf("one byte over: %v", err)
 	}
 	if err := s.Ack(mb, 2); err != nil {
@@ -408,29 +397,29 @@ func TestStoreQuotaBytes(t *testing.T) {
 	if n, b, _ := s.Usage(mb); n != 1 || b != 904 {
 		t.Fatalf("usage after ack: %d %d", n, b)
 	}
-	if r := stDeliver(t, s, mb, stEnvelope(3, 2048)); r != Stored {
+	if r := stDeliver(t, s, mb, stEnvelope(3, 2048)); r != store.Stored {
 		t.Fatalf("after ack: %v", r)
 	}
 }
 
 func TestStoreExpiryFreesQuota(t *testing.T) {
 	clock := newStClock()
-	s := stOpen(t, StoreConfig{MaxCount: 2, TTL: time.Hour, Clock: clock.Now})
+	s := stOpen(t, "", Config{Limits: store.Limits{MaxEnvelopes: 2, TTL: time.Hour}, Clock: clock})
 	mb := stRegister(t, s, "alice")
 	stDeliver(t, s, mb, stEnvelope(1, 10))
 	clock.Add(30 * time.Minute)
 	stDeliver(t, s, mb, stEnvelope(2, 20))
-	if _, err := s.Deliver(context.Background(), mb, stEnvelope(3, 30)); !errors.Is(err, storeErrQuotaCount) {
+	if _, err := s.Deliver(context.Background(), mb, stEnvelope(3, 30)); !errors.Is(err, errQuotaCount) {
 		t.Fatalf("full: %v", err)
 	}
 	// Expiry is rounded up to the hour: envelope 1 (05:06 + 1h) expires at
 	// 07:00, envelope 2 (05:36 + 1h) too.
 	clock.Add(50 * time.Minute) // 06:26
-	if _, err := s.Deliver(context.Background(), mb, stEnvelope(3, 30)); !errors.Is(err, storeErrQuotaCount) {
+	if _, err := s.Deliver(context.Background(), mb, stEnvelope(3, 30)); !errors.Is(err, errQuotaCount) {
 		t.Fatalf("before the expiry hour: %v", err)
 	}
 	clock.Add(34 * time.Minute) // 07:00
-	if r := stDeliver(t, s, mb, stEnvelope(3, 30)); r != Stored {
+	if r := stDeliver(t, s, mb, stEnvelope(3, 30)); r != store.Stored {
 		t.Fatalf("after expiry: %v", r)
 	}
 	if n, b, _ := s.Usage(mb); n != 1 || b != 30 {
@@ -444,7 +433,7 @@ func TestStoreExpiryFreesQuota(t *testing.T) {
 func TestStoreTTL(t *testing.T) {
 	clock := newStClock()
 	dir := t.TempDir()
-	s := stOpen(t, StoreConfig{Dir: dir, TTL: 2 * time.Hour, Clock: clock.Now})
+	s := stOpen(t, dir, Config{Limits: store.Limits{TTL: 2 * time.Hour}, Clock: clock})
 	mb := stRegister(t, s, "alice")
 	stDeliver(t, s, mb, stEnvelope(1, 10))
 	stDeliver(t, s, mb, stEnvelope(2, 10))
@@ -465,7 +454,7 @@ func TestStoreTTL(t *testing.T) {
 	// Badger still holds them (its TTL runs on the real clock, and is
 	// not trusted anyway).
 	s.db.View(func(txn *badger.Txn) error {
-		if _, found, _ := storeGet(txn, storeEnvelopeKey(&mb, 1)); !found {
+		if _, found, _ := get(txn, envelopeKey(&mb, 1)); !found {
 			t.Error("record 1 gone before the sweep")
 		}
 		return nil
@@ -481,7 +470,7 @@ func TestStoreTTL(t *testing.T) {
 		t.Fatalf("usage after the sweep: %d %d", n, b)
 	}
 	s.db.View(func(txn *badger.Txn) error {
-		if _, found, _ := storeGet(txn, storeEnvelopeKey(&mb, 1)); found {
+		if _, found, _ := get(txn, envelopeKey(&mb, 1)); found {
 			t.Error("record 1 not deleted by the sweep")
 		}
 		return nil
@@ -490,7 +479,7 @@ func TestStoreTTL(t *testing.T) {
 	// clock turned back.
 	s.Close()
 	clock.Add(-3 * time.Hour)
-	s = stOpen(t, StoreConfig{Dir: dir, TTL: 2 * time.Hour, Clock: clock.Now})
+	s = stOpen(t, dir, Config{Limits: store.Limits{TTL: 2 * time.Hour}, Clock: clock})
 	if page, _, _ := s.Page(mb, 10); fmt.Sprint(stIDs(page)) != "[3]" {
 		t.Fatalf("after restart: %v", stIDs(page))
 	}
@@ -501,7 +490,7 @@ func TestStoreTTL(t *testing.T) {
 // leave gaps the sweep passes over with the right byte count.
 func TestStoreTTLGapsAndMiddle(t *testing.T) {
 	clock := newStClock()
-	s := stOpen(t, StoreConfig{TTL: time.Hour, Clock: clock.Now})
+	s := stOpen(t, "", Config{Limits: store.Limits{TTL: time.Hour}, Clock: clock})
 	mb := stRegister(t, s, "alice")
 	stDeliver(t, s, mb, stEnvelope(1, 10))
 	clock.Add(-5 * time.Hour)
@@ -515,8 +504,8 @@ func TestStoreTTLGapsAndMiddle(t *testing.T) {
 	// Badger dropped records 1 and 2 (as its TTL might): the sweep
 	// treats them as expired.
 	s.db.Update(func(txn *badger.Txn) error {
-		txn.Delete(storeEnvelopeKey(&mb, 1))
-		return txn.Delete(storeEnvelopeKey(&mb, 2))
+		txn.Delete(envelopeKey(&mb, 1))
+		return txn.Delete(envelopeKey(&mb, 2))
 	})
 	if _, _, err := s.sweepAll(); err != nil {
 		t.Fatal(err)
@@ -525,7 +514,7 @@ func TestStoreTTLGapsAndMiddle(t *testing.T) {
 		t.Fatalf("usage %d %d", n, b)
 	}
 	// Acknowledging through a missing record counts it as gone.
-	s.db.Update(func(txn *badger.Txn) error { return txn.Delete(storeEnvelopeKey(&mb, 3)) })
+	s.db.Update(func(txn *badger.Txn) error { return txn.Delete(envelopeKey(&mb, 3)) })
 	if err := s.Ack(mb, 3); err != nil {
 		t.Fatal(err)
 	}
@@ -533,7 +522,7 @@ func TestStoreTTLGapsAndMiddle(t *testing.T) {
 		t.Fatalf("usage %d %d", n, b)
 	}
 	// Every record in the queue gone: the sweep empties it.
-	s.db.Update(func(txn *badger.Txn) error { return txn.Delete(storeEnvelopeKey(&mb, 4)) })
+	s.db.Update(func(txn *badger.Txn) error { return txn.Delete(envelopeKey(&mb, 4)) })
 	if _, _, err := s.sweepAll(); err != nil {
 		t.Fatal(err)
 	}
@@ -549,7 +538,7 @@ func TestStoreTTLGapsAndMiddle(t *testing.T) {
 
 func TestStoreSweeperRuns(t *testing.T) {
 	clock := newStClock()
-	s := stOpen(t, StoreConfig{TTL: time.Hour, Clock: clock.Now, GCInterval: 20 * time.Millisecond})
+	s := stOpen(t, "", Config{Limits: store.Limits{TTL: time.Hour, GCInterval: 20 * time.Millisecond}, Clock: clock})
 	mb := stRegister(t, s, "alice")
 	for i := range 5 {
 		stDeliver(t, s, mb, stEnvelope(i, 100))
@@ -572,13 +561,13 @@ func TestStoreSweeperRuns(t *testing.T) {
 }
 
 func TestStoreUnknownMailbox(t *testing.T) {
-	s := stOpen(t, StoreConfig{})
+	s := stOpen(t, "", Config{})
 	stRegister(t, s, "alice")
 	mb := proto.MailboxOf("nobody@provider.example")
 	check := func(what string, err error) {
 		t.Helper()
-		if !errors.Is(err, ErrNotFound) {
-			t.Errorf("%s: %v, want ErrNotFound", what, err)
+		if !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s: %v, want store.ErrNotFound", what, err)
 		}
 	}
 	_, err := s.Deliver(context.Background(), mb, stEnvelope(1, 1))
@@ -603,22 +592,22 @@ func TestStoreUnknownMailbox(t *testing.T) {
 }
 
 func TestStoreRejectsBadEnvelopes(t *testing.T) {
-	s := stOpen(t, StoreConfig{})
+	s := stOpen(t, "", Config{})
 	mb := stRegister(t, s, "alice")
-	for _, e := range []Envelope{
+	for _, e := range []store.Envelope{
 		{Kind: proto.EnvelopeSealed, Data: make([]byte, proto.MaxEnvelopeData+1)},
 		{Kind: 0},
 		{Kind: 3, Data: []byte{1}},
 	} {
-		if _, err := s.Deliver(context.Background(), mb, e); !errors.Is(err, ErrTooLarge) {
+		if _, err := s.Deliver(context.Background(), mb, e); !errors.Is(err, store.ErrTooLarge) {
 			t.Errorf("kind %d, %d bytes: %v", e.Kind, len(e.Data), err)
 		}
 	}
-	for _, e := range []Envelope{
+	for _, e := range []store.Envelope{
 		{Kind: proto.EnvelopeSURBReply, Data: make([]byte, proto.MaxEnvelopeData), ID: [16]byte{1}},
 		{Kind: proto.EnvelopeSealed, ID: [16]byte{2}},
 	} {
-		if r := stDeliver(t, s, mb, e); r != Stored {
+		if r := stDeliver(t, s, mb, e); r != store.Stored {
 			t.Errorf("kind %d, %d bytes: %v", e.Kind, len(e.Data), r)
 		}
 	}
@@ -635,7 +624,7 @@ func TestStoreRejectsBadEnvelopes(t *testing.T) {
 
 func TestStoreRegister(t *testing.T) {
 	dir := t.TempDir()
-	s := stOpen(t, StoreConfig{Dir: dir})
+	s := stOpen(t, dir, Config{})
 	a := stAccount("Alice")
 	mb, err := s.Register(a)
 	if err != nil {
@@ -654,21 +643,21 @@ func TestStoreRegister(t *testing.T) {
 	}
 	other := stAccount("mallory")
 	other.Address = "alice@provider.example"
-	if _, err := s.Register(other); !errors.Is(err, ErrExists) {
+	if _, err := s.Register(other); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("taken address: %v", err)
 	}
 	sameKey := stAccount("Alice")
 	sameKey.Address = "alice2@provider.example"
-	if _, err := s.Register(sameKey); !errors.Is(err, ErrExists) {
+	if _, err := s.Register(sameKey); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("key of another account: %v", err)
 	}
 	for _, bad := range []struct {
-		a   Account
+		a   store.Account
 		err error
 	}{
-		{Account{IdentityX25519: [32]byte{1}, IdentityEd25519: [32]byte{1}}, ErrStoreInvalid},
-		{Account{Address: string(bytes.Repeat([]byte{'a'}, 129)), IdentityX25519: [32]byte{1}, IdentityEd25519: [32]byte{1}}, ErrTooLarge},
-		{Account{Address: "z@p", IdentityEd25519: [32]byte{1}}, ErrStoreInvalid},
+		{store.Account{IdentityX25519: [32]byte{1}, IdentityEd25519: [32]byte{1}}, store.ErrInvalid},
+		{store.Account{Address: string(bytes.Repeat([]byte{'a'}, 129)), IdentityX25519: [32]byte{1}, IdentityEd25519: [32]byte{1}}, store.ErrTooLarge},
+		{store.Account{Address: "z@p", IdentityEd25519: [32]byte{1}}, store.ErrInvalid},
 	} {
 		if _, err := s.Register(bad.a); !errors.Is(err, bad.err) {
 			t.Errorf("%q: %v, want %v", bad.a.Address, err, bad.err)
@@ -683,7 +672,7 @@ func TestStoreRegister(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	s = stOpen(t, StoreConfig{Dir: dir})
+	s = stOpen(t, dir, Config{})
 	mb2, got, err := s.AccountByKey(a.IdentityX25519)
 	if err != nil || mb2 != mb || got.TokenHash != token || !got.AllowUnsolicited || got.IdentityEd25519 != a.IdentityEd25519 {
 		t.Fatalf("by key: %+v, %v", got, err)
@@ -691,7 +680,7 @@ func TestStoreRegister(t *testing.T) {
 }
 
 func TestStoreNotify(t *testing.T) {
-	s := stOpen(t, StoreConfig{})
+	s := stOpen(t, "", Config{})
 	mb := stRegister(t, s, "alice")
 	bob := stRegister(t, s, "bob")
 	ch, stop, err := s.Notify(mb)
@@ -724,14 +713,14 @@ func TestStoreNotify(t *testing.T) {
 
 	// Bounds.
 	var stops []func()
-	for range storeMaxSubsPerMailbox {
+	for range store.MaxSubsPerMailbox {
 		_, st, err := s.Notify(mb)
 		if err != nil {
 			t.Fatal(err)
 		}
 		stops = append(stops, st)
 	}
-	if _, _, err := s.Notify(mb); !errors.Is(err, ErrBusy) {
+	if _, _, err := s.Notify(mb); !errors.Is(err, store.ErrBusy) {
 		t.Fatalf("65th subscription: %v", err)
 	}
 	stops[0]()
@@ -741,9 +730,9 @@ func TestStoreNotify(t *testing.T) {
 	}
 	stops[0] = st
 	s.subsMu.Lock()
-	s.nsubs = storeMaxSubs // the global bound, without 10,000 subscriptions
+	s.nsubs = store.MaxSubs // the global bound, without 10,000 subscriptions
 	s.subsMu.Unlock()
-	if _, _, err := s.Notify(bob); !errors.Is(err, ErrBusy) {
+	if _, _, err := s.Notify(bob); !errors.Is(err, store.ErrBusy) {
 		t.Fatalf("over the global bound: %v", err)
 	}
 	s.subsMu.Lock()
@@ -763,7 +752,7 @@ func TestStoreNotify(t *testing.T) {
 }
 
 func TestStoreGroupCommit(t *testing.T) {
-	s := stOpen(t, StoreConfig{})
+	s := stOpen(t, "", Config{})
 	var mbs []proto.MailboxID
 	for i := range 8 {
 		mbs = append(mbs, stRegister(t, s, fmt.Sprint("user", i)))
@@ -774,7 +763,7 @@ func TestStoreGroupCommit(t *testing.T) {
 	for i := range 64 {
 		wg.Go(func() {
 			<-start
-			if r := stDeliver(t, s, mbs[i%8], stEnvelope(i, 2048)); r != Stored {
+			if r := stDeliver(t, s, mbs[i%8], stEnvelope(i, 2048)); r != store.Stored {
 				t.Errorf("delivery %d: %v", i, r)
 			}
 		})
@@ -800,7 +789,7 @@ func TestStoreGroupCommit(t *testing.T) {
 // envelope is there after reopening.
 func TestStoreCloseDuringDeliveries(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenStore(StoreConfig{Dir: dir})
+	s, err := Open(dir, Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -814,10 +803,10 @@ func TestStoreCloseDuringDeliveries(t *testing.T) {
 			for range 10_000 {
 				i := int(next.Add(1))
 				r, err := s.Deliver(context.Background(), mb, stEnvelope(i, 64))
-				if errors.Is(err, ErrClosed) {
+				if errors.Is(err, store.ErrClosed) {
 					return
 				}
-				if err != nil || r != Stored {
+				if err != nil || r != store.Stored {
 					t.Errorf("deliver: %v %v", r, err)
 					return
 				}
@@ -832,7 +821,7 @@ func TestStoreCloseDuringDeliveries(t *testing.T) {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	s = stOpen(t, StoreConfig{Dir: dir})
+	s = stOpen(t, dir, Config{})
 	got := map[uint64]bool{}
 	for _, id := range stIDs(stDrain(t, s, mb, true)) {
 		got[id] = true
@@ -847,7 +836,7 @@ func TestStoreCloseDuringDeliveries(t *testing.T) {
 
 func TestStoreCloseLeavesNoGoroutines(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	s, err := OpenStore(StoreConfig{Dir: t.TempDir(), GCInterval: time.Millisecond})
+	s, err := Open(t.TempDir(), Config{Limits: store.Limits{GCInterval: time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -867,15 +856,15 @@ func TestStoreCloseLeavesNoGoroutines(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Deliver(context.Background(), mb, stEnvelope(2, 10)); !errors.Is(err, ErrClosed) {
+	if _, err := s.Deliver(context.Background(), mb, stEnvelope(2, 10)); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("Deliver after Close: %v", err)
 	}
 }
 
 // TestStoreCorruptRecords: bad data on disk is an error wrapping
-// ErrStoreCorrupt, never a panic.
+// store.ErrCorrupt, never a panic.
 func TestStoreCorruptRecords(t *testing.T) {
-	s := stOpen(t, StoreConfig{})
+	s := stOpen(t, "", Config{})
 	mb := stRegister(t, s, "alice")
 	stDeliver(t, s, mb, stEnvelope(1, 10))
 	if err := s.UploadPrekeys(mb, proto.PrekeyUpload{Signed: &proto.Prekey{ID: 1, Data: []byte{1}}, OneTime: []proto.Prekey{{ID: 1, Data: []byte{1}}}}); err != nil {
@@ -886,23 +875,23 @@ func TestStoreCorruptRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	set(storeEnvelopeKey(&mb, 1), []byte{1, 2, 3})
-	if _, _, err := s.Page(mb, 10); !errors.Is(err, ErrStoreCorrupt) {
+	set(envelopeKey(&mb, 1), []byte{1, 2, 3})
+	if _, _, err := s.Page(mb, 10); !errors.Is(err, store.ErrCorrupt) {
 		t.Errorf("corrupt envelope: %v", err)
 	}
-	set(storePrekeyKey(storeTagPrekey, &mb, storePrekeySigned, 0), []byte{9})
-	if _, err := s.TakeBundle(mb, true); !errors.Is(err, ErrStoreCorrupt) {
+	set(prekeyKey(tagPrekey, &mb, prekeySigned, 0), []byte{9})
+	if _, err := s.TakeBundle(mb, true); !errors.Is(err, store.ErrCorrupt) {
 		t.Errorf("corrupt prekey: %v", err)
 	}
-	set(storeMailboxKey(storeTagAccount, &mb), []byte{1, 0, 0})
-	if _, err := s.Account(mb); !errors.Is(err, ErrStoreCorrupt) {
+	set(mailboxKey(tagAccount, &mb), []byte{1, 0, 0})
+	if _, err := s.Account(mb); !errors.Is(err, store.ErrCorrupt) {
 		t.Errorf("corrupt account: %v", err)
 	}
-	set(storeMailboxKey(storeTagState, &mb), []byte{1})
-	if _, err := s.Deliver(context.Background(), mb, stEnvelope(2, 10)); !errors.Is(err, ErrStoreCorrupt) {
+	set(mailboxKey(tagState, &mb), []byte{1})
+	if _, err := s.Deliver(context.Background(), mb, stEnvelope(2, 10)); !errors.Is(err, store.ErrCorrupt) {
 		t.Errorf("corrupt state: %v", err)
 	}
-	if _, _, err := s.Usage(mb); !errors.Is(err, ErrStoreCorrupt) {
+	if _, _, err := s.Usage(mb); !errors.Is(err, store.ErrCorrupt) {
 		t.Errorf("corrupt state: %v", err)
 	}
 	if _, _, err := s.sweepAll(); err != nil {
@@ -911,26 +900,29 @@ func TestStoreCorruptRecords(t *testing.T) {
 }
 
 func TestStoreConfig(t *testing.T) {
-	for _, cfg := range []StoreConfig{
-		{},
-		{Dir: t.TempDir(), TTL: -1},
-		{Dir: t.TempDir(), BatchSize: storeMaxBatchSize + 1},
-		{Dir: t.TempDir(), MaxCount: -1},
+	for _, c := range []struct {
+		dir string
+		cfg Config
+	}{
+		{"", Config{}},
+		{t.TempDir(), Config{Limits: store.Limits{TTL: -1}}},
+		{t.TempDir(), Config{Limits: store.Limits{BatchSize: store.MaxBatchSize + 1}}},
+		{t.TempDir(), Config{Limits: store.Limits{MaxEnvelopes: -1}}},
 	} {
-		if s, err := OpenStore(cfg); err == nil {
+		if s, err := Open(c.dir, c.cfg); err == nil {
 			s.Close()
-			t.Errorf("%+v accepted", cfg)
+			t.Errorf("%q %+v accepted", c.dir, c.cfg)
 		}
 	}
 	dir := t.TempDir()
-	s := stOpen(t, StoreConfig{Dir: dir})
-	if s.cfg.TTL != storeDefaultTTL || s.cfg.MaxCount != 10_000 || s.cfg.MaxBytes != 64<<20 || s.cfg.BatchSize != 256 || s.cfg.GCInterval != 10*time.Minute {
-		t.Fatalf("defaults %+v", s.cfg)
+	s := stOpen(t, dir, Config{})
+	if s.lim.TTL != 30*24*time.Hour || s.lim.MaxEnvelopes != 10_000 || s.lim.MaxBytes != 64<<20 || s.lim.BatchSize != 256 || s.lim.GCInterval != 10*time.Minute {
+		t.Fatalf("defaults %+v", s.lim)
 	}
 	// A store of another format is refused.
-	s.db.Update(func(txn *badger.Txn) error { return txn.Set(storeMetaKey(), []byte{2}) })
+	s.db.Update(func(txn *badger.Txn) error { return txn.Set(metaKey(), []byte{2}) })
 	s.Close()
-	if s, err := OpenStore(StoreConfig{Dir: dir}); !errors.Is(err, ErrStoreCorrupt) {
+	if s, err := Open(dir, Config{}); !errors.Is(err, store.ErrCorrupt) {
 		if err == nil {
 			s.Close()
 		}
@@ -951,7 +943,7 @@ func TestStoreHourCeil(t *testing.T) {
 		{time.Unix(-5, 0), 0},
 		{time.Unix(1<<50, 0), 1<<32 - 1},
 	} {
-		if got := storeHourCeil(c.t); got != c.want {
+		if got := hourCeil(c.t); got != c.want {
 			t.Errorf("%v: %d, want %d", c.t, got, c.want)
 		}
 	}
@@ -961,13 +953,13 @@ func TestStoreHourCeil(t *testing.T) {
 // store's log lines keep only the cause.
 func TestStoreLogErrorHidesKeys(t *testing.T) {
 	mb := proto.MailboxOf("alice@provider.example")
-	key := storeSeenKey(&mb, &[16]byte{0xab, 0xcd})
+	key := seenKey(&mb, &[16]byte{0xab, 0xcd})
 	err := fmt.Errorf("DB::Get key: %q: %w", key, errors.New("input/output error"))
-	if got := storeLogError(fmt.Errorf("mailbox: %w", err)); got != "input/output error" {
+	if got := logError(fmt.Errorf("mailbox: %w", err)); got != "input/output error" {
 		t.Errorf("logged %q", got)
 	}
-	corrupt := fmt.Errorf("%w: envelope record: truncated", ErrStoreCorrupt)
-	if got := storeLogError(corrupt); got != corrupt.Error() {
+	corrupt := fmt.Errorf("%w: envelope record: truncated", store.ErrCorrupt)
+	if got := logError(corrupt); got != corrupt.Error() {
 		t.Errorf("logged %q", got)
 	}
 }
