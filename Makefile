@@ -78,7 +78,7 @@ bench:
 
 ## testdata: regenerate test vectors and fuzz seed corpora (deterministic)
 testdata:
-	$(GO) generate ./...
+	$(GO) run ./internal/cmd/testdatagen -root .
 
 clean:
 	rm -rf bin sim-out

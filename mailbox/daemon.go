@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sealnet/sealnet/internal/clock"
 	"github.com/sealnet/sealnet/mailbox/store"
 	"github.com/sealnet/sealnet/mailbox/store/badger"
 	"github.com/sealnet/sealnet/mixnet"
@@ -22,6 +23,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Relay lets tests wrap the relay's options (listener, dialer).
 	Relay func(*relay.Options)
+	// Clock is the provider's time: its relay's, its service's and its
+	// store's; nil is clock.System().
+	Clock clock.Clock
 }
 
 // Provider is a running provider: a relay in the provider role whose final
@@ -48,7 +52,7 @@ func NewProvider(cfg Config, opts Options) (*Provider, error) {
 		return nil, err
 	}
 	st, err := badger.Open(filepath.Join(cfg.DataDir, "mailbox"), badger.Config{
-		Limits: cfg.Mailbox.Limits(), Logger: log.With("node", cfg.Name),
+		Limits: cfg.Mailbox.Limits(), Logger: log.With("node", cfg.Name), Clock: opts.Clock,
 	})
 	if err != nil {
 		return nil, err
@@ -58,7 +62,7 @@ func NewProvider(cfg Config, opts Options) (*Provider, error) {
 	// relay gets them through ref, which is set before either runs.
 	ref := &serviceRef{}
 	var node *relay.Node
-	ro := relay.Options{Logger: log, Deliverer: ref, ClientLinks: ref.handleLink}
+	ro := relay.Options{Logger: log, Deliverer: ref, ClientLinks: ref.handleLink, Clock: opts.Clock}
 	if opts.Relay != nil {
 		opts.Relay(&ro)
 	}
@@ -70,7 +74,7 @@ func NewProvider(cfg Config, opts Options) (*Provider, error) {
 	svc := NewService(cfg.Mailbox, ServiceOptions{
 		Domain: cfg.Domain, Store: st, Secret: secret, Logger: log.With("node", cfg.Name),
 		Geometry: node.Geometry(), Identity: node.Identity(), LinkDH: node.LinkDH,
-		Send: node.Send, Registry: node.Metrics(),
+		Send: node.Send, Registry: node.Metrics(), Clock: opts.Clock,
 		// The network's published hold, for the epoch in force.
 		ReplyHold: func() time.Duration { return node.Params().ProviderHold },
 	})

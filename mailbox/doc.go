@@ -21,5 +21,3 @@
 //   - From outside, an address that does not exist answers like one that
 //     does.
 package mailbox
-
-//go:generate go run ./internal/protoseed -dir proto

@@ -27,11 +27,15 @@ func linkOpen(c *proto.Client) bool {
 // places and only until register_within, while the accounts' links are
 // not affected. Control: with the bounds lifted (as before), links of
 // made-up keys stay open, each holding a connection slot of the node.
+// Once the network is up its clock moves only where the test moves it
+// (testnet.RunningClock): register_within passes in a jump, not a sleep.
 func TestNewcomerLinksBounded(t *testing.T) {
 	const within = 1500 * time.Millisecond
 	for _, bounded := range []bool{true, false} {
 		t.Run(fmt.Sprintf("bounded=%v", bounded), func(t *testing.T) {
-			e := start(t, testnet.Spec{EpochPeriod: time.Hour, Layers: 1, Width: 1, Providers: 1}, func(s *mailbox.Settings) {
+			clk := testnet.NewRunningClock(time.Now())
+			t.Cleanup(clk.Stop) // after the network's cleanup, which stops on a running clock
+			e := startOn(t, testnet.Spec{EpochPeriod: time.Hour, Layers: 1, Width: 1, Providers: 1}, clk, nil, func(_ string, s *mailbox.Settings) {
 				if bounded {
 					s.NewcomerLinks, s.RegisterWithin = 3, config.Duration(within)
 				} else {
@@ -40,6 +44,7 @@ func TestNewcomerLinksBounded(t *testing.T) {
 			})
 			bob := newUser(t, "bob@a")
 			e.register(t, bob, true)
+			clk.Hold()
 
 			var made []*proto.Client
 			for i := range 4 {
@@ -66,13 +71,20 @@ func TestNewcomerLinksBounded(t *testing.T) {
 			carol := newUser(t, "carol@a")
 			var cl *proto.Client
 			if bounded {
-				time.Sleep(within + 500*time.Millisecond) // the made-up keys' deadline passes, freeing their places
+				clk.Advance(within + 500*time.Millisecond) // the made-up keys' deadline passes, freeing their places
 			}
-			cl = e.dial(t, "a", carol)
+			// A place is free once the handler of a closed link has
+			// returned, just after the link is seen closed.
+			deadline := time.Now().Add(10 * time.Second)
+			for cl = e.dial(t, "a", carol); !linkOpen(cl); cl = e.dial(t, "a", carol) {
+				if time.Now().After(deadline) {
+					t.Fatal("no newcomer place free 10 s after the made-up keys' register_within")
+				}
+			}
 			if err := cl.Register(context.Background(), carol.addr, [32]byte(carol.x.Public), carol.ed, sha256.Sum256(carol.token[:]), true); err != nil {
 				t.Fatalf("a newcomer registering: %v", err)
 			}
-			time.Sleep(within + 500*time.Millisecond)
+			clk.Advance(within + 500*time.Millisecond)
 			if !linkOpen(cl) {
 				t.Fatal("a link that registered in time was closed at register_within")
 			}

@@ -25,7 +25,7 @@ func phService(t *testing.T, dir string, cfg badger.Config, clock *stClock) *Ser
 		t.Fatal(err)
 	}
 	set.OneTimePerHour, set.BundlesPerHour = 1000, 1000
-	return NewService(set, ServiceOptions{Domain: "provider.example", Store: st, Secret: [32]byte{7}, Clock: clock.Now})
+	return NewService(set, ServiceOptions{Domain: "provider.example", Store: st, Secret: [32]byte{7}, Clock: clock})
 }
 
 func phBundle(t *testing.T, s *Service, mb proto.MailboxID) *seal.PrekeyBundle {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/flynn/noise"
 
+	"github.com/sealnet/sealnet/internal/clock"
 	"github.com/sealnet/sealnet/internal/testbed/testnet"
 	"github.com/sealnet/sealnet/mailbox"
 	"github.com/sealnet/sealnet/mailbox/proto"
@@ -48,6 +49,12 @@ func start(t *testing.T, spec testnet.Spec, mod func(*mailbox.Settings)) *env {
 // each provider's settings, by node name.
 func startWith(t *testing.T, spec testnet.Spec, relayMod func(string, *relay.Config), mod func(string, *mailbox.Settings)) *env {
 	t.Helper()
+	return startOn(t, spec, nil, relayMod, mod)
+}
+
+// startOn is startWith on the clock c (nil: clock.System()).
+func startOn(t *testing.T, spec testnet.Spec, c clock.Clock, relayMod func(string, *relay.Config), mod func(string, *mailbox.Settings)) *env {
+	t.Helper()
 	nw, err := testnet.Create(t.TempDir(), spec)
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +67,7 @@ func startWith(t *testing.T, spec testnet.Spec, relayMod func(string, *relay.Con
 			}
 		},
 		Mailbox: mod,
+		Clock:   c,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +79,7 @@ func startWith(t *testing.T, spec testnet.Spec, relayMod func(string, *relay.Con
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	doc, err := nw.WaitDocument(ctx)
+	doc, err := p.WaitDocument(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sealnet/sealnet/internal/clock"
 	"github.com/sealnet/sealnet/internal/metrics"
 	"github.com/sealnet/sealnet/mailbox/proto"
 	"github.com/sealnet/sealnet/mailbox/store"
@@ -38,7 +39,7 @@ type Service struct {
 	identity ed25519.PrivateKey
 	secret   [32]byte // derives the fake bundles of unknown mailboxes
 	log      *slog.Logger
-	now      func() time.Time
+	clock    clock.Clock
 	limits   *limiter
 	m        *serviceMetrics
 
@@ -82,7 +83,7 @@ type ServiceOptions struct {
 	Secret   [32]byte
 	Logger   *slog.Logger
 	Registry *metrics.Registry
-	Clock    func() time.Time
+	Clock    clock.Clock // nil: clock.System()
 	// Send puts a packet into the mix network towards a node.
 	Send func(mixnet.NodeID, []byte) error
 	// ReplyHold returns the mean of the exponential hold every reply
@@ -96,11 +97,14 @@ type ServiceOptions struct {
 	LinkDH func(peer [32]byte) ([]byte, error)
 }
 
+// now is the time by the service's clock (ServiceOptions.Clock).
+func (s *Service) now() time.Time { return s.clock.Now() }
+
 // NewService returns a service; Run starts its workers.
 func NewService(cfg Settings, o ServiceOptions) *Service {
 	s := &Service{
 		cfg: cfg, domain: o.Domain, store: o.Store, geo: o.Geometry, identity: o.Identity,
-		secret: o.Secret, log: o.Logger, now: o.Clock, send: o.Send,
+		secret: o.Secret, log: o.Logger, clock: clock.Or(o.Clock), send: o.Send,
 		limits:    newLimiter(cfg.LimiterEntries),
 		jobs:      make(chan func(), cfg.DeliveryQueue),
 		holdMean:  o.ReplyHold,
@@ -127,12 +131,9 @@ func NewService(cfg Settings, o ServiceOptions) *Service {
 	if err != nil {
 		panic(err) // the configuration is constant
 	}
-	s.held = mix.NewMixer(strat, nil, s.releaseReplies)
+	s.held = mix.NewMixer(strat, s.clock, s.releaseReplies)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
-	}
-	if s.now == nil {
-		s.now = time.Now
 	}
 	reg := o.Registry
 	if reg == nil {
@@ -358,7 +359,7 @@ func allZero(b []byte) bool {
 // replyDue is when a reply to a request handed over now may leave: now
 // plus an exponential hold of the published mean.
 func (s *Service) replyDue() time.Time {
-	now := time.Now()
+	now := s.now()
 	mean := s.holdMean()
 	if mean <= 0 {
 		return now
@@ -406,7 +407,7 @@ func (s *Service) replyThrough(surbBytes []byte, m proto.Message, due time.Time)
 		s.m.rejected("bad_surb").Inc()
 		return
 	}
-	now := time.Now()
+	now := s.now()
 	it := mix.Item[*heldReply]{Value: &heldReply{first: surb.FirstHop, pkt: pkt}, Arrived: now, Delay: max(due.Sub(now), 0)}
 	if err := s.held.Add(it); err != nil {
 		s.m.rejected("reply_not_sent").Inc()
@@ -517,7 +518,7 @@ func (s *Service) HandleLink(ctx context.Context, c *link.Conn) {
 		if err != nil {
 			return
 		}
-		arrived := time.Now()
+		arrived := s.now()
 		var reply proto.Message
 		if !perLink.take(s.now()) {
 			reply = &proto.Status{Code: proto.StatusRateLimited, Detail: "too many requests on this link"}
@@ -543,7 +544,8 @@ func (s *Service) HandleLink(ctx context.Context, c *link.Conn) {
 // for the links' whole idle timeout, away from its peers and its users.
 type newcomerLink struct {
 	s     *Service
-	timer *time.Timer
+	timer clock.Timer
+	ended chan struct{} // closed by end, which stops the deadline's goroutine
 	held  bool
 }
 
@@ -557,14 +559,26 @@ func (s *Service) admitNewcomer(c *link.Conn) *newcomerLink {
 		c.Close()
 		return nil
 	}
-	return &newcomerLink{s: s, held: true, timer: time.AfterFunc(s.cfg.RegisterWithin.D(), func() { c.Close() })}
+	n := &newcomerLink{s: s, held: true, timer: s.clock.NewTimer(s.cfg.RegisterWithin.D()), ended: make(chan struct{})}
+	// The link's handler is blocked reading requests, so the deadline has a
+	// goroutine of its own; it lives until end, which the handler always
+	// calls before it returns.
+	go func() {
+		select {
+		case <-n.timer.C():
+			c.Close()
+		case <-n.ended:
+		}
+	}()
+	return n
 }
 
 // end stops the deadline and gives the place back (idempotent).
 func (n *newcomerLink) end() {
-	n.timer.Stop()
 	if n.held {
 		n.held = false
+		n.timer.Stop()
+		close(n.ended)
 		<-n.s.newcomers
 	}
 }
@@ -616,7 +630,7 @@ func (s *Service) handle(ctx context.Context, kind link.Kind, o *session, m prot
 	case *proto.FetchRequest:
 		return s.fetch(ctx, o.mb, r.Wait)
 	case *proto.PullRequest:
-		return s.pull(ctx, o.mb, r.Through, time.Now())
+		return s.pull(ctx, o.mb, r.Through, s.now())
 	case *proto.AckRequest:
 		if err := s.store.Ack(o.mb, r.Through); err != nil {
 			if errors.Is(err, store.ErrBadAck) {
@@ -750,10 +764,10 @@ func (s *Service) fetch(ctx context.Context, mb proto.MailboxID, wait time.Durat
 		if err == nil {
 			// Mail may have arrived between Page and Notify: look again.
 			if recs, more, err = s.store.Page(mb, proto.PageRecords); err == nil && len(recs) == 0 {
-				t := time.NewTimer(min(wait, proto.MaxFetchWait))
+				t := s.clock.NewTimer(min(wait, proto.MaxFetchWait))
 				select {
 				case <-ch:
-				case <-t.C:
+				case <-t.C():
 				case <-ctx.Done():
 				}
 				t.Stop()
@@ -792,10 +806,10 @@ func (s *Service) pull(ctx context.Context, mb proto.MailboxID, through uint64, 
 		}
 		reply = s.fetch(ctx, mb, 0)
 	}
-	t := time.NewTimer(time.Until(arrived.Add(proto.PullAnswerDelay)))
+	t := s.clock.NewTimer(arrived.Add(proto.PullAnswerDelay).Sub(s.now()))
 	defer t.Stop()
 	select {
-	case <-t.C:
+	case <-t.C():
 	case <-ctx.Done():
 	}
 	return reply

@@ -48,13 +48,13 @@ const strangerWorkTimeout = 30 * time.Second
 // waits for before it returns.
 func (s *Service) answerAt(ctx context.Context, arrived time.Time, stragglers *sync.WaitGroup,
 	work func(ctx context.Context, authorized func()) proto.Message, late, busy proto.Message) proto.Message {
-	deadline := time.NewTimer(time.Until(arrived.Add(s.answerTime)))
+	deadline := s.clock.NewTimer(arrived.Add(s.answerTime).Sub(s.now()))
 	defer deadline.Stop()
 	select {
 	case s.strangerSlots <- struct{}{}:
 	default:
 		s.m.rejected("busy").Inc()
-		<-deadline.C
+		<-deadline.C()
 		return busy
 	}
 	var auth atomic.Bool
@@ -74,13 +74,13 @@ func (s *Service) answerAt(ctx context.Context, arrived time.Time, stragglers *s
 		select {
 		case m := <-done:
 			if !auth.Load() {
-				<-deadline.C
+				<-deadline.C()
 			}
 			return m
 		case <-authCh:
 			authCh = nil // wait for done alone
 			deadline.Stop()
-		case <-deadline.C:
+		case <-deadline.C():
 			s.m.rejected("overrun").Inc()
 			return late
 		}

@@ -91,29 +91,25 @@ func TestOneAuthorityDown(t *testing.T) {
 	waitFor(t, "delivery", 20*time.Second, func() bool { return n.delivered(1) == 1 }, n.dump)
 }
 
-// TestEpochRotation runs a network with 3-second epochs. A packet built
-// with an epoch's keys still goes through just after the epoch ends (the
-// grace window), and is refused once the epoch's keys are erased.
+// TestEpochRotation: a packet built with an epoch's keys still goes
+// through just after the epoch ends (the grace window), and is refused
+// once the epoch's keys are erased. The network runs on a clock the test
+// moves (testnet.RunningClock): the boundary and the end of the grace
+// window are jumps, not sleeps, and the clock stands still while a packet
+// crosses its hops, so a loaded machine cannot close the window under it.
 func TestEpochRotation(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits for two epoch boundaries")
-	}
-	// A grace of 1 s rather than the default tenth of the epoch (300 ms):
-	// the late packet crosses three hops, each syncing its replay journal,
-	// which on a loaded CI machine can take longer than 250 ms.
-	const period, grace = 3 * time.Second, time.Second
-	n := startNetwork(t, testnet.Spec{EpochPeriod: period, Layers: 2, Width: 1, Providers: 1}, func(_ string, c *relay.Config) {
-		c.Directory.EpochGrace = config.Duration(grace)
+	const period, grace = time.Minute, time.Second
+	clk := newTestClock(t, period)
+	n := startNetworkWith(t, testnet.Spec{EpochPeriod: period, Layers: 2, Width: 1, Providers: 1}, netOptions{
+		clock: clk,
+		mod:   func(_ string, c *relay.Config) { c.Directory.EpochGrace = config.Duration(grace) },
 	})
 	// Work inside an epoch with at least 1.5 s left.
-	var e uint64
-	for {
-		now := time.Now()
-		e = directory.EpochAt(now, period)
-		if directory.EpochStart(e+1, period).Sub(now) > 1500*time.Millisecond {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
+	clk.Hold()
+	now := clk.Now()
+	e := directory.EpochAt(now, period)
+	if left := directory.EpochStart(e+1, period).Sub(now); left <= 1500*time.Millisecond {
+		t.Fatalf("starting the network took the clock to %v before the boundary", left)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -135,7 +131,7 @@ func TestEpochRotation(t *testing.T) {
 	entry, expired, _ := inj.PacketFor(e, n.provider(t, 0), mixnet.RecipientID{1, 12}, message(12), 0)
 
 	// Just after the boundary, within the grace: still accepted.
-	time.Sleep(time.Until(directory.EpochStart(e+1, period).Add(50 * time.Millisecond)))
+	clk.Set(directory.EpochStart(e+1, period).Add(50 * time.Millisecond))
 	if err := inj.Send(ctx, entry, late); err != nil {
 		t.Fatal(err)
 	}
@@ -144,14 +140,14 @@ func TestEpochRotation(t *testing.T) {
 	// After the grace window epoch e's keys are gone.
 	entryNode := n.p.Nodes[n.doc.Doc.Layers[0][0].Name]
 	before := metric(t, entryNode, `sealnet_packets_dropped_total{reason="header_invalid"}`)
-	time.Sleep(time.Until(directory.EpochStart(e+1, period).Add(grace).Add(300 * time.Millisecond)))
+	clk.Set(directory.EpochStart(e+1, period).Add(grace).Add(300 * time.Millisecond))
 	if err := inj.Send(ctx, entry, expired); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the expired packet to be refused", 5*time.Second, func() bool {
 		return metric(t, entryNode, `sealnet_packets_dropped_total{reason="header_invalid"}`) > before
 	}, n.dump)
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // real time: a packet that got through would have crossed the links by now
 	if n.delivered(12) != 0 {
 		t.Fatal("a packet for an expired epoch was delivered")
 	}
@@ -200,15 +196,14 @@ func TestReplayRefusedAfterRestart(t *testing.T) {
 // TestAuthorityDownKeepsWorking: with every authority gone, relays keep
 // forwarding on the last good document, across an epoch boundary (the old
 // document carries the next epoch's keys), and report that they are stale.
+// The boundaries are jumps of the network's clock (testnet.RunningClock).
 func TestAuthorityDownKeepsWorking(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits for an epoch boundary")
-	}
-	const period = 4 * time.Second
-	n := startNetwork(t, testnet.Spec{EpochPeriod: period, Layers: 2, Width: 1, Providers: 1}, nil)
+	const period = time.Minute
+	clk := newTestClock(t, period)
+	n := startNetworkWith(t, testnet.Spec{EpochPeriod: period, Layers: 2, Width: 1, Providers: 1}, netOptions{clock: clk})
 	e := n.doc.Doc.Epoch
 	// Hold the document of the epoch the authority is about to stop in.
-	time.Sleep(time.Until(directory.EpochStart(e+1, period).Add(200 * time.Millisecond)))
+	clk.Set(directory.EpochStart(e+1, period).Add(200 * time.Millisecond))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	dc, err := n.nw.DirClient("")
@@ -216,10 +211,13 @@ func TestAuthorityDownKeepsWorking(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dc.Close()
-	cur, err := dc.Fetch(ctx, e+1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var cur *directory.SignedDocument
+	// The jump passed the time the document is built at; the authorities'
+	// schedule, paced on the clock, builds it now.
+	waitFor(t, "the document of epoch e+1", 10*time.Second, func() bool {
+		cur, err = dc.Fetch(ctx, e+1)
+		return err == nil
+	})
 	n.waitReady(t)
 	for _, a := range n.nw.Authorities {
 		if err := n.p.StopNode(a.Name); err != nil {
@@ -228,7 +226,7 @@ func TestAuthorityDownKeepsWorking(t *testing.T) {
 	}
 	// Into the next epoch, for which no document will ever be built.
 	next := cur.Doc.Epoch + 1
-	time.Sleep(time.Until(directory.EpochStart(next, period).Add(period / 5)))
+	clk.Set(directory.EpochStart(next, period).Add(period / 5))
 	inj := testnet.NewInjector(cur.Doc)
 	defer inj.Close()
 	n.sendOne(t, inj, next, 20, 0) // the old document's "next" keys

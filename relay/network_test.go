@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sealnet/sealnet/internal/clock"
 	"github.com/sealnet/sealnet/internal/testbed/testnet"
 	"github.com/sealnet/sealnet/mixnet"
 	"github.com/sealnet/sealnet/mixnet/directory"
@@ -101,6 +102,7 @@ type deliveries struct {
 	at    map[uint32]time.Time     // message index -> when it was first delivered
 	delay map[uint32]time.Duration // message index -> the delay its final hop asked for
 	n     int
+	now   func() time.Time // the network's clock: when at is stamped
 }
 
 type deliverer struct {
@@ -116,7 +118,7 @@ func (d deliverer) Deliver(res *mixnet.Result) error {
 	d.d.mu.Lock()
 	d.d.got[i] = append(d.d.got[i], d.name)
 	if _, ok := d.d.at[i]; !ok {
-		d.d.at[i], d.d.delay[i] = time.Now(), res.Delay
+		d.d.at[i], d.d.delay[i] = d.d.now(), res.Delay
 	}
 	d.d.n++
 	d.d.mu.Unlock()
@@ -167,11 +169,27 @@ func startNetworkOpts(t *testing.T, spec testnet.Spec, mod func(name string, cfg
 func startNetworkListen(t *testing.T, spec testnet.Spec, mod func(name string, cfg *relay.Config), skip map[string]bool,
 	wrap func(n *network, name string, ln net.Listener) net.Listener) *network {
 	t.Helper()
+	return startNetworkWith(t, spec, netOptions{mod: mod, skip: skip, wrap: wrap})
+}
+
+// netOptions are how a test's in-process network differs from the
+// default one.
+type netOptions struct {
+	mod   func(name string, cfg *relay.Config) // changes a relay's configuration
+	skip  map[string]bool                      // nodes and authorities not started
+	wrap  func(n *network, name string, ln net.Listener) net.Listener
+	clock clock.Clock // the authorities' and relays' clock; nil: clock.System()
+}
+
+func startNetworkWith(t *testing.T, spec testnet.Spec, o netOptions) *network {
+	t.Helper()
+	mod, skip, wrap := o.mod, o.skip, o.wrap
 	nw, err := testnet.Create(t.TempDir(), spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &network{nw: nw, wire: &wire{}, del: &deliveries{got: make(map[uint32][]string), at: make(map[uint32]time.Time), delay: make(map[uint32]time.Duration)}}
+	n := &network{nw: nw, wire: &wire{}, del: &deliveries{got: make(map[uint32][]string), at: make(map[uint32]time.Time), delay: make(map[uint32]time.Duration),
+		now: clock.Or(o.clock).Now}}
 	var listen func(string, net.Listener) net.Listener
 	if wrap != nil {
 		listen = func(name string, ln net.Listener) net.Listener { return wrap(n, name, ln) }
@@ -180,6 +198,7 @@ func startNetworkListen(t *testing.T, spec testnet.Spec, mod func(name string, c
 		Listener:  listen,
 		Deliverer: func(name string) relay.Deliverer { return deliverer{name, n.del} },
 		Skip:      skip,
+		Clock:     o.clock,
 		Relay: func(name string, cfg *relay.Config) {
 			cfg.Directory.Poll.UnmarshalText([]byte("200ms"))
 			if mod != nil {
@@ -197,7 +216,7 @@ func startNetworkListen(t *testing.T, spec testnet.Spec, mod func(name string, c
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if n.doc, err = nw.WaitDocument(ctx); err != nil {
+	if n.doc, err = n.p.WaitDocument(ctx); err != nil {
 		t.Fatal(err)
 	}
 	n.waitReady(t)

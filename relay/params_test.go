@@ -21,16 +21,21 @@ const outOfBounds = `sealnet_packets_dropped_total{reason="delay_out_of_bounds"}
 // hop asks it (first mix, second mix, provider), even where their own
 // configuration still sets a longer mixing.max_delay; the controls, asking
 // exactly MaxDelay of the first mix or of the provider, are delivered, the
-// first after being held for it.
+// first after being held for it. The network's clock moves only where the
+// test moves it (testnet.RunningClock), so the hold is measured on it.
 func TestDelayAboveBoundRefused(t *testing.T) {
 	const maxDelay = 400 * time.Millisecond
 	p := directory.DefaultParameters()
 	p.MaxDelay = maxDelay
-	n := startNetwork(t, testnet.Spec{EpochPeriod: time.Hour, Layers: 2, Width: 1, Providers: 1, NoCover: true, Parameters: p},
-		func(_ string, cfg *relay.Config) {
+	clk := newTestClock(t, time.Hour)
+	n := startNetworkWith(t, testnet.Spec{EpochPeriod: time.Hour, Layers: 2, Width: 1, Providers: 1, NoCover: true, Parameters: p}, netOptions{
+		clock: clk,
+		mod: func(_ string, cfg *relay.Config) {
 			long := config.Duration(time.Minute) // ignored: the network's bound applies
 			cfg.Mixing.MaxDelay = &long
-		})
+		},
+	})
+	clk.Hold()
 	if got := n.doc.Doc.Params().MaxDelay; got != maxDelay {
 		t.Fatalf("the document publishes max delay %v, want %v", got, maxDelay)
 	}
@@ -65,7 +70,7 @@ func TestDelayAboveBoundRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sent[uint32(i)] = time.Now()
+		sent[uint32(i)] = clk.Now()
 		if err := inj.Send(context.Background(), path[0].ID, pkt); err != nil {
 			t.Fatal(err)
 		}
@@ -79,8 +84,20 @@ func TestDelayAboveBoundRefused(t *testing.T) {
 		}
 		return true
 	}
+	// The controls are held for maxDelay, the first by the entry and the
+	// second by the provider (which holds the final hop too, when
+	// ProvidersHoldFinalHop): once both are held, the clock moves that far.
+	holding := 1
+	if relay.ProvidersHoldFinalHop {
+		holding = 2
+	}
+	waitArmed(t, clk, "the controls to be held", sent[1].Add(maxDelay), holding)
+	clk.Advance(maxDelay)
 	waitFor(t, "the controls delivered and the probes counted", 10*time.Second, func() bool { return n.del.count() >= 2 && counted() }, n.dump)
-	time.Sleep(maxDelay + 300*time.Millisecond) // a probe that got through would arrive by now
+	// A probe that got through would be held at most maxDelay (and a
+	// microsecond), then take real time on the links.
+	clk.Advance(maxDelay)
+	time.Sleep(300 * time.Millisecond)
 
 	n.del.mu.Lock()
 	defer n.del.mu.Unlock()

@@ -79,5 +79,3 @@
 // this package holds in local variables are wiped when done; those inside
 // crypto/ecdh and the AEAD objects cannot be.
 package seal
-
-//go:generate go run ./internal/sealseed

@@ -8,8 +8,9 @@ import (
 	"github.com/sealnet/sealnet/internal/testkit/fuzzcheck"
 )
 
-// The seed corpora under testdata/fuzz are written by internal/sealseed
-// (go generate); its test fails if they are stale. FuzzOpenFragment's
+// The seed corpora under testdata/fuzz are written by
+// internal/cmd/testdatagen (make testdata); its test fails if they are
+// stale. FuzzOpenFragment's
 // seeds include real fragments for fuzzIdentity().
 
 // FuzzParseSessionMessage: a sentinel error, or a message that re-encodes

@@ -31,8 +31,8 @@ func testRand(name string) io.Reader {
 	return rand.NewChaCha8(sha256.Sum256([]byte("sealnet seal test rng " + name)))
 }
 
-// fuzzSeed and fuzzIdentity must match internal/sealseed: the fuzz seeds
-// are real fragments for this identity.
+// fuzzSeed and fuzzIdentity must match internal/cmd/testdatagen/seal.go:
+// the fuzz seeds are real fragments for this identity.
 func fuzzSeed(label string) []byte {
 	s := sha256.Sum256([]byte("sealnet seal fuzz " + label))
 	return s[:]

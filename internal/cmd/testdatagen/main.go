@@ -196,6 +196,12 @@ func run(root string) error {
 	if err := writeDirectorySeeds(root); err != nil {
 		return err
 	}
+	if err := writeSealSeeds(root); err != nil {
+		return err
+	}
+	if err := writeProtoSeeds(root); err != nil {
+		return err
+	}
 	if err := writeStoreSeeds(root); err != nil {
 		return err
 	}

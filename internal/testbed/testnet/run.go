@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sealnet/sealnet/internal/clock"
 	"github.com/sealnet/sealnet/internal/testbed/tornet"
 	"github.com/sealnet/sealnet/mailbox"
 	"github.com/sealnet/sealnet/mixnet/directory"
@@ -52,6 +53,9 @@ type InProcessOptions struct {
 	Mailbox func(name string, s *mailbox.Settings)
 	// Skip names nodes and authorities not to start.
 	Skip map[string]bool
+	// Clock, if set, is the clock of the authorities, the relays and the
+	// providers' mailbox services (a RunningClock); nil is clock.System().
+	Clock clock.Clock
 }
 
 // StartInProcess starts the network's authorities and nodes.
@@ -75,7 +79,7 @@ func StartInProcess(nw *Network, opts InProcessOptions) (*InProcess, error) {
 		if err != nil {
 			return fail(err)
 		}
-		s, err := authority.New(*cfg, authority.Options{Logger: log.With("authority", a.Name)})
+		s, err := authority.New(*cfg, authority.Options{Logger: log.With("authority", a.Name), Clock: opts.Clock})
 		if err != nil {
 			return fail(err)
 		}
@@ -145,7 +149,7 @@ func (p *InProcess) StartNode(name string) error {
 		if opts.Mailbox != nil {
 			opts.Mailbox(n.Name, &mc.Mailbox)
 		}
-		prov, err := mailbox.NewProvider(*mc, mailbox.Options{Logger: opts.Logger, Relay: func(ro *relay.Options) { ro.Listener = ln }})
+		prov, err := mailbox.NewProvider(*mc, mailbox.Options{Logger: opts.Logger, Clock: opts.Clock, Relay: func(ro *relay.Options) { ro.Listener = ln }})
 		if err != nil {
 			ln.Close()
 			return err
@@ -155,7 +159,7 @@ func (p *InProcess) StartNode(name string) error {
 		p.mu.Unlock()
 		node, run = prov.Node, prov.Run
 	} else {
-		ro := relay.Options{Logger: opts.Logger, Listener: ln}
+		ro := relay.Options{Logger: opts.Logger, Listener: ln, Clock: opts.Clock}
 		if opts.Deliverer != nil {
 			ro.Deliverer = opts.Deliverer(n.Name)
 		}
@@ -234,13 +238,23 @@ func (p *InProcess) Stop() error {
 // WaitDocument polls the authorities until a document for the current
 // epoch verifies, or ctx ends.
 func (nw *Network) WaitDocument(ctx context.Context) (*directory.SignedDocument, error) {
+	return nw.waitDocument(ctx, clock.System())
+}
+
+// WaitDocument is Network.WaitDocument for the epoch current by the
+// network's clock (InProcessOptions.Clock).
+func (p *InProcess) WaitDocument(ctx context.Context) (*directory.SignedDocument, error) {
+	return p.Net.waitDocument(ctx, clock.Or(p.opts.Clock))
+}
+
+func (nw *Network) waitDocument(ctx context.Context, c clock.Clock) (*directory.SignedDocument, error) {
 	dc, err := nw.DirClient("")
 	if err != nil {
 		return nil, err
 	}
 	defer dc.Close()
 	for {
-		e := directory.EpochAt(time.Now(), nw.Spec.EpochPeriod)
+		e := directory.EpochAt(c.Now(), nw.Spec.EpochPeriod)
 		sd, err := dc.Fetch(ctx, e)
 		if err == nil {
 			return sd, nil

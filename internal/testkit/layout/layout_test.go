@@ -75,14 +75,6 @@ type rule struct {
 	forbidden func(dep string) bool
 }
 
-// pendingGenerators are seed generators not yet folded into the one
-// generator, internal/cmd/testdatagen (docs/layout-plan.md step 10): they
-// are test tooling, run by go generate, and linked into no daemon.
-var pendingGenerators = map[string]bool{
-	"mailbox/internal/protoseed":    true,
-	"sender/seal/internal/sealseed": true,
-}
-
 var rules = []rule{
 	{
 		name: "the floor depends on nothing above it",
@@ -129,7 +121,7 @@ var rules = []rule{
 	{
 		name: "only tests, measurement and the binary use the test support",
 		from: func(p string) bool {
-			return !under(p, "internal/testbed", "internal/testkit", "internal/cmd", "sim/measure", "cmd") && !pendingGenerators[p]
+			return !under(p, "internal/testbed", "internal/testkit", "internal/cmd", "sim/measure", "cmd")
 		},
 		forbidden: func(d string) bool { return under(d, "internal/testbed", "internal/testkit") },
 	},

@@ -1,20 +1,18 @@
-// Command sealseed writes the seed corpora of the fuzz targets of package
-// seal (testdata/fuzz/Fuzz*). Every key comes from a fixed seed, Ed25519
-// signatures are deterministic, and the randomness SealEnvelope reads is
-// a SHA-256 counter stream, so running it again reproduces the same files
-// byte for byte; its test fails if the committed corpora differ. From
-// sender/seal:
-//
-//	go generate        (or: go run ./internal/sealseed)
+package main
+
+// The seed corpora of package seal's fuzz targets
+// (sender/seal/testdata/fuzz/Fuzz*). Every key comes from a fixed seed,
+// Ed25519 signatures are deterministic, and the randomness SealEnvelope
+// reads is a SHA-256 counter stream, so the files are reproduced byte for
+// byte.
 //
 // Sessions are written here from the format in docs/envelope.md §3.5, not
 // through the package's encoder (a session made by Initiate would carry
 // an ML-KEM ciphertext from the system's random generator, so it would
 // differ on every run); their messages and fragments then come from the
 // package's API. The fragments are addressed to the identity the package's
-// fuzz test uses (fuzzIdentity in helpers_test.go: derive the keys the
-// same way).
-package main
+// fuzz test uses (fuzzIdentity in sender/seal/helpers_test.go: derive the
+// keys the same way).
 
 import (
 	"bytes"
@@ -23,9 +21,7 @@ import (
 	"crypto/mlkem"
 	"crypto/sha256"
 	"encoding/binary"
-	"flag"
 	"fmt"
-	"log"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -37,28 +33,20 @@ import (
 	"github.com/sealnet/sealnet/sender/seal"
 )
 
-func main() {
-	dir := flag.String("dir", ".", "the seal package's directory")
-	flag.Parse()
-	if err := run(*dir); err != nil {
-		log.Fatal(err)
-	}
-}
-
-// seed must match fuzzSeed in the package's helpers_test.go.
-func seed(label string) []byte {
+// sealSeed must match fuzzSeed in sender/seal/helpers_test.go.
+func sealSeed(label string) []byte {
 	s := sha256.Sum256([]byte("sealnet seal fuzz " + label))
 	return s[:]
 }
 
-// stream is a deterministic byte source: SHA-256(label || counter) blocks.
-type stream struct {
+// sealStream is a deterministic byte source: SHA-256(label || counter) blocks.
+type sealStream struct {
 	label string
 	n     uint64
 	buf   []byte
 }
 
-func (s *stream) Read(p []byte) (int, error) {
+func (s *sealStream) Read(p []byte) (int, error) {
 	for len(s.buf) < len(p) {
 		h := sha256.Sum256(binary.BigEndian.AppendUint64([]byte(s.label), s.n))
 		s.n++
@@ -69,18 +57,18 @@ func (s *stream) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func identity(name string) (*seal.Identity, error) {
-	b := append([]byte{1}, seed(name+" x25519")...)
-	return seal.UnmarshalIdentity(append(b, seed(name+" ed25519")...))
+func sealIdentity(name string) (*seal.Identity, error) {
+	b := append([]byte{1}, sealSeed(name+" x25519")...)
+	return seal.UnmarshalIdentity(append(b, sealSeed(name+" ed25519")...))
 }
 
-func public(id *seal.Identity) (x, ed []byte) {
+func sealPublic(id *seal.Identity) (x, ed []byte) {
 	p := id.Public()
 	return p.X25519[:], p.Ed25519[:]
 }
 
-// session writes a session encoding (docs/envelope.md §3.5).
-type session struct {
+// sealSession writes a session encoding (docs/envelope.md §3.5).
+type sealSession struct {
 	role           byte
 	id             []byte
 	self, peer     *seal.Identity
@@ -90,11 +78,11 @@ type session struct {
 	skipped        []uint32
 }
 
-func (s *session) encode() []byte {
+func (s *sealSession) encode() []byte {
 	b := []byte{1, s.role}
 	b = append(b, s.id...)
 	for _, id := range []*seal.Identity{s.self, s.peer} {
-		x, ed := public(id)
+		x, ed := sealPublic(id)
 		b = append(append(b, x...), ed...)
 	}
 	b = append(b, s.sendCK...)
@@ -103,51 +91,46 @@ func (s *session) encode() []byte {
 	b = binary.BigEndian.AppendUint32(b, s.recvN)
 	if s.pending {
 		b = append(b, 1)
-		b = append(b, seed("ephemeral")...)                        // EK_A
-		b = binary.BigEndian.AppendUint32(b, 7)                    // SPK ID
-		b = append(b, 1)                                           // has OPK
-		b = binary.BigEndian.AppendUint32(b, 8)                    // OPK ID
-		b = binary.BigEndian.AppendUint32(b, 9)                    // PQ ID
-		b = append(b, seal.PQOneTime)                              // PQ kind
-		b = append(b, bytes.Repeat(seed("kem ciphertext"), 34)...) // 1088 bytes
+		b = append(b, sealSeed("ephemeral")...)                        // EK_A
+		b = binary.BigEndian.AppendUint32(b, 7)                        // SPK ID
+		b = append(b, 1)                                               // has OPK
+		b = binary.BigEndian.AppendUint32(b, 8)                        // OPK ID
+		b = binary.BigEndian.AppendUint32(b, 9)                        // PQ ID
+		b = append(b, seal.PQOneTime)                                  // PQ kind
+		b = append(b, bytes.Repeat(sealSeed("kem ciphertext"), 34)...) // 1088 bytes
 	} else {
 		b = append(b, 0)
 	}
 	b = binary.BigEndian.AppendUint16(b, uint16(len(s.skipped)))
 	for _, n := range s.skipped {
 		b = binary.BigEndian.AppendUint32(b, n)
-		b = append(b, seed(fmt.Sprint("skipped ", n))...)
+		b = append(b, sealSeed(fmt.Sprint("skipped ", n))...)
 	}
 	return b
 }
 
-func flip(b []byte, i int) []byte {
-	c := bytes.Clone(b)
-	c[i] ^= 1
-	return c
-}
-
-func inner(cert, msg []byte) []byte {
+func sealInner(cert, msg []byte) []byte {
 	b := []byte{1}
 	b = binary.BigEndian.AppendUint16(b, uint16(len(cert)))
 	return append(append(b, cert...), msg...)
 }
 
-func run(dir string) error {
-	alice, err := identity("alice")
+func writeSealSeeds(root string) error {
+	dir := filepath.Join(root, "sender", "seal")
+	alice, err := sealIdentity("alice")
 	if err != nil {
 		return err
 	}
-	bob, err := identity("identity") // fuzzIdentity
+	bob, err := sealIdentity("identity") // fuzzIdentity
 	if err != nil {
 		return err
 	}
-	carol, err := identity("carol")
+	carol, err := sealIdentity("carol")
 	if err != nil {
 		return err
 	}
-	provider := ed25519.NewKeyFromSeed(seed("provider"))
-	ax, aed := public(alice)
+	provider := ed25519.NewKeyFromSeed(sealSeed("provider"))
+	ax, aed := sealPublic(alice)
 	cert, err := seal.SignCertificate(seal.Certificate{
 		Address: "alice@a.example", IdentityX25519: [32]byte(ax), IdentityEd25519: [32]byte(aed),
 		Expires: time.Unix(1_900_000_000, 0),
@@ -156,17 +139,17 @@ func run(dir string) error {
 		return err
 	}
 
-	pendingAlice := &session{role: 1, id: seed("session")[:16], self: alice, peer: bob,
-		sendCK: seed("send"), recvCK: seed("receive"), pending: true}
-	confirmedAlice := &session{role: 1, id: seed("session")[:16], self: alice, peer: bob,
-		sendCK: seed("send"), recvCK: seed("receive"), sendN: 12, recvN: 5, skipped: []uint32{1, 3}}
-	bobSide := &session{role: 2, id: seed("session")[:16], self: bob, peer: alice,
-		sendCK: seed("receive"), recvCK: seed("send"), sendN: 4, recvN: 13, skipped: []uint32{0, 2, 11}}
-	usedUp := &session{role: 2, id: seed("other session")[:16], self: bob, peer: carol,
-		sendCK: seed("a"), recvCK: seed("b"), sendN: 1<<32 - 1, recvN: 1}
+	pendingAlice := &sealSession{role: 1, id: sealSeed("session")[:16], self: alice, peer: bob,
+		sendCK: sealSeed("send"), recvCK: sealSeed("receive"), pending: true}
+	confirmedAlice := &sealSession{role: 1, id: sealSeed("session")[:16], self: alice, peer: bob,
+		sendCK: sealSeed("send"), recvCK: sealSeed("receive"), sendN: 12, recvN: 5, skipped: []uint32{1, 3}}
+	bobSide := &sealSession{role: 2, id: sealSeed("session")[:16], self: bob, peer: alice,
+		sendCK: sealSeed("receive"), recvCK: sealSeed("send"), sendN: 4, recvN: 13, skipped: []uint32{0, 2, 11}}
+	usedUp := &sealSession{role: 2, id: sealSeed("other session")[:16], self: bob, peer: carol,
+		sendCK: sealSeed("a"), recvCK: sealSeed("b"), sendN: 1<<32 - 1, recvN: 1}
 
-	salts := &stream{label: "sealnet seal fuzz salts"}
-	sealOn := func(s *session, text string) ([]byte, error) {
+	salts := &sealStream{label: "sealnet seal fuzz salts"}
+	sealOn := func(s *sealSession, text string) ([]byte, error) {
 		x, err := seal.UnmarshalSession(s.encode())
 		if err != nil {
 			return nil, err
@@ -220,14 +203,14 @@ func run(dir string) error {
 
 	// FuzzParseInner.
 	const t2 = "FuzzParseInner"
-	add(t2, "initial", inner(cert, initial))
-	add(t2, "follow-up", inner(cert, follow))
-	add(t2, "empty-certificate", inner(nil, follow))
-	add(t2, "no-message", inner(cert, nil))
-	add(t2, "version-2", append([]byte{2}, inner(cert, follow)[1:]...))
+	add(t2, "initial", sealInner(cert, initial))
+	add(t2, "follow-up", sealInner(cert, follow))
+	add(t2, "empty-certificate", sealInner(nil, follow))
+	add(t2, "no-message", sealInner(cert, nil))
+	add(t2, "version-2", append([]byte{2}, sealInner(cert, follow)[1:]...))
 	add(t2, "certificate-513", append([]byte{1, 0x02, 0x01}, make([]byte, 600)...))
 	add(t2, "truncated-length", []byte{1, 0})
-	add(t2, "certificate-flipped", flip(inner(cert, follow), 3+20))
+	add(t2, "certificate-flipped", flip(sealInner(cert, follow), 3+20))
 
 	// FuzzUnmarshalSession.
 	const t3 = "FuzzUnmarshalSession"
@@ -255,24 +238,24 @@ func run(dir string) error {
 
 	// FuzzOpenFragment: real fragments for fuzzIdentity.
 	const t4 = "FuzzOpenFragment"
-	rng := &stream{label: "sealnet seal fuzz fragments"}
+	rng := &sealStream{label: "sealnet seal fuzz fragments"}
 	size := proto.MaxMixEnvelope(mixnet.DefaultGeometry())
-	bx, bed := public(bob)
+	bx, bed := sealPublic(bob)
 	to := seal.PublicIdentity{X25519: [32]byte(bx), Ed25519: [32]byte(bed)}
-	one, err := seal.SealEnvelope(rng, to, cert, follow, [16]byte(seed("message 1")), size)
+	one, err := seal.SealEnvelope(rng, to, cert, follow, [16]byte(sealSeed("message 1")), size)
 	if err != nil {
 		return err
 	}
-	two, err := seal.SealEnvelope(rng, to, cert, initial, [16]byte(seed("message 2")), size)
+	two, err := seal.SealEnvelope(rng, to, cert, initial, [16]byte(sealSeed("message 2")), size)
 	if err != nil {
 		return err
 	}
-	small, err := seal.SealEnvelope(rng, to, cert, follow, [16]byte(seed("message 3")), seal.MinFragmentSize)
+	small, err := seal.SealEnvelope(rng, to, cert, follow, [16]byte(sealSeed("message 3")), seal.MinFragmentSize)
 	if err != nil {
 		return err
 	}
-	cx, ced := public(carol)
-	other, err := seal.SealEnvelope(rng, seal.PublicIdentity{X25519: [32]byte(cx), Ed25519: [32]byte(ced)}, cert, follow, [16]byte(seed("message 4")), size)
+	cx, ced := sealPublic(carol)
+	other, err := seal.SealEnvelope(rng, seal.PublicIdentity{X25519: [32]byte(cx), Ed25519: [32]byte(ced)}, cert, follow, [16]byte(sealSeed("message 4")), size)
 	if err != nil {
 		return err
 	}
@@ -311,9 +294,17 @@ func run(dir string) error {
 	add(t5, "eviction", cat(many...))
 	add(t5, "interleaved", cat(rec(1, 0, 2, "a"), rec(2, 1, 2, "d"), rec(1, 1, 2, "b"), rec(2, 0, 2, "c")))
 
-	if err := keySeeds(add); err != nil {
+	keys, err := newPrekeyMaterial()
+	if err != nil {
 		return err
 	}
+	add("FuzzParseCertificate", "valid", keys.cert)
+	add("FuzzParseCertificate", "truncated", keys.cert[:40])
+	add("FuzzParseBundle", "with-one-time", keys.bundle.Marshal())
+	add("FuzzParseBundle", "without-one-time", keys.noOneTime().Marshal())
+	add("FuzzParsePrekeys", "signed", keys.bundle.Signed.Marshal())
+	add("FuzzParsePrekeys", "one-time", keys.bundle.OneTime.Marshal())
+	add("FuzzParsePrekeys", "pq", keys.bundle.PQ.Marshal())
 
 	for target, files := range seeds {
 		if err := os.RemoveAll(filepath.Join(dir, "testdata", "fuzz", target)); err != nil {
@@ -328,45 +319,54 @@ func run(dir string) error {
 	return nil
 }
 
-// keySeeds adds the seeds of the certificate, bundle and prekey decoders
-// (moved here from package mailbox with the formats, byte for byte the
-// same: the keys come from the same labels).
-func keySeeds(add func(target, name string, v ...any)) error {
-	bytesOf := func(label string, n int) []byte {
-		b := make([]byte, n)
-		r := rand.NewChaCha8(sha256.Sum256([]byte(label)))
-		r.Read(b)
-		return b
-	}
-	ed := ed25519.NewKeyFromSeed(bytesOf("identity", 32))
-	x, _ := ecdh.X25519().NewPrivateKey(bytesOf("x25519", 32))
-	sp, _ := ecdh.X25519().NewPrivateKey(bytesOf("signed", 32))
-	ot, _ := ecdh.X25519().NewPrivateKey(bytesOf("one-time", 32))
-	dk, err := mlkem.NewDecapsulationKey768(bytesOf("pq", 64))
+// labelBytes returns n bytes of a ChaCha8 stream keyed by SHA-256(label).
+func labelBytes(label string, n int) []byte {
+	b := make([]byte, n)
+	rand.NewChaCha8(sha256.Sum256([]byte(label))).Read(b)
+	return b
+}
+
+// prekeyMaterial is the prekey bundle and certificate both the seal
+// corpora (certificate, bundle and prekey decoders) and the mailbox/proto
+// corpora (bundle and certificate replies, uploads) carry: one identity,
+// so the two packages' seeds agree.
+type prekeyMaterial struct {
+	bundle *seal.PrekeyBundle // with a one-time prekey
+	cert   []byte             // for "alice@a", by a fixed provider key
+}
+
+func newPrekeyMaterial() (*prekeyMaterial, error) {
+	ed := ed25519.NewKeyFromSeed(labelBytes("identity", 32))
+	x, _ := ecdh.X25519().NewPrivateKey(labelBytes("x25519", 32))
+	sp, _ := ecdh.X25519().NewPrivateKey(labelBytes("signed", 32))
+	ot, _ := ecdh.X25519().NewPrivateKey(labelBytes("one-time", 32))
+	// ML-KEM keys from a fixed seed are reproducible.
+	dk, err := mlkem.NewDecapsulationKey768(labelBytes("pq", 64))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	signed := seal.NewSignedPrekey(ed, 1, sp.PublicKey())
 	onetime := seal.OneTimePrekey{ID: 2}
 	copy(onetime.Public[:], ot.PublicKey().Bytes())
-	pq := seal.NewPQPrekey(ed, 3, seal.PQOneTime, dk.EncapsulationKey())
-	bundle := &seal.PrekeyBundle{Signed: signed, OneTime: &onetime, PQ: pq}
+	bundle := &seal.PrekeyBundle{
+		Signed:  seal.NewSignedPrekey(ed, 1, sp.PublicKey()),
+		OneTime: &onetime,
+		PQ:      seal.NewPQPrekey(ed, 3, seal.PQOneTime, dk.EncapsulationKey()),
+	}
 	copy(bundle.IdentityX25519[:], x.PublicKey().Bytes())
 	copy(bundle.IdentityEd25519[:], ed.Public().(ed25519.PublicKey))
-	noOneTime := *bundle
-	noOneTime.OneTime = nil
-	provider := ed25519.NewKeyFromSeed(bytesOf("provider", 32))
+	provider := ed25519.NewKeyFromSeed(labelBytes("provider", 32))
 	cert, err := seal.SignCertificate(seal.Certificate{Address: "alice@a", IdentityX25519: bundle.IdentityX25519,
 		IdentityEd25519: bundle.IdentityEd25519, Expires: time.Unix(1_900_000_000, 0)}, provider)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	add("FuzzParseCertificate", "valid", cert)
-	add("FuzzParseCertificate", "truncated", cert[:40])
-	add("FuzzParseBundle", "with-one-time", bundle.Marshal())
-	add("FuzzParseBundle", "without-one-time", noOneTime.Marshal())
-	add("FuzzParsePrekeys", "signed", signed.Marshal())
-	add("FuzzParsePrekeys", "one-time", onetime.Marshal())
-	add("FuzzParsePrekeys", "pq", pq.Marshal())
-	return nil
+	return &prekeyMaterial{bundle: bundle, cert: cert}, nil
+}
+
+// noOneTime returns the bundle as a provider hands it out once the
+// one-time prekeys have run out.
+func (k *prekeyMaterial) noOneTime() *seal.PrekeyBundle {
+	b := *k.bundle
+	b.OneTime = nil
+	return &b
 }
