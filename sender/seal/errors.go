@@ -1,6 +1,9 @@
 package seal
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors. Every error this package returns wraps exactly one of
 // them (with errors.Is), plus, where it says so, the error of the layer
@@ -42,3 +45,25 @@ var (
 	// message it has recently completed (a retransmission).
 	ErrDuplicate = errors.New("seal: duplicate fragment")
 )
+
+// Decoders' errors: they read with cryptobyte.String, which says only
+// whether a read succeeded, so these name the field that failed.
+
+// truncated is the error for input that ends inside the field what.
+func truncated(what string) error {
+	return fmt.Errorf("%w: %s truncated", ErrMalformed, what)
+}
+
+// malformed is the error for a field that is present but out of range.
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+}
+
+// boolByte encodes a flag as 1 or 0 (cryptobyte has no such field
+// outside ASN.1); decoders refuse any other byte.
+func boolByte(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
+}

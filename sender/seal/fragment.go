@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"golang.org/x/crypto/chacha20poly1305"
+	"golang.org/x/crypto/cryptobyte"
 
 	"github.com/sealnet/sealnet/internal/crypto/hmac256"
 )
@@ -198,34 +199,39 @@ func openFragment(me *Identity, blob []byte) ([]byte, error) {
 // MaxFragments, index < count, a chunk of at least one byte that fits,
 // and zeros after it.
 func parseFragment(pt []byte) (*Fragment, error) {
-	d := &dec{b: pt}
+	s := cryptobyte.String(pt)
 	f := &Fragment{}
-	d.fixed(f.MessageID[:], "message ID")
-	f.Index = int(d.u16("index"))
-	f.Count = int(d.u16("count"))
-	n := int(d.u16("chunk length"))
+	var index, count, n uint16
+	var chunk []byte
+	// Each case reads or checks one field, in field order, and stops at
+	// the first failure.
 	switch {
-	case d.err != nil:
-	case f.Count < 1 || f.Count > MaxFragments:
-		d.invalid("fragment count %d", f.Count)
-	case f.Index >= f.Count:
-		d.invalid("fragment %d of %d", f.Index, f.Count)
+	case !s.CopyBytes(f.MessageID[:]):
+		return nil, truncated("message ID")
+	case !s.ReadUint16(&index):
+		return nil, truncated("index")
+	case !s.ReadUint16(&count):
+		return nil, truncated("count")
+	case !s.ReadUint16(&n):
+		return nil, truncated("chunk length")
+	case count < 1 || count > MaxFragments:
+		return nil, malformed("fragment count %d", count)
+	case index >= count:
+		return nil, malformed("fragment %d of %d", index, count)
 	case n == 0:
-		d.invalid("empty chunk")
-	}
-	chunk := d.take(n, "chunk")
-	pad := d.rest()
-	if d.err != nil {
-		return nil, d.err
+		return nil, malformed("empty chunk")
+	case !s.ReadBytes(&chunk, int(n)):
+		return nil, truncated("chunk")
 	}
 	var nz byte
-	for _, b := range pad {
+	for _, b := range s {
 		nz |= b
 	}
 	if nz != 0 {
 		return nil, fmt.Errorf("%w: fragment padding not zero", ErrMalformed)
 	}
-	f.Chunk = chunk
+	f.Index, f.Count = int(index), int(count)
+	f.Chunk = chunk[:n:n] // appending to it must not overwrite the padding
 	return f, nil
 }
 

@@ -3,6 +3,8 @@ package seal
 import (
 	"crypto/mlkem"
 	"fmt"
+
+	"golang.org/x/crypto/cryptobyte"
 )
 
 // Session message encodings (big endian; docs/envelope.md §3.3):
@@ -65,33 +67,48 @@ type initialHeader struct {
 	kemCT     [mlkem.CiphertextSize768]byte
 }
 
-func (h *initialHeader) encode(e *enc) {
-	e.fixed(h.ephemeral[:])
-	e.u32(h.spkID)
-	e.bool(h.hasOPK)
-	e.u32(h.opkID)
-	e.u32(h.pqID)
-	e.u8(h.pqKind)
-	e.fixed(h.kemCT[:])
+// add writes the header; its inverse is read.
+func (h *initialHeader) add(b *cryptobyte.Builder) {
+	b.AddBytes(h.ephemeral[:])
+	b.AddUint32(h.spkID)
+	b.AddUint8(boolByte(h.hasOPK))
+	b.AddUint32(h.opkID)
+	b.AddUint32(h.pqID)
+	b.AddUint8(h.pqKind)
+	b.AddBytes(h.kemCT[:])
 }
 
-func (h *initialHeader) decode(d *dec) {
-	d.fixed(h.ephemeral[:], "ephemeral key")
-	h.spkID = d.u32("signed prekey ID")
-	h.hasOPK = d.bool("one-time prekey flag")
-	h.opkID = d.u32("one-time prekey ID")
-	h.pqID = d.u32("PQ prekey ID")
-	h.pqKind = d.u8("PQ prekey kind")
-	d.fixed(h.kemCT[:], "ML-KEM ciphertext")
-	if d.err != nil {
-		return
+// read decodes a header from s strictly, naming the first field that is
+// short or out of range. Each case reads one field and stops at the
+// first failure, in field order.
+func (h *initialHeader) read(s *cryptobyte.String) error {
+	var hasOPK uint8
+	switch {
+	case !s.CopyBytes(h.ephemeral[:]):
+		return truncated("ephemeral key")
+	case !s.ReadUint32(&h.spkID):
+		return truncated("signed prekey ID")
+	case !s.ReadUint8(&hasOPK):
+		return truncated("one-time prekey flag")
+	case hasOPK > 1:
+		return malformed("one-time prekey flag is %d, not 0 or 1", hasOPK)
+	case !s.ReadUint32(&h.opkID):
+		return truncated("one-time prekey ID")
+	case !s.ReadUint32(&h.pqID):
+		return truncated("PQ prekey ID")
+	case !s.ReadUint8(&h.pqKind):
+		return truncated("PQ prekey kind")
+	case !s.CopyBytes(h.kemCT[:]):
+		return truncated("ML-KEM ciphertext")
 	}
-	if !h.hasOPK && h.opkID != 0 {
-		d.invalid("one-time prekey ID %d without a one-time prekey", h.opkID)
+	h.hasOPK = hasOPK == 1
+	switch {
+	case !h.hasOPK && h.opkID != 0:
+		return malformed("one-time prekey ID %d without a one-time prekey", h.opkID)
+	case h.pqKind != PQOneTime && h.pqKind != PQLastResort:
+		return malformed("PQ prekey kind %d", h.pqKind)
 	}
-	if h.pqKind != PQOneTime && h.pqKind != PQLastResort {
-		d.invalid("PQ prekey kind %d", h.pqKind)
-	}
+	return nil
 }
 
 // message is a parsed session message. header and ciphertext alias the
@@ -114,39 +131,46 @@ func parseMessage(b []byte) (*message, error) {
 	if len(b) > MaxSessionMessage {
 		return nil, fmt.Errorf("%w: session message of %d bytes", ErrTooLarge, len(b))
 	}
-	d := &dec{b: b}
+	s := cryptobyte.String(b)
 	m := &message{}
-	switch t := d.u8("message type"); {
-	case d.err != nil:
-		return nil, d.err
-	case t == typeInitial:
+	var t uint8
+	if !s.ReadUint8(&t) {
+		return nil, truncated("message type")
+	}
+	// One case per message version: a new version is a new case here and
+	// in appendHeader.
+	switch t {
+	case typeInitial:
 		m.initial = true
-	case t == typeFollowUp:
-	case t == typeInitialV1:
+	case typeFollowUp:
+	case typeInitialV1:
 		m.initial, m.v1 = true, true
-	case t == typeFollowUpV1:
+	case typeFollowUpV1:
 		m.v1 = true
 	default:
 		return nil, fmt.Errorf("%w: message type 0x%02x", ErrMalformed, t)
 	}
-	d.fixed(m.sessionID[:], "session ID")
+	if !s.CopyBytes(m.sessionID[:]) {
+		return nil, truncated("session ID")
+	}
 	if m.initial {
-		d.fixed(m.sender.X25519[:], "identity key")
-		d.fixed(m.sender.Ed25519[:], "identity key")
-		m.init.decode(d)
+		if !s.CopyBytes(m.sender.X25519[:]) || !s.CopyBytes(m.sender.Ed25519[:]) {
+			return nil, truncated("identity key")
+		}
+		if err := m.init.read(&s); err != nil {
+			return nil, err
+		}
 	}
-	m.n = d.u32("message number")
-	if d.err == nil && m.n == maxN {
-		d.invalid("message number %d", m.n)
+	switch {
+	case !s.ReadUint32(&m.n):
+		return nil, truncated("message number")
+	case m.n == maxN:
+		return nil, malformed("message number %d", m.n)
+	case !m.v1 && !s.CopyBytes(m.salt[:]):
+		return nil, truncated("salt")
 	}
-	if !m.v1 {
-		d.fixed(m.salt[:], "salt")
-	}
-	m.header = b[:len(b)-len(d.b)]
-	m.ciphertext = d.rest()
-	if d.err != nil {
-		return nil, d.err
-	}
+	m.header = b[:len(b)-len(s)]
+	m.ciphertext = s
 	if len(m.ciphertext) < tagSize {
 		return nil, fmt.Errorf("%w: ciphertext of %d bytes", ErrMalformed, len(m.ciphertext))
 	}
@@ -157,23 +181,30 @@ func parseMessage(b []byte) (*message, error) {
 // with salt, or version 1 if salt is nil (tests and round trips only:
 // Seal writes version 2).
 func appendHeader(dst []byte, id [16]byte, sender *PublicIdentity, init *initialHeader, n uint32, salt *[saltSize]byte) []byte {
-	e := enc{b: dst}
-	t := [2]byte{typeFollowUpV1, typeFollowUp}
-	if init != nil {
-		t = [2]byte{typeInitialV1, typeInitial}
+	var t byte
+	switch {
+	case init != nil && salt != nil:
+		t = typeInitial
+	case init != nil:
+		t = typeInitialV1
+	case salt != nil:
+		t = typeFollowUp
+	default:
+		t = typeFollowUpV1
 	}
-	e.u8(t[boolByte(salt != nil)])
-	e.fixed(id[:])
+	b := cryptobyte.NewBuilder(dst)
+	b.AddUint8(t)
+	b.AddBytes(id[:])
 	if init != nil {
-		e.fixed(sender.X25519[:])
-		e.fixed(sender.Ed25519[:])
-		init.encode(&e)
+		b.AddBytes(sender.X25519[:])
+		b.AddBytes(sender.Ed25519[:])
+		init.add(b)
 	}
-	e.u32(n)
+	b.AddUint32(n)
 	if salt != nil {
-		e.fixed(salt[:])
+		b.AddBytes(salt[:])
 	}
-	return e.b
+	return b.BytesOrPanic()
 }
 
 // marshal re-encodes a parsed message (for round-trip checks).

@@ -4,6 +4,8 @@ import (
 	"crypto/ecdh"
 	"crypto/mlkem"
 	"fmt"
+
+	"golang.org/x/crypto/cryptobyte"
 )
 
 // The sealed inner message, what the fragments carry (docs/envelope.md §4):
@@ -23,31 +25,42 @@ func parseInner(inner []byte) (cert, msg []byte, err error) {
 	if len(inner) > MaxInner {
 		return nil, nil, fmt.Errorf("%w: inner message of %d bytes", ErrTooLarge, len(inner))
 	}
-	d := &dec{b: inner}
-	if v := d.u8("version"); d.err == nil && v != innerVersion {
+	s := cryptobyte.String(inner)
+	var v uint8
+	var n uint16
+	// Each case reads or checks one field, in field order, and stops at
+	// the first failure. The length is checked before the bytes are read,
+	// so an oversized one is named as such even when the input is short.
+	switch {
+	case !s.ReadUint8(&v):
+		return nil, nil, truncated("version")
+	case v != innerVersion:
 		return nil, nil, fmt.Errorf("%w: inner version %d", ErrMalformed, v)
-	}
-	cert = d.bytes16(MaxCertificate, "certificate")
-	if d.err == nil && len(cert) == 0 {
-		d.invalid("empty certificate")
-	}
-	msg = d.rest()
-	if d.err != nil {
-		return nil, nil, d.err
-	}
-	if len(msg) == 0 {
+	case !s.ReadUint16(&n):
+		return nil, nil, truncated("certificate length")
+	case n > MaxCertificate:
+		return nil, nil, malformed("certificate of %d bytes, at most %d", n, MaxCertificate)
+	case !s.ReadBytes(&cert, int(n)):
+		return nil, nil, truncated("certificate")
+	case n == 0:
+		return nil, nil, malformed("empty certificate")
+	case s.Empty():
 		return nil, nil, fmt.Errorf("%w: no session message", ErrMalformed)
 	}
+	cert, msg = cert[:n:n], s
 	return cert, msg, nil
 }
 
 // appendInner writes a sealed inner message.
 func appendInner(dst, cert, msg []byte) []byte {
-	e := enc{b: dst}
-	e.u8(innerVersion)
-	e.bytes16(cert)
-	e.fixed(msg)
-	return e.b
+	// The length by hand, not AddUint16LengthPrefixed: its continuation
+	// allocates, and the callers bound cert to MaxCertificate.
+	b := cryptobyte.NewBuilder(dst)
+	b.AddUint8(innerVersion)
+	b.AddUint16(uint16(len(cert)))
+	b.AddBytes(cert)
+	b.AddBytes(msg)
+	return b.BytesOrPanic()
 }
 
 // Prekeys gives the recipient's prekey private keys by ID. PQ also

@@ -4,6 +4,8 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"slices"
+
+	"golang.org/x/crypto/cryptobyte"
 )
 
 // Session encoding (version 1; docs/envelope.md §3.5):
@@ -31,35 +33,35 @@ const (
 func (s *Session) MarshalBinary() ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := enc{b: make([]byte, 0, 512)}
-	e.u8(sessionVersion)
-	e.u8(byte(s.role))
-	e.fixed(s.id[:])
-	e.fixed(s.self.X25519[:])
-	e.fixed(s.self.Ed25519[:])
-	e.fixed(s.peer.X25519[:])
-	e.fixed(s.peer.Ed25519[:])
-	e.fixed(s.st.sendCK[:])
-	e.u32(s.st.sendN)
-	e.fixed(s.st.recvCK[:])
-	e.u32(s.st.recvN)
-	e.bool(s.st.pending != nil)
+	b := cryptobyte.NewBuilder(make([]byte, 0, 512))
+	b.AddUint8(sessionVersion)
+	b.AddUint8(byte(s.role))
+	b.AddBytes(s.id[:])
+	b.AddBytes(s.self.X25519[:])
+	b.AddBytes(s.self.Ed25519[:])
+	b.AddBytes(s.peer.X25519[:])
+	b.AddBytes(s.peer.Ed25519[:])
+	b.AddBytes(s.st.sendCK[:])
+	b.AddUint32(s.st.sendN)
+	b.AddBytes(s.st.recvCK[:])
+	b.AddUint32(s.st.recvN)
+	b.AddUint8(boolByte(s.st.pending != nil))
 	if s.st.pending != nil {
-		s.st.pending.encode(&e)
+		s.st.pending.add(b)
 	}
 	ns := make([]uint32, 0, len(s.st.skipped))
 	for n := range s.st.skipped {
 		ns = append(ns, n)
 	}
 	slices.Sort(ns)
-	e.u16(uint16(len(ns)))
+	b.AddUint16(uint16(len(ns)))
 	for _, n := range ns {
 		k := s.st.skipped[n]
-		e.u32(n)
-		e.fixed(k[:])
+		b.AddUint32(n)
+		b.AddBytes(k[:])
 		clear(k[:])
 	}
-	return e.b, nil
+	return b.Bytes()
 }
 
 // UnmarshalSession decodes what MarshalBinary wrote, strictly.
@@ -67,68 +69,107 @@ func UnmarshalSession(b []byte) (*Session, error) {
 	if len(b) > MaxSessionSize {
 		return nil, fmt.Errorf("%w: session of %d bytes", ErrMalformed, len(b))
 	}
-	d := &dec{b: b}
-	if v := d.u8("version"); d.err == nil && v != sessionVersion {
+	in := cryptobyte.String(b)
+	var v uint8
+	if !in.ReadUint8(&v) {
+		return nil, truncated("version")
+	}
+	// One case per session-state version: a new version is a new case
+	// with its own decoder.
+	switch v {
+	case sessionVersion:
+		return unmarshalSessionV1(in)
+	default:
 		return nil, fmt.Errorf("%w: session version %d", ErrMalformed, v)
 	}
-	s := &Session{role: Role(d.u8("role"))}
-	if d.err == nil && s.role != Initiator && s.role != Responder {
-		d.invalid("role %d", s.role)
-	}
-	d.fixed(s.id[:], "session ID")
-	d.fixed(s.self.X25519[:], "identity key")
-	d.fixed(s.self.Ed25519[:], "identity key")
-	d.fixed(s.peer.X25519[:], "identity key")
-	d.fixed(s.peer.Ed25519[:], "identity key")
-	d.fixed(s.st.sendCK[:], "chain key")
-	s.st.sendN = d.u32("sending message number")
-	d.fixed(s.st.recvCK[:], "chain key")
-	s.st.recvN = d.u32("receiving message number")
-	if d.bool("pending flag") {
-		s.st.pending = &initialHeader{}
-		s.st.pending.decode(d)
-	}
-	count := int(d.u16("skipped count"))
-	if d.err == nil && count > MaxSkipped {
-		d.invalid("%d skipped keys, at most %d", count, MaxSkipped)
-	}
-	if d.err == nil && count > 0 {
-		s.st.skipped = make(map[uint32][32]byte, count)
-	}
-	var prev uint32
-	for i := 0; i < count && d.err == nil; i++ {
-		n := d.u32("skipped message number")
-		var k [32]byte
-		d.fixed(k[:], "skipped message key")
-		switch {
-		case d.err != nil:
-		case i > 0 && n <= prev:
-			d.invalid("skipped message numbers not ascending")
-		case n >= s.st.recvN:
-			d.invalid("skipped message %d not below the next expected %d", n, s.st.recvN)
-		default:
-			s.st.skipped[n] = k
-		}
-		clear(k[:])
-		prev = n
-	}
-	if err := d.done(); err != nil {
+}
+
+// unmarshalSessionV1 decodes a version 1 session after its version byte.
+func unmarshalSessionV1(in cryptobyte.String) (*Session, error) {
+	s := &Session{}
+	if err := s.readV1(&in); err != nil {
 		s.wipe()
 		return nil, err
 	}
-	switch {
-	case s.role == Responder && s.st.pending != nil:
-		d.invalid("pending initial header in a responder's session")
-	case s.role == Initiator && (s.st.pending != nil) != (s.st.recvN == 0):
-		d.invalid("initiator's pending flag disagrees with its receiving chain")
-	case s.role == Responder && s.st.recvN == 0:
-		d.invalid("responder's session has received nothing")
-	}
-	if d.err != nil {
-		s.wipe()
-		return nil, d.err
-	}
 	return s, nil
+}
+
+// readV1 reads the fields of a version 1 session into s and checks that
+// they are canonical; on error s may hold part of the secrets.
+func (s *Session) readV1(in *cryptobyte.String) error {
+	var role, pending uint8
+	// Each case reads one field and stops at the first failure, in field
+	// order.
+	switch {
+	case !in.ReadUint8(&role):
+		return truncated("role")
+	case Role(role) != Initiator && Role(role) != Responder:
+		return malformed("role %d", role)
+	case !in.CopyBytes(s.id[:]):
+		return truncated("session ID")
+	case !in.CopyBytes(s.self.X25519[:]) || !in.CopyBytes(s.self.Ed25519[:]) ||
+		!in.CopyBytes(s.peer.X25519[:]) || !in.CopyBytes(s.peer.Ed25519[:]):
+		return truncated("identity key")
+	case !in.CopyBytes(s.st.sendCK[:]):
+		return truncated("chain key")
+	case !in.ReadUint32(&s.st.sendN):
+		return truncated("sending message number")
+	case !in.CopyBytes(s.st.recvCK[:]):
+		return truncated("chain key")
+	case !in.ReadUint32(&s.st.recvN):
+		return truncated("receiving message number")
+	case !in.ReadUint8(&pending):
+		return truncated("pending flag")
+	case pending > 1:
+		return malformed("pending flag is %d, not 0 or 1", pending)
+	}
+	s.role = Role(role)
+	if pending == 1 {
+		s.st.pending = &initialHeader{}
+		if err := s.st.pending.read(in); err != nil {
+			return err
+		}
+	}
+	var count uint16
+	switch {
+	case !in.ReadUint16(&count):
+		return truncated("skipped count")
+	case count > MaxSkipped:
+		return malformed("%d skipped keys, at most %d", count, MaxSkipped)
+	case count > 0:
+		s.st.skipped = make(map[uint32][32]byte, count)
+	}
+	var prev uint32
+	for i := range int(count) {
+		var n uint32
+		var k [32]byte
+		switch {
+		case !in.ReadUint32(&n):
+			return truncated("skipped message number")
+		case !in.CopyBytes(k[:]):
+			return truncated("skipped message key")
+		case i > 0 && n <= prev:
+			clear(k[:])
+			return malformed("skipped message numbers not ascending")
+		case n >= s.st.recvN:
+			clear(k[:])
+			return malformed("skipped message %d not below the next expected %d", n, s.st.recvN)
+		}
+		s.st.skipped[n] = k
+		clear(k[:])
+		prev = n
+	}
+	switch {
+	case !in.Empty():
+		return fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(*in))
+	case s.role == Responder && s.st.pending != nil:
+		return malformed("pending initial header in a responder's session")
+	case s.role == Initiator && (s.st.pending != nil) != (s.st.recvN == 0):
+		return malformed("initiator's pending flag disagrees with its receiving chain")
+	case s.role == Responder && s.st.recvN == 0:
+		return malformed("responder's session has received nothing")
+	}
+	return nil
 }
 
 // wipe clears the session's secrets.
