@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"golang.org/x/crypto/cryptobyte"
+
 	"github.com/sealnet/sealnet/mailbox/proto"
 	"github.com/sealnet/sealnet/mailbox/store"
 	"github.com/sealnet/sealnet/sender/seal"
@@ -108,80 +110,39 @@ func prekeyID(key []byte) (uint32, bool) {
 
 func metaKey() []byte { return append([]byte{tagMeta}, metaName...) }
 
-// reader reads a value strictly: each read checks the remaining length
-// and the first failure sticks.
-type reader struct {
-	b    []byte
-	what string
-	err  error
+// The decoders read with cryptobyte.String, inline (no callback: a
+// closure would move their variables to the heap on paths every delivery
+// and fetch takes). Each reports the first failure, in field order, as
+// corrupt(record, ...).
+
+// corrupt is the error for a record of kind what that does not decode.
+func corrupt(what, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", store.ErrCorrupt, what, fmt.Sprintf(format, args...))
 }
 
-func (r *reader) fail(format string, args ...any) {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: %s: %s", store.ErrCorrupt, r.what, fmt.Sprintf(format, args...))
+// readVersion reads and checks a record's format version byte. A new
+// format version would be a switch on it in the record's decoder.
+func readVersion(s *cryptobyte.String, what string) error {
+	var v uint8
+	switch {
+	case !s.ReadUint8(&v):
+		return corrupt(what, "truncated")
+	case v != recordVersion:
+		return corrupt(what, "unknown format version %d", v)
 	}
+	return nil
 }
 
-func (r *reader) take(n int) []byte {
-	if r.err != nil {
-		return nil
+// readDone is the verdict on a record read inline: ok is whether every
+// read succeeded, rest what is left of the input (refused if any).
+func readDone(ok bool, rest cryptobyte.String, what string) error {
+	if !ok {
+		return corrupt(what, "truncated")
 	}
-	if n < 0 || len(r.b) < n {
-		r.fail("truncated")
-		return nil
+	if !rest.Empty() {
+		return corrupt(what, "%d trailing bytes", len(rest))
 	}
-	v := r.b[:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) u8() byte {
-	if v := r.take(1); v != nil {
-		return v[0]
-	}
-	return 0
-}
-
-func (r *reader) u16() uint16 {
-	if v := r.take(2); v != nil {
-		return binary.BigEndian.Uint16(v)
-	}
-	return 0
-}
-
-func (r *reader) u32() uint32 {
-	if v := r.take(4); v != nil {
-		return binary.BigEndian.Uint32(v)
-	}
-	return 0
-}
-
-func (r *reader) u64() uint64 {
-	if v := r.take(8); v != nil {
-		return binary.BigEndian.Uint64(v)
-	}
-	return 0
-}
-
-func (r *reader) fixed(dst []byte) {
-	if v := r.take(len(dst)); v != nil {
-		copy(dst, v)
-	}
-}
-
-// version reads and checks the format version byte.
-func (r *reader) version() {
-	if v := r.u8(); r.err == nil && v != recordVersion {
-		r.fail("unknown format version %d", v)
-	}
-}
-
-// done fails on trailing bytes and returns the first error.
-func (r *reader) done() error {
-	if r.err == nil && len(r.b) != 0 {
-		r.fail("%d trailing bytes", len(r.b))
-	}
-	return r.err
+	return nil
 }
 
 // queueState is a mailbox's queue position. Envelopes with head < Seq <=
@@ -212,21 +173,25 @@ func (st *queueState) encode() []byte {
 }
 
 func decodeQueueState(b []byte) (queueState, error) {
-	r := reader{b: b, what: "mailbox state"}
-	r.version()
-	st := queueState{head: r.u64(), tail: r.u64(), cumHead: r.u64(), cumTail: r.u64()}
-	if err := r.done(); err != nil {
+	const what = "mailbox state"
+	s := cryptobyte.String(b)
+	if err := readVersion(&s, what); err != nil {
+		return queueState{}, err
+	}
+	var st queueState
+	ok := s.ReadUint64(&st.head) && s.ReadUint64(&st.tail) && s.ReadUint64(&st.cumHead) && s.ReadUint64(&st.cumTail)
+	if err := readDone(ok, s, what); err != nil {
 		return queueState{}, err
 	}
 	switch {
 	case st.head > st.tail:
-		r.fail("head %d beyond tail %d", st.head, st.tail)
+		return st, corrupt(what, "head %d beyond tail %d", st.head, st.tail)
 	case st.cumHead > st.cumTail:
-		r.fail("byte counters out of order")
+		return st, corrupt(what, "byte counters out of order")
 	case st.count() < 1<<40 && st.bytes() > st.count()*proto.MaxEnvelopeData:
-		r.fail("%d bytes in %d envelopes", st.bytes(), st.count())
+		return st, corrupt(what, "%d bytes in %d envelopes", st.bytes(), st.count())
 	}
-	return st, r.err
+	return st, nil
 }
 
 // envelopeRecord is an envelope record. expires is in hours since the Unix
@@ -263,27 +228,30 @@ func patchEnvelope(b []byte, expires uint32, cum uint64) {
 
 // decodeEnvelopeRecord decodes an envelope record; data aliases b.
 func decodeEnvelopeRecord(b []byte) (envelopeRecord, error) {
-	r := reader{b: b, what: "envelope record"}
-	r.version()
-	var e envelopeRecord
-	e.kind = r.u8()
-	r.fixed(e.id[:])
-	e.expires = r.u32()
-	e.cum = r.u64()
-	n := int(r.u16())
-	if r.err == nil && n > proto.MaxEnvelopeData {
-		r.fail("%d data bytes", n)
+	const what = "envelope record"
+	s := cryptobyte.String(b)
+	if err := readVersion(&s, what); err != nil {
+		return envelopeRecord{}, err
 	}
-	e.data = r.take(n)
-	if err := r.done(); err != nil {
+	var e envelopeRecord
+	var n uint16
+	if !s.ReadUint8(&e.kind) || !s.CopyBytes(e.id[:]) || !s.ReadUint32(&e.expires) || !s.ReadUint64(&e.cum) || !s.ReadUint16(&n) {
+		return envelopeRecord{}, corrupt(what, "truncated")
+	}
+	// The length is checked before the data is read, so an oversized one
+	// is named as such even when the record is short.
+	if n > proto.MaxEnvelopeData {
+		return envelopeRecord{}, corrupt(what, "%d data bytes", n)
+	}
+	if err := readDone(s.ReadBytes(&e.data, int(n)), s, what); err != nil {
 		return envelopeRecord{}, err
 	}
 	if e.kind != proto.EnvelopeSealed && e.kind != proto.EnvelopeSURBReply {
-		r.fail("unknown kind %d", e.kind)
+		return e, corrupt(what, "unknown kind %d", e.kind)
 	} else if e.cum < uint64(n) {
-		r.fail("cumulative count below length")
+		return e, corrupt(what, "cumulative count below length")
 	}
-	return e, r.err
+	return e, nil
 }
 
 // Account record:
@@ -304,26 +272,31 @@ func encodeAccount(a *store.Account) []byte {
 }
 
 func decodeAccount(b []byte) (store.Account, error) {
-	r := reader{b: b, what: "account record"}
-	r.version()
-	flags := r.u8()
-	n := int(r.u8())
-	if r.err == nil && (n == 0 || n > seal.MaxAddress) {
-		r.fail("address of %d bytes", n)
-	}
-	var a store.Account
-	a.Address = string(r.take(n))
-	r.fixed(a.IdentityX25519[:])
-	r.fixed(a.IdentityEd25519[:])
-	r.fixed(a.TokenHash[:])
-	if err := r.done(); err != nil {
+	const what = "account record"
+	s := cryptobyte.String(b)
+	if err := readVersion(&s, what); err != nil {
 		return store.Account{}, err
 	}
-	if flags > 1 {
-		r.fail("unknown flags %#x", flags)
+	var flags, n uint8
+	if !s.ReadUint8(&flags) || !s.ReadUint8(&n) {
+		return store.Account{}, corrupt(what, "truncated")
 	}
+	if n == 0 || n > seal.MaxAddress {
+		return store.Account{}, corrupt(what, "address of %d bytes", n)
+	}
+	var a store.Account
+	var addr []byte
+	ok := s.ReadBytes(&addr, int(n)) &&
+		s.CopyBytes(a.IdentityX25519[:]) && s.CopyBytes(a.IdentityEd25519[:]) && s.CopyBytes(a.TokenHash[:])
+	if err := readDone(ok, s, what); err != nil {
+		return store.Account{}, err
+	}
+	a.Address = string(addr)
 	a.AllowUnsolicited = flags == 1
-	return a, r.err
+	if flags > 1 {
+		return a, corrupt(what, "unknown flags %#x", flags)
+	}
+	return a, nil
 }
 
 // Prekey record (signed, last-resort and one-time prekeys alike):
@@ -339,16 +312,20 @@ func encodePrekey(p *proto.Prekey) []byte {
 
 // decodePrekey decodes a prekey record; Data aliases b.
 func decodePrekey(b []byte) (proto.Prekey, error) {
-	r := reader{b: b, what: "prekey record"}
-	r.version()
-	var p proto.Prekey
-	p.ID = r.u32()
-	n := int(r.u16())
-	if r.err == nil && (n == 0 || n > store.MaxPrekeyData) {
-		r.fail("%d data bytes", n)
+	const what = "prekey record"
+	s := cryptobyte.String(b)
+	if err := readVersion(&s, what); err != nil {
+		return proto.Prekey{}, err
 	}
-	p.Data = r.take(n)
-	if err := r.done(); err != nil {
+	var p proto.Prekey
+	var n uint16
+	if !s.ReadUint32(&p.ID) || !s.ReadUint16(&n) {
+		return proto.Prekey{}, corrupt(what, "truncated")
+	}
+	if n == 0 || n > store.MaxPrekeyData {
+		return proto.Prekey{}, corrupt(what, "%d data bytes", n)
+	}
+	if err := readDone(s.ReadBytes(&p.Data, int(n)), s, what); err != nil {
 		return proto.Prekey{}, err
 	}
 	return p, nil
@@ -368,16 +345,19 @@ func (ps *prekeyState) encode() []byte {
 }
 
 func decodePrekeyState(b []byte) (prekeyState, error) {
-	r := reader{b: b, what: "prekey state"}
-	r.version()
-	ps := prekeyState{oneTime: r.u16(), pqOneTime: r.u16()}
-	if err := r.done(); err != nil {
+	const what = "prekey state"
+	s := cryptobyte.String(b)
+	if err := readVersion(&s, what); err != nil {
+		return prekeyState{}, err
+	}
+	var ps prekeyState
+	if err := readDone(s.ReadUint16(&ps.oneTime) && s.ReadUint16(&ps.pqOneTime), s, what); err != nil {
 		return prekeyState{}, err
 	}
 	if ps.oneTime > store.MaxOneTimeHeld || ps.pqOneTime > store.MaxPQHeld {
-		r.fail("%d and %d one-time prekeys held", ps.oneTime, ps.pqOneTime)
+		return ps, corrupt(what, "%d and %d one-time prekeys held", ps.oneTime, ps.pqOneTime)
 	}
-	return ps, r.err
+	return ps, nil
 }
 
 // Envelope-ID index entry: the envelope ID counts as seen (a redelivery is
@@ -389,10 +369,13 @@ func encodeSeen(until uint32) []byte {
 }
 
 func decodeSeen(b []byte) (uint32, error) {
-	r := reader{b: b, what: "envelope index entry"}
-	r.version()
-	until := r.u32()
-	return until, r.done()
+	const what = "envelope index entry"
+	s := cryptobyte.String(b)
+	if err := readVersion(&s, what); err != nil {
+		return 0, err
+	}
+	var until uint32
+	return until, readDone(s.ReadUint32(&until), s, what)
 }
 
 // Key index entry (identity X25519 key -> mailbox):
@@ -403,9 +386,11 @@ func encodeKeyIndex(mb *proto.MailboxID) []byte {
 }
 
 func decodeKeyIndex(b []byte) (proto.MailboxID, error) {
-	r := reader{b: b, what: "key index entry"}
-	r.version()
+	const what = "key index entry"
+	s := cryptobyte.String(b)
 	var mb proto.MailboxID
-	r.fixed(mb[:])
-	return mb, r.done()
+	if err := readVersion(&s, what); err != nil {
+		return mb, err
+	}
+	return mb, readDone(s.CopyBytes(mb[:]), s, what)
 }
