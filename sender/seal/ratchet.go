@@ -89,13 +89,16 @@ type ratchet struct {
 	// sending step is pending); dhsPub its public key.
 	dhs, dhsPub [32]byte
 	hasDHs      bool
-	cks         [32]byte
-	hasSend     bool
-	ns, pn      uint32
-	ckr         [32]byte
-	nr          uint32
-	chains      []drChain
-	skipped     []drSkippedKey
+	// dhsKey is dhs as a crypto/ecdh key (so a DH costs one scalar
+	// multiplication, not two), or nil; dropped with dhs.
+	dhsKey  *ecdh.PrivateKey
+	cks     [32]byte
+	hasSend bool
+	ns, pn  uint32
+	ckr     [32]byte
+	nr      uint32
+	chains  []drChain
+	skipped []drSkippedKey
 	// dropped counts the keys dropped by a bound (count, age, chains).
 	dropped uint64
 }
@@ -128,6 +131,7 @@ func newResponderRatchet(sk *[32]byte, spk *ecdh.PrivateKey) *ratchet {
 	copy(r.dhs[:], b)
 	clear(b)
 	copy(r.dhsPub[:], spk.PublicKey().Bytes())
+	r.dhsKey = spk
 	return r
 }
 
@@ -139,6 +143,7 @@ func (r *ratchet) wipe() {
 	clear(r.ckr[:])
 	clear(r.skipped)
 	r.skipped = nil
+	r.dhsKey = nil
 }
 
 // newKey replaces our ratchet key pair with one from 32 bytes of rng.
@@ -156,15 +161,19 @@ func (r *ratchet) newKey(rng io.Reader) error {
 	r.dhs = b
 	clear(b[:])
 	copy(r.dhsPub[:], k.PublicKey().Bytes())
+	r.dhsKey = k
 	r.hasDHs = true
 	return nil
 }
 
 // dh is X25519(r.dhs, pub); ErrAuth for a low-order pub.
 func (r *ratchet) dh(pub []byte) ([]byte, error) {
-	k, err := ecdh.X25519().NewPrivateKey(r.dhs[:])
-	if err != nil {
-		return nil, fmt.Errorf("%w: ratchet key", ErrAuth)
+	k := r.dhsKey
+	if k == nil {
+		var err error
+		if k, err = ecdh.X25519().NewPrivateKey(r.dhs[:]); err != nil {
+			return nil, fmt.Errorf("%w: ratchet key", ErrAuth)
+		}
 	}
 	p, err := ecdh.X25519().NewPublicKey(pub)
 	if err != nil {
@@ -215,7 +224,7 @@ func (r *ratchet) sealKey(rng io.Reader) (hdr drHeader, mk [32]byte, err error) 
 		ck, err := r.rootStep(r.chains[len(r.chains)-1].pub[:])
 		if err != nil {
 			clear(r.dhs[:])
-			r.hasDHs = false
+			r.hasDHs, r.dhsKey = false, nil
 			return drHeader{}, mk, err
 		}
 		r.cks, r.hasSend = ck, true
@@ -358,7 +367,7 @@ func (r *ratchet) openKey(hdr drHeader, now time.Time, try func(mk *[32]byte) bo
 	r.ckr, r.nr = next, hdr.n+1
 	clear(r.dhs[:])
 	clear(r.cks[:])
-	r.hasDHs, r.hasSend = false, false
+	r.hasDHs, r.hasSend, r.dhsKey = false, false, nil
 	r.pn, r.ns = r.ns, 0
 	r.trimChains()
 	r.expire(now)

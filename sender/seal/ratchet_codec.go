@@ -142,6 +142,7 @@ func (r *ratchet) read(s *cryptobyte.String) error {
 			return drInvalid("ratchet key")
 		}
 		copy(r.dhsPub[:], k.PublicKey().Bytes())
+		r.dhsKey = k
 	}
 	r.chains = make([]drChain, nChains)
 	for i := range r.chains {
