@@ -305,6 +305,7 @@ func writeSealSeeds(root string) error {
 	add("FuzzParsePrekeys", "signed", keys.bundle.Signed.Marshal())
 	add("FuzzParsePrekeys", "one-time", keys.bundle.OneTime.Marshal())
 	add("FuzzParsePrekeys", "pq", keys.bundle.PQ.Marshal())
+	addRatchetSeeds(add)
 
 	for target, files := range seeds {
 		if err := os.RemoveAll(filepath.Join(dir, "testdata", "fuzz", target)); err != nil {
