@@ -41,4 +41,6 @@ var (
 	// ErrDuplicate: a fragment the Reassembler already holds, or one of a
 	// message it has recently completed (a retransmission).
 	ErrDuplicate = errors.New("seal: duplicate fragment")
+	// ErrKeyDropped: a message whose key a bound (count, age) dropped.
+	ErrKeyDropped = errors.New("seal: message key dropped by a bound")
 )
