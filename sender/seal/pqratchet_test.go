@@ -176,8 +176,6 @@ func TestPQOpenEpoch(t *testing.T) {
 	}
 	// A late message of the oldest kept epoch: opens, its shards (of an
 	// old step) are ignored, the state does not change.
-	sk := sha256.Sum256([]byte("pq test sk"))
-	_ = sk
 	old := b.epoch - (pqKeepEpochs - 1)
 	k, err := b.openEpoch(old)
 	if err != nil {
