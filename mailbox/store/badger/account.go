@@ -128,13 +128,7 @@ func (s *DB) AccountByKey(x25519 [32]byte) (proto.MailboxID, store.Account, erro
 // whether mb accepts deliveries without one; store.ErrNotFound if there is no
 // such mailbox.
 func (s *DB) SetDeliveryToken(mb proto.MailboxID, tokenHash [32]byte, allowUnsolicited bool) error {
-	if err := s.enter(); err != nil {
-		return err
-	}
-	defer s.leave()
-	l := s.lock(&mb)
-	defer l.Unlock()
-	return s.update(func(txn *badger.Txn) error {
+	return s.updateMailbox(&mb, func(txn *badger.Txn) error {
 		a, err := loadAccount(txn, &mb)
 		if err != nil {
 			return err
@@ -142,6 +136,18 @@ func (s *DB) SetDeliveryToken(mb proto.MailboxID, tokenHash [32]byte, allowUnsol
 		a.TokenHash, a.AllowUnsolicited = tokenHash, allowUnsolicited
 		return txn.Set(mailboxKey(tagAccount, &mb), encodeAccount(&a))
 	})
+}
+
+// updateMailbox runs fn in one update transaction while holding mb's lock,
+// inside the store's open window: the frame of every write to one mailbox.
+func (s *DB) updateMailbox(mb *proto.MailboxID, fn func(txn *badger.Txn) error) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	l := s.lock(mb)
+	defer l.Unlock()
+	return s.update(fn)
 }
 
 // loadAccount reads mb's account; store.ErrNotFound if mb is not registered.
@@ -169,13 +175,7 @@ func (s *DB) ReplaceIdentity(mb proto.MailboxID, x25519, ed [32]byte) error {
 	if x25519 == [32]byte{} || ed == [32]byte{} {
 		return fmt.Errorf("%w: zero identity key", store.ErrInvalid)
 	}
-	if err := s.enter(); err != nil {
-		return err
-	}
-	defer s.leave()
-	l := s.lock(&mb)
-	defer l.Unlock()
-	return s.update(func(txn *badger.Txn) error {
+	return s.updateMailbox(&mb, func(txn *badger.Txn) error {
 		a, err := loadAccount(txn, &mb)
 		if err != nil {
 			return err

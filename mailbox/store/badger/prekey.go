@@ -67,13 +67,7 @@ func (s *DB) UploadPrekeys(mb proto.MailboxID, up proto.PrekeyUpload) error {
 	if err := checkOneTime(up.PQOneTime, store.MaxPQUpload); err != nil {
 		return err
 	}
-	if err := s.enter(); err != nil {
-		return err
-	}
-	defer s.leave()
-	l := s.lock(&mb)
-	defer l.Unlock()
-	return s.update(func(txn *badger.Txn) error {
+	return s.updateMailbox(&mb, func(txn *badger.Txn) error {
 		ps, err := loadPrekeyState(txn, &mb)
 		if err != nil {
 			return err
